@@ -1,0 +1,35 @@
+# Two commands matter: `make demo` and `make test` (both set the environment up first if needed).
+PY      := .venv/bin/python
+STAMP   := .venv/.setup-stamp
+SETUP_INPUTS := requirements.txt setup.py setup.cfg tools/install.sh $(wildcard tools/*.py) \
+                shared/compat/detectron2_c_standin.py $(wildcard shared/csrc/*)
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-slow bench clean-venv demo-simd demo-iif demo-adasp demo-rdcd demo-das demo-all
+
+setup: $(STAMP)
+
+$(STAMP): $(SETUP_INPUTS)
+	bash tools/install.sh
+	@touch $@
+
+## The main job: tiny-object detection on the embedded synthetic AI-TOD-style set.
+demo: demo-simd
+
+demo-simd: setup
+	$(PY) tools/demo_tiny_detection.py
+
+demo-all: demo-simd
+
+## Unit tests + smoke tests (< 10 min on 2 cores); long runs are marked `slow`.
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-slow: setup
+	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+bench: setup
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean-venv:
+	rm -rf .venv

@@ -1,0 +1,2 @@
+"""simd project package."""
+import shared  # noqa: F401  (applies the compatibility layer before detectron2/fastreid are imported)
