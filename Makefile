@@ -1,7 +1,7 @@
 # Two commands matter: `make demo` and `make test` (both set the environment up first if needed).
 PY      := .venv/bin/python
 STAMP   := .venv/.setup-stamp
-SETUP_INPUTS := requirements.txt setup.py setup.cfg tools/install.sh $(wildcard tools/*.py) \
+SETUP_INPUTS := requirements.txt setup.py setup.cfg .ci/install.sh $(wildcard .ci/*.py) \
                 shared/compat/detectron2_c_standin.py $(wildcard shared/csrc/*)
 PYTEST_ARGS ?=
 
@@ -10,16 +10,28 @@ PYTEST_ARGS ?=
 setup: $(STAMP)
 
 $(STAMP): $(SETUP_INPUTS)
-	bash tools/install.sh
+	bash .ci/install.sh
 	@touch $@
 
 ## The main job: tiny-object detection on the embedded synthetic AI-TOD-style set.
 demo: demo-simd
 
 demo-simd: setup
-	$(PY) tools/demo_tiny_detection.py
+	$(PY) projects/SimD/demo.py
 
-demo-all: demo-simd
+demo-iif: setup
+	$(PY) projects/IIF/demo.py
+
+demo-adasp: setup
+	$(PY) projects/AdaSP/demo.py
+
+demo-rdcd: setup
+	$(PY) projects/RDCD/demo.py
+
+demo-das: setup
+	$(PY) projects/DAS/demo.py
+
+demo-all: demo-simd demo-iif demo-adasp demo-rdcd demo-das
 
 ## Unit tests + smoke tests (< 10 min on 2 cores); long runs are marked `slow`.
 test: setup

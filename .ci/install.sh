@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One-command environment for the toolkit (called by `make setup`; safe to re-run).
+# One-command environment for the toolkit (.ci/install.sh, called by `make setup`; safe to re-run).
 #
 #  .venv/  torch 2.14.1 + torchvision 0.29.1, the pinned companions in requirements.txt,
 #          detectron2 (an existing official install is used as is; otherwise the pb1-detectron2==0.6
@@ -40,18 +40,18 @@ else
   trap 'rm -rf "$work"' EXIT
   "${PIP[@]}" download -q --no-deps --no-binary :all: --no-build-isolation pb1-detectron2==0.6 -d "$work"
   tar -xzf "$work"/pb1[-_]detectron2-0.6.tar.gz -C "$work"
-  "$PY" tools/prepare_detectron2_sdist.py "$work"/pb1[-_]detectron2-0.6
+  "$PY" .ci/prepare_detectron2_sdist.py "$work"/pb1[-_]detectron2-0.6
   "${PIP[@]}" install -q --no-deps --no-build-isolation "$work"/pb1[-_]detectron2-0.6
 fi
 # Install the project-written stand-in for detectron2._C unless a real compiled module is present.
-"$PY" tools/install_detectron2_standin.py
+"$PY" .ci/install_detectron2_standin.py
 
 # --- fastreid -------------------------------------------------------------------------------------
 if ! "$PY" -c "import importlib.util as u; exit(u.find_spec('fastreid') is None)"; then
   say "installing fastreid 1.4.0 (--no-deps: its metadata pins torch 1.13.1)"
   "${PIP[@]}" install -q --no-deps fastreid==1.4.0
 fi
-"$PY" tools/build_fastreid_cython.py || say "fastreid Cython evaluator did not build; the Python path will be used"
+"$PY" .ci/build_fastreid_cython.py || say "fastreid Cython evaluator did not build; the Python path will be used"
 
 # --- this repository ------------------------------------------------------------------------------
 say "installing the toolkit (editable)"
