@@ -1,0 +1,21 @@
+"""Retrieval evaluation shared by all projects (issue 4): faiss k-NN, ReID (FastReID protocol), deep metric
+learning (Recall@K, NMI, F1, MAP@R) and image copy detection (DISC21 µAP).
+
+Modules (import the functions from them; the main ones are re-exported here):
+
+* :mod:`shared.retrieval.knn` — ``knn_search``, ``build_index``, ``l2_normalize``.
+* :mod:`shared.retrieval.reid` — ``evaluate_reid``, ``evaluate_reid_features``, ``compute_distmat``, ``ReIDResult``.
+* :mod:`shared.retrieval.metric_learning` — ``evaluate_embeddings``, ``evaluate_query_gallery``,
+  ``MetricLearningResult``.
+
+See the "Retrieval evaluation" section of ``shared/README.md`` for one example per metric family.
+"""
+from shared.retrieval.knn import build_index, knn_search, l2_normalize
+from shared.retrieval.metric_learning import MetricLearningResult, evaluate_embeddings, evaluate_query_gallery
+from shared.retrieval.reid import ReIDResult, compute_distmat, evaluate_reid, evaluate_reid_features
+
+__all__ = [
+    "knn_search", "build_index", "l2_normalize",
+    "ReIDResult", "evaluate_reid", "evaluate_reid_features", "compute_distmat",
+    "MetricLearningResult", "evaluate_embeddings", "evaluate_query_gallery",
+]
