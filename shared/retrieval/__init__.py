@@ -7,9 +7,17 @@ Modules (import the functions from them; the main ones are re-exported here):
 * :mod:`shared.retrieval.reid` — ``evaluate_reid``, ``evaluate_reid_features``, ``compute_distmat``, ``ReIDResult``.
 * :mod:`shared.retrieval.metric_learning` — ``evaluate_embeddings``, ``evaluate_query_gallery``,
   ``MetricLearningResult``.
+* :mod:`shared.retrieval.copy_detection` — ``evaluate_copy_detection``, ``micro_average_precision``,
+  ``score_normalize``, ``CopyDetectionResult``.
 
 See the "Retrieval evaluation" section of ``shared/README.md`` for one example per metric family.
 """
+from shared.retrieval.copy_detection import (
+    CopyDetectionResult,
+    evaluate_copy_detection,
+    micro_average_precision,
+    score_normalize,
+)
 from shared.retrieval.knn import build_index, knn_search, l2_normalize
 from shared.retrieval.metric_learning import MetricLearningResult, evaluate_embeddings, evaluate_query_gallery
 from shared.retrieval.reid import ReIDResult, compute_distmat, evaluate_reid, evaluate_reid_features
@@ -18,4 +26,5 @@ __all__ = [
     "knn_search", "build_index", "l2_normalize",
     "ReIDResult", "evaluate_reid", "evaluate_reid_features", "compute_distmat",
     "MetricLearningResult", "evaluate_embeddings", "evaluate_query_gallery",
+    "CopyDetectionResult", "evaluate_copy_detection", "micro_average_precision", "score_normalize",
 ]
