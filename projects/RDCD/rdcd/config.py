@@ -1,0 +1,141 @@
+"""Config keys of the RDCD project (a detectron2 ``CfgNode``; every key carries a comment).
+
+``get_rdcd_cfg()`` = detectron2's ``get_cfg()`` + :func:`add_rdcd_config`; yaml files in ``configs/``
+use ``_BASE_`` inheritance like every detectron2 project.
+"""
+from __future__ import annotations
+
+from detectron2.config import CfgNode as CN
+from detectron2.config import get_cfg
+
+
+def add_rdcd_config(cfg: CN) -> None:
+    """Add the RDCD / SSCD keys to ``cfg`` in place (defaults = the official DISC21 recipe, spec §4)."""
+    # "RDCD" (distil a compact student from a frozen teacher) or "SSCD" (train a descriptor network with
+    # SSCD's InfoNCE + KoLeo objective: the teacher / baseline); see rdcd.modeling.meta_arch
+    cfg.MODEL.META_ARCHITECTURE = "RDCD"
+    # "auto" = CUDA when available, else CPU (shared.engine.resolve_device)
+    cfg.MODEL.DEVICE = "auto"
+
+    cfg.MODEL.RDCD = CN()
+    # teacher descriptor network (rdcd.modeling.networks registry): sscd_r50 | sscd_rx101 | dino_vitb8 | sscd_r18 ...
+    cfg.MODEL.RDCD.TEACHER = "sscd_r50"
+    # local teacher weights: SSCD TorchScript, torchvision/timm state dict or a checkpoint of our SSCD trainer;
+    # "" = random init (only meaningful for smoke tests: a random teacher teaches nothing)
+    cfg.MODEL.RDCD.TEACHER_WEIGHTS = ""
+    # student trunk (timm, pretrained=False): efficientnet_b0 | mobilenetv3_large_100 | fastvit_t12
+    cfg.MODEL.RDCD.STUDENT = "efficientnet_b0"
+    # optional local weights for the student trunk (timm state dict); "" = random init
+    cfg.MODEL.RDCD.STUDENT_WEIGHTS = ""
+    # distillation space = teacher descriptor dimension (512 for SSCD, 1536 for DINO ViT-B/8)
+    cfg.MODEL.RDCD.KD_DIM = 512
+    # compact descriptor dimension (64 / 128 / 256 in the paper)
+    cfg.MODEL.RDCD.DIM = 256
+    # GeM pooling exponent p
+    cfg.MODEL.RDCD.GEM_P = 3.0
+    # dropout before the student's Linear -> KD_DIM (torchvision EfficientNet-B0 classifier)
+    cfg.MODEL.RDCD.DROPOUT = 0.2
+
+    cfg.MODEL.RDCD.MOCO = CN()
+    # momentum m of the key encoder: theta_k <- m * theta_k + (1 - m) * theta_q
+    cfg.MODEL.RDCD.MOCO.MOMENTUM = 0.99
+    # number K of compact key descriptors kept as negatives
+    cfg.MODEL.RDCD.MOCO.QUEUE = 65536
+    # InfoNCE temperature T (0.07 in the official script; its argparse default 0.1 is unused)
+    cfg.MODEL.RDCD.MOCO.TEMP = 0.07
+    # shuffle the key batch across BN (across processes under DDP, within the process otherwise)
+    cfg.MODEL.RDCD.MOCO.SHUFFLE_BN = True
+
+    cfg.MODEL.RDCD.LOSS = CN()
+    # lambda_moco: multiplies InfoNCE AND the hard-negative term (as in the official code)
+    cfg.MODEL.RDCD.LOSS.MOCO_W = 1.0
+    # lambda_hn of the hard-negative term -mean log(clamp(1 - max_k q.Queue_k, HN_EPS))
+    cfg.MODEL.RDCD.LOSS.HN_W = 5.0
+    # clamp floor of the hard-negative term
+    cfg.MODEL.RDCD.LOSS.HN_EPS = 1e-3
+    # lambda_kd of the relational distillation loss
+    cfg.MODEL.RDCD.LOSS.KD_W = 1.0
+    # temperature of both similarity distributions of the relational loss
+    cfg.MODEL.RDCD.LOSS.KD_TEMP = 0.04
+    # size of the teacher-embedding queue of the relational loss
+    cfg.MODEL.RDCD.LOSS.KD_QUEUE = 65536
+    # "one_queue" (student and teacher both against the teacher queue, CompRess-1q; default) or
+    # "two_queue" (student against a queue of its own embeddings, CompRess-2q)
+    cfg.MODEL.RDCD.LOSS.KD_MODE = "one_queue"
+
+    cfg.MODEL.SSCD = CN()
+    # descriptor network trained by the SSCD meta-architecture (same registry as the teacher)
+    cfg.MODEL.SSCD.NETWORK = "sscd_r50"
+    # descriptor dimension
+    cfg.MODEL.SSCD.DIM = 512
+    # GeM pooling exponent p
+    cfg.MODEL.SSCD.GEM_P = 3.0
+    # InfoNCE temperature tau
+    cfg.MODEL.SSCD.INFONCE_TEMP = 0.05
+    # lambda of the KoLeo entropy term (30 in SSCD; the authors advise 10 on new setups)
+    cfg.MODEL.SSCD.ENTROPY_W = 30.0
+
+    cfg.INPUT.COPY_DETECTION = CN()
+    # training crop side (RandomResizedCrop)
+    cfg.INPUT.COPY_DETECTION.TRAIN_SIZE = 224
+    # training augmentation pipeline: "advanced" (SSCD/RDCD) or "basic" (crop + flip + colour only)
+    cfg.INPUT.COPY_DETECTION.AUGMENTATION = "advanced"
+    # evaluation size
+    cfg.INPUT.COPY_DETECTION.TEST_SIZE = 288
+    # "square" = resize to TEST_SIZE x TEST_SIZE (RDCD); "short_side" = short side to TEST_SIZE, keep aspect (SSCD)
+    cfg.INPUT.COPY_DETECTION.TEST_RESIZE = "square"
+    # TrueType font for text overlays; "" = DejaVuSans (Debian fonts-dejavu-core, else matplotlib's copy)
+    cfg.INPUT.COPY_DETECTION.FONT = ""
+    # per-channel normalisation (RGB, 0-1 scale): ImageNet statistics
+    cfg.INPUT.COPY_DETECTION.MEAN = [0.485, 0.456, 0.406]
+    cfg.INPUT.COPY_DETECTION.STD = [0.229, 0.224, 0.225]
+
+    cfg.TEST.COPY_DETECTION = CN()
+    # candidates per query (k nearest references)
+    cfg.TEST.COPY_DETECTION.K = 10
+    # also report muAPsn: subtract BETA * mean(top-NORM_K inner products against the background set)
+    cfg.TEST.COPY_DETECTION.SCORE_NORM = True
+    cfg.TEST.COPY_DETECTION.BETA = 1.0
+    cfg.TEST.COPY_DETECTION.NORM_K = 3
+    # PCA-whitening dimension trained on the background descriptors (0 = off), then L2 normalisation
+    cfg.TEST.COPY_DETECTION.PCAW_DIM = 0
+    # use at most this many background images for score normalisation / PCA-whitening (0 = all); recorded
+    # next to the results because subsets change the numbers
+    cfg.TEST.COPY_DETECTION.BACKGROUND_SUBSET = 0
+    # batch size when extracting descriptors
+    cfg.TEST.COPY_DETECTION.BATCH_SIZE = 64
+
+    # "SGD" (RDCD), "LARS" (SSCD) or "AdamW"
+    cfg.SOLVER.OPTIMIZER = "SGD"
+    # LARS trust coefficient and epsilon
+    cfg.SOLVER.LARS_TRUST = 0.001
+    cfg.SOLVER.LARS_EPS = 1e-8
+    cfg.SOLVER.LR_SCHEDULER_NAME = "WarmupCosineLR"
+    cfg.SOLVER.WARMUP_METHOD = "linear"
+    cfg.SOLVER.IMS_PER_BATCH = 256
+    cfg.SOLVER.BASE_LR = 1.0
+    cfg.SOLVER.MOMENTUM = 0.9
+    cfg.SOLVER.WEIGHT_DECAY = 1e-6
+    cfg.SOLVER.WEIGHT_DECAY_NORM = 1e-6
+    cfg.DATASETS.TRAIN = ("disc21",)
+    # the embedded synthetic DISC21-style set (dataset name "synthetic_disc21"), generated on first use
+    cfg.DATASETS.SYNTHETIC_COPY_DETECTION = CN()
+    # folder under $DETECTRON2_DATASETS (default ./datasets)
+    cfg.DATASETS.SYNTHETIC_COPY_DETECTION.ROOT = "synthetic_disc21"
+    # number of reference images / queries that copy a reference / unrelated queries / background images
+    cfg.DATASETS.SYNTHETIC_COPY_DETECTION.NUM_REFERENCES = 200
+    cfg.DATASETS.SYNTHETIC_COPY_DETECTION.NUM_MATCHING_QUERIES = 100
+    cfg.DATASETS.SYNTHETIC_COPY_DETECTION.NUM_DISTRACTOR_QUERIES = 100
+    cfg.DATASETS.SYNTHETIC_COPY_DETECTION.NUM_TRAIN = 300
+    # side of the generated square images (pixels)
+    cfg.DATASETS.SYNTHETIC_COPY_DETECTION.IMAGE_SIZE = 96
+    # generator seed
+    cfg.DATASETS.SYNTHETIC_COPY_DETECTION.SEED = 0
+    cfg.DATASETS.TEST = ("disc21",)
+
+
+def get_rdcd_cfg() -> CN:
+    """detectron2's default config with the RDCD keys added."""
+    cfg = get_cfg()
+    add_rdcd_config(cfg)
+    return cfg
