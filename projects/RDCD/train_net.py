@@ -7,16 +7,17 @@
     python projects/RDCD/train_net.py --config-file ... --resume          # continue from OUTPUT_DIR/last_checkpoint
 """
 import rdcd  # noqa: F401  (imports shared: compat layer before detectron2)
-from detectron2.engine import default_argument_parser, default_setup, launch
+from detectron2.engine import default_argument_parser, default_setup
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from rdcd.config import get_rdcd_cfg
 from rdcd.engine import RDCDTrainer
-from shared.engine import AtomicDetectionCheckpointer
+from shared.engine.trainer import launch_from_args
 
 
 def setup(args):
+    """Default config + ``--config-file`` + trailing ``KEY VALUE`` overrides; logging to OUTPUT_DIR."""
     cfg = get_rdcd_cfg()
     cfg.merge_from_file(args.config_file)
     cfg.merge_from_list(args.opts)
@@ -27,18 +28,10 @@ def setup(args):
 
 
 def main(args):
-    cfg = setup(args)
-    if args.eval_only:
-        model = RDCDTrainer.build_model(cfg)
-        AtomicDetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
-        return RDCDTrainer.test(cfg, model)
-    trainer = RDCDTrainer(cfg)
-    trainer.resume_or_load(resume=args.resume)
-    return trainer.train()
+    return RDCDTrainer.train_or_evaluate(setup(args), eval_only=args.eval_only, resume=args.resume)
 
 
 if __name__ == "__main__":
     args = default_argument_parser().parse_args()
     print("Command Line Args:", args)
-    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(args,))
+    launch_from_args(main, args)

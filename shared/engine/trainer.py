@@ -23,10 +23,10 @@ from __future__ import annotations
 import logging
 import weakref
 from collections import OrderedDict
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional
 
 import torch
-from detectron2.engine import SimpleTrainer, TrainerBase, hooks
+from detectron2.engine import SimpleTrainer, TrainerBase, hooks, launch
 from detectron2.engine.defaults import create_ddp_model
 from detectron2.solver import build_lr_scheduler as d2_build_lr_scheduler
 from detectron2.solver import build_optimizer as d2_build_optimizer
@@ -36,7 +36,7 @@ from detectron2.utils.logger import setup_logger
 
 from shared.engine.checkpoint import AtomicDetectionCheckpointer
 
-__all__ = ["GenericTrainer"]
+__all__ = ["GenericTrainer", "launch_from_args"]
 
 
 class GenericTrainer(TrainerBase):
@@ -107,6 +107,18 @@ class GenericTrainer(TrainerBase):
         """Evaluate ``model``; returns ``{dataset: {metric: value}}`` (empty: no evaluation)."""
         return OrderedDict()
 
+    @classmethod
+    def train_or_evaluate(cls, cfg, eval_only: bool = False, resume: bool = False) -> Optional[Dict[str, Any]]:
+        """What a ``train_net.py`` ``main`` does: with ``eval_only``, load ``MODEL.WEIGHTS`` (or the last
+        checkpoint with ``resume``) and return :meth:`test`; otherwise train (resuming if asked)."""
+        if eval_only:
+            model = cls.build_model(cfg)
+            AtomicDetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=resume)
+            return cls.test(cfg, model)
+        trainer = cls(cfg)
+        trainer.resume_or_load(resume=resume)
+        return trainer.train()
+
     # ------------------------------------------------------------------ engine plumbing
     @property
     def model(self) -> torch.nn.Module:
@@ -166,3 +178,10 @@ class GenericTrainer(TrainerBase):
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         super().load_state_dict(state_dict)
         self._trainer.load_state_dict(state_dict["_trainer"])
+
+
+def launch_from_args(main: Callable[[Any], Any], args) -> None:
+    """``detectron2.engine.launch(main, ...)`` with the process layout of ``default_argument_parser()`` args
+    (``--num-gpus``, ``--num-machines``, ``--machine-rank``, ``--dist-url``); ``main`` receives ``args``."""
+    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+           dist_url=args.dist_url, args=(args,))
