@@ -1,0 +1,35 @@
+"""Config keys of the IIF project (detectron2 v0.6 yacs config)."""
+from detectron2.config import CfgNode as CN
+
+
+def add_iif_config(cfg: CN) -> None:
+    """Add the IIF keys (each documented inline) to a detectron2 config, in place."""
+    box_head = cfg.MODEL.ROI_BOX_HEAD
+    box_head.IIF = CN()
+    # Multiply the box-classifier logits (foreground and background) by the IIF weights, in training
+    # (softmax CE) and at inference (softmax). False = the plain softmax baseline with the same head.
+    box_head.IIF.ENABLED = False
+    # Variant name: raw | smooth | rel (alias prob) | normit | gombit | base2 | base10, each optionally
+    # with the `_obj` suffix (instance counts instead of image counts). See iif/weights.py.
+    box_head.IIF.VARIANT = "raw"
+    # Where the per-class counts come from: "json" (LVIS `image_count`/`instance_count` of the training
+    # datasets' json files), "dicts" (counted from the registered dataset dicts; any COCO-style dataset),
+    # or "csv" (precomputed weights read by column name from CSV_PATH).
+    box_head.IIF.COUNT_SOURCE = "json"
+    # CSV with one column per variant (official idf_1204.csv layout); only for COUNT_SOURCE "csv".
+    box_head.IIF.CSV_PATH = ""
+    # Datasets whose counts define the weights; empty = DATASETS.TRAIN.
+    box_head.IIF.DATASETS = ()
+    # Divide the foreground weights by their p-norm when > 0 (classification code's `iif_norm`); 0 = off.
+    box_head.IIF.NORM_P = 0.0
+    # Weight of the background logit (last class index, K).
+    box_head.IIF.BG_WEIGHT = 1.0
+
+    # Box classifier: "linear" (nn.Linear) or "cosine" (L2-normalised features and weights x COSINE_SCALE).
+    box_head.CLS_PREDICTOR = "linear"
+    # Temperature of the cosine classifier (8 in the official IIF configs, 20 in their softmax baseline).
+    box_head.COSINE_SCALE = 8.0
+    # Classifier initialisation: "auto" (= "iif" when IIF is enabled, else "default"), "default"
+    # (detectron2: normal std 0.01, bias 0), "iif" (constant 0.001, bias 0), "softmax_baseline"
+    # (constant 0.001, bias -6.5, the official softmax-baseline init).
+    box_head.CLS_INIT = "auto"
