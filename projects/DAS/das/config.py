@@ -107,9 +107,9 @@ def add_das_config(cfg: CN) -> CN:
     cfg.MODEL.DAS.MTS.SCALE = 0.01
 
     # ---------------------------------------------------------------- data
-    # Root of the datasets; empty = $DETECTRON2_DATASETS (default ./datasets).
-    cfg.DATASETS.ROOT = ""
-    # Query / gallery sets for query→gallery evaluation (In-Shop); empty = DATASETS.TEST is query and gallery.
+    # Datasets are read under $DETECTRON2_DATASETS (see das.datasets). Gallery sets for query→gallery evaluation
+    # (In-Shop: TEST = ("inshop_query",), TEST_GALLERY = ("inshop_gallery",)); empty = each TEST set is its own
+    # query and gallery (CUB, CARS, SOP protocol).
     cfg.DATASETS.TEST_GALLERY = ()
     cfg.DATALOADER.SAMPLER_TRAIN = "ClassBalancedSampler"
     # P×K sampling: each batch holds SOLVER.IMS_PER_BATCH / SAMPLES_PER_CLASS classes with K images each.

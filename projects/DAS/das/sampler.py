@@ -1,0 +1,46 @@
+"""P×K class-balanced batch sampler (the "class-random" sampler of the Revisiting-DML codebase)."""
+from __future__ import annotations
+
+from typing import Iterator, List, Optional, Sequence
+
+import numpy as np
+from detectron2.utils import comm
+
+
+class ClassBalancedBatchSampler:
+    """Infinite stream of batches of ``classes_per_batch`` (P) distinct classes × ``samples_per_class`` (K) images.
+
+    Each batch draws P classes uniformly without replacement among the classes, then K images of each class,
+    without replacement when the class has at least K images and with replacement otherwise. Batches are
+    deterministic given ``seed`` (each distributed rank gets its own stream).
+    """
+
+    def __init__(self, labels: Sequence[int], classes_per_batch: int, samples_per_class: int,
+                 seed: Optional[int] = None):
+        labels = np.asarray(labels)
+        if labels.size == 0:
+            raise ValueError("ClassBalancedBatchSampler got an empty dataset")
+        if samples_per_class < 1 or classes_per_batch < 1:
+            raise ValueError(f"need P >= 1 and K >= 1, got P={classes_per_batch}, K={samples_per_class}")
+        self.classes = np.unique(labels)
+        if classes_per_batch > len(self.classes):
+            raise ValueError(
+                f"a batch needs {classes_per_batch} distinct classes (SOLVER.IMS_PER_BATCH / "
+                f"DATALOADER.SAMPLES_PER_CLASS) but the training set has only {len(self.classes)}"
+            )
+        self.indices_of = {c: np.flatnonzero(labels == c) for c in self.classes}
+        self.classes_per_batch = classes_per_batch
+        self.samples_per_class = samples_per_class
+        if seed is None:
+            seed = comm.shared_random_seed()
+        self.seed = int(seed) + comm.get_rank()
+
+    def __iter__(self) -> Iterator[List[int]]:
+        rng = np.random.default_rng(self.seed)
+        k = self.samples_per_class
+        while True:
+            batch: List[int] = []
+            for c in rng.choice(self.classes, size=self.classes_per_batch, replace=False):
+                pool = self.indices_of[c]
+                batch.extend(rng.choice(pool, size=k, replace=len(pool) < k).tolist())
+            yield batch

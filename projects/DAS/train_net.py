@@ -1,0 +1,38 @@
+#!/usr/bin/env python
+"""DAS training / evaluation script (detectron2 conventions).
+
+    python projects/DAS/train_net.py --config-file projects/DAS/configs/CUB200/triplet_distance.yaml
+    python projects/DAS/train_net.py --config-file ... MODEL.DAS.ENABLED False           # baseline
+    python projects/DAS/train_net.py --config-file ... --eval-only MODEL.WEIGHTS out/model_final.pth
+    python projects/DAS/train_net.py --config-file ... --resume                          # continue a run
+"""
+import das  # noqa: F401  (applies the compatibility layer before detectron2 is imported)
+from das.trainer import DASTrainer, get_das_cfg
+from detectron2.engine import default_argument_parser, default_setup, launch
+
+from shared.engine import AtomicDetectionCheckpointer
+
+
+def setup(args):
+    cfg = get_das_cfg(args.config_file, args.opts)
+    cfg.freeze()
+    default_setup(cfg, args)
+    return cfg
+
+
+def main(args):
+    cfg = setup(args)
+    if args.eval_only:
+        model = DASTrainer.build_model(cfg)
+        AtomicDetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        return DASTrainer.test(cfg, model)
+    trainer = DASTrainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    return trainer.train()
+
+
+if __name__ == "__main__":
+    args = default_argument_parser().parse_args()
+    print("Command Line Args:", args)
+    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+           dist_url=args.dist_url, args=(args,))
