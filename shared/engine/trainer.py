@@ -21,6 +21,7 @@ default optimizer / scheduler builders.
 from __future__ import annotations
 
 import logging
+import os
 import weakref
 from collections import OrderedDict
 from typing import Any, Callable, Dict, Iterable, List, Optional
@@ -65,6 +66,8 @@ class GenericTrainer(TrainerBase):
         logger = logging.getLogger("detectron2")
         if not logger.isEnabledFor(logging.INFO):  # setup_logger was not called by the script
             setup_logger()
+        if comm.is_main_process() and cfg.OUTPUT_DIR:
+            os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)  # metrics.json, events and checkpoints go there
         model = self.build_model(cfg)
         optimizer = self.build_optimizer(cfg, model)
         data_loader = self.build_train_loader(cfg)

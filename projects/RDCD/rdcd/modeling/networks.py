@@ -223,10 +223,13 @@ def load_network_weights(network: nn.Module, path: str, prefix: str = "", drop_h
         for key in [k for k in unexpected if k.startswith(_CLASSIFIER_PREFIXES)]:
             del state[key]
         unexpected = sorted(set(state) - expected)
-    if missing or unexpected:
+    own = network.state_dict()
+    mismatched = sorted(k for k in set(state) & expected if state[k].shape != own[k].shape)
+    if missing or unexpected or mismatched:
         raise ValueError(
             f"weights {path!r} do not match {type(network).__name__}: {len(missing)} missing keys "
-            f"{missing[:8]}, {len(unexpected)} unexpected keys {unexpected[:8]}"
+            f"{missing[:8]}, {len(unexpected)} unexpected keys {unexpected[:8]}, {len(mismatched)} shape "
+            f"mismatches {[(k, tuple(state[k].shape), tuple(own[k].shape)) for k in mismatched[:4]]}"
         )
     network.load_state_dict(state)
     logger.info("loaded %d tensors from %s into %s", len(state), path, type(network).__name__)

@@ -1,0 +1,115 @@
+"""Synthetic DISC21-style generator, ground-truth CSV parsing, dataset registry errors, augmentations."""
+import os
+
+import rdcd  # noqa: F401
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from rdcd.config import get_rdcd_cfg
+from rdcd.data import build_test_transform, build_train_transform, get_copy_detection_dataset
+from rdcd.data.augment import OverlayEmoji, OverlayText, default_font_path
+from shared.datasets.synthetic_copy_detection import (
+    LAYOUTS,
+    generate_synthetic_copy_detection,
+    read_ground_truth_csv,
+)
+
+SMALL = dict(num_references=6, num_matching_queries=3, num_distractor_queries=2, num_train=4, image_size=32)
+
+
+@pytest.mark.parametrize("layout", ["rdcd", "sscd"])
+def test_generator_layout_counts_and_determinism(tmp_path, layout):
+    a = generate_synthetic_copy_detection(str(tmp_path / "a"), layout=layout, **SMALL)
+    b = generate_synthetic_copy_detection(str(tmp_path / "b"), layout=layout, **SMALL)
+    folders = LAYOUTS[layout]
+    assert sorted(os.listdir(tmp_path / "a" / folders.references)) == [f"R{i:06d}.jpg" for i in range(6)]
+    assert len(os.listdir(tmp_path / "a" / folders.queries)) == 5
+    assert len(os.listdir(tmp_path / "a" / folders.train)) == 4
+    rows = read_ground_truth_csv(str(tmp_path / "a" / folders.ground_truth))
+    assert rows == a.ground_truth == b.ground_truth
+    assert sum(1 for _, ref in rows if ref) == 3 and len({ref for _, ref in rows if ref}) == 3
+    for name in ("Q00000.jpg", "Q00004.jpg"):
+        pa = np.asarray(Image.open(tmp_path / "a" / folders.queries / name))
+        pb = np.asarray(Image.open(tmp_path / "b" / folders.queries / name))
+        assert np.array_equal(pa, pb)
+    # idempotent: a second call reuses the files
+    stamp = os.path.getmtime(tmp_path / "a" / folders.ground_truth)
+    again = generate_synthetic_copy_detection(str(tmp_path / "a"), layout=layout, **SMALL)
+    assert again.ground_truth == a.ground_truth
+    assert os.path.getmtime(tmp_path / "a" / folders.ground_truth) == stamp
+
+
+def test_generator_rejects_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="layout"):
+        generate_synthetic_copy_detection(str(tmp_path), layout="isc", **SMALL)
+    with pytest.raises(ValueError, match="num_matching_queries"):
+        generate_synthetic_copy_detection(str(tmp_path), num_references=2, num_matching_queries=3)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("query,reference\nQ1,R1\n", "header"),
+    ("", "header"),
+    ("query_id,reference_id\nQ1,R1,R2\n", "line 2"),
+    ("query_id,reference_id\nQ1,R1\n,R2\n", "line 3"),
+])
+def test_malformed_ground_truth_csv_is_named(tmp_path, content, message):
+    path = tmp_path / "gt.csv"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message) as info:
+        read_ground_truth_csv(str(path))
+    assert "gt.csv" in str(info.value)
+
+
+def test_ground_truth_csv_keeps_unmatched_queries(tmp_path):
+    path = tmp_path / "gt.csv"
+    path.write_text("query_id,reference_id\nQ00000,R000003\nQ00001,\n")
+    assert read_ground_truth_csv(str(path)) == [("Q00000", "R000003"), ("Q00001", "")]
+
+
+def test_missing_dataset_names_env_var_and_unknown_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path))
+    cfg = get_rdcd_cfg()
+    with pytest.raises(FileNotFoundError, match="DETECTRON2_DATASETS"):
+        get_copy_detection_dataset("disc21", cfg)
+    with pytest.raises(KeyError, match="copydays"):
+        get_copy_detection_dataset("copydays", cfg)
+
+
+def test_synthetic_dataset_is_generated_on_first_use(tmp_path, monkeypatch):
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path))
+    cfg = get_rdcd_cfg()
+    s = cfg.DATASETS.SYNTHETIC_COPY_DETECTION
+    s.NUM_REFERENCES, s.NUM_MATCHING_QUERIES, s.NUM_DISTRACTOR_QUERIES, s.NUM_TRAIN, s.IMAGE_SIZE = 4, 2, 1, 3, 32
+    split = get_copy_detection_dataset("synthetic_disc21", cfg)
+    assert [i for i, _ in split.images("references")] == ["R000000", "R000001", "R000002", "R000003"]
+    assert len(split.images("train")) == 3 and len(split.ground_truth()) == 3
+
+
+def test_overlays_draw_inside_the_image_and_respect_opacity():
+    image = Image.new("RGB", (64, 64), (128, 128, 128))
+    assert os.path.exists(default_font_path())
+    transparent = OverlayText(opacity=(0.0, 0.0))(image.copy())
+    assert np.array_equal(np.asarray(transparent), np.asarray(image))
+    texted = OverlayText(font_size=(0.3, 0.3), opacity=(1.0, 1.0))(image.copy())
+    assert (np.asarray(texted) != 128).any()
+    emoji = OverlayEmoji(emoji_size=(0.5, 0.5), opacity=(1.0, 1.0))(image.copy())
+    changed = (np.asarray(emoji) != 128).any(axis=2)
+    assert changed.any() and changed.sum() <= 32 * 32  # only inside the 32x32 pictogram box
+
+
+def test_train_and_test_transforms_shapes():
+    cfg = get_rdcd_cfg()
+    cfg.INPUT.COPY_DETECTION.TRAIN_SIZE = 48
+    cfg.INPUT.COPY_DETECTION.TEST_SIZE = 40
+    image = Image.new("RGB", (80, 60), (10, 200, 30))
+    torch.manual_seed(0)
+    for _ in range(5):
+        assert build_train_transform(cfg)(image).shape == (3, 48, 48)
+    assert build_test_transform(cfg)(image).shape == (3, 40, 40)
+    cfg.INPUT.COPY_DETECTION.TEST_RESIZE = "short_side"
+    assert build_test_transform(cfg)(image).shape == (3, 40, 53)
+    cfg.INPUT.COPY_DETECTION.AUGMENTATION = "fancy"
+    with pytest.raises(KeyError, match="fancy"):
+        build_train_transform(cfg)
