@@ -54,12 +54,13 @@ class EvalHistory(hooks.HookBase):
         self.history: List[Tuple[int, Dict[str, Dict[str, float]]]] = []
         self._seen: Optional[Any] = None
 
-    def _record(self) -> None:
+    def _record(self, iteration: int) -> None:
+        """Store the trainer's latest evaluation if it is new; ``iteration`` = iterations done when it ran."""
         results = self.trainer._last_eval_results
         if results is None or results is self._seen:
             return
         self._seen = results
-        self.history.append((self.trainer.iter + 1, results))
+        self.history.append((iteration, results))
         if comm.is_main_process() and self.output_dir:
             os.makedirs(self.output_dir, exist_ok=True)
             with open(os.path.join(self.output_dir, "eval_history.json"), "w") as f:
@@ -67,10 +68,10 @@ class EvalHistory(hooks.HookBase):
                            "history": [{"iter": i, "results": r} for i, r in self.history]}, f, indent=1)
 
     def after_step(self) -> None:
-        self._record()
+        self._record(self.trainer.iter + 1)
 
     def after_train(self) -> None:
-        self._record()
+        self._record(self.trainer.iter)  # detectron2 sets iter = max_iter before after_train
 
     def _value(self, results: Dict[str, Dict[str, float]]) -> float:
         name, metric = self.key.split("/", 1)
