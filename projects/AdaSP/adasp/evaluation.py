@@ -1,0 +1,75 @@
+"""FastReID's ``ReidEvaluator`` interface with the metrics of :mod:`shared.retrieval.reid`.
+
+The evaluator collects features / pids / camids exactly like fastreid's (``process`` is inherited), then
+computes the query x gallery distance with ``shared.retrieval.reid.compute_distmat`` (``TEST.METRIC``) and
+CMC / mAP / mINP with ``shared.retrieval.reid.evaluate_reid`` (FastReID protocol: same pid + same camera
+removed). Ids are cast to int64 first (fastreid#74: the Cython path failed on platform-dependent int widths),
+and no Cython module is needed, so a stale or missing ``rank_cy`` (fastreid#387) cannot break evaluation.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+import logging
+from collections import OrderedDict
+
+import numpy as np
+import torch
+from fastreid.evaluation import ReidEvaluator
+from fastreid.evaluation.query_expansion import aqe
+from fastreid.utils import comm
+
+from shared.retrieval import reid as reid_metrics
+
+__all__ = ["SharedReidEvaluator"]
+
+logger = logging.getLogger(__name__)
+
+
+class SharedReidEvaluator(ReidEvaluator):
+    """Drop-in replacement of ``fastreid.evaluation.ReidEvaluator`` (same constructor and result keys:
+    ``Rank-1/5/10``, ``mAP``, ``mINP``, ``metric`` = (mAP + Rank-1) / 2, all in percent)."""
+
+    def _compile_dependencies(self):
+        """Nothing to compile: the metrics come from ``shared.retrieval`` (pure numpy)."""
+
+    def _gathered_predictions(self):
+        if comm.get_world_size() > 1:
+            comm.synchronize()
+            predictions = list(itertools.chain(*comm.gather(self._predictions, dst=0)))
+            if not comm.is_main_process():
+                return None
+            return predictions
+        return self._predictions
+
+    def evaluate(self):
+        predictions = self._gathered_predictions()
+        if predictions is None:
+            return {}
+        if not predictions:
+            raise ValueError("ReID evaluation received no predictions (empty test loader?)")
+        features = torch.cat([p["feats"] for p in predictions], dim=0)
+        pids = torch.cat([p["pids"] for p in predictions], dim=0).numpy().astype(np.int64)
+        camids = torch.cat([p["camids"] for p in predictions], dim=0).numpy().astype(np.int64)
+        num_query = self._num_query
+        if not 0 < num_query < len(features):
+            raise ValueError(f"ReID evaluation needs queries and gallery: num_query={num_query}, "
+                             f"{len(features)} features in total")
+        query_features, gallery_features = features[:num_query], features[num_query:]
+
+        if self.cfg.TEST.AQE.ENABLED:
+            logger.info("Test with AQE setting")
+            query_features, gallery_features = aqe(query_features, gallery_features, self.cfg.TEST.AQE.QE_TIME,
+                                                   self.cfg.TEST.AQE.QE_K, self.cfg.TEST.AQE.ALPHA)
+        distmat = reid_metrics.compute_distmat(query_features, gallery_features, self.cfg.TEST.METRIC)
+        if self.cfg.TEST.RERANK.ENABLED:
+            raise NotImplementedError("TEST.RERANK is not supported: fastreid 1.4.0's k-reciprocal re-ranking is "
+                                      "GPU-only and shared.retrieval has no re-ranking yet; set TEST.RERANK.ENABLED "
+                                      "False")
+
+        result = reid_metrics.evaluate_reid(distmat, pids[:num_query], pids[num_query:],
+                                            camids[:num_query], camids[num_query:])
+        self._results = OrderedDict(result.as_dict())
+        if self.cfg.TEST.ROC.ENABLED:
+            logger.warning("TEST.ROC is not computed by the shared evaluator; ignoring it")
+        return copy.deepcopy(self._results)

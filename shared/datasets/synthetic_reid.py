@@ -1,0 +1,258 @@
+"""A small synthetic person re-identification set in Market-1501's exact on-disk layout.
+
+Layout written under ``root`` (what ``fastreid.data.datasets.Market1501(root=root)`` reads, unchanged)::
+
+    root/Market-1501-v15.09.15/bounding_box_train/0001_c1s1_000151_01.jpg   training identities
+    root/Market-1501-v15.09.15/query/0049_c3s1_000012_01.jpg                one image per (test id, camera)
+    root/Market-1501-v15.09.15/bounding_box_test/0049_c5s1_000020_02.jpg    the other test images
+    root/Market-1501-v15.09.15/bounding_box_test/0000_c2s1_000031_01.jpg    distractors (pid 0, kept)
+    root/Market-1501-v15.09.15/bounding_box_test/-1_c4s1_000044_00.jpg      junk (pid -1, dropped by loaders)
+
+File names follow Market's ``<pid:04d>_c<camera>s<sequence>_<frame:06d>_<detection:02d>.jpg`` scheme, cameras
+are 1..6, training and test identities are disjoint, and every test identity is seen by at least two cameras,
+so each query has a true match under the same-pid-same-camera removal of the ReID protocol.
+
+Each image (128 x 64, like Market's crops) shows a stylised pedestrian whose identity is a combination of
+learnable attributes: shirt colour (continuous hue), trouser colour, shirt pattern (plain / horizontal
+stripes / vertical stripes / two-tone), hair colour, bag (none / left / right) and build. Identities share
+attributes with each other (several wear similar colours), so they are not separable by one cue. Every camera
+applies its own appearance shift -- per-channel colour gains, a brightness offset and a background -- and every
+image gets pose, position, scale, lighting jitter, sensor noise and sometimes an occluder. Everything is
+deterministic from ``seed``; a ``_meta.json`` fingerprint makes a second call with the same arguments a no-op.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from typing import Dict, List, Tuple
+
+import cv2
+import numpy as np
+
+__all__ = ["MARKET_DIR_NAME", "SyntheticReIDSpec", "PersonStyle", "generate_synthetic_market1501",
+           "market_file_name", "render_person"]
+
+MARKET_DIR_NAME = "Market-1501-v15.09.15"
+SPLIT_DIRS = ("bounding_box_train", "query", "bounding_box_test")
+PATTERNS = ("plain", "hstripes", "vstripes", "twotone")
+_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class SyntheticReIDSpec:
+    """Size and difficulty of the synthetic set."""
+
+    num_train_ids: int = 48
+    num_test_ids: int = 48
+    num_cameras: int = 6  # Market has 6 (camera ids 1..6 are the only ones its loader accepts)
+    cameras_per_id: Tuple[int, int] = (2, 4)  # inclusive range of cameras that see an identity
+    images_per_camera: Tuple[int, int] = (2, 4)  # inclusive range of images per (identity, camera)
+    num_distractors: int = 16  # pid 0 images in the gallery
+    num_junk: int = 8  # pid -1 images in the gallery
+    height: int = 128
+    width: int = 64
+    camera_shift: float = 0.25  # max relative per-channel colour gain of a camera
+    seed: int = 0
+
+    def __post_init__(self):
+        if not 2 <= self.num_cameras <= 6:
+            raise ValueError(f"num_cameras must be in 2..6 (Market camera ids), got {self.num_cameras}")
+        if self.cameras_per_id[0] < 2 or self.cameras_per_id[1] > self.num_cameras:
+            raise ValueError(f"cameras_per_id {self.cameras_per_id} must lie in [2, num_cameras]")
+        if self.images_per_camera[0] < 2:
+            raise ValueError("images_per_camera must start at >= 2 (one query + at least one gallery image)")
+        if self.num_train_ids + self.num_test_ids > 1501:
+            raise ValueError("Market pids are limited to 1..1501")
+
+
+@dataclass(frozen=True)
+class PersonStyle:
+    """The identity-defining attributes of one synthetic pedestrian (colours are BGR)."""
+
+    shirt: Tuple[int, int, int]
+    accent: Tuple[int, int, int]
+    trousers: Tuple[int, int, int]
+    hair: Tuple[int, int, int]
+    pattern: str
+    bag: int  # 0 none, -1 left, +1 right
+    build: float  # relative body width
+
+
+def market_file_name(pid: int, camera: int, sequence: int, frame: int, detection: int) -> str:
+    """``0001_c1s1_000151_01.jpg``; junk images (pid -1) are written ``-1_c1s1_000151_00.jpg`` as in Market."""
+    pid_text = "-1" if pid == -1 else f"{pid:04d}"
+    return f"{pid_text}_c{camera}s{sequence}_{frame:06d}_{detection:02d}.jpg"
+
+
+def _hsv_bgr(hue: float, sat: float, val: float) -> Tuple[int, int, int]:
+    pixel = np.uint8([[[int(hue) % 180, int(np.clip(sat, 0, 255)), int(np.clip(val, 0, 255))]]])
+    return tuple(int(c) for c in cv2.cvtColor(pixel, cv2.COLOR_HSV2BGR)[0, 0])
+
+
+def _person_styles(count: int, rng: np.random.RandomState) -> List[PersonStyle]:
+    trouser_palette = [(40, 40, 40), (110, 60, 20), (170, 170, 170), (60, 90, 120), (30, 50, 90), (200, 200, 220)]
+    hair_palette = [(20, 20, 20), (30, 60, 110), (120, 170, 210)]
+    styles = []
+    for _ in range(count):
+        hue = rng.uniform(0, 180)
+        shirt = _hsv_bgr(hue, rng.uniform(120, 255), rng.uniform(120, 250))
+        accent = _hsv_bgr(hue + rng.uniform(40, 140), rng.uniform(60, 255), rng.uniform(60, 255))
+        styles.append(PersonStyle(
+            shirt=shirt,
+            accent=accent,
+            trousers=trouser_palette[rng.randint(len(trouser_palette))],
+            hair=hair_palette[rng.randint(len(hair_palette))],
+            pattern=PATTERNS[rng.randint(len(PATTERNS))],
+            bag=int(rng.choice([0, -1, 1])),
+            build=float(rng.uniform(0.8, 1.2)),
+        ))
+    return styles
+
+
+def _camera_looks(num_cameras: int, shift: float, rng: np.random.RandomState) -> List[Dict[str, np.ndarray]]:
+    looks = []
+    for _ in range(num_cameras):
+        looks.append({
+            "gain": rng.uniform(1.0 - shift, 1.0 + shift, size=3),
+            "offset": rng.uniform(-20, 20),
+            "background": rng.uniform(60, 200, size=3),
+            "gradient": rng.uniform(-40, 40, size=3),
+        })
+    return looks
+
+
+def render_person(style: PersonStyle, look: Dict[str, np.ndarray], rng: np.random.RandomState,
+                  height: int = 128, width: int = 64) -> np.ndarray:
+    """One BGR uint8 image of ``style`` seen by a camera with appearance ``look``, with per-image jitter."""
+    ramp = np.linspace(0.0, 1.0, height)[:, None, None]
+    image = np.broadcast_to(look["background"] + ramp * look["gradient"], (height, width, 3)).astype(np.float32)
+    image = image + rng.normal(0, 8, size=(height, width, 3)).astype(np.float32)  # textured ground / wall
+
+    scale = rng.uniform(0.85, 1.0) * height / 128.0
+    cx = width / 2 + rng.uniform(-4, 4) * width / 64.0
+    top = rng.uniform(2, 10) * height / 128.0
+    half_w = 13 * style.build * scale * width / 64.0 * 128.0 / height
+
+    def y(v: float) -> int:
+        return int(round(top + v * scale))
+
+    def x(v: float) -> int:
+        return int(round(cx + v))
+
+    head_r = max(2, int(round(9 * scale)))
+    cv2.ellipse(image, (x(0), y(14)), (head_r, int(head_r * 1.2)), 0, 0, 360, (150, 180, 215), -1)  # face
+    cv2.ellipse(image, (x(0), y(10)), (head_r, int(head_r * 0.8)), 0, 180, 360, style.hair, -1)  # hair
+    # shirt and its pattern
+    shirt_top, shirt_bottom = y(26), y(68)
+    cv2.rectangle(image, (x(-half_w), shirt_top), (x(half_w), shirt_bottom), style.shirt, -1)
+    if style.pattern == "hstripes":
+        for row in range(shirt_top + 3, shirt_bottom, max(4, int(8 * scale))):
+            cv2.rectangle(image, (x(-half_w), row), (x(half_w), row + max(1, int(3 * scale))), style.accent, -1)
+    elif style.pattern == "vstripes":
+        for col in np.arange(-half_w + 3, half_w, max(4.0, 7 * scale)):
+            cv2.rectangle(image, (x(col), shirt_top), (x(col + max(1.0, 2.5 * scale)), shirt_bottom), style.accent, -1)
+    elif style.pattern == "twotone":
+        cv2.rectangle(image, (x(0), shirt_top), (x(half_w), shirt_bottom), style.accent, -1)
+    # arms, trousers (two legs with a pose-dependent stride), shoes
+    arm_w = max(2, int(round(5 * scale)))
+    for side in (-1, 1):
+        ax = x(side * (half_w + arm_w / 2 + 1))
+        cv2.rectangle(image, (ax - arm_w // 2, y(28)), (ax + arm_w // 2, y(62)), style.shirt, -1)
+    stride = rng.uniform(0, 6) * scale
+    leg_w = half_w * 0.8
+    for side in (-1, 1):
+        foot = side * (leg_w / 2 + stride)
+        pts = np.array([[x(side * 1), y(68)], [x(side * leg_w), y(68)], [x(foot + side * leg_w / 2), y(112)],
+                        [x(foot - side * leg_w / 2), y(112)]], dtype=np.int32)
+        cv2.fillConvexPoly(image, pts, style.trousers)
+        cv2.rectangle(image, (x(foot - leg_w / 2), y(112)), (x(foot + leg_w / 2), y(117)), (25, 25, 25), -1)
+    if style.bag:
+        bx = x(style.bag * (half_w + 7 * scale))
+        cv2.rectangle(image, (bx - int(6 * scale), y(50)), (bx + int(6 * scale), y(72)), style.accent, -1)
+        cv2.line(image, (bx, y(50)), (x(-style.bag * half_w * 0.5), y(27)), (30, 30, 30), max(1, int(scale)))
+    if rng.rand() < 0.2:  # a passer-by / pole partially occluding the person
+        ox = int(rng.uniform(0, width - 12))
+        oy = int(rng.uniform(height * 0.3, height * 0.7))
+        cv2.rectangle(image, (ox, oy), (ox + int(rng.uniform(8, 20)), height), tuple(rng.uniform(40, 200, 3)), -1)
+
+    image = image * look["gain"][None, None, :] * rng.uniform(0.9, 1.1) + look["offset"]
+    image += rng.normal(0, 5, size=image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def _identity_views(rng: np.random.RandomState, spec: SyntheticReIDSpec) -> List[Tuple[int, int]]:
+    """(camera, number of images) pairs of one identity."""
+    num_cams = rng.randint(spec.cameras_per_id[0], spec.cameras_per_id[1] + 1)
+    cameras = sorted(rng.choice(np.arange(1, spec.num_cameras + 1), size=num_cams, replace=False).tolist())
+    return [(cam, int(rng.randint(spec.images_per_camera[0], spec.images_per_camera[1] + 1))) for cam in cameras]
+
+
+def _read_meta(path: str):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def generate_synthetic_market1501(root: str, spec: SyntheticReIDSpec = SyntheticReIDSpec(),
+                                  overwrite: bool = False) -> Dict[str, object]:
+    """Write the synthetic set under ``root/Market-1501-v15.09.15`` and return a summary.
+
+    Returns a dict with ``dataset_dir``, the split directories and image counts. If the folder already holds
+    a set generated with the same ``spec`` (``_meta.json``) nothing is rewritten unless ``overwrite``. A folder
+    that holds something else -- e.g. the real Market-1501 -- is never touched: ``FileExistsError``.
+    """
+    dataset_dir = os.path.join(root, MARKET_DIR_NAME)
+    meta_path = os.path.join(dataset_dir, "_meta.json")
+    fingerprint = {"format_version": _FORMAT_VERSION, "spec": json.loads(json.dumps(asdict(spec)))}
+    meta = _read_meta(meta_path)
+    if meta is not None and meta.get("fingerprint") == fingerprint and not overwrite:
+        return meta["summary"]
+    if os.path.isdir(dataset_dir) and meta is None and os.listdir(dataset_dir):
+        raise FileExistsError(f"{dataset_dir} exists and was not written by this generator (no _meta.json); "
+                              "refusing to overwrite it -- pick another root")
+    for split in SPLIT_DIRS:
+        shutil.rmtree(os.path.join(dataset_dir, split), ignore_errors=True)
+        os.makedirs(os.path.join(dataset_dir, split))
+
+    rng = np.random.RandomState(spec.seed)
+    looks = _camera_looks(spec.num_cameras, spec.camera_shift, rng)
+    styles = _person_styles(spec.num_train_ids + spec.num_test_ids, rng)
+    distractor_styles = _person_styles(spec.num_distractors, rng)
+    counts = {split: 0 for split in SPLIT_DIRS}
+    frame = 0
+
+    def write(split: str, pid: int, camera: int, detection: int, image: np.ndarray) -> None:
+        nonlocal frame
+        frame += int(rng.randint(1, 40))
+        name = market_file_name(pid, camera, 1 + frame % 6, frame, detection)
+        cv2.imwrite(os.path.join(dataset_dir, split, name), image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        counts[split] += 1
+
+    for index in range(spec.num_train_ids + spec.num_test_ids):
+        pid = index + 1
+        is_train = index < spec.num_train_ids
+        for camera, num_images in _identity_views(rng, spec):
+            for k in range(num_images):
+                image = render_person(styles[index], looks[camera - 1], rng, spec.height, spec.width)
+                split = "bounding_box_train" if is_train else ("query" if k == 0 else "bounding_box_test")
+                write(split, pid, camera, k + 1, image)
+    for k, style in enumerate(distractor_styles):
+        camera = int(rng.randint(1, spec.num_cameras + 1))
+        write("bounding_box_test", 0, camera, 1, render_person(style, looks[camera - 1], rng, spec.height, spec.width))
+    for k in range(spec.num_junk):  # junk: background-only crops
+        camera = int(rng.randint(1, spec.num_cameras + 1))
+        look = looks[camera - 1]
+        junk = np.clip(look["background"] * look["gain"] + rng.normal(0, 20, (spec.height, spec.width, 3)), 0, 255)
+        write("bounding_box_test", -1, camera, 0, junk.astype(np.uint8))
+
+    summary = {"dataset_dir": dataset_dir,
+               **{f"{split}_dir": os.path.join(dataset_dir, split) for split in SPLIT_DIRS},
+               "num_images": dict(counts),
+               "num_train_ids": spec.num_train_ids, "num_test_ids": spec.num_test_ids}
+    with open(meta_path, "w") as f:
+        json.dump({"fingerprint": fingerprint, "summary": summary}, f, indent=1)
+    return summary
