@@ -30,7 +30,8 @@ __all__ = [
     "compute_distmat",
     "evaluate_reid",
     "evaluate_reid_features",
-    "reid_match_ranks",
+    "block_match_ranks",
+    "rerank_k_reciprocal",
 ]
 
 
@@ -90,30 +91,12 @@ def _as_tensor(x: Any, name: str) -> torch.Tensor:
     return torch.from_numpy(as_float32_matrix(x, name))
 
 
-class _GalleryIndex:
-    """Gallery ids grouped by pid, so each query finds its same-pid gallery entries without scanning the gallery."""
-
-    def __init__(self, g_pids: np.ndarray, g_camids: np.ndarray):
-        self.g_camids = g_camids
-        order = np.argsort(g_pids, kind="stable")
-        sorted_pids = g_pids[order]
-        uniq, starts = np.unique(sorted_pids, return_index=True)
-        ends = np.append(starts[1:], len(order))
-        self._groups = {pid: order[s:e] for pid, s, e in zip(uniq.tolist(), starts, ends)}
-
-    def split(self, pid: Any, camid: Any) -> Tuple[np.ndarray, np.ndarray]:
-        """Return (true-match gallery ids, junk gallery ids) for a query: same pid, other / same camera."""
-        same_pid = self._groups.get(pid.item() if hasattr(pid, "item") else pid)
-        if same_pid is None:
-            return _EMPTY, _EMPTY
-        same_cam = self.g_camids[same_pid] == camid
-        return same_pid[~same_cam], same_pid[same_cam]
+#: a block whose candidate entries (distance <= the row's farthest true match) exceed this fraction of the block is
+#: ranked row by row with searchsorted (O(G log m)); sparser blocks sort only the candidates, all rows at once.
+DENSE_BLOCK_FRACTION = 0.01
 
 
-_EMPTY = np.zeros(0, dtype=np.int64)
-
-
-def _ranks_in_row(row: np.ndarray, pos: np.ndarray, junk: np.ndarray) -> np.ndarray:
+def _row_ranks_searchsorted(row: np.ndarray, pos: np.ndarray, junk: np.ndarray) -> np.ndarray:
     """0-based positions of the true matches ``pos`` in the stably sorted, junk-free gallery row (ascending).
 
     position_j = #{g : d_g < t_j} + #{g < pos_j : d_g = t_j} - #{junk before match j in the stable order}.
@@ -121,58 +104,91 @@ def _ranks_in_row(row: np.ndarray, pos: np.ndarray, junk: np.ndarray) -> np.ndar
     t = row[pos]
     order = np.lexsort((pos, t))  # stable order of the matches: by distance, then gallery index
     pos, t = pos[order], t[order]
+    row_full = row
+    row = row[row <= t[-1]]  # entries beyond the farthest match are after every match
     right = np.searchsorted(t, row, side="right")  # #thresholds <= d_g
-    less = np.cumsum(np.bincount(right, minlength=len(t) + 1))[: len(t)]  # #{g : d_g < t_j}
-    left = np.searchsorted(t, row, side="left")  # #thresholds < d_g
-    less_equal = np.cumsum(np.bincount(left, minlength=len(t) + 1))[: len(t)]
-    ranks = less.astype(np.int64)
-    tied = np.nonzero(less_equal - less > 1)[0]  # other entries share match j's exact distance
-    for j in tied:
-        ranks[j] += np.count_nonzero(row[: pos[j]] == t[j])
+    ranks = np.cumsum(np.bincount(right, minlength=len(t) + 1))[: len(t)]  # #{g : d_g < t_j}
+    # exact ties: an entry equals a threshold iff it equals t[right - 1]; without ties only the m matches do
+    equal = np.count_nonzero(row[right > 0] == t[right[right > 0] - 1])
+    if equal != len(t) or (len(t) > 1 and np.any(t[1:] == t[:-1])):
+        for j, tj in enumerate(t):  # add the entries tied with match j that come first in gallery order
+            ranks[j] += np.count_nonzero(row_full[: pos[j]] == tj)
     if len(junk):
-        dj = row[junk]
+        dj = row_full[junk]
         before = (dj[None, :] < t[:, None]) | ((dj[None, :] == t[:, None]) & (junk[None, :] < pos[:, None]))
         ranks -= before.sum(axis=1)
     return ranks
 
 
-def reid_match_ranks(
-    distmat_rows: np.ndarray, q_pids: np.ndarray, q_camids: np.ndarray, gallery: "_GalleryIndex"
-) -> list:
-    """For each row, the sorted 0-based ranks of its true matches among valid gallery entries (None if invalid)."""
-    out = []
-    for i in range(distmat_rows.shape[0]):
-        pos, junk = gallery.split(q_pids[i], q_camids[i])
-        out.append(_ranks_in_row(distmat_rows[i], pos, junk) if len(pos) else None)
-    return out
+def block_match_ranks(
+    dist: np.ndarray, q_pids: np.ndarray, q_camids: np.ndarray, g_pids: np.ndarray, g_camids: np.ndarray
+) -> Tuple[np.ndarray, np.ndarray]:
+    """Ranks of the true matches of a block of queries.
+
+    Returns ``(rows, ranks)``: for every true match (same pid, other camera) of every query row, the row index and
+    its 0-based position in the row's junk-free gallery order (ascending distance, ties by gallery index), sorted by
+    row then rank. Rows without a true match do not appear.
+    """
+    same_pid = q_pids[:, None] == g_pids[None, :]
+    is_pos = same_pid & (q_camids[:, None] != g_camids[None, :])
+    farthest = np.where(is_pos, dist, -np.inf).max(axis=1)  # -inf for rows without a true match
+    candidate = dist <= farthest[:, None]
+    n_cand = int(np.count_nonzero(candidate))
+    if n_cand > DENSE_BLOCK_FRACTION * candidate.size:
+        rows, ranks = [], []
+        for i in np.nonzero(np.isfinite(farthest))[0]:
+            r = _row_ranks_searchsorted(dist[i], np.nonzero(is_pos[i])[0], np.nonzero(same_pid[i] & ~is_pos[i])[0])
+            rows.append(np.full(len(r), i))
+            ranks.append(r)
+        if not rows:
+            return _EMPTY, _EMPTY
+        return np.concatenate(rows), np.concatenate(ranks)
+    # Sparse block: sort only the candidates, by (row, distance); lexsort is stable and np.nonzero yields the
+    # columns in increasing order, so equal distances keep the gallery order.
+    r, c = np.nonzero(candidate)
+    order = np.lexsort((dist[r, c], r))
+    r, c = r[order], c[order]
+    pos_flag = is_pos[r, c]
+    junk_flag = same_pid[r, c] & ~pos_flag
+    row_start = np.searchsorted(r, r, side="left")  # first candidate of the same row
+    junk_before = np.cumsum(junk_flag) - junk_flag
+    junk_before = junk_before - junk_before[row_start]
+    rank = np.arange(len(r)) - row_start - junk_before
+    return r[pos_flag], rank[pos_flag]
+
+
+_EMPTY = np.zeros(0, dtype=np.int64)
 
 
 class _Accumulator:
-    """Collects per-query ranks and turns them into CMC / AP / INP exactly like FastReID."""
+    """Collects true-match ranks per query and turns them into CMC / AP / INP exactly like FastReID."""
 
     def __init__(self, max_rank: int):
         self.max_rank = max_rank
         self.first_hist = np.zeros(max_rank, dtype=np.int64)
         self.ap, self.inp = [], []
 
-    def add(self, ranks: Optional[np.ndarray]) -> None:
-        if ranks is None:
+    def add_block(self, rows: np.ndarray, ranks: np.ndarray) -> None:
+        """``rows``/``ranks`` as returned by :func:`block_match_ranks` (sorted by row, then rank)."""
+        if len(rows) == 0:
             return
-        m = len(ranks)
-        hits = np.arange(1, m + 1, dtype=np.float64)
-        self.ap.append(float(np.mean(hits / (ranks + 1.0))))
-        self.inp.append(m / (ranks[-1] + 1.0))
-        if ranks[0] < self.max_rank:
-            self.first_hist[ranks[0]] += 1
+        uniq, first_idx, m = np.unique(rows, return_index=True, return_counts=True)
+        hit_no = np.arange(len(rows)) - np.repeat(first_idx, m) + 1  # 1-based index of the match within its row
+        precision_sum = np.add.reduceat(hit_no / (ranks + 1.0), first_idx)
+        self.ap.append(precision_sum / m)  # AP = mean over matches of precision at the match
+        last = ranks[first_idx + m - 1]
+        self.inp.append(m / (last + 1.0))  # INP = #matches / (1-based rank of the last match)
+        first = ranks[first_idx]
+        self.first_hist += np.bincount(first[first < self.max_rank], minlength=self.max_rank)
 
     def result(self) -> ReIDResult:
-        n_valid = len(self.ap)
+        all_ap = np.concatenate(self.ap) if self.ap else np.zeros(0)
+        all_inp = np.concatenate(self.inp) if self.inp else np.zeros(0)
+        n_valid = len(all_ap)
         if n_valid == 0:
             raise ValueError("no query has a true match in the gallery after removing same-pid-same-camid "
                              "entries (all query identities missing from the gallery?)")
         cmc = (np.cumsum(self.first_hist).astype(np.float32) / np.float32(n_valid)).astype(np.float32)
-        all_ap = np.asarray(self.ap)
-        all_inp = np.asarray(self.inp)
 
         def at(r: int) -> float:
             return float(cmc[min(r, len(cmc)) - 1]) * 100.0
@@ -197,6 +213,7 @@ def evaluate_reid(
     q_camids: Sequence,
     g_camids: Sequence,
     max_rank: int = 50,
+    block_size: int = 128,
 ) -> ReIDResult:
     """CMC / mAP / mINP of a query x gallery distance matrix with FastReID's market1501 protocol.
 
@@ -204,6 +221,7 @@ def evaluate_reid(
         distmat: [nq, ng] distances (smaller = more similar), float32/float64 numpy or torch; NaN raises.
         q_pids, g_pids, q_camids, g_camids: identity and camera labels of queries / gallery.
         max_rank: CMC length (clipped to the gallery size, as FastReID does).
+        block_size: query rows processed together (memory ~ a few bool copies of block_size x num_gallery).
 
     Raises:
         ValueError: empty/NaN distmat, label length mismatch, or no query with a valid true match.
@@ -218,14 +236,12 @@ def evaluate_reid(
     nq, ng = distmat.shape
     q_pids, g_pids, q_camids, g_camids = _check_ids(q_pids, g_pids, q_camids, g_camids, nq, ng)
     acc = _Accumulator(min(int(max_rank), ng))
-    gallery = _GalleryIndex(g_pids, g_camids)
-    block = 256
-    for start in range(0, nq, block):
-        rows = distmat[start:start + block]
+    for start in range(0, nq, block_size):
+        rows = distmat[start:start + block_size]
         if not np.isfinite(rows).all():
             raise ValueError(f"distmat contains NaN or inf (rows {start}..{start + len(rows) - 1})")
-        for ranks in reid_match_ranks(rows, q_pids[start:start + block], q_camids[start:start + block], gallery):
-            acc.add(ranks)
+        sl = slice(start, start + block_size)
+        acc.add_block(*block_match_ranks(rows, q_pids[sl], q_camids[sl], g_pids, g_camids))
     return acc.result()
 
 
@@ -239,30 +255,63 @@ def evaluate_reid_features(
     g_camids: Sequence,
     metric: str = "cosine",
     max_rank: int = 50,
-    chunk_size: int = 512,
+    chunk_size: Optional[int] = None,
+    max_chunk_bytes: int = 1 << 30,
+    block_size: int = 128,
 ) -> ReIDResult:
-    """End-to-end ReID evaluation from features: distances are computed ``chunk_size`` queries at a time (same
-    formula as :func:`compute_distmat`) and ranked immediately, so the full matrix is never held in memory."""
+    """End-to-end ReID evaluation from features, with the formula of :func:`compute_distmat`.
+
+    Distances are computed ``chunk_size`` queries at a time (default: as many as fit in ``max_chunk_bytes`` of
+    float32, i.e. the whole Market-1501 matrix in one matrix product, like FastReID) and ranked ``block_size`` rows
+    at a time, so memory stays bounded for any number of queries."""
     qf = _as_tensor(query_features, "query_features")
     gf = _as_tensor(gallery_features, "gallery_features")
     check_same_dim(qf, gf, "query_features", "gallery_features")
     nq, ng = qf.shape[0], gf.shape[0]
     q_pids, g_pids, q_camids, g_camids = _check_ids(q_pids, g_pids, q_camids, g_camids, nq, ng)
     if metric == "cosine":
-        qf, gf_t = F.normalize(qf, p=2, dim=1), F.normalize(gf, p=2, dim=1).t().contiguous()
+        qf, gf_t = F.normalize(qf, p=2, dim=1), F.normalize(gf, p=2, dim=1).t()
     elif metric == "euclidean":
-        gf_t, g_sq = gf.t().contiguous(), gf.pow(2).sum(1)[None, :]
+        gf_t, g_sq = gf.t(), gf.pow(2).sum(1)[None, :]
     else:
         raise ValueError(f"unknown ReID metric {metric!r}; expected 'cosine' or 'euclidean'")
+    if chunk_size is None:
+        chunk_size = max(block_size, int(max_chunk_bytes // (4 * ng)))
     acc = _Accumulator(min(int(max_rank), ng))
-    gallery = _GalleryIndex(g_pids, g_camids)
     for start in range(0, nq, chunk_size):
         q = qf[start:start + chunk_size]
         if metric == "cosine":
-            rows = (1.0 - q @ gf_t).numpy()
+            rows = (1.0 - torch.mm(q, gf_t)).numpy()
         else:
             rows = torch.addmm(q.pow(2).sum(1, keepdim=True) + g_sq, q, gf_t, beta=1, alpha=-2).numpy()
-        for ranks in reid_match_ranks(rows, q_pids[start:start + chunk_size],
-                                      q_camids[start:start + chunk_size], gallery):
-            acc.add(ranks)
+        for b in range(0, len(rows), block_size):
+            block = rows[b:b + block_size]
+            sl = slice(start + b, start + b + len(block))
+            acc.add_block(*block_match_ranks(block, q_pids[sl], q_camids[sl], g_pids, g_camids))
     return acc.result()
+
+
+@torch.no_grad()
+def rerank_k_reciprocal(
+    query_features: Any,
+    gallery_features: Any,
+    k1: int = 20,
+    k2: int = 6,
+    lambda_value: float = 0.3,
+    metric: str = "cosine",
+) -> np.ndarray:
+    """Re-ranked query x gallery distance, as FastReID's ``ReidEvaluator`` with ``TEST.RERANK.ENABLED``, on CPU:
+    ``(1 - lambda) * jaccard + lambda * compute_distmat(q, g, metric)``, the Jaccard distance computed on the
+    L2-normalised features for the cosine metric (see :mod:`shared.retrieval.rerank`). Defaults k1 20, k2 6,
+    lambda 0.3."""
+    from shared.retrieval.rerank import jaccard_distance
+
+    qf = as_float32_matrix(query_features, "query_features")
+    gf = as_float32_matrix(gallery_features, "gallery_features")
+    check_same_dim(qf, gf, "query_features", "gallery_features")
+    original = compute_distmat(qf, gf, metric)
+    feats = torch.cat([torch.from_numpy(qf), torch.from_numpy(gf)])
+    if metric == "cosine":
+        feats = F.normalize(feats, p=2, dim=1)
+    jaccard = jaccard_distance(feats.numpy(), qf.shape[0], k1=k1, k2=k2)
+    return jaccard * (1.0 - lambda_value) + original * lambda_value

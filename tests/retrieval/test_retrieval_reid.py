@@ -5,10 +5,19 @@ import pytest
 import torch
 
 import shared  # noqa: F401  (compat layer before fastreid)
+from shared.retrieval import reid as reid_module
 from shared.retrieval.reid import ReIDResult, compute_distmat, evaluate_reid, evaluate_reid_features
 
 from fastreid.evaluation import rank as fr_rank  # noqa: E402
 from fastreid.utils.compute_dist import build_dist  # noqa: E402
+
+
+@pytest.fixture(params=["auto", "dense", "sparse"])
+def ranking_path(request, monkeypatch):
+    """Run a test with the automatic choice, and with every block forced to one of the two ranking strategies."""
+    fraction = {"auto": reid_module.DENSE_BLOCK_FRACTION, "dense": -1.0, "sparse": 2.0}[request.param]
+    monkeypatch.setattr(reid_module, "DENSE_BLOCK_FRACTION", fraction)
+    return request.param
 
 
 def _reid_data(seed, nq=150, ng=700, d=32, npid=50, ncam=4, noise=1.5):
@@ -34,8 +43,15 @@ def _assert_parity(res: ReIDResult, ref):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("use_cython", [True, False])
-def test_parity_with_fastreid_evaluate_rank(seed, use_cython):
+def test_parity_with_fastreid_evaluate_rank(seed, ranking_path):
+    _check_parity(seed, use_cython=True)
+
+
+def test_parity_with_fastreid_python_path():
+    _check_parity(3, use_cython=False)
+
+
+def _check_parity(seed, use_cython):
     qf, gf, qp, gp, qc, gc = _reid_data(seed)
     dist = compute_distmat(qf, gf)
     ref = fr_rank.evaluate_rank(dist, qp, gp, qc, gc, max_rank=50, use_cython=use_cython)
@@ -48,8 +64,9 @@ def test_cython_path_is_available():
     assert fr_rank.IS_CYTHON_AVAI, "fastreid's rank_cy is not built; parity would only cover the Python path"
 
 
-def test_parity_euclidean():
-    qf, gf, qp, gp, qc, gc = _reid_data(5, nq=60, ng=300, npid=20)
+@pytest.mark.parametrize("noise", [0.3, 3.0])  # nearly perfect (sparse blocks) and poor (dense blocks) features
+def test_parity_euclidean(noise):
+    qf, gf, qp, gp, qc, gc = _reid_data(5, nq=60, ng=300, npid=20, noise=noise)
     dist = compute_distmat(qf, gf, metric="euclidean")
     _assert_parity(evaluate_reid(dist, qp, gp, qc, gc), fr_rank.evaluate_rank(dist, qp, gp, qc, gc, 50))
 
@@ -80,7 +97,7 @@ def test_features_path_equals_distmat_path():
         assert a.mAP == pytest.approx(b.mAP, abs=1e-9) and a.mINP == pytest.approx(b.mINP, abs=1e-9)
 
 
-def test_hand_computed_example():
+def test_hand_computed_example(ranking_path):
     # one query (pid 1, cam 0); gallery sorted by distance: [junk(1,c0), neg, pos(1,c1), neg, pos(1,c2)]
     dist = np.array([[0.1, 0.2, 0.3, 0.4, 0.5]], dtype=np.float32)
     g_pids = np.array([1, 2, 1, 3, 1])
@@ -109,7 +126,7 @@ def _stable_reference(dist, qp, gp, qc, gc):
     return np.mean(aps), np.asarray(first)
 
 
-def test_ties_follow_stable_gallery_order():
+def test_ties_follow_stable_gallery_order(ranking_path):
     rng = np.random.default_rng(7)
     dist = rng.integers(0, 4, size=(60, 80)).astype(np.float32)  # massive exact ties
     gp, qp = rng.integers(0, 10, 80), rng.integers(0, 10, 60)
