@@ -50,8 +50,9 @@ def main() -> None:
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="extra KEY VALUE config overrides")
     args = parser.parse_args()
 
-    setup_logger(name="detectron2", abbrev_name="d2")
-    setup_logger(name="iif")
+    os.makedirs(args.output_dir, exist_ok=True)
+    setup_logger(args.output_dir, name="detectron2", abbrev_name="d2")
+    setup_logger(args.output_dir, name="iif")
     logger = logging.getLogger("iif")
     start = time.perf_counter()
     prepare_datasets(["synthetic_lvis_train", "synthetic_lvis_val"])

@@ -1,0 +1,141 @@
+#!/usr/bin/env python
+"""IIF vs softmax-baseline Mask R-CNN training iteration time, side by side in one run.
+
+Both models are built from the same config (IIF on / off), with the same initial weights and the same
+in-memory batch; iterations (forward + backward + SGD step) alternate between the two models to share
+machine-load drift; after warm-up the median of the repeats is reported with the ratio IIF / baseline.
+
+    python benchmarks/bench_iif.py                       # synthetic preset: R18-FPN, 12 classes, 128 px
+    python benchmarks/bench_iif.py --preset lvis         # R50-FPN, 1203 classes, 512 px (slow on CPU)
+"""
+import argparse
+import os
+import statistics
+import time
+
+import iif  # noqa: F401  (compat layer first; registers IIFROIHeads)
+import torch
+from detectron2.config import get_cfg
+from detectron2.data import DatasetCatalog
+from detectron2.modeling import build_model
+from detectron2.structures import Boxes, Instances, PolygonMasks
+from detectron2.utils.events import EventStorage
+
+from iif.config import add_iif_config
+
+CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "projects", "IIF", "configs")
+PRESETS = {
+    "synthetic": dict(config="synthetic/Base-IIF-Synthetic.yaml", num_classes=12, size=128, batch=8, objects=3),
+    "lvis": dict(config="Base-IIF-LVIS-R50-FPN-1x.yaml", num_classes=1203, size=512, batch=2, objects=8),
+}
+COUNTS_DATASET = "bench_iif_counts"
+
+
+def make_cfg(preset: dict, iif_enabled: bool):
+    cfg = get_cfg()
+    add_iif_config(cfg)
+    cfg.merge_from_file(os.path.join(CONFIGS, preset["config"]))
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = preset["num_classes"]
+    cfg.MODEL.ROI_BOX_HEAD.IIF.ENABLED = iif_enabled
+    cfg.MODEL.ROI_BOX_HEAD.IIF.COUNT_SOURCE = "dicts"
+    cfg.MODEL.ROI_BOX_HEAD.CLS_INIT = "default"  # same classifier init for both models
+    cfg.MODEL.ROI_BOX_HEAD.IIF.DATASETS = (COUNTS_DATASET,)
+    if preset["config"].startswith("Base-IIF-LVIS"):  # trainable BN so a random init does not matter
+        cfg.MODEL.RESNETS.NORM = "BN"
+        cfg.MODEL.BACKBONE.FREEZE_AT = 0
+    return cfg
+
+
+def make_batch(preset: dict, generator: torch.Generator) -> list[dict]:
+    size, k = preset["size"], preset["num_classes"]
+    batch = []
+    for _ in range(preset["batch"]):
+        inst = Instances((size, size))
+        xy = torch.rand(preset["objects"], 2, generator=generator) * size * 0.7
+        wh = size * (0.1 + 0.2 * torch.rand(preset["objects"], 2, generator=generator))
+        boxes = torch.cat([xy, xy + wh], 1)
+        inst.gt_boxes = Boxes(boxes)
+        inst.gt_classes = torch.randint(0, k, (preset["objects"],), generator=generator)
+        inst.gt_masks = PolygonMasks([[[b[0], b[1], b[2], b[1], b[2], b[3], b[0], b[3]]] for b in boxes.tolist()])
+        batch.append({"image": torch.rand(3, size, size, generator=generator) * 255, "instances": inst,
+                      "height": size, "width": size})
+    return batch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="synthetic")
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=15)
+    args = parser.parse_args()
+    preset = PRESETS[args.preset]
+    k = preset["num_classes"]
+    # a long-tailed count set for the weights (class c in ~1000 / (c + 1) images)
+    dicts = [{"image_id": i, "annotations": [{"category_id": c} for c in range(k) if i % (c + 1) == 0]}
+             for i in range(1000)]
+    DatasetCatalog.register(COUNTS_DATASET, lambda: dicts)
+
+    models, optims = {}, {}
+    for name, enabled in (("softmax baseline", False), ("IIF raw", True)):
+        torch.manual_seed(0)
+        model = build_model(make_cfg(preset, enabled))
+        model.train()
+        models[name] = model
+        optims[name] = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    base, iif_model = models.values()
+    missing = set(iif_model.state_dict()) - set(base.state_dict())
+    assert missing == {"roi_heads.box_predictor.iif_weights"}, missing
+    iif_model.load_state_dict({**base.state_dict(), "roi_heads.box_predictor.iif_weights":
+                               iif_model.roi_heads.box_predictor.iif_weights})
+
+    batch = make_batch(preset, torch.Generator().manual_seed(0))
+    times = {name: [] for name in models}
+    with EventStorage():
+        for step in range(args.warmup + args.repeats):
+            order = list(models) if step % 2 == 0 else list(reversed(models))
+            for name in order:
+                torch.manual_seed(step)  # same proposal sampling for both models
+                start = time.perf_counter()
+                losses = models[name](batch)
+                loss = sum(losses.values())
+                optims[name].zero_grad(set_to_none=True)
+                loss.backward()
+                optims[name].step()
+                elapsed = time.perf_counter() - start
+                if step >= args.warmup:
+                    times[name].append(elapsed)
+    medians = {name: statistics.median(v) for name, v in times.items()}
+    print(f"preset {args.preset}: {k} classes, batch {preset['batch']} x {preset['size']} px, "
+          f"torch threads {torch.get_num_threads()}, {args.repeats} repeats after {args.warmup} warm-up (alternating)")
+    for name, med in medians.items():
+        print(f"  {name:17s} median {med * 1000:8.1f} ms/iter  (min {min(times[name]) * 1000:.1f}, "
+              f"max {max(times[name]) * 1000:.1f})")
+    ratio = medians["IIF raw"] / medians["softmax baseline"]
+    print(f"  ratio IIF / baseline = {ratio:.4f}  ({(ratio - 1) * 100:+.2f}%)")
+
+    # The only op IIF adds is the (R, K+1) logit multiply in the box predictor (+ its backward). Time the
+    # predictor alone (forward, CE loss, backward) on the RoI count of one iteration, many repeats, and
+    # express the extra time as a fraction of the baseline iteration: robust to machine-load noise.
+    cfg = base.roi_heads.box_predictor
+    num_rois = preset["batch"] * make_cfg(preset, False).MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE
+    feats = torch.randn(num_rois, cfg.cls_score.in_features)
+    gt = torch.randint(0, k + 1, (num_rois,))
+    predictor_times = {name: [] for name in models}
+    for step in range(20 + 200):
+        for name, model in models.items():
+            predictor = model.roi_heads.box_predictor
+            start = time.perf_counter()
+            scores, _ = predictor(feats)
+            torch.nn.functional.cross_entropy(scores, gt).backward()
+            if step >= 20:
+                predictor_times[name].append(time.perf_counter() - start)
+    pmed = {name: statistics.median(v) for name, v in predictor_times.items()}
+    extra = pmed["IIF raw"] - pmed["softmax baseline"]
+    print(f"  box predictor alone ({num_rois} RoIs x {k + 1} logits, fwd + CE + bwd, median of 200): "
+          f"baseline {pmed['softmax baseline'] * 1e3:.3f} ms, IIF {pmed['IIF raw'] * 1e3:.3f} ms, "
+          f"extra {extra * 1e3:+.3f} ms = {extra / medians['softmax baseline'] * 100:+.3f}% of a baseline iteration")
+
+
+if __name__ == "__main__":
+    main()
