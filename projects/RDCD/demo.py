@@ -17,6 +17,7 @@ import time
 
 import rdcd  # noqa: F401  (imports shared: compat layer before detectron2)
 import torch
+from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 from tabulate import tabulate
 
@@ -56,6 +57,7 @@ def main() -> None:
     rows = []
 
     teacher_cfg = _cfg("sscd_r18_teacher.yaml", os.path.join(args.output_dir, "teacher"), args.teacher_iters)
+    seed_all_rng(teacher_cfg.SEED)
     t0 = time.perf_counter()
     untrained = RDCDTrainer.build_model(teacher_cfg)  # also generates the dataset on first use
     rows.append(_row("SSCD teacher, untrained init", "ResNet-18", 512,
