@@ -109,3 +109,14 @@ def test_perfect_descriptors_give_full_micro_ap(datasets_root):
     metrics = evaluate_copy_detection_model(cfg, Oracle(table), "synthetic_disc21")
     assert metrics["uAP"] == pytest.approx(100.0)
     assert metrics["accuracy_at_1"] == pytest.approx(100.0)
+
+
+def test_nan_descriptors_raise(datasets_root):
+    cfg = _cfg(datasets_root, "nan")
+
+    class NaNModel(torch.nn.Module):
+        def forward(self, images):
+            return torch.full((images.shape[0], 4), float("nan"))
+
+    with pytest.raises(FloatingPointError, match="NaN"):
+        evaluate_copy_detection_model(cfg, NaNModel(), "synthetic_disc21")
