@@ -21,8 +21,9 @@ import torch
 from detectron2.utils.events import CommonMetricPrinter, EventStorage, JSONWriter, TensorboardXWriter
 from detectron2.utils.logger import setup_logger
 from tabulate import tabulate
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 from torchvision import transforms
+from torchvision.datasets import CIFAR100
 
 from iif.classification import (
     IIFLogitScaler,
@@ -32,6 +33,7 @@ from iif.classification import (
     decoupled_retrain,
     evaluate,
     get_cls_cfg,
+    longtail_indices,
     shot_groups,
     train_one_epoch,
 )
@@ -43,23 +45,34 @@ from shared.engine import atomic_write_bytes, resolve_device
 logger = logging.getLogger("iif")
 
 
-def build_loaders(cfg):
+def _datasets(cfg, train_tf, test_tf):
+    """(train, test) datasets with a ``targets`` list on the train set."""
     root = cfg.DATA.ROOT
     if cfg.DATA.SOURCE == "synthetic":
         root = root or os.path.join(dataset_root(), "synthetic_longtail")
         generate_synthetic_longtail(root)
     elif cfg.DATA.SOURCE == "textlist":
-        require_path(root or os.path.join(dataset_root(), "ImageNet_LT"), "long-tailed classification (DATA.ROOT)")
-        root = root or os.path.join(dataset_root(), "ImageNet_LT")
+        root = require_path(root or os.path.join(dataset_root(), "ImageNet_LT"), "long-tailed classification (DATA.ROOT)")
+    elif cfg.DATA.SOURCE == "cifar100_lt":
+        root = root or os.path.join(dataset_root(), "cifar100")
+        require_path(os.path.join(root, "cifar-100-python"), "CIFAR-100 (DATA.ROOT)")
+        full = CIFAR100(root, train=True, transform=train_tf, download=False)
+        train = Subset(full, longtail_indices(full.targets, cfg.DATA.NUM_CLASSES, cfg.DATA.IMBALANCE_FACTOR))
+        train.targets = [full.targets[i] for i in train.indices]
+        return train, CIFAR100(root, train=False, transform=test_tf, download=False)
     else:
-        raise KeyError(f"unknown DATA.SOURCE {cfg.DATA.SOURCE!r}; valid: synthetic, textlist")
+        raise KeyError(f"unknown DATA.SOURCE {cfg.DATA.SOURCE!r}; valid: synthetic, textlist, cifar100_lt")
+    return (TextListDataset(root, cfg.DATA.TRAIN_LIST, cfg.DATA.NUM_CLASSES, train_tf),
+            TextListDataset(root, cfg.DATA.TEST_LIST, cfg.DATA.NUM_CLASSES, test_tf))
+
+
+def build_loaders(cfg):
     size = cfg.DATA.INPUT_SIZE
     normalize = transforms.Normalize(cfg.DATA.MEAN, cfg.DATA.STD)
     train_tf = transforms.Compose([transforms.Resize((size, size)), transforms.RandomCrop(size, padding=size // 8),
                                    transforms.RandomHorizontalFlip(), transforms.ToTensor(), normalize])
     test_tf = transforms.Compose([transforms.Resize((size, size)), transforms.ToTensor(), normalize])
-    train_set = TextListDataset(root, cfg.DATA.TRAIN_LIST, cfg.DATA.NUM_CLASSES, train_tf)
-    test_set = TextListDataset(root, cfg.DATA.TEST_LIST, cfg.DATA.NUM_CLASSES, test_tf)
+    train_set, test_set = _datasets(cfg, train_tf, test_tf)
     generator = torch.Generator().manual_seed(cfg.SEED)
     kwargs = dict(batch_size=cfg.SOLVER.BATCH_SIZE, num_workers=cfg.DATA.NUM_WORKERS)
     return (DataLoader(train_set, shuffle=True, drop_last=False, generator=generator, **kwargs),

@@ -106,3 +106,13 @@ def test_synthetic_lt_stage1_and_decoupled_retrain(tmp_path):
         else:
             assert torch.equal(value, frozen[name]), name
     assert fc.weight.requires_grad and not next(model.conv1.parameters()).requires_grad
+
+
+def test_cifar_lt_subsampling_keeps_first_images_of_each_class():
+    from iif.classification import longtail_indices
+
+    labels = [c for _ in range(10) for c in range(3)]  # balanced: 10 per class, interleaved
+    idx = longtail_indices(labels, 3, 0.1)
+    kept = [labels[i] for i in idx]
+    assert [kept.count(c) for c in range(3)] == longtail_class_sizes(10, 3, 0.1) == [10, 3, 1]
+    assert idx[:3] == [0, 1, 2]  # dataset order

@@ -18,7 +18,13 @@ from detectron2.modeling.roi_heads.fast_rcnn import FastRCNNOutputLayers
 from fvcore.common.registry import Registry
 from torch import nn
 
-from iif.weights import counts_from_dataset_dicts, counts_from_lvis_json, iif_weight_vector, weights_from_csv
+from iif.weights import (
+    ClassCounts,
+    counts_from_dataset_dicts,
+    counts_from_lvis_json,
+    iif_weight_vector,
+    weights_from_csv,
+)
 
 __all__ = ["CLS_INITS", "COUNT_SOURCES", "IIFOutputLayers", "NormedLinear", "iif_weights_from_cfg"]
 
@@ -88,8 +94,6 @@ def _weights_from_counts(cfg, counts) -> torch.Tensor:
 
 def _sum_counts(parts):
     """Merge the counts of several training datasets (counts and totals add up)."""
-    from iif.weights import ClassCounts
-
     first = parts[0]
     if len(parts) == 1:
         return first

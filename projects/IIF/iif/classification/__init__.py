@@ -1,6 +1,6 @@
 """Long-tailed image classification with IIF: post-hoc logit scaling and decoupled classifier re-training."""
 from iif.classification.config import get_cls_cfg
-from iif.classification.data import TextListDataset, class_counts, shot_groups
+from iif.classification.data import TextListDataset, class_counts, longtail_indices, shot_groups
 from iif.classification.engine import decoupled_retrain, evaluate, train_one_epoch
 from iif.classification.modeling import IIFLogitScaler, build_classifier, classifier_layer
 
@@ -13,6 +13,7 @@ __all__ = [
     "decoupled_retrain",
     "evaluate",
     "get_cls_cfg",
+    "longtail_indices",
     "shot_groups",
     "train_one_epoch",
 ]

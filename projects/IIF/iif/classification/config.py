@@ -7,8 +7,12 @@ def get_cls_cfg() -> CN:
     cfg = CN()
     cfg.DATA = CN()
     # "synthetic" = generate shared/datasets/synthetic_longtail_cls.py under ROOT if missing;
-    # "textlist" = an existing ImageNet-LT / Places-LT style root with "<path> <label>" list files.
+    # "textlist" = an existing ImageNet-LT / Places-LT style root with "<path> <label>" list files;
+    # "cifar100_lt" = torchvision CIFAR-100 (cifar-100-python/ under ROOT, no download) subsampled to
+    # IMBALANCE_FACTOR with the CIFAR-LT exponential profile.
     cfg.DATA.SOURCE = "synthetic"
+    # CIFAR-LT imbalance factor n_min / n_max (CIFAR-100-LT: 0.01); only for SOURCE "cifar100_lt".
+    cfg.DATA.IMBALANCE_FACTOR = 0.01
     # Dataset root; empty = $DETECTRON2_DATASETS/synthetic_longtail for the synthetic set.
     cfg.DATA.ROOT = ""
     # List files relative to ROOT (ImageNet-LT: ImageNet_LT_train.txt / ImageNet_LT_val.txt / ImageNet_LT_test.txt).

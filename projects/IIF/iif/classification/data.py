@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-__all__ = ["TextListDataset", "class_counts", "shot_groups"]
+__all__ = ["TextListDataset", "class_counts", "longtail_indices", "shot_groups"]
 
 
 class TextListDataset(Dataset):
@@ -59,3 +59,20 @@ def shot_groups(train_counts: np.ndarray, many_shot: int = 100, few_shot: int = 
     many = counts > many_shot
     few = counts < few_shot
     return {"many": many, "medium": ~many & ~few, "few": few}
+
+
+def longtail_indices(labels: Sequence[int], num_classes: int, imbalance_factor: float) -> list[int]:
+    """CIFAR-LT subsampling: keep the first ``n_c = n_max * IF^(c / (K-1))`` images of class c (dataset
+    order, so deterministic), with ``n_max`` the size of the largest class of the balanced source set."""
+    from shared.datasets.synthetic_longtail_cls import longtail_class_sizes
+
+    labels = np.asarray(labels, dtype=np.int64)
+    n_max = int(np.bincount(labels, minlength=num_classes).max())
+    keep = longtail_class_sizes(n_max, num_classes, imbalance_factor)
+    taken = np.zeros(num_classes, dtype=np.int64)
+    indices = []
+    for i, label in enumerate(labels):
+        if taken[label] < keep[label]:
+            taken[label] += 1
+            indices.append(i)
+    return indices
