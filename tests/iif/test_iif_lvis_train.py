@@ -114,3 +114,10 @@ def test_lvis_evaluator_perfect_predictions_and_frequency_groups(tiny_lvis):
     assert results["bbox"]["APr"] == pytest.approx(0.0, abs=1e-6)
     assert results["bbox"]["APf"] == pytest.approx(100.0, abs=1e-6)
     assert results["bbox"]["APc"] == pytest.approx(100.0, abs=1e-6)
+
+
+def test_missing_lvis_files_name_the_path_and_env_var():
+    from iif.data import prepare_datasets
+
+    with pytest.raises(FileNotFoundError, match="lvis_v1_val.*lvis_v1_val.json.*DETECTRON2_DATASETS"):
+        prepare_datasets(["lvis_v1_val"])
