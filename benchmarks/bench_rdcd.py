@@ -90,11 +90,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--background", type=int, default=50_000, help="background descriptors for µAPsn")
     parser.add_argument("--quick", action="store_true", help="10x smaller evaluation sizes (smoke run)")
+    parser.add_argument("--dims", type=int, nargs="+", default=[64, 256, 512], help="descriptor dims to evaluate")
     args = parser.parse_args()
     torch.manual_seed(0)
     bench_extraction(args.size, args.batch, args.repeat)
     scale = 10 if args.quick else 1
-    bench_evaluation(50_000 // scale, 200_000 // scale, args.background // scale, dims=(64, 256, 512))
+    bench_evaluation(50_000 // scale, 200_000 // scale, args.background // scale, dims=args.dims)
 
 
 if __name__ == "__main__":
