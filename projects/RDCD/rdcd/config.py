@@ -17,6 +17,9 @@ def add_rdcd_config(cfg: CN) -> None:
     # "auto" = CUDA when available, else CPU (shared.engine.resolve_device)
     cfg.MODEL.DEVICE = "auto"
 
+    # convert BatchNorm to SyncBatchNorm when training with several CUDA processes (the official recipe)
+    cfg.MODEL.SYNC_BN = True
+
     cfg.MODEL.RDCD = CN()
     # teacher descriptor network (rdcd.modeling.networks registry): sscd_r50 | sscd_rx101 | dino_vitb8 | sscd_r18 ...
     cfg.MODEL.RDCD.TEACHER = "sscd_r50"

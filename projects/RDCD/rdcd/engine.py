@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 import torch
+from detectron2.utils import comm
 
 from rdcd.data import build_train_loader, build_train_transform
 from rdcd.evaluation import evaluate_on_test_sets
@@ -20,6 +21,8 @@ class RDCDTrainer(GenericTrainer):
     @classmethod
     def build_model(cls, cfg) -> torch.nn.Module:
         model = build_model(cfg)
+        if cfg.MODEL.SYNC_BN and comm.get_world_size() > 1 and next(model.parameters()).is_cuda:
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         logger.info("%s with %.2fM trainable parameters", cfg.MODEL.META_ARCHITECTURE, trainable / 1e6)
         return model
