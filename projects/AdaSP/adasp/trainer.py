@@ -10,6 +10,7 @@ from fastreid.data.common import CommDataset
 from fastreid.data.datasets import DATASET_REGISTRY
 from fastreid.data.transforms import build_transforms
 from fastreid.engine import DefaultTrainer
+from fastreid.solver import build_optimizer
 from fastreid.utils import comm
 from fastreid.utils.checkpoint import Checkpointer
 
@@ -62,6 +63,18 @@ class AdaSPTrainer(DefaultTrainer):
         self.checkpointer = AtomicReidCheckpointer(plain.model, plain.save_dir, save_to_disk=plain.save_to_disk,
                                                    **plain.checkpointables)
         return super().build_hooks()
+
+    @classmethod
+    def build_optimizer(cls, cfg, model):
+        """fastreid's optimizer over ordinary parameters (``contiguous=False``).
+
+        fastreid's default ``ContiguousParams`` makes every ``param.grad`` a view of one flat buffer that the
+        optimizer steps. Under torch >= 2.0 ``optimizer.zero_grad()`` sets that buffer's grad to ``None``
+        (``set_to_none=True`` is the new default), so backward writes detached gradients and the optimizer
+        never updates a single weight -- training silently does nothing. The non-contiguous path has no
+        such coupling (tested in tests/adasp/test_adasp_train.py).
+        """
+        return build_optimizer(cfg, model, contiguous=False)
 
     @classmethod
     def build_train_loader(cls, cfg):
