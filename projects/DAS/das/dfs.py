@@ -13,26 +13,30 @@ import torch
 from torch import nn
 
 
-def top_dimensions(values: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices of the ``k`` largest entries of each row of ``values`` ([N, D] → [N, k]).
+def top_dimensions(counts: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of the ``k`` largest entries of each row of the integer matrix ``counts`` ([N, D] → [N, k]).
 
-    Ties are broken towards the lower dimension index (stable descending sort), so the result is
-    deterministic for integer frequency rows, where ties are common.
+    Ties are broken towards the lower dimension index, so the result is deterministic for frequency rows, where
+    ties are common: one ``topk`` on the unique key ``count · D + (D − 1 − d)``.
     """
-    return torch.sort(values, dim=1, descending=True, stable=True).indices[:, :k]
+    dim = counts.shape[1]
+    tie_break = torch.arange(dim - 1, -1, -1, device=counts.device)
+    return torch.topk(counts.long() * dim + tie_break, k, dim=1).indices
 
 
 def scale_dimensions(
-    embeddings: torch.Tensor, dims: torch.Tensor, low: float, high: float, generator: Optional[torch.Generator]
+    embeddings: torch.Tensor, dims: torch.Tensor, low: float, high: float, generator: Optional[torch.Generator],
+    inplace: bool = False,
 ) -> torch.Tensor:
-    """ê = e ⊙ m with m[i, dims[i, j]] = σ_ij ~ U[low, high) and m = 1 elsewhere (differentiable in e).
+    """ê = e except ê[i, dims[i, j]] = σ_ij · e[i, dims[i, j]], σ_ij ~ U[low, high) (differentiable in e).
 
-    One factor is drawn per sample and per selected dimension.
+    One factor is drawn per sample and per selected dimension. ``inplace`` overwrites ``embeddings`` (only for
+    tensors that need no gradient).
     """
     sigma = torch.empty(dims.shape, dtype=embeddings.dtype, device=embeddings.device)
     sigma.uniform_(low, high, generator=generator)
-    multiplier = torch.ones_like(embeddings).scatter(1, dims, sigma)
-    return embeddings * multiplier
+    scaled = embeddings.gather(1, dims) * sigma
+    return embeddings.scatter_(1, dims, scaled) if inplace else embeddings.scatter(1, dims, scaled)
 
 
 class FrequencyRecorder(nn.Module):
@@ -64,8 +68,10 @@ class FrequencyRecorder(nn.Module):
         self.counts.view(-1).scatter_add_(0, flat.to(self.counts.device), ones)
 
     def dominant_dimensions(self, labels: torch.Tensor) -> torch.Tensor:
-        """The K most frequently dominant dimensions of each label's class ([B] → [B, K])."""
-        return top_dimensions(self.counts[labels.long()], self.num_scale)
+        """The K most frequently dominant dimensions of each label's class ([B] → [B, K]), computed once per
+        distinct class of the batch."""
+        classes, inverse = torch.unique(labels.long(), return_inverse=True)
+        return top_dimensions(self.counts[classes], self.num_scale)[inverse]
 
 
 def check_range(value_range: Tuple[float, float]) -> Tuple[float, float]:

@@ -22,8 +22,11 @@ def intra_class_differences(embeddings: torch.Tensor, labels: torch.Tensor):
     same.fill_diagonal_(False)
     j, k = same.nonzero(as_tuple=True)  # row-major order
     differences = embeddings[j] - embeddings[k]
+    classes = labels[j]
     nonzero = differences.ne(0).any(dim=1)
-    return differences[nonzero], labels[j][nonzero]
+    if not bool(nonzero.all()):  # identical embeddings in a class (rare): drop their zero differences
+        differences, classes = differences[nonzero], classes[nonzero]
+    return differences, classes
 
 
 class TransformationBank(nn.Module):
@@ -49,17 +52,19 @@ class TransformationBank(nn.Module):
         """Append ``vectors[i]`` to the bank of ``classes[i]``, in order, with FIFO eviction."""
         if vectors.numel() == 0:
             return
-        vectors = vectors.detach().to(self.bank.dtype)
         classes = classes.long()
-        order = torch.sort(classes, stable=True).indices  # group by class, keep push order inside a class
-        classes, vectors = classes[order], vectors[order]
-        unique, pushed = torch.unique_consecutive(classes, return_counts=True)
+        # rank of each vector among the vectors of its class (push order), without moving the vectors
+        sorted_classes, order = torch.sort(classes, stable=True)
+        unique, pushed = torch.unique_consecutive(sorted_classes, return_counts=True)
         starts = torch.cumsum(pushed, 0) - pushed
-        rank = torch.arange(classes.numel(), device=classes.device) - torch.repeat_interleave(starts, pushed)
-        per_item_pushed = torch.repeat_interleave(pushed, pushed)
-        keep = rank >= per_item_pushed - self.bank_size  # only the last S of a class survive
+        rank = torch.empty_like(order)
+        rank[order] = torch.arange(order.numel(), device=order.device) - torch.repeat_interleave(starts, pushed)
         slot = (self.write_ptr[classes] + rank) % self.bank_size
-        self.bank[classes[keep], slot[keep]] = vectors[keep]
+        if int(pushed.max()) > self.bank_size:  # only the last S vectors of a class survive
+            pushed_of_item = pushed[torch.searchsorted(unique, classes)]
+            keep = rank >= pushed_of_item - self.bank_size
+            classes, slot, vectors = classes[keep], slot[keep], vectors[keep]
+        self.bank[classes, slot] = vectors.detach().to(self.bank.dtype)
         self.write_ptr[unique] = (self.write_ptr[unique] + pushed) % self.bank_size
         self.count[unique] = torch.clamp(self.count[unique] + pushed, max=self.bank_size)
 
@@ -78,4 +83,7 @@ class TransformationBank(nn.Module):
         u = torch.rand(labels.shape, generator=generator, device=self.bank.device)
         slot = torch.clamp((u * count).long(), max=self.bank_size - 1)
         drawn = self.bank[labels, slot]
-        return drawn * (count > 0).unsqueeze(1).to(drawn.dtype)
+        empty = count == 0
+        if empty.any():  # slot 0 of a never-written bank is zero already; enforce it for loaded states too
+            drawn = drawn.masked_fill(empty.unsqueeze(1), 0.0)
+        return drawn

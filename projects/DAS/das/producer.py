@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from das.dfs import FrequencyRecorder, check_range, scale_dimensions
@@ -92,10 +91,10 @@ class DASEmbeddingProducer(nn.Module):
             raise ValueError(f"DAS expects one label per embedding, got {tuple(labels.shape)} labels")
         if embeddings.shape[0] == 0:
             raise ValueError("DAS received an empty batch")
-        if labels.min() < 0 or labels.max() >= self.num_classes:
+        low, high = (int(v) for v in torch.aminmax(labels))
+        if low < 0 or high >= self.num_classes:
             raise ValueError(
-                f"DAS labels must lie in [0, {self.num_classes}) (MODEL.DAS.NUM_CLASSES), "
-                f"got range [{int(labels.min())}, {int(labels.max())}]"
+                f"DAS labels must lie in [0, {self.num_classes}) (MODEL.DAS.NUM_CLASSES), got range [{low}, {high}]"
             )
         if not torch.isfinite(embeddings).all():
             raise FloatingPointError("DAS received non-finite embeddings (NaN/Inf) from the model")
@@ -111,22 +110,26 @@ class DASEmbeddingProducer(nn.Module):
             self.banks.push(differences, classes)
 
     def generate(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Step 3: R generated copies of the batch, stacked as [R·B, D] (copy r occupies rows r·B … r·B+B−1)."""
+        """Step 3: R generated copies of the batch, stacked as [R·B, D] (copy r occupies rows r·B … r·B+B−1).
+
+        Without gradient (``detach``, or inputs that need none) every step after the copy works in place.
+        """
         source = embeddings.detach() if self.detach else embeddings
-        num = source.shape[0]
-        repeated_source = source.repeat(self.num_produce, 1)
-        repeated_labels = labels.repeat(self.num_produce)
-        generated = repeated_source
+        inplace = not source.requires_grad
+        generated = source.repeat(self.num_produce, 1)
         if self.use_dfs:
             dims = self.frequency.dominant_dimensions(labels).repeat(self.num_produce, 1)
             low, high = self.scale_range
-            generated = scale_dimensions(generated, dims, low, high, self.generator)
+            generated = scale_dimensions(generated, dims, low, high, self.generator, inplace=inplace)
         if self.use_mts:
-            shifts = self.banks.sample(repeated_labels, self.generator).to(generated.dtype)
-            generated = generated + self.shift_scale * shifts
+            shifts = self.banks.sample(labels.repeat(self.num_produce), self.generator).to(generated.dtype)
+            if inplace:
+                generated.add_(shifts, alpha=self.shift_scale)
+            else:
+                generated = generated.add(shifts, alpha=self.shift_scale)
         if self.normalize:
-            generated = F.normalize(generated, p=2, dim=1)
-        assert generated.shape[0] == self.num_produce * num
+            norms = generated.norm(p=2, dim=1, keepdim=True).clamp_min(1e-12)
+            generated = generated.div_(norms) if inplace else generated / norms
         return generated
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
