@@ -9,6 +9,8 @@
 import das  # noqa: F401  (applies the compatibility layer before detectron2 is imported)
 from das.trainer import DASTrainer, get_das_cfg
 from detectron2.engine import default_argument_parser, default_setup, launch
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
 from shared.engine import AtomicDetectionCheckpointer
 
@@ -17,6 +19,7 @@ def setup(args):
     cfg = get_das_cfg(args.config_file, args.opts)
     cfg.freeze()
     default_setup(cfg, args)
+    setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="das")
     return cfg
 
 
