@@ -4,6 +4,7 @@ import os
 import cv2
 import numpy as np
 import pytest
+import torch
 from detectron2.data import DatasetCatalog
 
 import das  # noqa: F401
@@ -69,3 +70,17 @@ def test_retrieval_grid_frames(das_dataset_root, monkeypatch, tmp_path):
     # query 5 (class 1): neighbours 3 and 2 are class 0 → red
     assert close(frame_colour(1, first_result_x), WRONG_BGR)
     assert os.path.getsize(path) > 0
+
+
+class _NaNModel(torch.nn.Module):
+    def forward(self, batch):
+        return torch.full((len(batch["labels"]), 4), float("nan"))
+
+
+def test_non_finite_embeddings_raise(das_dataset_root, monkeypatch):
+    from das.evaluation import embed_dataset
+
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(das_dataset_root))
+    cfg = get_das_cfg(opts=["INPUT.TEST_RESIZE", "32", "INPUT.TEST_SIZE", "32", "DATALOADER.NUM_WORKERS", "0"])
+    with pytest.raises(FloatingPointError, match="non-finite embeddings on 'synthetic_birds_test'"):
+        embed_dataset(cfg, _NaNModel(), "synthetic_birds_test")
