@@ -18,7 +18,6 @@ speed-up (target ≥ 20×). Usage: ``python benchmarks/bench_das.py [--repeats 3
 import argparse
 import statistics
 import time
-from collections import defaultdict
 
 import torch
 import torch.nn.functional as F
