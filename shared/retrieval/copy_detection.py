@@ -258,6 +258,8 @@ def evaluate_copy_detection(
     sn_k: int = 3,
     codec: str = "Flat",
     codec_train: Optional[Any] = None,
+    candidates: str = "per_query",
+    max_per_query: int = 100,
 ) -> CopyDetectionResult:
     """End to end: k nearest references per query (exact inner product), pooled µAP / recall@P90 / accuracy@1, and
     with ``background_descriptors`` the score-normalised variants.
@@ -272,7 +274,12 @@ def evaluate_copy_detection(
         beta, sn_k: score-normalisation weight and number of background neighbours.
         codec / codec_train: faiss factory string and its training descriptors (see :func:`apply_codec`); the
             background set goes through the same codec.
+        candidates: "per_query" (the k nearest references of every query) or "global" (the k x num_queries
+            highest-scoring pairs overall, from at most ``max_per_query`` neighbours per query; with score
+            normalisation the global selection is redone on the normalised scores).
     """
+    if candidates not in ("per_query", "global"):
+        raise ValueError(f"candidates must be 'per_query' or 'global', got {candidates!r}")
     q = as_float32_matrix(query_descriptors, "query_descriptors")
     r = as_float32_matrix(reference_descriptors, "reference_descriptors")
     check_same_dim(q, r, "query_descriptors", "reference_descriptors")
@@ -286,14 +293,24 @@ def evaluate_copy_detection(
         bg = None if bg is None else apply_codec(bg, codec, codec_train)
     check_unit_norm(q, "query_descriptors")
     check_unit_norm(r, "reference_descriptors")
-    sims, idx = knn_search(q, r, k, metric="ip")
-    pred_q = np.repeat(qids, k)
-    pred_r = rids[idx.reshape(-1)]
-    scores = sims.reshape(-1).astype(np.float64)
-    enc = _encode(Predictions(pred_q, pred_r, scores), gt)
-    result = _metrics(enc)
+    per_query = k if candidates == "per_query" else min(max(k, max_per_query), len(r))
+    sims, idx = knn_search(q, r, per_query, metric="ip")
+    result = _metrics(_encode(_select_candidates(qids, rids, sims, idx, k, candidates), gt))
     if bg is not None:
-        enc.score = scores - np.repeat(score_normalize(q, bg, k=sn_k, beta=beta), k)
-        sn = _metrics(enc)
+        offsets = score_normalize(q, bg, k=sn_k, beta=beta)
+        sn = _metrics(_encode(_select_candidates(qids, rids, sims - offsets[:, None], idx, k, candidates), gt))
         result.uAP_sn, result.recall_at_p90_sn, result.accuracy_at_1_sn = sn.uAP, sn.recall_at_p90, sn.accuracy_at_1
     return result
+
+
+def _select_candidates(qids: np.ndarray, rids: np.ndarray, scores: np.ndarray, idx: np.ndarray, k: int,
+                       mode: str) -> Predictions:
+    """Pool the predictions: every column of ``scores``/``idx`` per query, or the k x nq best pairs overall."""
+    flat_scores = scores.reshape(-1).astype(np.float64)
+    flat_q = np.repeat(qids, idx.shape[1])
+    flat_r = rids[idx.reshape(-1)]
+    if mode == "global":
+        n_keep = min(k * len(qids), flat_scores.size)
+        keep = np.argpartition(-flat_scores, n_keep - 1)[:n_keep]
+        return Predictions(flat_q[keep], flat_r[keep], flat_scores[keep])
+    return Predictions(flat_q, flat_r, flat_scores)

@@ -113,6 +113,20 @@ def test_end_to_end_and_score_normalisation_equals_augmented_vectors():
     assert res.accuracy_at_1_sn == res.accuracy_at_1  # normalisation never changes a query's own ranking
 
 
+def test_global_candidates_keep_the_best_pairs_overall():
+    q, r, gt, bg = _descriptors(3)
+    res = evaluate_copy_detection(q, r, gt, k=2, candidates="global", max_per_query=20, background_descriptors=bg)
+    assert res.num_predictions == 2 * len(q)
+    scores = q @ r.T
+    top = np.sort(scores, axis=1)[:, ::-1][:, :20]  # at most 20 per query
+    best = np.sort(top.ravel())[::-1][: 2 * len(q)]
+    pairs = [(i, int(j), float(scores[i, j])) for i in range(len(q)) for j in np.argsort(-scores[i])[:20]
+             if scores[i, j] >= best[-1]]
+    assert res.uAP == pytest.approx(_direct_metrics(pairs, gt)[0], abs=1e-6)
+    with pytest.raises(ValueError, match="candidates"):
+        evaluate_copy_detection(q, r, gt, candidates="all")
+
+
 def test_ids_and_codec():
     q, r, gt, bg = _descriptors(1)
     qids = np.array([f"Q{i:05d}" for i in range(len(q))])
