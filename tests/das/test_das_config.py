@@ -97,3 +97,24 @@ def test_unknown_names_raise_clear_errors():
         build_miner(get_das_cfg(opts=["MODEL.MINER.NAME", "hardest"]))
     with pytest.raises(AssertionError, match="Non-existent key"):  # yacs rejects unknown keys
         get_das_cfg(opts=["MODEL.DAS.NOT_A_KEY", "1"])
+
+
+@pytest.mark.parametrize("name", ["triplet_semihard", "triplet_distance", "contrastive_distance", "margin_distance",
+                                  "multi_similarity", "lifted", "npair"])
+def test_every_loss_runs_on_an_enlarged_batch(name):
+    import torch
+    import torch.nn.functional as F
+
+    from das.producer import build_das_producer
+
+    cfg = cfg_of(f"SOP/{name}.yaml", "MODEL.EMBEDDING.DIM", "32")
+    producer = build_das_producer(cfg, num_classes=10, seed=0)
+    e = torch.randn(12, 32, requires_grad=True)
+    emb = F.normalize(e, dim=1) if cfg.MODEL.EMBEDDING.NORMALIZE else e
+    y = torch.arange(6).repeat_interleave(2)
+    enlarged, labels = producer(emb, y)
+    loss_fn, miner = build_loss(cfg), build_miner(cfg)
+    loss = loss_fn(enlarged, labels, miner(enlarged, labels) if miner is not None else None)
+    assert torch.isfinite(loss)
+    loss.backward()
+    assert torch.isfinite(e.grad).all()
