@@ -230,20 +230,29 @@ def score_normalize(query_descriptors: Any, background_descriptors: Any, k: int 
     return beta * sims.astype(np.float64).mean(axis=1)
 
 
+def _fit_codec(codec: str, dim: int, train_descriptors: Any = None) -> Any:
+    """The trained faiss index-factory object for ``codec`` (its pre-transform chain is what gets applied)."""
+    index = faiss.index_factory(dim, codec, faiss.METRIC_INNER_PRODUCT)
+    if isinstance(index, faiss.IndexPreTransform) and not index.is_trained:
+        if train_descriptors is None:
+            raise ValueError(f"codec {codec!r} must be trained: pass train_descriptors (the training-set descriptors)")
+        index.train(as_float32_matrix(train_descriptors, "train_descriptors"))
+    return index
+
+
+def _transform(index: Any, x: np.ndarray) -> np.ndarray:
+    if not isinstance(index, faiss.IndexPreTransform):
+        return x
+    for i in range(index.chain.size()):
+        x = faiss.downcast_VectorTransform(index.chain.at(i)).apply_py(x)
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
 def apply_codec(descriptors: Any, codec: str, train_descriptors: Any = None) -> np.ndarray:
     """Apply a faiss index-factory pre-transform chain, e.g. ``"PCAW512,L2norm,Flat"`` (PCA-whitening then
     re-normalisation), trained on ``train_descriptors``; ``"Flat"`` returns the descriptors unchanged."""
     x = as_float32_matrix(descriptors, "descriptors")
-    index = faiss.index_factory(x.shape[1], codec, faiss.METRIC_INNER_PRODUCT)
-    if not isinstance(index, faiss.IndexPreTransform):
-        return x
-    if not index.is_trained:
-        if train_descriptors is None:
-            raise ValueError(f"codec {codec!r} must be trained: pass train_descriptors (the training-set descriptors)")
-        index.train(as_float32_matrix(train_descriptors, "train_descriptors"))
-    for i in range(index.chain.size()):
-        x = faiss.downcast_VectorTransform(index.chain.at(i)).apply_py(x)
-    return np.ascontiguousarray(x, dtype=np.float32)
+    return _transform(_fit_codec(codec, x.shape[1], train_descriptors), x)
 
 
 def evaluate_copy_detection(
@@ -289,8 +298,9 @@ def evaluate_copy_detection(
         raise ValueError("query_ids and reference_ids must be unique")
     bg = None if background_descriptors is None else as_float32_matrix(background_descriptors, "background_descriptors")
     if codec != "Flat":
-        q, r = apply_codec(q, codec, codec_train), apply_codec(r, codec, codec_train)
-        bg = None if bg is None else apply_codec(bg, codec, codec_train)
+        fitted = _fit_codec(codec, q.shape[1], codec_train)  # trained once, applied to every set
+        q, r = _transform(fitted, q), _transform(fitted, r)
+        bg = None if bg is None else _transform(fitted, bg)
     check_unit_norm(q, "query_descriptors")
     check_unit_norm(r, "reference_descriptors")
     per_query = k if candidates == "per_query" else min(max(k, max_per_query), len(r))
