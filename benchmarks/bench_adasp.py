@@ -20,7 +20,8 @@ from fastreid.modeling.losses import triplet_loss
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--identities", type=int, default=64)
     parser.add_argument("--instances", type=int, default=8)
     parser.add_argument("--dim", type=int, default=2048)

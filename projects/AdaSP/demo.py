@@ -27,12 +27,14 @@ from adasp.trainer import AdaSPTrainer
 from fastreid.utils.logger import setup_logger
 from tabulate import tabulate
 
-CONFIG_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "Synthetic", "adasp_R18.yml")
+PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
+CONFIG_FILE = os.path.join(PROJECT_DIR, "configs", "Synthetic", "adasp_R18.yml")
 VARIANTS = (("SP-H", "sp-h"), ("SP-LH", "sp-lh"), ("AdaSP", "adasp"))
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", default="output/adasp/demo", help="logs, metrics.json, checkpoints")
     parser.add_argument("--max-epoch", type=int, default=None, help="override SOLVER.MAX_EPOCH of the config")
     parser.add_argument("--seed", type=int, default=0)

@@ -16,8 +16,8 @@ Each image (128 x 64, like Market's crops) shows a stylised pedestrian whose ide
 learnable attributes: shirt colour (continuous hue), trouser colour, shirt pattern (plain / horizontal
 stripes / vertical stripes / two-tone), hair colour, bag (none / left / right) and build. Identities share
 attributes with each other (several wear similar colours), so they are not separable by one cue. Every camera
-applies its own appearance shift -- per-channel colour gains, a brightness offset and a background -- and every
-image gets pose, position, scale, lighting jitter, sensor noise and sometimes an occluder. Everything is
+applies its own appearance shift -- per-channel colour gains, a brightness offset and a background -- and
+every image gets pose, position, scale, lighting jitter, sensor noise and sometimes an occluder. Everything is
 deterministic from ``seed``; a ``_meta.json`` fingerprint makes a second call with the same arguments a no-op.
 """
 from __future__ import annotations
@@ -81,7 +81,7 @@ class PersonStyle:
 
 
 def market_file_name(pid: int, camera: int, sequence: int, frame: int, detection: int) -> str:
-    """``0001_c1s1_000151_01.jpg``; junk images (pid -1) are written ``-1_c1s1_000151_00.jpg`` as in Market."""
+    """``0001_c1s1_000151_01.jpg``; junk images (pid -1) are named ``-1_c1s1_000151_00.jpg`` as in Market."""
     pid_text = "-1" if pid == -1 else f"{pid:04d}"
     return f"{pid_text}_c{camera}s{sequence}_{frame:06d}_{detection:02d}.jpg"
 
@@ -92,7 +92,8 @@ def _hsv_bgr(hue: float, sat: float, val: float) -> Tuple[int, int, int]:
 
 
 def _person_styles(count: int, rng: np.random.RandomState) -> List[PersonStyle]:
-    trouser_palette = [(40, 40, 40), (110, 60, 20), (170, 170, 170), (60, 90, 120), (30, 50, 90), (200, 200, 220)]
+    trouser_palette = [(40, 40, 40), (110, 60, 20), (170, 170, 170), (60, 90, 120), (30, 50, 90),
+                       (200, 200, 220)]
     hair_palette = [(20, 20, 20), (30, 60, 110), (120, 170, 210)]
     styles = []
     for _ in range(count):
@@ -127,7 +128,8 @@ def render_person(style: PersonStyle, look: Dict[str, np.ndarray], rng: np.rando
                   height: int = 128, width: int = 64) -> np.ndarray:
     """One BGR uint8 image of ``style`` seen by a camera with appearance ``look``, with per-image jitter."""
     ramp = np.linspace(0.0, 1.0, height)[:, None, None]
-    image = np.broadcast_to(look["background"] + ramp * look["gradient"], (height, width, 3)).astype(np.float32)
+    background = look["background"] + ramp * look["gradient"]
+    image = np.broadcast_to(background, (height, width, 3)).astype(np.float32)
     image = image + rng.normal(0, 8, size=(height, width, 3)).astype(np.float32)  # textured ground / wall
 
     scale = rng.uniform(0.85, 1.0) * height / 128.0
@@ -149,10 +151,12 @@ def render_person(style: PersonStyle, look: Dict[str, np.ndarray], rng: np.rando
     cv2.rectangle(image, (x(-half_w), shirt_top), (x(half_w), shirt_bottom), style.shirt, -1)
     if style.pattern == "hstripes":
         for row in range(shirt_top + 3, shirt_bottom, max(4, int(8 * scale))):
-            cv2.rectangle(image, (x(-half_w), row), (x(half_w), row + max(1, int(3 * scale))), style.accent, -1)
+            stripe = max(1, int(3 * scale))
+            cv2.rectangle(image, (x(-half_w), row), (x(half_w), row + stripe), style.accent, -1)
     elif style.pattern == "vstripes":
         for col in np.arange(-half_w + 3, half_w, max(4.0, 7 * scale)):
-            cv2.rectangle(image, (x(col), shirt_top), (x(col + max(1.0, 2.5 * scale)), shirt_bottom), style.accent, -1)
+            stripe = max(1.0, 2.5 * scale)
+            cv2.rectangle(image, (x(col), shirt_top), (x(col + stripe), shirt_bottom), style.accent, -1)
     elif style.pattern == "twotone":
         cv2.rectangle(image, (x(0), shirt_top), (x(half_w), shirt_bottom), style.accent, -1)
     # arms, trousers (two legs with a pose-dependent stride), shoes
@@ -175,7 +179,8 @@ def render_person(style: PersonStyle, look: Dict[str, np.ndarray], rng: np.rando
     if rng.rand() < 0.2:  # a passer-by / pole partially occluding the person
         ox = int(rng.uniform(0, width - 12))
         oy = int(rng.uniform(height * 0.3, height * 0.7))
-        cv2.rectangle(image, (ox, oy), (ox + int(rng.uniform(8, 20)), height), tuple(rng.uniform(40, 200, 3)), -1)
+        occluder_width = int(rng.uniform(8, 20))
+        cv2.rectangle(image, (ox, oy), (ox + occluder_width, height), tuple(rng.uniform(40, 200, 3)), -1)
 
     image = image * look["gain"][None, None, :] * rng.uniform(0.9, 1.1) + look["offset"]
     image += rng.normal(0, 5, size=image.shape)
@@ -186,7 +191,8 @@ def _identity_views(rng: np.random.RandomState, spec: SyntheticReIDSpec) -> List
     """(camera, number of images) pairs of one identity."""
     num_cams = rng.randint(spec.cameras_per_id[0], spec.cameras_per_id[1] + 1)
     cameras = sorted(rng.choice(np.arange(1, spec.num_cameras + 1), size=num_cams, replace=False).tolist())
-    return [(cam, int(rng.randint(spec.images_per_camera[0], spec.images_per_camera[1] + 1))) for cam in cameras]
+    low, high = spec.images_per_camera
+    return [(cam, int(rng.randint(low, high + 1))) for cam in cameras]
 
 
 def _read_meta(path: str):
@@ -202,8 +208,8 @@ def generate_synthetic_market1501(root: str, spec: SyntheticReIDSpec = Synthetic
     """Write the synthetic set under ``root/Market-1501-v15.09.15`` and return a summary.
 
     Returns a dict with ``dataset_dir``, the split directories and image counts. If the folder already holds
-    a set generated with the same ``spec`` (``_meta.json``) nothing is rewritten unless ``overwrite``. A folder
-    that holds something else -- e.g. the real Market-1501 -- is never touched: ``FileExistsError``.
+    a set generated with the same ``spec`` (``_meta.json``) nothing is rewritten unless ``overwrite``. A
+    folder that holds something else -- e.g. the real Market-1501 -- is never touched: ``FileExistsError``.
     """
     dataset_dir = os.path.join(root, MARKET_DIR_NAME)
     meta_path = os.path.join(dataset_dir, "_meta.json")
@@ -242,11 +248,13 @@ def generate_synthetic_market1501(root: str, spec: SyntheticReIDSpec = Synthetic
                 write(split, pid, camera, k + 1, image)
     for k, style in enumerate(distractor_styles):
         camera = int(rng.randint(1, spec.num_cameras + 1))
-        write("bounding_box_test", 0, camera, 1, render_person(style, looks[camera - 1], rng, spec.height, spec.width))
+        image = render_person(style, looks[camera - 1], rng, spec.height, spec.width)
+        write("bounding_box_test", 0, camera, 1, image)
     for k in range(spec.num_junk):  # junk: background-only crops
         camera = int(rng.randint(1, spec.num_cameras + 1))
         look = looks[camera - 1]
-        junk = np.clip(look["background"] * look["gain"] + rng.normal(0, 20, (spec.height, spec.width, 3)), 0, 255)
+        noise = rng.normal(0, 20, (spec.height, spec.width, 3))
+        junk = np.clip(look["background"] * look["gain"] + noise, 0, 255)
         write("bounding_box_test", -1, camera, 0, junk.astype(np.uint8))
 
     summary = {"dataset_dir": dataset_dir,

@@ -13,7 +13,8 @@ def _feed(evaluator, feats, pids, camids, batch=7):
     evaluator.reset()
     for start in range(0, len(feats), batch):
         sl = slice(start, start + batch)
-        evaluator.process({"targets": torch.as_tensor(pids[sl]), "camids": torch.as_tensor(camids[sl])}, feats[sl])
+        inputs = {"targets": torch.as_tensor(pids[sl]), "camids": torch.as_tensor(camids[sl])}
+        evaluator.process(inputs, feats[sl])
     return evaluator.evaluate()
 
 

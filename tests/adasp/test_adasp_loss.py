@@ -1,4 +1,4 @@
-"""SP-H / SP-LH / AdaSP loss: agreement with straightforward references, invariances, gradients, edge cases."""
+"""SP-H / SP-LH / AdaSP loss: agreement with plain references, invariances, gradients, edge cases."""
 import math
 
 import numpy as np
@@ -36,7 +36,8 @@ def reference_loss(features, labels, tau, loss_type, eps=1e-12):
         else:
             w = 0.0 if s_h < 0 else 2 * s_h * s_lh / (s_h + s_lh + eps)
             s_pos = w * s_h + (1 - w) * s_lh
-        negatives = [tau * _lse(sim[np.ix_(members, np.flatnonzero(labels == b))] / tau) for b in classes if b != a]
+        negatives = [tau * _lse(sim[np.ix_(members, np.flatnonzero(labels == b))] / tau)
+                     for b in classes if b != a]
         per_class.append(_lse(np.array([s_pos] + negatives) / tau) - s_pos / tau)
     return float(np.mean(per_class))
 
@@ -74,7 +75,8 @@ def test_matches_per_class_reference(loss_type, spread):
     feats, labels = _clustered_batch(5, [4, 2, 3, 1, 6], spread=spread, seed=1)
     for tau in (0.04, 0.1):
         ours = sparse_pair_loss(feats, labels, tau, loss_type).item()
-        assert ours == pytest.approx(reference_loss(feats.numpy(), labels.numpy(), tau, loss_type), rel=1e-9, abs=1e-9)
+        reference = reference_loss(feats.numpy(), labels.numpy(), tau, loss_type)
+        assert ours == pytest.approx(reference, rel=1e-9, abs=1e-9)
 
 
 def test_adasp_weight_lies_between_branches_for_compact_classes():

@@ -29,7 +29,8 @@ def test_registered_in_fastreid_registry():
 def test_baseline_adds_scaled_adasp_loss_to_fastreid_losses():
     cfg = build_adasp_cfg(opts=SMALL_BASELINE + [
         "MODEL.META_ARCHITECTURE", "AdaSPBaseline", "MODEL.LOSSES.NAME", '("CrossEntropyLoss", "AdaSPLoss")',
-        "MODEL.LOSSES.ADASP.SCALE", "0.1", "MODEL.LOSSES.ADASP.TEMP", "0.05", "MODEL.LOSSES.ADASP.TYPE", "sp-lh"])
+        "MODEL.LOSSES.ADASP.SCALE", "0.1", "MODEL.LOSSES.ADASP.TEMP", "0.05",
+        "MODEL.LOSSES.ADASP.TYPE", "sp-lh"])
     model = build_model(cfg)
     assert isinstance(model, AdaSPBaseline)
     gen = torch.Generator().manual_seed(0)
@@ -95,7 +96,8 @@ def _tiny_mgn(loss_names, scale):
 def test_mgn_applies_loss_to_five_features_with_official_weights():
     model = _tiny_mgn(("CrossEntropyLoss", "AdaSPLoss"), scale=0.5)
     gen = torch.Generator().manual_seed(1)
-    branches = [{"pred_class_logits": torch.randn(8, 6, generator=gen), "cls_outputs": torch.randn(8, 6, generator=gen),
+    branches = [{"pred_class_logits": torch.randn(8, 6, generator=gen),
+                 "cls_outputs": torch.randn(8, 6, generator=gen),
                  "features": torch.randn(8, 4, generator=gen)} for _ in range(8)]
     b1, b2, b21, b22, b3, b31, b32, b33 = branches
     with EventStorage(0):
@@ -108,8 +110,8 @@ def test_mgn_applies_loss_to_five_features_with_official_weights():
     }
     assert {k for k in losses if "adasp" in k} == set(expected)
     for key, feats in expected.items():
-        assert losses[key].item() == pytest.approx(0.5 * 0.2 * sparse_pair_loss(feats, _labels(), 0.04).item(),
-                                                   rel=1e-6)
+        expected_value = 0.5 * 0.2 * sparse_pair_loss(feats, _labels(), 0.04).item()
+        assert losses[key].item() == pytest.approx(expected_value, rel=1e-6)
 
 
 def test_mgn_refuses_unknown_loss_name():

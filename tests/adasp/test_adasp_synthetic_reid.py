@@ -1,4 +1,4 @@
-"""The synthetic Market-1501-format generator, read by fastreid's own Market1501 loader, and P x K sampling."""
+"""The synthetic Market-1501-format generator, read by fastreid's own Market1501 loader; P x K sampling."""
 import collections
 import os
 import re
@@ -78,7 +78,7 @@ def test_deterministic_and_cached(tmp_path, small_set):
 
 
 def test_identities_are_distinguishable(small_set):
-    """Mean colour of an identity's images is closer to its own images than to other identities' (learnable)."""
+    """An identity's images are closer to its mean colour than the identities' means are to each other."""
     import cv2
 
     root, _ = small_set
@@ -86,10 +86,12 @@ def test_identities_are_distinguishable(small_set):
     feats = collections.defaultdict(list)
     for path, pid, _ in data.train:
         image = cv2.imread(path).astype(np.float32)
-        feats[pid].append(image[30:90].mean(axis=(0, 1)) / (image.mean(axis=(0, 1)) + 1.0))  # torso colour, lighting-normalised
+        torso = image[30:90].mean(axis=(0, 1)) / (image.mean(axis=(0, 1)) + 1.0)  # lighting-normalised
+        feats[pid].append(torso)
     centres = {pid: np.mean(v, axis=0) for pid, v in feats.items()}
     within = np.mean([np.linalg.norm(f - centres[pid]) for pid, v in feats.items() for f in v])
-    between = np.mean([np.linalg.norm(a - b) for p, a in centres.items() for q, b in centres.items() if p != q])
+    between = np.mean([np.linalg.norm(a - b) for p, a in centres.items()
+                       for q, b in centres.items() if p != q])
     assert within < between
 
 

@@ -1,5 +1,5 @@
-"""End to end on a tiny synthetic set: train_net training, metrics.json, atomic checkpoints, resume, eval-only;
-config files; missing-dataset errors."""
+"""End to end on a tiny synthetic set: train_net training, metrics.json, atomic checkpoints, resume,
+eval-only; config files; missing-dataset errors."""
 import glob
 import importlib.util
 import json
@@ -85,28 +85,38 @@ def test_auto_device_and_amp_are_resolved_for_cpu():
         assert not cfg.SOLVER.AMP.ENABLED
 
 
+ARCH_LOSSES = {
+    "mgn_R50-ibn_adasp": ("AdaSPMGN", ("AdaSPLoss",)),
+    "mgn_R50-ibn_ce_adasp": ("AdaSPMGN", ("CrossEntropyLoss", "AdaSPLoss")),
+    "sbs_R50-ibn_adasp": ("AdaSPBaseline", ("AdaSPLoss",)),
+    "sbs_R50-ibn_ce_adasp": ("AdaSPBaseline", ("CrossEntropyLoss", "AdaSPLoss")),
+    "bagtricks_R50-ibn_adasp": ("AdaSPBaseline", ("AdaSPLoss",)),
+    "bagtricks_R50-ibn_ce_adasp": ("AdaSPBaseline", ("CrossEntropyLoss", "AdaSPLoss")),
+}
+# config: (ADASP.SCALE, ADASP.TEMP, sampler, IMS_PER_BATCH, NUM_INSTANCE, SIZE_TRAIN)
 EXPECTED = {
-    # config: (architecture, loss names, scale, temp, sampler, ims per batch, K, input size)
-    "Market1501/mgn_R50-ibn_adasp.yml": ("AdaSPMGN", ("AdaSPLoss",), 1.0, 0.04, "BalancedIdentitySampler", 128, 8, [384, 128]),
-    "Market1501/mgn_R50-ibn_ce_adasp.yml": ("AdaSPMGN", ("CrossEntropyLoss", "AdaSPLoss"), 0.1, 0.04, "BalancedIdentitySampler", 128, 8, [256, 128]),
-    "DukeMTMC/mgn_R50-ibn_adasp.yml": ("AdaSPMGN", ("AdaSPLoss",), 1.0, 0.04, "BalancedIdentitySampler", 128, 8, [384, 128]),
-    "DukeMTMC/mgn_R50-ibn_ce_adasp.yml": ("AdaSPMGN", ("CrossEntropyLoss", "AdaSPLoss"), 0.1, 0.04, "BalancedIdentitySampler", 128, 8, [256, 128]),
-    "MSMT17/mgn_R50-ibn_adasp.yml": ("AdaSPMGN", ("AdaSPLoss",), 1.0, 0.04, "NaiveIdentitySampler", 128, 8, [384, 128]),
-    "MSMT17/mgn_R50-ibn_ce_adasp.yml": ("AdaSPMGN", ("CrossEntropyLoss", "AdaSPLoss"), 0.1, 0.04, "NaiveIdentitySampler", 128, 8, [256, 128]),
-    "VeRi/sbs_R50-ibn_adasp.yml": ("AdaSPBaseline", ("AdaSPLoss",), 1.0, 0.05, "BalancedIdentitySampler", 128, 8, [256, 256]),
-    "VeRi/sbs_R50-ibn_ce_adasp.yml": ("AdaSPBaseline", ("CrossEntropyLoss", "AdaSPLoss"), 0.5, 0.05, "BalancedIdentitySampler", 128, 8, [256, 256]),
-    "VehicleID/bagtricks_R50-ibn_adasp.yml": ("AdaSPBaseline", ("AdaSPLoss",), 1.0, 0.05, "NaiveIdentitySampler", 512, 8, [256, 256]),
-    "VehicleID/bagtricks_R50-ibn_ce_adasp.yml": ("AdaSPBaseline", ("CrossEntropyLoss", "AdaSPLoss"), 0.5, 0.05, "NaiveIdentitySampler", 512, 8, [256, 256]),
+    "Market1501/mgn_R50-ibn_adasp.yml": (1.0, 0.04, "BalancedIdentitySampler", 128, 8, [384, 128]),
+    "Market1501/mgn_R50-ibn_ce_adasp.yml": (0.1, 0.04, "BalancedIdentitySampler", 128, 8, [256, 128]),
+    "DukeMTMC/mgn_R50-ibn_adasp.yml": (1.0, 0.04, "BalancedIdentitySampler", 128, 8, [384, 128]),
+    "DukeMTMC/mgn_R50-ibn_ce_adasp.yml": (0.1, 0.04, "BalancedIdentitySampler", 128, 8, [256, 128]),
+    "MSMT17/mgn_R50-ibn_adasp.yml": (1.0, 0.04, "NaiveIdentitySampler", 128, 8, [384, 128]),
+    "MSMT17/mgn_R50-ibn_ce_adasp.yml": (0.1, 0.04, "NaiveIdentitySampler", 128, 8, [256, 128]),
+    "VeRi/sbs_R50-ibn_adasp.yml": (1.0, 0.05, "BalancedIdentitySampler", 128, 8, [256, 256]),
+    "VeRi/sbs_R50-ibn_ce_adasp.yml": (0.5, 0.05, "BalancedIdentitySampler", 128, 8, [256, 256]),
+    "VehicleID/bagtricks_R50-ibn_adasp.yml": (1.0, 0.05, "NaiveIdentitySampler", 512, 8, [256, 256]),
+    "VehicleID/bagtricks_R50-ibn_ce_adasp.yml": (0.5, 0.05, "NaiveIdentitySampler", 512, 8, [256, 256]),
 }
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_dataset_configs_carry_the_official_hyperparameters(name):
-    arch, losses, scale, temp, sampler, batch, k, size = EXPECTED[name]
+    arch, losses = ARCH_LOSSES[Path(name).stem]
+    scale, temp, sampler, batch, k, size = EXPECTED[name]
     cfg = build_adasp_cfg(str(PROJECT / "configs" / name), ["MODEL.DEVICE", "cpu"])
     assert cfg.MODEL.META_ARCHITECTURE == arch
     assert tuple(cfg.MODEL.LOSSES.NAME) == losses
-    assert (cfg.MODEL.LOSSES.ADASP.SCALE, cfg.MODEL.LOSSES.ADASP.TEMP, cfg.MODEL.LOSSES.ADASP.TYPE) == (scale, temp, "adasp")
+    adasp_cfg = cfg.MODEL.LOSSES.ADASP
+    assert (adasp_cfg.SCALE, adasp_cfg.TEMP, adasp_cfg.TYPE) == (scale, temp, "adasp")
     assert cfg.DATALOADER.SAMPLER_TRAIN == sampler
     assert (cfg.SOLVER.IMS_PER_BATCH, cfg.DATALOADER.NUM_INSTANCE) == (batch, k)
     assert list(cfg.INPUT.SIZE_TRAIN) == size

@@ -1,7 +1,7 @@
 """AdaSP (Adaptive Sparse Pairwise loss, CVPR 2023) as a FastReID project.
 
-Importing the package applies :mod:`shared.compat` and registers ``AdaSPBaseline`` / ``AdaSPMGN`` in fastreid's
-``META_ARCH_REGISTRY`` and ``SyntheticMarket1501`` in its ``DATASET_REGISTRY``.
+Importing the package applies :mod:`shared.compat` and registers ``AdaSPBaseline`` / ``AdaSPMGN`` in
+fastreid's ``META_ARCH_REGISTRY`` and ``SyntheticMarket1501`` in its ``DATASET_REGISTRY``.
 """
 import shared  # noqa: F401  (applies the compatibility layer before detectron2/fastreid are imported)
 

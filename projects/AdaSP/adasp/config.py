@@ -20,7 +20,7 @@ def add_adasp_config(cfg: CN) -> CN:
     _C.MODEL.LOSSES.ADASP.SCALE = 1.0
     # Temperature tau of every soft min / max and of the softmax (0.04 person, 0.05 vehicle configs).
     _C.MODEL.LOSSES.ADASP.TEMP = 0.04
-    # Which positive similarity each class uses: "adasp" (adaptive mix), "sp-h" (hardest), "sp-lh" (least hard).
+    # Positive similarity of each class: "adasp" (adaptive mix), "sp-h" (hardest), "sp-lh" (least hard).
     _C.MODEL.LOSSES.ADASP.TYPE = "adasp"
 
     # Workers of the test loader (fastreid hard-codes 4, too many on a 2-core machine).
@@ -29,7 +29,7 @@ def add_adasp_config(cfg: CN) -> CN:
 
 
 def build_adasp_cfg(config_file: str = "", opts: Sequence[str] = ()) -> CN:
-    """fastreid's default config + :func:`add_adasp_config` + ``config_file`` + ``opts`` (``KEY VALUE`` pairs),
+    """fastreid's default config + :func:`add_adasp_config` + ``config_file`` + ``opts`` (``KEY VALUE``),
     made runnable on this machine: ``MODEL.DEVICE "auto"`` becomes cuda/cpu, and AMP (CUDA-only in
     fastreid's ``AMPTrainer``) is switched off on the CPU with a warning. Returns a frozen config."""
     cfg = get_cfg()
@@ -39,7 +39,8 @@ def build_adasp_cfg(config_file: str = "", opts: Sequence[str] = ()) -> CN:
     cfg.merge_from_list(list(opts))
     cfg.MODEL.DEVICE = resolve_device(cfg.MODEL.DEVICE)
     if cfg.MODEL.DEVICE == "cpu" and cfg.SOLVER.AMP.ENABLED:
-        logging.getLogger(__name__).warning("SOLVER.AMP.ENABLED is ignored on the CPU (fastreid AMP is CUDA-only)")
+        logger = logging.getLogger(__name__)
+        logger.warning("SOLVER.AMP.ENABLED ignored on the CPU (fastreid AMP is CUDA-only)")
         cfg.SOLVER.AMP.ENABLED = False
     cfg.freeze()
     return cfg

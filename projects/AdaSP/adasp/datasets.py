@@ -21,7 +21,8 @@ SYNTHETIC_SUBDIR = "synthetic_reid"
 
 @DATASET_REGISTRY.register()
 class SyntheticMarket1501(Market1501):
-    """Market1501 read from ``<root>/synthetic_reid/Market-1501-v15.09.15`` (see shared/datasets/synthetic_reid.py)."""
+    """Market1501 read from ``<root>/synthetic_reid/Market-1501-v15.09.15``
+    (written by shared/datasets/synthetic_reid.py)."""
 
     dataset_dir = SYNTHETIC_SUBDIR
     dataset_name = "synthetic_market1501"

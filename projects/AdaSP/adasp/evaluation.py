@@ -59,13 +59,14 @@ class SharedReidEvaluator(ReidEvaluator):
 
         if self.cfg.TEST.AQE.ENABLED:
             logger.info("Test with AQE setting")
-            query_features, gallery_features = aqe(query_features, gallery_features, self.cfg.TEST.AQE.QE_TIME,
-                                                   self.cfg.TEST.AQE.QE_K, self.cfg.TEST.AQE.ALPHA)
+            aqe_cfg = self.cfg.TEST.AQE
+            query_features, gallery_features = aqe(query_features, gallery_features, aqe_cfg.QE_TIME,
+                                                   aqe_cfg.QE_K, aqe_cfg.ALPHA)
         distmat = reid_metrics.compute_distmat(query_features, gallery_features, self.cfg.TEST.METRIC)
         if self.cfg.TEST.RERANK.ENABLED:
-            raise NotImplementedError("TEST.RERANK is not supported: fastreid 1.4.0's k-reciprocal re-ranking is "
-                                      "GPU-only and shared.retrieval has no re-ranking yet; set TEST.RERANK.ENABLED "
-                                      "False")
+            raise NotImplementedError("TEST.RERANK is not supported: fastreid 1.4.0's k-reciprocal "
+                                      "re-ranking is GPU-only and shared.retrieval has no re-ranking yet; set "
+                                      "TEST.RERANK.ENABLED False")
 
         result = reid_metrics.evaluate_reid(distmat, pids[:num_query], pids[num_query:],
                                             camids[:num_query], camids[num_query:])

@@ -31,7 +31,7 @@ Degenerate batches (documented behaviour, each covered by a test):
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Callable, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -49,7 +49,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 POSITIVE_RULE_REGISTRY = Registry("SPARSE_PAIR_POSITIVE")
-POSITIVE_RULE_REGISTRY.__doc__ = """How a class's single positive similarity is chosen (``MODEL.LOSSES.ADASP.TYPE``).
+POSITIVE_RULE_REGISTRY.__doc__ = """How a class's single positive similarity is chosen
+(``MODEL.LOSSES.ADASP.TYPE``).
 Rules are registered under the config spelling with "-" written "_" (``sp-h`` -> ``sp_h``); each is called as
 ``rule(s_h, s_lh, eps)`` with the per-class hardest / least-hard positive similarities."""
 
@@ -68,7 +69,8 @@ def _segment_logsumexp(values: Tensor, membership: Tensor) -> Tensor:
     return torch.logsumexp(masked, dim=1)
 
 
-def class_pair_similarities(features: Tensor, labels: Tensor, temperature: float):
+def class_pair_similarities(features: Tensor, labels: Tensor,
+                            temperature: float) -> Tuple[Tensor, Tensor, Tensor]:
     """Soft class-level similarities of a batch.
 
     Returns ``(s_neg, s_h, s_lh)``: ``s_neg`` [C, C] is the soft maximum (LSE at ``temperature``) of
@@ -138,7 +140,8 @@ def positive_rule(loss_type: str) -> Callable[[Tensor, Tensor, float], Tensor]:
     name = loss_type.lower().replace("-", "_")
     if name not in POSITIVE_RULE_REGISTRY:
         known = sorted(key.replace("_", "-") for key, _ in POSITIVE_RULE_REGISTRY)
-        raise KeyError(f"unknown sparse-pair loss type {loss_type!r} (MODEL.LOSSES.ADASP.TYPE); known: {known}")
+        raise KeyError(f"unknown sparse-pair loss type {loss_type!r} (MODEL.LOSSES.ADASP.TYPE); "
+                       f"known: {known}")
     return POSITIVE_RULE_REGISTRY.get(name)
 
 
@@ -155,7 +158,7 @@ def _check_inputs(features: Tensor, labels: Tensor, temperature: float) -> None:
     if not bool(torch.isfinite(features.detach()).all()):
         bad = int((~torch.isfinite(features.detach())).any(dim=1).sum())
         raise FloatingPointError(
-            f"sparse pair loss received non-finite features ({bad}/{features.shape[0]} rows contain NaN/Inf); "
+            f"sparse pair loss received non-finite features ({bad}/{features.shape[0]} rows hold NaN/Inf); "
             "the network diverged before the loss (lower SOLVER.BASE_LR or check the input data)")
 
 

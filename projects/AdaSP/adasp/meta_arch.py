@@ -45,7 +45,8 @@ def _adasp_loss_kwargs(cfg) -> Dict[str, object]:
 
 class _SparsePairLossMixin:
     """Shared by both architectures (listed before the fastreid class): adds ``loss_kwargs['adasp']`` in
-    ``from_config``, then validates the loss names and builds the loss module after the parent's ``__init__``."""
+    ``from_config``, then validates the loss names and builds the loss module after the parent's
+    ``__init__``."""
 
     loss_kwargs: dict
 
@@ -55,10 +56,12 @@ class _SparsePairLossMixin:
         self.uses_adasp = ADASP_LOSS_NAME in self.loss_kwargs["loss_names"]
         adasp_kwargs = self.loss_kwargs.get("adasp")
         if self.uses_adasp and adasp_kwargs is None:
-            raise KeyError("loss_kwargs lacks 'adasp' (build the model from a config prepared by add_adasp_config)")
+            raise KeyError("loss_kwargs lacks 'adasp' (build the model from a config that went through "
+                           "add_adasp_config)")
         if adasp_kwargs is not None:
             self.adasp_scale = adasp_kwargs["scale"]
-            self.sparse_pair_loss = SparsePairLoss(temperature=adasp_kwargs["temp"], loss_type=adasp_kwargs["type"])
+            self.sparse_pair_loss = SparsePairLoss(temperature=adasp_kwargs["temp"],
+                                                   loss_type=adasp_kwargs["type"])
 
     @classmethod
     def from_config(cls, cfg):
@@ -98,7 +101,8 @@ class AdaSPMGN(_SparsePairLossMixin, MGN):
                 "b2": b2_outputs["features"],
                 "b3": b3_outputs["features"],
                 "b22": torch.cat((b21_outputs["features"], b22_outputs["features"]), dim=1),
-                "b33": torch.cat((b31_outputs["features"], b32_outputs["features"], b33_outputs["features"]), dim=1),
+                "b33": torch.cat((b31_outputs["features"], b32_outputs["features"], b33_outputs["features"]),
+                                 dim=1),
             }
             weight = self.adasp_scale * MGN_METRIC_FEATURE_WEIGHT
             for branch, features in metric_features.items():

@@ -60,8 +60,8 @@ class AdaSPTrainer(DefaultTrainer):
         # DefaultTrainer.__init__ builds a plain Checkpointer just before calling build_hooks; swap it for the
         # atomic one here so that the PeriodicCheckpointer hook and resume_or_load both use it.
         plain = self.checkpointer
-        self.checkpointer = AtomicReidCheckpointer(plain.model, plain.save_dir, save_to_disk=plain.save_to_disk,
-                                                   **plain.checkpointables)
+        self.checkpointer = AtomicReidCheckpointer(plain.model, plain.save_dir,
+                                                   save_to_disk=plain.save_to_disk, **plain.checkpointables)
         return super().build_hooks()
 
     @classmethod
@@ -95,7 +95,8 @@ class AdaSPTrainer(DefaultTrainer):
         dataset = load_reid_dataset(dataset_name)
         if comm.is_main_process():
             dataset.show_test()
-        test_set = CommDataset(dataset.query + dataset.gallery, build_transforms(cfg, is_train=False), relabel=False)
+        test_set = CommDataset(dataset.query + dataset.gallery, build_transforms(cfg, is_train=False),
+                               relabel=False)
         return build_reid_test_loader(test_set=test_set, test_batch_size=cfg.TEST.IMS_PER_BATCH,
                                       num_query=len(dataset.query), num_workers=cfg.TEST.NUM_WORKERS)
 
