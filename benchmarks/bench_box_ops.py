@@ -1,0 +1,120 @@
+"""Compiled box ops (shared._box_ops) against torchvision / detectron2 / the pure-PyTorch reference.
+
+Ratios measured side by side in one run (median of --repeat after a warm-up):
+  1. SimD-NMS CPU kernel vs torchvision batched_nms (IoU), same 20,000 boxes / 8 classes   (target ≤ 2.0)
+  2. fused pairwise SimD and IoU kernels vs detectron2 pairwise_iou, 200 × 200,000 boxes   (target ≤ 0.25),
+     and their ratio to a plain fill_ of the [200, 200,000] output
+  3. SimD-NMS CPU kernel vs the pure-PyTorch reference at 20,000 boxes                     (target ≥ 20× faster)
+     and the kernel's peak memory growth next to the size of a dense N×N float32 matrix
+
+    .venv/bin/python benchmarks/bench_box_ops.py [--threads 2] [--repeat 5]
+"""
+import argparse
+import resource
+import statistics
+import time
+
+import torch
+
+import shared.boxes as sb
+import shared.ops as sops
+import torchvision  # after shared (compat layer)
+from detectron2.structures import Boxes, pairwise_iou
+
+SIMD = {"m": 6.13, "n": 4.59}
+
+
+def random_boxes(n: int, generator: torch.Generator, width: float = 1333.0, height: float = 800.0) -> torch.Tensor:
+    xy = torch.rand(n, 2, generator=generator) * torch.tensor([width, height])
+    wh = 4.0 + torch.rand(n, 2, generator=generator) * 124.0
+    return torch.cat([xy, xy + wh], dim=1)
+
+
+def median_time(fn, repeat: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--nms-boxes", type=int, default=20_000)
+    parser.add_argument("--classes", type=int, default=8)
+    parser.add_argument("--gt", type=int, default=200)
+    parser.add_argument("--anchors", type=int, default=200_000)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    status = sops.extension_status()
+    print(f"shared._box_ops: {status}; torch threads: {args.threads}; median of {args.repeat}")
+    if status.startswith("unavailable"):
+        print("the compiled kernels are not built: nothing to compare (build with `pip install -e .`)")
+        return
+    generator = torch.Generator().manual_seed(0)
+    n = args.nms_boxes
+    boxes = random_boxes(n, generator)
+    scores = torch.rand(n, generator=generator)
+    classes = torch.randint(0, args.classes, (n,), generator=generator)
+
+    # 3b. memory first, while the process peak is still low
+    before = peak_rss_mb()
+    kept = sops.batched_similarity_nms(boxes, scores, classes, "simd", 0.5, backend="kernel", **SIMD)
+    growth = peak_rss_mb() - before
+    dense_mb = n * n * 4 / 2 ** 20
+
+    # 1. SimD-NMS kernel vs torchvision IoU batched_nms
+    t_tv = median_time(lambda: torchvision.ops.batched_nms(boxes, scores, classes, 0.5), args.repeat)
+    t_simd_nms = median_time(
+        lambda: sops.batched_similarity_nms(boxes, scores, classes, "simd", 0.5, backend="kernel", **SIMD), args.repeat)
+    t_iou_nms = median_time(
+        lambda: sops.batched_similarity_nms(boxes, scores, classes, "iou", 0.5, backend="kernel"), args.repeat)
+    print(f"\n[1] NMS, {n} boxes / {args.classes} classes (threshold 0.5; SimD keeps {len(kept)})")
+    print(f"  torchvision batched_nms (IoU)        {t_tv * 1000:9.1f} ms")
+    print(f"  shared kernel, IoU                   {t_iou_nms * 1000:9.1f} ms   ratio {t_iou_nms / t_tv:6.2f}")
+    print(f"  shared kernel, SimD                  {t_simd_nms * 1000:9.1f} ms   ratio {t_simd_nms / t_tv:6.2f}")
+    print(f"RATIO SimD-NMS kernel / torchvision batched_nms = {t_simd_nms / t_tv:.2f} "
+          f"(target <= 2.0: {verdict(t_simd_nms / t_tv <= 2.0)})")
+
+    # 2. fused pairwise kernels vs detectron2 pairwise_iou and fill_
+    gt = Boxes(random_boxes(args.gt, generator))
+    anchors = Boxes(random_boxes(args.anchors, generator))
+    out = torch.empty(args.gt, args.anchors)
+    t_fill = median_time(lambda: out.fill_(0.5), args.repeat)
+    t_d2 = median_time(lambda: pairwise_iou(gt, anchors), args.repeat)
+    t_pw_simd = median_time(lambda: sb.pairwise_simd(gt, anchors, backend="kernel", **SIMD), args.repeat)
+    t_pw_iou = median_time(lambda: sb.pairwise_iou(gt, anchors, backend="kernel"), args.repeat)
+    print(f"\n[2] pairwise, {args.gt} x {args.anchors}")
+    print(f"  fill_ of the output                  {t_fill * 1000:9.1f} ms")
+    print(f"  detectron2 pairwise_iou              {t_d2 * 1000:9.1f} ms")
+    for name, seconds in (("IoU", t_pw_iou), ("SimD", t_pw_simd)):
+        print(f"  shared fused kernel, {name:<5s}           {seconds * 1000:9.1f} ms   ratio to detectron2 "
+              f"{seconds / t_d2:6.3f}   ratio to fill_ {seconds / t_fill:6.1f}")
+    for name, seconds in (("SimD", t_pw_simd), ("IoU", t_pw_iou)):
+        print(f"RATIO pairwise {name} kernel / detectron2 pairwise_iou = {seconds / t_d2:.3f} "
+              f"(target <= 0.25: {verdict(seconds / t_d2 <= 0.25)}); ratio to fill_ = {seconds / t_fill:.1f}")
+
+    # 3. kernel vs pure-PyTorch reference
+    t_ref = median_time(
+        lambda: sops.reference_batched_similarity_nms(boxes, scores, classes, "simd", 0.5, **SIMD), 1, warmup=0)
+    speedup = t_ref / t_simd_nms
+    print(f"\n[3] SimD-NMS at {n} boxes: pure-PyTorch reference {t_ref * 1000:.0f} ms, kernel {t_simd_nms * 1000:.1f} ms")
+    print(f"RATIO SimD-NMS reference / kernel = {speedup:.1f}x faster (target >= 20: {verdict(speedup >= 20)})")
+    print(f"MEMORY SimD-NMS kernel peak RSS growth = {growth:.1f} MB (dense N x N float32 matrix: {dense_mb:.0f} MB)")
+
+
+if __name__ == "__main__":
+    main()
