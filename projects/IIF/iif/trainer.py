@@ -73,7 +73,8 @@ class IIFTrainer(DefaultTrainer):
         if record["mean_detections_per_image"] is not None:
             logger.info("IIF eval: %.1f detections per image survive score >= %g (cap %d); variant %s, mask "
                         "threshold %.2f", record["mean_detections_per_image"], record["score_thresh_test"],
-                        record["detections_per_image_cap"], record["iif_variant"], record["mask_threshold"])
+                        record["detections_per_image_cap"], record["iif_variant"] or "off (softmax baseline)",
+                        record["mask_threshold"])
         if comm.is_main_process() and cfg.OUTPUT_DIR:
             atomic_write_bytes(os.path.join(cfg.OUTPUT_DIR, "iif_evaluation.json"),
                                json.dumps(record, indent=2, default=float).encode())
