@@ -6,10 +6,15 @@ skipped; CMC = cumsum(matches) clipped to 1, averaged over valid queries; AP = m
 precision at each match's rank; INP = (#true matches) / (1-based rank of the last true match).
 
 Speed: instead of arg-sorting every gallery row (what FastReID's Cython loop does), only the positions of the true
-matches are needed. For a query with true-match distances t_1 <= ... <= t_m, the position of match j among all
-gallery entries is #{g : d_g < t_j} (+ ties, below), obtained with one ``searchsorted`` of the row into the m
-thresholds and a ``bincount``; the same-pid-same-camid entries ("junk") before it are subtracted. That is O(G log m)
-per query instead of O(G log G).
+matches are needed. Queries are processed in blocks; the "candidates" of a row are the entries not farther than its
+farthest true match (everything else comes after every match).
+
+* Sparse blocks (few candidates, i.e. a good model): the candidates of all rows are sorted at once by (row,
+  distance); a match's position is its index in its row's sorted candidates minus the same-pid-same-camid ("junk")
+  entries before it.
+* Dense blocks: per row, with true-match distances t_1 <= ... <= t_m, the position of match j is
+  #{g : d_g < t_j} (+ ties, below) - #junk before it, from one ``searchsorted`` of the row's candidates into the m
+  thresholds and a ``bincount``: O(G log m) per query instead of O(G log G).
 
 Ties: equal distances are ordered by gallery index (a stable sort). FastReID uses numpy's default (unstable)
 quicksort, so on rows with exactly tied distances around a true match the two can differ; on tie-free data (any
