@@ -125,7 +125,7 @@ def test_mgn_builds_from_config_and_trains_one_step():
                           ["MODEL.DEVICE", "cpu", "MODEL.HEADS.NUM_CLASSES", "4"])
     model = build_model(cfg).train()
     with EventStorage(0):
-        losses = model({"images": torch.rand(8, 3, 64, 32) * 255, "targets": _labels()})
+        losses = model({"images": torch.rand(8, 3, 96, 32) * 255, "targets": _labels()})  # 6 rows: 2- and 3-way splits
     assert {k for k in losses if k.startswith("loss_adasp")} == {
         "loss_adasp_b1", "loss_adasp_b2", "loss_adasp_b3", "loss_adasp_b22", "loss_adasp_b33"}
     sum(losses.values()).backward()
