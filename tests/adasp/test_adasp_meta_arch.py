@@ -145,7 +145,6 @@ def test_trainer_optimizer_actually_updates_weights():
     """fastreid's contiguous-parameter optimizer never steps under torch >= 2 (zero_grad(set_to_none=True)
     detaches its flat gradient buffer); AdaSPTrainer.build_optimizer must give real updates."""
     from adasp.trainer import AdaSPTrainer
-    from fastreid.solver import build_optimizer
 
     cfg = build_adasp_cfg(opts=SMALL_BASELINE + ["MODEL.META_ARCHITECTURE", "AdaSPBaseline",
                                                  "MODEL.LOSSES.NAME", '("AdaSPLoss",)'])
@@ -164,5 +163,5 @@ def test_trainer_optimizer_actually_updates_weights():
         return (model.backbone.conv1.weight.detach() - before).abs().max().item()
 
     assert weight_change(AdaSPTrainer.build_optimizer) > 1e-5
-    # documents the upstream bug this works around (if fastreid/torch fix it, drop the override)
-    assert weight_change(lambda c, m: build_optimizer(c, m, contiguous=True)) == 0.0
+    # The upstream default (contiguous=True) gives exactly 0 here with fastreid 1.4.0 + torch 2.x; not asserted,
+    # so that a global fix in shared.compat does not break this test.
