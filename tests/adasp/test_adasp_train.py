@@ -127,3 +127,32 @@ def test_dataset_configs_carry_the_official_hyperparameters(name):
         assert cfg.SOLVER.SCHED == "CosineAnnealingLR" and cfg.SOLVER.DELAY_EPOCHS == 30
         assert cfg.SOLVER.WARMUP_ITERS == (1000 if name.startswith("MSMT17") else 500)
         assert cfg.SOLVER.FREEZE_ITERS == 500
+
+
+def _fake_vehicleid(root: Path) -> None:
+    base = root / "vehicleid"
+    (base / "image").mkdir(parents=True)
+    (base / "train_test_split").mkdir()
+    (base / "train_test_split" / "train_list.txt").write_text("".join(f"{i} {i // 3}\n" for i in range(30)))
+    (base / "train_test_split" / "test_list_800.txt").write_text(
+        "".join(f"{i} {i // 4}\n" for i in range(100, 180)))
+
+
+def test_vehicleid_split_seed_makes_the_random_split_reproducible(tmp_path, monkeypatch):
+    import random
+
+    _fake_vehicleid(tmp_path)
+    monkeypatch.setenv("FASTREID_DATASETS", str(tmp_path))
+    random.seed(123)
+    untouched = random.random()
+    random.seed(123)
+    first = load_reid_dataset("SmallVehicleID", split_seed=0)
+    assert random.random() == untouched  # the global random state is restored
+    second = load_reid_dataset("SmallVehicleID", split_seed=0)
+    assert [q[0] for q in first.query] == [q[0] for q in second.query]
+    assert len(first.gallery) == 20 and len(first.query) == 60  # one gallery image per vehicle id
+    other = load_reid_dataset("SmallVehicleID", split_seed=1)
+    assert [g[0] for g in other.gallery] != [g[0] for g in first.gallery]
+    cfg = build_adasp_cfg(str(PROJECT / "configs" / "VehicleID" / "bagtricks_R50-ibn_adasp.yml"),
+                          ["MODEL.DEVICE", "cpu"])
+    assert cfg.TEST.SPLIT_SEED == 0

@@ -3,6 +3,7 @@ datasets read from ``$FASTREID_DATASETS`` at call time (fastreid reads the varia
 from __future__ import annotations
 
 import logging
+import random
 from typing import List
 
 from fastreid.data import build_reid_test_loader, build_reid_train_loader
@@ -27,10 +28,11 @@ class AtomicReidCheckpointer(AtomicCheckpointMixin, Checkpointer):
     """fastreid's ``Checkpointer`` whose ``.pth`` files and ``last_checkpoint`` are written atomically."""
 
 
-def load_reid_dataset(name: str, **kwargs):
+def load_reid_dataset(name: str, split_seed: int = -1, **kwargs):
     """Instantiate fastreid dataset ``name`` (``DATASETS.NAMES``) under ``$FASTREID_DATASETS``.
 
-    A missing folder raises ``FileNotFoundError`` naming the dataset, the path and the env var (fastreid
+    ``split_seed >= 0`` seeds the random query/gallery split some loaders draw with Python's ``random``
+    (VehicleID), without disturbing the global random state. A missing folder raises ``FileNotFoundError`` naming the dataset, the path and the env var (fastreid
     raises a bare ``RuntimeError('"<path>" is not found')``); an unknown name lists the registered ones.
     """
     registered = DATASET_REGISTRY._obj_map  # fastreid's Registry has no public membership test
@@ -38,6 +40,9 @@ def load_reid_dataset(name: str, **kwargs):
         known = sorted(registered)
         raise KeyError(f"unknown dataset {name!r} in DATASETS.NAMES/TESTS; registered: {known}")
     root = dataset_root(FASTREID_ENV)
+    saved_state = random.getstate()
+    if split_seed >= 0:
+        random.seed(split_seed)
     try:
         return DATASET_REGISTRY.get(name)(root=root, **kwargs)
     except RuntimeError as err:
@@ -46,6 +51,9 @@ def load_reid_dataset(name: str, **kwargs):
         raise FileNotFoundError(
             f"dataset {name!r}: {err} (root ${FASTREID_ENV}={root!r}); see projects/AdaSP/README.md for the "
             "expected folder layout") from err
+    finally:
+        if split_seed >= 0:
+            random.setstate(saved_state)
 
 
 class AdaSPTrainer(DefaultTrainer):
@@ -92,7 +100,7 @@ class AdaSPTrainer(DefaultTrainer):
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):
-        dataset = load_reid_dataset(dataset_name)
+        dataset = load_reid_dataset(dataset_name, split_seed=cfg.TEST.SPLIT_SEED)
         if comm.is_main_process():
             dataset.show_test()
         test_set = CommDataset(dataset.query + dataset.gallery, build_transforms(cfg, is_train=False),
