@@ -185,7 +185,7 @@ def bench_cd(n_queries=50_000, n_refs=200_000, n_background=100_000, d=256, k=10
     rng = np.random.default_rng(0)
     refs = l2_normalize(rng.standard_normal((n_refs, d), dtype=np.float32))
     queries = rng.standard_normal((n_queries, d), dtype=np.float32)
-    queries[:n_positive] = refs[:n_positive] + 0.08 * queries[:n_positive]  # edited copies of references
+    queries[:n_positive] = refs[:n_positive] + 0.18 * queries[:n_positive]  # hard edited copies of references
     queries = l2_normalize(queries)
     background = l2_normalize(rng.standard_normal((n_background, d), dtype=np.float32))
     gt = {q: (q if q < n_positive else None) for q in range(n_queries)}
