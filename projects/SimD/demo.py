@@ -13,6 +13,7 @@ them one after the other with two threads each); ``--sequential`` runs them one 
 """
 import argparse
 import json
+import math
 import multiprocessing as mp
 import os
 import sys
@@ -86,7 +87,9 @@ def format_table(summaries) -> str:
     for s in summaries:
         m = f"{s['m']:.3f}" if s["rpn_similarity"] == "simd" else "-"
         n = f"{s['n']:.3f}" if s["rpn_similarity"] == "simd" else "-"
-        lines.append(f"{s['label']:<16}" + "".join(f"{s['metrics'][c]:8.2f}" for c in COLUMNS) + f"{m:>8}{n:>8}")
+        values = "".join(f"{'n/a':>8}" if math.isnan(s["metrics"][c]) else f"{s['metrics'][c]:8.2f}" for c in COLUMNS)
+        lines.append(f"{s['label']:<16}" + values + f"{m:>8}{n:>8}")
+    lines.append("(n/a: no ground truth in that size range; the synthetic objects are at most 32 px)")
     return "\n".join(lines)
 
 
