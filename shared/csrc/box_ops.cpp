@@ -166,7 +166,7 @@ at::Tensor batched_nms_cpu(const at::Tensor& boxes, const at::Tensor& scores, co
   at::Tensor keep = at::zeros({n}, idxs.options().dtype(at::kBool));  // indexed by original box index
   bool* keep_ptr = keep.data_ptr<bool>();
   const Params p = params_from(params);
-  const float thr = static_cast<float>(threshold);
+  const float thr = float_threshold(threshold);
   const SuppressRow suppress = kSuppressRow[kind];
   const int64_t segments = static_cast<int64_t>(starts.size()) - 1;
   at::parallel_for(0, segments, 1, [&](int64_t s_begin, int64_t s_end) {

@@ -137,7 +137,7 @@ at::Tensor batched_nms_cuda(const at::Tensor& boxes, const at::Tensor& scores, c
   const int64_t col_blocks = (n + kThreadsPerBlock - 1) / kThreadsPerBlock;
   at::Tensor mask = at::zeros({n * col_blocks}, boxes.options().dtype(at::kLong));
   dispatch_kind<NmsMaskLauncher>(kind, sorted_boxes, sorted_classes, params_from(params),
-                                 static_cast<float>(threshold), mask);
+                                 float_threshold(threshold), mask);
 
   const at::Tensor mask_host = mask.to(at::kCPU);
   const unsigned long long* mask_ptr = reinterpret_cast<const unsigned long long*>(mask_host.data_ptr<int64_t>());

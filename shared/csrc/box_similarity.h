@@ -30,6 +30,13 @@ struct Params {
   float p0 = 0.f, p1 = 0.f, p2 = 0.f;
 };
 
+// The largest float <= t: for a float x, `x > float_threshold(t)` is exactly `(double)x > t`, the comparison
+// torchvision's NMS makes (float IoU against a double threshold), without leaving float in the inner loops.
+inline float float_threshold(double t) {
+  const float f = static_cast<float>(t);
+  return static_cast<double>(f) <= t ? f : std::nextafter(f, -INFINITY);
+}
+
 // Params from the op's `float[] params` argument (c10::ArrayRef<double>; missing entries stay 0).
 template <typename Sequence>
 inline Params params_from(const Sequence& values) {

@@ -76,7 +76,7 @@ def reference_batched_similarity_nms(
                 break
             row = spec.formula(geometry.rows(i, i + 1), geometry.cols(i + 1, count),
                                **resolved)[0]
-            suppressed[i + 1:] |= row > threshold
+            suppressed[i + 1:] |= row.double() > threshold  # as torchvision: float value vs double threshold
             suppressed_host[i + 1:] = suppressed[i + 1:].tolist()
     return order[keep[order]]
 

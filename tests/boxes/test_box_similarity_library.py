@@ -220,6 +220,7 @@ def test_tile_budget_keeps_temporaries_below_half_the_output():
                                   * pairwise_module.FORMULA_TEMPORARIES)
 
 
+@pytest.mark.slow  # ~15 s on a loaded machine (fresh interpreter); the tile-budget test above is the default check
 def test_measured_peak_memory_of_torch_path():
     """Peak RSS growth of a 500×40,000 SimD matrix (80 MB) stays ≤ 1.5× the output."""
     script = textwrap.dedent("""
