@@ -8,7 +8,8 @@ SimD project can also read it)::
     root/train/images/<id>.png
     root/val/images/<id>.png
 
-Each image is a textured, cluttered "aerial" background with many objects of 2-32 px. The eight
+Each image is a textured, cluttered "aerial" background with many objects of 2-32 px (absolute size
+sqrt(w*h), as AI-TOD measures it; elongated classes are longer than that along one side). The eight
 classes are named like AI-TOD's; each has its own shape, colour and size range (``CLASS_STYLES``), and
 un-annotated look-alike clutter (grey blobs, streaks) makes the background non-trivial. Everything is
 deterministic from ``seed``: the same arguments give byte-identical json and images.

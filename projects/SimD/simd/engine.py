@@ -8,6 +8,7 @@ from typing import List, Optional
 from detectron2.config import CfgNode, get_cfg
 from detectron2.engine import DefaultTrainer, default_setup
 from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
 from shared.engine import AtomicDetectionCheckpointer, resolve_device
 from simd.config import add_simd_config
@@ -63,6 +64,7 @@ def setup(args) -> CfgNode:
     cfg = build_cfg(args.config_file, args.opts)
     cfg.freeze()
     default_setup(cfg, args)
+    setup_logger(cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="simd")  # normaliser estimates etc.
     cfg = cfg.clone()
     cfg.defrost()
     return prepare_cfg(cfg)
