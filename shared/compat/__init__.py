@@ -16,7 +16,13 @@ broken name               who needs it                                   restore
 ``collections.Mapping``   ``fastreid.data.build``, ``evaluation``        ``collections.abc`` aliases
 ``torch._six``            ``fastreid.data.build`` (import time)          stub module
 ``DataLoaderX``           fastreid train/test loaders (CUDA stream)      CPU-safe when CUDA is absent
+``build_optimizer``       fastreid ``DefaultTrainer`` (ContiguousParams)  ``contiguous=False`` default
 ========================  =============================================  ==============================
+
+The last one is a silent-correctness bug rather than a crash: fastreid's default ``ContiguousParams``
+makes every ``param.grad`` a view of one flat buffer, and torch >= 2.0's ``optimizer.zero_grad()``
+(``set_to_none=True``) drops that buffer's gradient, so backward writes fresh tensors the optimizer never
+sees and *no weight is ever updated*. The non-contiguous parameter list has no such coupling.
 """
 
 from __future__ import annotations
@@ -142,6 +148,25 @@ def _patch_fastreid_data_utils(module: types.ModuleType) -> None:
     _APPLIED.append("fastreid.DataLoaderX")
 
 
+def _patch_fastreid_solver_build(module: types.ModuleType) -> None:
+    """Default fastreid's ``build_optimizer`` to ``contiguous=False`` (see the module docstring)."""
+    original = module.build_optimizer
+    if getattr(original, "_shared_compat", False):
+        return
+
+    def build_optimizer(cfg, model, contiguous: bool = False):
+        return original(cfg, model, contiguous=contiguous)
+
+    build_optimizer._shared_compat = True  # type: ignore[attr-defined]
+    build_optimizer.__doc__ = original.__doc__
+    module.build_optimizer = build_optimizer
+    for name in ("fastreid.solver", "fastreid.engine.defaults"):
+        other = sys.modules.get(name)
+        if other is not None and getattr(other, "build_optimizer", None) is original:
+            other.build_optimizer = build_optimizer
+    _APPLIED.append("fastreid.build_optimizer")
+
+
 class _PostImportHook(importlib.abc.MetaPathFinder):
     """Runs a patch function right after a named module has been executed."""
 
@@ -174,12 +199,18 @@ class _PostImportHook(importlib.abc.MetaPathFinder):
 
 
 def _install_fastreid_hook() -> None:
-    name = "fastreid.data.data_utils"
-    if name in sys.modules:
-        _patch_fastreid_data_utils(sys.modules[name])
-        return
-    if not any(isinstance(f, _PostImportHook) for f in sys.meta_path):
-        sys.meta_path.insert(0, _PostImportHook({name: _patch_fastreid_data_utils}))
+    patches = {
+        "fastreid.data.data_utils": _patch_fastreid_data_utils,
+        "fastreid.solver.build": _patch_fastreid_solver_build,
+    }
+    pending = {}
+    for name, patch in patches.items():
+        if name in sys.modules:
+            patch(sys.modules[name])
+        else:
+            pending[name] = patch
+    if pending and not any(isinstance(f, _PostImportHook) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PostImportHook(pending))
 
 
 def apply() -> None:

@@ -35,6 +35,24 @@ def test_fastreid_baseline_one_training_step_on_cpu():
     assert feats.shape == (8, 512)
 
 
+def test_fastreid_default_optimizer_really_updates_weights():
+    """fastreid's ContiguousParams optimizer never steps under torch 2 unless shared.compat fixes it."""
+    from fastreid.engine.defaults import DefaultTrainer
+    from fastreid.solver import build_optimizer
+
+    cfg = get_cfg()
+    cfg.SOLVER.OPT = "SGD"
+    cfg.SOLVER.BASE_LR = 0.1
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3))
+    for optimizer, _ in (build_optimizer(cfg, model), DefaultTrainer.build_optimizer(cfg, model)):
+        before = model[0].weight.detach().clone()
+        for _ in range(2):  # the second iteration is the one the torch-2 zero_grad broke
+            optimizer.zero_grad()
+            model(torch.ones(2, 4)).sum().backward()
+            optimizer.step()
+        assert not torch.equal(before, model[0].weight), "optimizer did not update the weights"
+
+
 def _rank_inputs(seed=0, nq=20, ng=80):
     rng = np.random.default_rng(seed)
     distmat = rng.random((nq, ng)).astype(np.float32)
