@@ -60,6 +60,20 @@ def test_bad_configurations_raise_clear_errors():
         _feed(SharedReidEvaluator(cfg, 0), feats, pids, camids)
     with pytest.raises(ValueError, match="no predictions"):
         SharedReidEvaluator(cfg, 3).evaluate()
+
+
+def test_rerank_runs_on_cpu_through_shared_retrieval():
+    from shared.retrieval.reid import evaluate_reid, rerank_k_reciprocal
+
+    cfg = get_cfg()
     cfg.TEST.RERANK.ENABLED = True
-    with pytest.raises(NotImplementedError, match="RERANK"):
-        _feed(SharedReidEvaluator(cfg, 24), feats, pids, camids)
+    cfg.TEST.RERANK.K1, cfg.TEST.RERANK.K2 = 8, 3
+    feats, pids, camids, num_query = _fixture(seed=2)
+    ours = _feed(SharedReidEvaluator(cfg, num_query), feats, pids, camids)
+    distmat = rerank_k_reciprocal(feats[:num_query], feats[num_query:], k1=8, k2=3, lambda_value=0.3)
+    expected = evaluate_reid(distmat, pids[:num_query], pids[num_query:], camids[:num_query], camids[num_query:])
+    assert ours["mAP"] == pytest.approx(expected.mAP, abs=1e-6)
+    assert ours["Rank-1"] == pytest.approx(expected.rank1, abs=1e-6)
+    cfg.TEST.RERANK.ENABLED = False
+    plain = _feed(SharedReidEvaluator(cfg, num_query), feats, pids, camids)
+    assert plain["mAP"] != pytest.approx(ours["mAP"], abs=1e-6)  # re-ranking really changed the ranking

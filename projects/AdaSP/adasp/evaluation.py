@@ -62,11 +62,14 @@ class SharedReidEvaluator(ReidEvaluator):
             aqe_cfg = self.cfg.TEST.AQE
             query_features, gallery_features = aqe(query_features, gallery_features, aqe_cfg.QE_TIME,
                                                    aqe_cfg.QE_K, aqe_cfg.ALPHA)
-        distmat = reid_metrics.compute_distmat(query_features, gallery_features, self.cfg.TEST.METRIC)
         if self.cfg.TEST.RERANK.ENABLED:
-            raise NotImplementedError("TEST.RERANK is not supported: fastreid 1.4.0's k-reciprocal "
-                                      "re-ranking is GPU-only and shared.retrieval has no re-ranking yet; set "
-                                      "TEST.RERANK.ENABLED False")
+            # k-reciprocal re-ranking on CPU or GPU (fastreid 1.4.0's own implementation is GPU-only)
+            rr = self.cfg.TEST.RERANK
+            logger.info("Test with k-reciprocal re-ranking (k1=%d, k2=%d, lambda=%.2f)", rr.K1, rr.K2, rr.LAMBDA)
+            distmat = reid_metrics.rerank_k_reciprocal(query_features, gallery_features, k1=rr.K1, k2=rr.K2,
+                                                       lambda_value=rr.LAMBDA, metric=self.cfg.TEST.METRIC)
+        else:
+            distmat = reid_metrics.compute_distmat(query_features, gallery_features, self.cfg.TEST.METRIC)
 
         result = reid_metrics.evaluate_reid(distmat, pids[:num_query], pids[num_query:],
                                             camids[:num_query], camids[num_query:])
