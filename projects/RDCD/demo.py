@@ -9,7 +9,7 @@
 4. print µAP / µAPsn / recall@P90 / accuracy@1 of the untrained teacher, the trained teacher and both
    students side by side.
 
-    python projects/RDCD/demo.py [--teacher-iters 100] [--student-iters 80] [--output-dir output/rdcd_demo]
+    python projects/RDCD/demo.py [--teacher-iters 100] [--student-iters 60] [--output-dir output/rdcd_demo]
 """
 import argparse
 import os
@@ -47,7 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", default="output/rdcd_demo")
     parser.add_argument("--teacher-iters", type=int, default=100)
-    parser.add_argument("--student-iters", type=int, default=80)
+    parser.add_argument("--student-iters", type=int, default=60)
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
