@@ -57,31 +57,35 @@ struct BoxArrays {
 
 // ---------------------------------------------------------------------------------------------------
 // Inner loops: one instantiation per kind, each cloned for AVX2 and baseline x86-64 (picked at load time).
-// No FMA clone: contracting a*b+c would change IoU rounding and break exact parity with torchvision.
+// The IoU family gets no FMA clone: contracting a*b+c would change IoU rounding and break the exact parity
+// with torchvision / detectron2. NWD, DotD and SimD (exp/sqrt polynomials) also get an AVX2+FMA clone.
 // ---------------------------------------------------------------------------------------------------
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define BOX_CLONES __attribute__((target_clones("avx2", "default")))
+#define BOX_CLONES_EXACT __attribute__((target_clones("avx2", "default")))
+#define BOX_CLONES_FMA __attribute__((target_clones("arch=haswell", "avx2", "default")))
 #else
-#define BOX_CLONES
+#define BOX_CLONES_EXACT
+#define BOX_CLONES_FMA
 #endif
 
 // Box j of a View, spelled out (a member function was not inlined into the AVX2 clones).
 #define BOX_AT(v, j) \
   Box { (v).x1[j], (v).y1[j], (v).x2[j], (v).y2[j], (v).cx[j], (v).cy[j], (v).w[j], (v).h[j], (v).area[j], (v).angle[j] }
 
+// (always_inline: the loops must be compiled inside each target clone to use its instruction set)
 template <int KIND>
-void fill_row(const Box a, const BoxArrays::View b, int64_t m, const Params p, float* out) {
+__attribute__((always_inline)) inline void fill_row(const Box a, const BoxArrays::View b, int64_t m, const Params p, float* out) {
   for (int64_t j = 0; j < m; ++j) out[j] = pair_similarity<KIND>(a, BOX_AT(b, j), p);
 }
 
 // suppressed[j] |= sim(a, b[j]) > threshold, for j in [begin, end)
 template <int KIND>
-void suppress_row(const Box a, const BoxArrays::View b, int64_t begin, int64_t end, const Params p,
+__attribute__((always_inline)) inline void suppress_row(const Box a, const BoxArrays::View b, int64_t begin, int64_t end, const Params p,
                   float threshold, uint8_t* suppressed) {
   for (int64_t j = begin; j < end; ++j) suppressed[j] |= static_cast<uint8_t>(pair_similarity<KIND>(a, BOX_AT(b, j), p) > threshold);
 }
 
-#define DEFINE_KIND_LOOPS(KIND)                                                                          \
+#define DEFINE_KIND_LOOPS(KIND, BOX_CLONES)                                                              \
   BOX_CLONES void fill_row_##KIND(const Box a, const BoxArrays::View b, int64_t m, const Params p,      \
                                   float* out) {                                                          \
     fill_row<KIND>(a, b, m, p, out);                                                                     \
@@ -91,13 +95,13 @@ void suppress_row(const Box a, const BoxArrays::View b, int64_t begin, int64_t e
     suppress_row<KIND>(a, b, begin, end, p, threshold, suppressed);                                      \
   }
 
-DEFINE_KIND_LOOPS(kIoU)
-DEFINE_KIND_LOOPS(kGIoU)
-DEFINE_KIND_LOOPS(kDIoU)
-DEFINE_KIND_LOOPS(kCIoU)
-DEFINE_KIND_LOOPS(kNWD)
-DEFINE_KIND_LOOPS(kDotD)
-DEFINE_KIND_LOOPS(kSimD)
+DEFINE_KIND_LOOPS(kIoU, BOX_CLONES_EXACT)
+DEFINE_KIND_LOOPS(kGIoU, BOX_CLONES_EXACT)
+DEFINE_KIND_LOOPS(kDIoU, BOX_CLONES_EXACT)
+DEFINE_KIND_LOOPS(kCIoU, BOX_CLONES_EXACT)
+DEFINE_KIND_LOOPS(kNWD, BOX_CLONES_FMA)
+DEFINE_KIND_LOOPS(kDotD, BOX_CLONES_FMA)
+DEFINE_KIND_LOOPS(kSimD, BOX_CLONES_FMA)
 
 using FillRow = void (*)(const Box, const BoxArrays::View, int64_t, const Params, float*);
 using SuppressRow = void (*)(const Box, const BoxArrays::View, int64_t, int64_t, const Params, float, uint8_t*);
