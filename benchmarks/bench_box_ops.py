@@ -4,7 +4,7 @@ Ratios measured side by side in one run (median of --repeat after a warm-up):
   1. SimD-NMS CPU kernel vs torchvision batched_nms (IoU), same 20,000 boxes / 8 classes   (target ≤ 2.0)
   2. fused pairwise SimD and IoU kernels vs detectron2 pairwise_iou, 200 × 200,000 boxes   (target ≤ 0.25),
      and their ratio to a plain fill_ of the [200, 200,000] output
-  3. SimD-NMS CPU kernel vs the pure-PyTorch reference at 20,000 boxes                     (target ≥ 20× faster)
+  3. SimD-NMS CPU kernel vs the pure-PyTorch reference at 20,000 boxes            (target ≥ 20× faster)
      and the kernel's peak memory growth next to the size of a dense N×N float32 matrix
 
     .venv/bin/python benchmarks/bench_box_ops.py [--threads 2] [--repeat 5]
@@ -24,7 +24,9 @@ from detectron2.structures import Boxes, pairwise_iou
 SIMD = {"m": 6.13, "n": 4.59}
 
 
-def random_boxes(n: int, generator: torch.Generator, width: float = 1333.0, height: float = 800.0) -> torch.Tensor:
+def random_boxes(
+    n: int, generator: torch.Generator, width: float = 1333.0, height: float = 800.0
+) -> torch.Tensor:
     xy = torch.rand(n, 2, generator=generator) * torch.tensor([width, height])
     wh = 4.0 + torch.rand(n, 2, generator=generator) * 124.0
     return torch.cat([xy, xy + wh], dim=1)
@@ -79,13 +81,17 @@ def main() -> None:
     # 1. SimD-NMS kernel vs torchvision IoU batched_nms
     t_tv = median_time(lambda: torchvision.ops.batched_nms(boxes, scores, classes, 0.5), args.repeat)
     t_simd_nms = median_time(
-        lambda: sops.batched_similarity_nms(boxes, scores, classes, "simd", 0.5, backend="kernel", **SIMD), args.repeat)
+        lambda: sops.batched_similarity_nms(boxes, scores, classes, "simd", 0.5, backend="kernel", **SIMD),
+        args.repeat)
     t_iou_nms = median_time(
-        lambda: sops.batched_similarity_nms(boxes, scores, classes, "iou", 0.5, backend="kernel"), args.repeat)
+        lambda: sops.batched_similarity_nms(boxes, scores, classes, "iou", 0.5, backend="kernel"),
+        args.repeat)
     print(f"\n[1] NMS, {n} boxes / {args.classes} classes (threshold 0.5; SimD keeps {len(kept)})")
     print(f"  torchvision batched_nms (IoU)        {t_tv * 1000:9.1f} ms")
-    print(f"  shared kernel, IoU                   {t_iou_nms * 1000:9.1f} ms   ratio {t_iou_nms / t_tv:6.2f}")
-    print(f"  shared kernel, SimD                  {t_simd_nms * 1000:9.1f} ms   ratio {t_simd_nms / t_tv:6.2f}")
+    print(f"  shared kernel, IoU                   {t_iou_nms * 1000:9.1f} ms   "
+          f"ratio {t_iou_nms / t_tv:6.2f}")
+    print(f"  shared kernel, SimD                  {t_simd_nms * 1000:9.1f} ms   "
+          f"ratio {t_simd_nms / t_tv:6.2f}")
     print(f"RATIO SimD-NMS kernel / torchvision batched_nms = {t_simd_nms / t_tv:.2f} "
           f"(target <= 2.0: {verdict(t_simd_nms / t_tv <= 2.0)})")
 
@@ -109,11 +115,15 @@ def main() -> None:
 
     # 3. kernel vs pure-PyTorch reference
     t_ref = median_time(
-        lambda: sops.reference_batched_similarity_nms(boxes, scores, classes, "simd", 0.5, **SIMD), 1, warmup=0)
+        lambda: sops.reference_batched_similarity_nms(boxes, scores, classes, "simd", 0.5, **SIMD),
+        1, warmup=0)
     speedup = t_ref / t_simd_nms
-    print(f"\n[3] SimD-NMS at {n} boxes: pure-PyTorch reference {t_ref * 1000:.0f} ms, kernel {t_simd_nms * 1000:.1f} ms")
-    print(f"RATIO SimD-NMS reference / kernel = {speedup:.1f}x faster (target >= 20: {verdict(speedup >= 20)})")
-    print(f"MEMORY SimD-NMS kernel peak RSS growth = {growth:.1f} MB (dense N x N float32 matrix: {dense_mb:.0f} MB)")
+    print(f"\n[3] SimD-NMS at {n} boxes: pure-PyTorch reference {t_ref * 1000:.0f} ms, "
+          f"kernel {t_simd_nms * 1000:.1f} ms")
+    print(f"RATIO SimD-NMS reference / kernel = {speedup:.1f}x faster "
+          f"(target >= 20: {verdict(speedup >= 20)})")
+    print(f"MEMORY SimD-NMS kernel peak RSS growth = {growth:.1f} MB "
+          f"(dense N x N float32 matrix: {dense_mb:.0f} MB)")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Prints the median times and the ratio time(SimD) / time(detectron2 IoU) (target ≤ 1.5), for the default
 backend (compiled kernel when ``shared._box_ops`` is built) and for the pure-PyTorch path.
 
-    .venv/bin/python benchmarks/bench_box_similarity.py [--gt 200] [--anchors 200000] [--repeat 5] [--threads 2]
+    .venv/bin/python benchmarks/bench_box_similarity.py [--gt 200] [--anchors 200000] [--repeat 5]
+        [--threads 2]
 """
 import argparse
 import statistics

@@ -57,7 +57,8 @@ class BoxGeometry:
         cx, cy = (x1 + x2) * 0.5, (y1 + y2) * 0.5
         # min/max with the centre: no-op for valid boxes, collapses an inverted box onto its centre
         return cls(
-            x1=torch.minimum(x1, cx), y1=torch.minimum(y1, cy), x2=torch.maximum(x2, cx), y2=torch.maximum(y2, cy),
+            x1=torch.minimum(x1, cx), y1=torch.minimum(y1, cy),
+            x2=torch.maximum(x2, cx), y2=torch.maximum(y2, cy),
             cx=cx, cy=cy, w=(x2 - x1).clamp(min=0), h=(y2 - y1).clamp(min=0),
         )
 

@@ -80,8 +80,10 @@ def _try_kernel(spec, resolved: dict, a: Tensor, b: Tensor, backend: str):
     return None
 
 
-def pairwise_similarity(kind: str, boxes1: Any, boxes2: Any, *, backend: str = "auto", **params: Any) -> Tensor:
-    """Similarity ``kind`` between all pairs: ``[N, M]`` for ``N`` boxes1 (e.g. GT) and ``M`` boxes2 (anchors).
+def pairwise_similarity(
+    kind: str, boxes1: Any, boxes2: Any, *, backend: str = "auto", **params: Any
+) -> Tensor:
+    """Similarity ``kind`` between all pairs: ``[N, M]`` for ``N`` boxes1 (e.g. GT), ``M`` boxes2 (anchors).
 
     Args:
         kind: a registered name (``shared.boxes.similarity_names()``): iou, giou, diou, ciou, nwd, dotd, simd.
@@ -117,7 +119,9 @@ def aligned_similarity(kind: str, boxes1: Any, boxes2: Any, **params: Any) -> Te
     """Similarity ``kind`` between ``boxes1[i]`` and ``boxes2[i]``: ``[N]`` (PyTorch, differentiable)."""
     spec, resolved, a, b = _prepare(kind, boxes1, boxes2, params)
     if a.shape[0] != b.shape[0]:
-        raise ValueError(f"aligned similarity needs as many boxes1 as boxes2, got {a.shape[0]} and {b.shape[0]}")
+        raise ValueError(
+            f"aligned similarity needs as many boxes1 as boxes2, got {a.shape[0]} and {b.shape[0]}"
+        )
     dtype = compute_dtype(a, b)
     if a.shape[0] == 0:
         return torch.zeros((0,), dtype=dtype, device=a.device)
@@ -144,12 +148,16 @@ def pairwise_ciou(boxes1: Any, boxes2: Any, *, backend: str = "auto") -> Tensor:
     return pairwise_similarity("ciou", boxes1, boxes2, backend=backend)
 
 
-def pairwise_nwd(boxes1: Any, boxes2: Any, constant: float, *, eps: float = 1e-6, backend: str = "auto") -> Tensor:
+def pairwise_nwd(
+    boxes1: Any, boxes2: Any, constant: float, *, eps: float = 1e-6, backend: str = "auto"
+) -> Tensor:
     """Normalized Wasserstein distance similarity exp(−W2/C) in (0, 1], ``[N, M]``."""
     return pairwise_similarity("nwd", boxes1, boxes2, backend=backend, constant=constant, eps=eps)
 
 
-def pairwise_dotd(boxes1: Any, boxes2: Any, constant: float, *, eps: float = 1e-6, backend: str = "auto") -> Tensor:
+def pairwise_dotd(
+    boxes1: Any, boxes2: Any, constant: float, *, eps: float = 1e-6, backend: str = "auto"
+) -> Tensor:
     """Dot distance exp(−‖c_a − c_b‖/S) in (0, 1], ``[N, M]``."""
     return pairwise_similarity("dotd", boxes1, boxes2, backend=backend, constant=constant, eps=eps)
 
@@ -158,5 +166,5 @@ def pairwise_simd(
     gt: Any, anchors: Any, m: float, n: float, *, eps: float = 1e-6, norm_mode: str = "multiply",
     backend: str = "auto",
 ) -> Tensor:
-    """SimD in [1e-6, 1], ``[G, A]``; ``m``, ``n`` are the dataset normalisers (VisDrone preset 6.13 / 4.59)."""
+    """SimD in [1e-6, 1], ``[G, A]``; ``m``, ``n``: the dataset normalisers (VisDrone preset 6.13 / 4.59)."""
     return pairwise_similarity("simd", gt, anchors, backend=backend, m=m, n=n, eps=eps, norm_mode=norm_mode)

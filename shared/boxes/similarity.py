@@ -27,7 +27,8 @@ __all__ = [
     "SIMD_MIN_VALUE",
 ]
 
-#: torchvision's ``eps`` in DIoU/CIoU (added to the squared enclosing diagonal and to CIoU's alpha denominator).
+#: torchvision's ``eps`` in DIoU/CIoU (added to the squared enclosing diagonal and to CIoU's alpha
+#: denominator).
 TORCHVISION_EPS = 1e-7
 #: SimD output floor (official code: the similarity is clamped to ≥ 1e-6).
 SIMD_MIN_VALUE = 1e-6
@@ -45,8 +46,10 @@ class SimilarityKind:
         formula: ``formula(a, b, **params) -> Tensor`` on broadcastable geometries.
         required: parameter names that must be given.
         defaults: optional parameters and their defaults.
-        lower_bound: infimum of the raw values (0 for kinds already in [0, 1]); used by :func:`to_unit_interval`.
-        kernel_params: encodes the resolved parameters as the float list of the compiled ``shared._box_ops`` op.
+        lower_bound: infimum of the raw values (0 for kinds already in [0, 1]); used by
+            :func:`to_unit_interval`.
+        kernel_params: encodes the resolved parameters as the float list of the compiled
+            ``shared._box_ops`` op.
         validate: raises ``ValueError`` for out-of-range parameter values.
     """
 

@@ -28,7 +28,9 @@ def _validate(boxes: Tensor, scores: Tensor, idxs: Tensor, kind: str, threshold:
     boxes = as_xyxy_tensor(boxes, "boxes")
     n = boxes.shape[0]
     if scores.shape != (n,) or idxs.shape != (n,):
-        raise ValueError(f"expected scores and idxs of shape ({n},), got {tuple(scores.shape)} and {tuple(idxs.shape)}")
+        raise ValueError(
+            f"expected scores and idxs of shape ({n},), got {tuple(scores.shape)} and {tuple(idxs.shape)}"
+        )
     if not (scores.device == idxs.device == boxes.device):
         raise ValueError("boxes, scores and idxs must be on the same device")
     if n and torch.isnan(scores).any():
@@ -85,7 +87,7 @@ def batched_similarity_nms(
     boxes: Any, scores: Tensor, idxs: Tensor, kind: str, threshold: float, *, backend: str = "auto",
     **params: Any
 ) -> Tensor:
-    """Per-class greedy NMS by ``kind`` ∈ {iou, diou, nwd, dotd, simd}; int64 kept indices by decreasing score.
+    """Per-class greedy NMS by ``kind`` ∈ {iou, diou, nwd, dotd, simd}; int64 kept indices, best first.
 
     Args:
         boxes: ``[N, 4]`` XYXY (tensor or detectron2 ``Boxes``), float16/32/64.
@@ -102,7 +104,9 @@ def batched_similarity_nms(
         if reason is None:
             if box_tensor.shape[0] == 0:
                 return torch.zeros((0,), dtype=torch.int64, device=box_tensor.device)
-            return _extension.nms_kernel(kind, box_tensor, scores, idxs, threshold, spec.kernel_params(resolved))
+            return _extension.nms_kernel(
+                kind, box_tensor, scores, idxs, threshold, spec.kernel_params(resolved)
+            )
         if backend == "kernel":
             raise RuntimeError(f"compiled NMS kernel cannot be used: {reason}")
     return reference_batched_similarity_nms(box_tensor, scores, idxs, kind, threshold, **resolved)

@@ -84,7 +84,8 @@ def test_parity_with_detectron2_and_torchvision(backend):
     a, b = random_boxes(37, 1), random_boxes(211, 2)
     torch.testing.assert_close(sb.pairwise_iou(Boxes(a), Boxes(b), backend=backend),
                                d2_pairwise_iou(Boxes(a), Boxes(b)), rtol=1e-6, atol=1e-6)
-    torch.testing.assert_close(sb.pairwise_iou(a, b, backend=backend), tvops.box_iou(a, b), rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(sb.pairwise_iou(a, b, backend=backend), tvops.box_iou(a, b),
+                               rtol=1e-6, atol=1e-6)
     torch.testing.assert_close(sb.pairwise_giou(a, b, backend=backend), tvops.generalized_box_iou(a, b),
                                rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(sb.pairwise_diou(a, b, backend=backend), tvops.distance_box_iou(a, b),
@@ -100,7 +101,8 @@ def test_symmetry_and_aligned_is_diagonal(kind):
     ab = sb.pairwise_similarity(kind, a, b, **params)
     ba = sb.pairwise_similarity(kind, b, a, **params)
     torch.testing.assert_close(ab, ba.T, rtol=1e-6, atol=1e-7)
-    torch.testing.assert_close(sb.aligned_similarity(kind, a, b, **params), ab.diagonal(), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(sb.aligned_similarity(kind, a, b, **params), ab.diagonal(),
+                               rtol=1e-6, atol=1e-7)
 
 
 def test_tiled_path_equals_single_tile(monkeypatch):
@@ -220,7 +222,7 @@ def test_tile_budget_keeps_temporaries_below_half_the_output():
                                   * pairwise_module.FORMULA_TEMPORARIES)
 
 
-@pytest.mark.slow  # ~15 s on a loaded machine (fresh interpreter); the tile-budget test above is the default check
+@pytest.mark.slow  # ~15 s when loaded (fresh interpreter); the tile-budget test above is the default check
 def test_measured_peak_memory_of_torch_path():
     """Peak RSS growth of a 500×40,000 SimD matrix (80 MB) stays ≤ 1.5× the output."""
     script = textwrap.dedent("""

@@ -51,10 +51,13 @@ def _adversarial_inputs():
     cases.append(("tied-scores", *random_detections(300, 3, 4, tie_scores=True)))
     boxes, scores, idxs = random_detections(40, 4, 2)
     dup = torch.cat([boxes, boxes, boxes[:10]])               # identical boxes (also with identical scores)
-    cases.append(("identical-boxes", dup, torch.cat([scores, scores, scores[:10] * 0.5]), torch.cat([idxs, idxs, idxs[:10]])))
-    degenerate = torch.tensor([[5.0, 5.0, 5.0, 9.0], [5.0, 5.0, 9.0, 5.0], [5.0, 5.0, 5.0, 5.0], [5.0, 5.0, 5.0, 5.0],
+    cases.append(("identical-boxes", dup, torch.cat([scores, scores, scores[:10] * 0.5]),
+                  torch.cat([idxs, idxs, idxs[:10]])))
+    degenerate = torch.tensor([[5.0, 5.0, 5.0, 9.0], [5.0, 5.0, 9.0, 5.0], [5.0, 5.0, 5.0, 5.0],
+                               [5.0, 5.0, 5.0, 5.0],
                                [9.0, 9.0, 5.0, 5.0], [0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 10.0]])
-    cases.append(("degenerate", degenerate, torch.tensor([0.9, 0.8, 0.7, 0.7, 0.6, 0.5, 0.5]), torch.zeros(7, dtype=torch.long)))
+    cases.append(("degenerate", degenerate, torch.tensor([0.9, 0.8, 0.7, 0.7, 0.6, 0.5, 0.5]),
+                  torch.zeros(7, dtype=torch.long)))
     cases.append(("one-box", torch.tensor([[1.0, 2.0, 3.0, 4.0]]), torch.tensor([0.3]), torch.tensor([7])))
     cases.append(("many-classes", *random_detections(400, 5, 400)))
     return cases
@@ -101,7 +104,8 @@ def test_nms_zero_boxes_float16_and_boxes_input(backend):
 
 
 def test_nms_suppresses_within_class_only_hand_example():
-    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 0.0, 11.0, 10.0], [0.0, 0.0, 10.0, 10.0], [50.0, 50.0, 60.0, 60.0]])
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 0.0, 11.0, 10.0], [0.0, 0.0, 10.0, 10.0],
+                          [50.0, 50.0, 60.0, 60.0]])
     scores = torch.tensor([0.9, 0.8, 0.7, 0.6])
     idxs = torch.tensor([0, 0, 1, 0])
     for backend in ("torch", "auto"):
@@ -130,14 +134,16 @@ def test_nms_errors():
 def test_pairwise_kernel_equals_torch_path(kind):
     params = PARAMS.get(kind, {})
     a = torch.cat([random_boxes(30, 11), torch.tensor([[5.0, 5.0, 5.0, 5.0], [9.0, 9.0, 5.0, 5.0]])])
-    b = torch.cat([random_boxes(500, 12, size=600.0), torch.tensor([[5.0, 5.0, 5.0, 9.0], [0.0, 0.0, 0.0, 0.0]])])
+    b = torch.cat([random_boxes(500, 12, size=600.0),
+                   torch.tensor([[5.0, 5.0, 5.0, 9.0], [0.0, 0.0, 0.0, 0.0]])])
     for dtype in (torch.float32, torch.float16):
         kernel = sb.pairwise_similarity(kind, a.to(dtype), b.to(dtype), backend="kernel", **params)
         reference = sb.pairwise_similarity(kind, a.to(dtype), b.to(dtype), backend="torch", **params)
         assert kernel.dtype == torch.float32 and torch.isfinite(kernel).all()
         torch.testing.assert_close(kernel, reference, rtol=3e-5, atol=1e-6)
     if kind == "iou":  # bit-identical to detectron2
-        assert torch.equal(sb.pairwise_iou(Boxes(a), Boxes(b), backend="kernel"), d2_pairwise_iou(Boxes(a), Boxes(b)))
+        assert torch.equal(sb.pairwise_iou(Boxes(a), Boxes(b), backend="kernel"),
+                           d2_pairwise_iou(Boxes(a), Boxes(b)))
 
 
 @needs_kernel
@@ -178,5 +184,6 @@ def test_cuda_nms_and_pairwise_equal_cpu_reference(kind, threshold):
         got = so.batched_similarity_nms(boxes.cuda(), scores.cuda(), idxs.cuda(), kind, threshold, **params)
         assert torch.equal(got.cpu(), expected), name
     a, b = random_boxes(30, 16), random_boxes(700, 17)
-    torch.testing.assert_close(sb.pairwise_similarity(kind, a.cuda(), b.cuda(), backend="kernel", **params).cpu(),
-                               sb.pairwise_similarity(kind, a, b, backend="torch", **params), rtol=3e-5, atol=1e-6)
+    on_gpu = sb.pairwise_similarity(kind, a.cuda(), b.cuda(), backend="kernel", **params).cpu()
+    on_cpu = sb.pairwise_similarity(kind, a, b, backend="torch", **params)
+    torch.testing.assert_close(on_gpu, on_cpu, rtol=3e-5, atol=1e-6)
