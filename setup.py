@@ -4,6 +4,7 @@ The compiled extension ``shared._box_ops`` is optional: if no compiler is availa
 the install still succeeds and ``shared.ops`` falls back to pure PyTorch (logging one line saying so).
 """
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -31,11 +32,35 @@ def packages_and_dirs():
     return packages, package_dir
 
 
+def _has_cudart(home: Path) -> bool:
+    return any(next((home / lib).glob("libcudart.so*"), None) is not None
+               for lib in ("lib64", "lib", "targets/x86_64-linux/lib"))
+
+
+def locate_cuda_home() -> None:
+    """Point ``CUDA_HOME`` at a real toolkit before torch.utils.cpp_extension guesses it.
+
+    torch derives it from ``which nvcc``; when nvcc is a wrapper script (``/usr/local/bin/nvcc`` here)
+    that guess is ``/usr/local``, which has no ``libcudart`` and the link fails.
+    """
+    if os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH"):
+        return
+    candidates = [Path("/usr/local/cuda")] + sorted(Path("/usr/local").glob("cuda-*"), reverse=True)
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        candidates.insert(0, Path(os.path.realpath(nvcc)).parent.parent)
+    for home in candidates:
+        if (home / "bin" / "nvcc").exists() and _has_cudart(home):
+            os.environ["CUDA_HOME"] = str(home)
+            return
+
+
 def extension_modules():
     """The optional ``shared._box_ops`` extension (CPU always; CUDA when nvcc + CUDA torch exist)."""
     csrc = ROOT / "shared" / "csrc"
     if os.environ.get("SHARED_NO_EXT") == "1" or not csrc.is_dir():
         return [], {}
+    locate_cuda_home()
     try:
         import torch
         from torch.utils import cpp_extension
@@ -51,6 +76,11 @@ def extension_modules():
         and torch.version.cuda is not None
         and os.environ.get("SHARED_NO_CUDA") != "1"
     )
+    if want_cuda and not torch.cuda.is_available() and not os.environ.get("TORCH_CUDA_ARCH_LIST"):
+        # No GPU to ask for its architecture (torch would fail with an IndexError): build sm_75 code plus
+        # PTX, which every GPU CUDA 13 supports can run (JIT-compiled for newer ones). Set
+        # TORCH_CUDA_ARCH_LIST yourself to build native code for other architectures.
+        os.environ["TORCH_CUDA_ARCH_LIST"] = "7.5+PTX"
     define_macros = [("WITH_CUDA", None)] if want_cuda else []
     extra = {"cxx": ["-O3", "-fopenmp"]}
     if want_cuda:
@@ -69,7 +99,10 @@ def extension_modules():
     )
 
     class OptionalBuildExt(cpp_extension.BuildExtension):
-        """Never fail the install because the optional kernels did not compile."""
+        """Never fail the install because the optional kernels did not compile.
+
+        A failed CUDA build is retried CPU-only; if that fails too, the pure-PyTorch fallback is used.
+        """
 
         def run(self):
             try:
@@ -79,6 +112,22 @@ def extension_modules():
                       "the pure-PyTorch fallback will be used", file=sys.stderr)
 
         def build_extension(self, ext):
+            try:
+                super().build_extension(ext)
+                return
+            except Exception as exc:  # noqa: BLE001
+                if not any(src.endswith(".cu") for src in ext.sources):
+                    print(f"[setup] WARNING: shared._box_ops did not build ({exc}); "
+                          "the pure-PyTorch fallback will be used", file=sys.stderr)
+                    return
+                print(f"[setup] WARNING: the CUDA kernels of shared._box_ops did not build ({exc}); "
+                      "retrying with the CPU kernels only", file=sys.stderr)
+            ext.sources = [src for src in ext.sources if not src.endswith(".cu")]
+            ext.define_macros = [m for m in ext.define_macros if m[0] != "WITH_CUDA"]
+            ext.extra_compile_args = {"cxx": extra["cxx"]}
+            ext.libraries = [lib for lib in ext.libraries if "cuda" not in lib]
+            ext.library_dirs = [d for d in ext.library_dirs if "cuda" not in d]
+            self.force = True  # the CPU objects were compiled with WITH_CUDA: rebuild them
             try:
                 super().build_extension(ext)
             except Exception as exc:  # noqa: BLE001
