@@ -11,36 +11,16 @@ Ratios measured side by side in one run (median of --repeat after a warm-up):
 """
 import argparse
 import resource
-import statistics
-import time
 
 import torch
 
 import shared.boxes as sb
 import shared.ops as sops
+from _common import median_time, random_boxes
 import torchvision  # after shared (compat layer)
 from detectron2.structures import Boxes, pairwise_iou
 
 SIMD = {"m": 6.13, "n": 4.59}
-
-
-def random_boxes(
-    n: int, generator: torch.Generator, width: float = 1333.0, height: float = 800.0
-) -> torch.Tensor:
-    xy = torch.rand(n, 2, generator=generator) * torch.tensor([width, height])
-    wh = 4.0 + torch.rand(n, 2, generator=generator) * 124.0
-    return torch.cat([xy, xy + wh], dim=1)
-
-
-def median_time(fn, repeat: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def peak_rss_mb() -> float:

@@ -7,31 +7,13 @@ backend (compiled kernel when ``shared._box_ops`` is built) and for the pure-PyT
         [--threads 2]
 """
 import argparse
-import statistics
-import time
 
 import torch
 
 import shared.boxes as sb
+from _common import median_time, random_boxes
 import shared.ops as sops
 from detectron2.structures import Boxes, pairwise_iou  # after shared (compat layer)
-
-
-def random_boxes(n: int, generator: torch.Generator, image: float = 1333.0) -> torch.Tensor:
-    xy = torch.rand(n, 2, generator=generator) * image
-    wh = 4.0 + torch.rand(n, 2, generator=generator) * 124.0
-    return torch.cat([xy, xy + wh], dim=1)
-
-
-def median_time(fn, repeat: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -43,7 +25,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     generator = torch.Generator().manual_seed(0)
-    gt, anchors = random_boxes(args.gt, generator), random_boxes(args.anchors, generator)
+    gt, anchors = random_boxes(args.gt, generator, 1333.0, 1333.0), random_boxes(args.anchors, generator, 1333.0, 1333.0)
     gt_boxes, anchor_boxes = Boxes(gt), Boxes(anchors)
 
     print(f"shared._box_ops: {sops.extension_status()}; {args.gt} GT x {args.anchors} anchors, "
