@@ -8,11 +8,11 @@
 """
 import das  # noqa: F401  (applies the compatibility layer before detectron2 is imported)
 from das.trainer import DASTrainer, get_das_cfg
-from detectron2.engine import default_argument_parser, default_setup, launch
+from detectron2.engine import default_argument_parser, default_setup
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
-from shared.engine import AtomicDetectionCheckpointer
+from shared.engine import AtomicDetectionCheckpointer, launch_from_args
 
 
 def setup(args):
@@ -37,5 +37,4 @@ def main(args):
 if __name__ == "__main__":
     args = default_argument_parser().parse_args()
     print("Command Line Args:", args)
-    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(args,))
+    launch_from_args(main, args)

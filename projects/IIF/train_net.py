@@ -8,13 +8,13 @@ mask_rcnn_R_50_FPN_iif_raw_1x.yaml --num-gpus 4 MODEL.WEIGHTS /path/to/R-50.pkl
 """
 import iif  # noqa: F401  (compat layer first; registers IIFROIHeads)
 from detectron2.config import get_cfg
-from detectron2.engine import default_argument_parser, default_setup, launch
+from detectron2.engine import default_argument_parser, default_setup
 from detectron2.evaluation import verify_results
 
 from iif.config import add_iif_config
 from iif.data import prepare_datasets
 from iif.trainer import IIFTrainer
-from shared.engine import AtomicDetectionCheckpointer, resolve_device
+from shared.engine import AtomicDetectionCheckpointer, launch_from_args, resolve_device
 
 
 def setup(args):
@@ -44,11 +44,4 @@ def main(args):
 
 if __name__ == "__main__":
     args = default_argument_parser().parse_args()
-    launch(
-        main,
-        args.num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-    )
+    launch_from_args(main, args)

@@ -13,7 +13,7 @@ from detectron2.utils.logger import setup_logger
 
 from rdcd.config import get_rdcd_cfg
 from rdcd.engine import RDCDTrainer
-from shared.engine.trainer import launch_from_args
+from shared.engine import launch_from_args
 
 
 def setup(args):

@@ -9,10 +9,11 @@
 import simd  # noqa: F401  (compat layer + registers SimilarityRPN / heads / RetinaNet)
 
 from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.engine import default_argument_parser, launch
+from detectron2.engine import default_argument_parser
 from detectron2.evaluation import verify_results
 from detectron2.utils import comm
 
+from shared.engine import launch_from_args
 from simd.engine import SimDTrainer, setup
 
 
@@ -33,5 +34,4 @@ def main(args):
 if __name__ == "__main__":
     args = default_argument_parser().parse_args()
     print("Command Line Args:", args)
-    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(args,))
+    launch_from_args(main, args)
