@@ -12,7 +12,7 @@ from detectron2.engine import default_argument_parser, default_setup
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
-from shared.engine import AtomicDetectionCheckpointer, launch_from_args
+from shared.engine import launch_from_args
 
 
 def setup(args):
@@ -24,14 +24,7 @@ def setup(args):
 
 
 def main(args):
-    cfg = setup(args)
-    if args.eval_only:
-        model = DASTrainer.build_model(cfg)
-        AtomicDetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
-        return DASTrainer.test(cfg, model)
-    trainer = DASTrainer(cfg)
-    trainer.resume_or_load(resume=args.resume)
-    return trainer.train()
+    return DASTrainer.train_or_evaluate(setup(args), eval_only=args.eval_only, resume=args.resume)
 
 
 if __name__ == "__main__":
