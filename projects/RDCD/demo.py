@@ -4,12 +4,15 @@
 1. generate the synthetic set if missing ($DETECTRON2_DATASETS/synthetic_disc21, default ./datasets);
 2. train the demo teacher -- a ResNet-18 (ours; the paper's teacher is SSCD ResNet-50) -- with SSCD's
    InfoNCE + KoLeo objective (configs/synthetic/sscd_r18_teacher.yaml);
-3. distil an EfficientNet-B0 student to 64-d and to 256-d descriptors from it with RDCD
-   (configs/synthetic/rdcd_effb0_{64,256}.yaml);
-4. print µAP / µAPsn / recall@P90 / accuracy@1 of the untrained teacher, the trained teacher and both
-   students side by side.
+3. distil a student to 64-d and to 256-d descriptors from it with RDCD -- by default a ResNet-18 trunk
+   trained from scratch (configs/synthetic/rdcd_r18_{64,256}.yaml); ``--student effb0`` picks the paper's
+   EfficientNet-B0 (configs/synthetic/rdcd_effb0_*.yaml), which needs ImageNet weights
+   (``--student-weights``) to learn in a CPU budget;
+4. print µAP / µAPsn / recall@P90 / accuracy@1 of the teacher and of every student before and after
+   distillation side by side; ``--ablation`` also trains each student without the relational loss
+   (MoCo InfoNCE + hard negatives only, MODEL.RDCD.LOSS.KD_W 0) to show what the distillation adds.
 
-    python projects/RDCD/demo.py [--teacher-iters 100] [--student-iters 60] [--output-dir output/rdcd_demo]
+    python projects/RDCD/demo.py [--teacher-iters 100] [--student-iters 100] [--student r18|effb0] [--ablation]
 """
 import argparse
 import os
@@ -26,6 +29,8 @@ from rdcd.engine import RDCDTrainer
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "synthetic")
 DATASET = "synthetic_disc21"
+# --student choice -> (config file prefix, network name printed in the table)
+STUDENTS = {"r18": ("rdcd_r18", "ResNet-18"), "effb0": ("rdcd_effb0", "EfficientNet-B0")}
 
 
 def _cfg(config: str, output_dir: str, max_iter: int, *overrides):
@@ -47,7 +52,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", default="output/rdcd_demo")
     parser.add_argument("--teacher-iters", type=int, default=100)
-    parser.add_argument("--student-iters", type=int, default=60)
+    parser.add_argument("--student-iters", type=int, default=100)
+    parser.add_argument("--student", choices=sorted(STUDENTS), default="r18",
+                        help="student trunk: r18 (learns from scratch) or effb0 (the paper's; give --student-weights)")
+    parser.add_argument("--student-weights", default="", help="local ImageNet weights of the student trunk")
+    parser.add_argument("--ablation", action="store_true",
+                        help="also train each student without the relational loss (KD_W 0)")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -72,16 +82,28 @@ def main() -> None:
     teacher_weights = os.path.join(args.output_dir, "teacher", "model_final.pth")
     del trainer
 
+    prefix, network = STUDENTS[args.student]
+    variants = [("RDCD", [])] + ([("no relational KD", ["MODEL.RDCD.LOSS.KD_W", 0.0])] if args.ablation else [])
     for dim in (64, 256):
+        overrides = ["MODEL.RDCD.TEACHER_WEIGHTS", teacher_weights, "MODEL.RDCD.STUDENT_WEIGHTS", args.student_weights]
+        cfg = _cfg(f"{prefix}_{dim}.yaml", os.path.join(args.output_dir, f"student_{dim}"), args.student_iters,
+                   *overrides)
+        seed_all_rng(cfg.SEED)
         t0 = time.perf_counter()
-        cfg = _cfg(f"rdcd_effb0_{dim}.yaml", os.path.join(args.output_dir, f"student_{dim}"), args.student_iters,
-                   "MODEL.RDCD.TEACHER_WEIGHTS", teacher_weights)
-        trainer = RDCDTrainer(cfg)
-        trainer.resume_or_load(resume=False)
-        metrics = trainer.train()[DATASET]
-        rows.append(_row(f"RDCD student, {args.student_iters} it", "EfficientNet-B0", dim, metrics,
-                         time.perf_counter() - t0))
-        del trainer
+        rows.append(_row("student, before distillation", network, dim,
+                         RDCDTrainer.test(cfg, RDCDTrainer.build_model(cfg))[DATASET], time.perf_counter() - t0))
+        for name, extra in variants:
+            tag = "" if not extra else "_no_kd"
+            cfg = _cfg(f"{prefix}_{dim}.yaml", os.path.join(args.output_dir, f"student_{dim}{tag}"),
+                       args.student_iters, *overrides, *extra)
+            seed_all_rng(cfg.SEED)
+            t0 = time.perf_counter()
+            trainer = RDCDTrainer(cfg)
+            trainer.resume_or_load(resume=False)
+            metrics = trainer.train()[DATASET]
+            rows.append(_row(f"{name} student, {args.student_iters} it", network, dim, metrics,
+                             time.perf_counter() - t0))
+            del trainer
 
     headers = ["model", "network", "dim", "µAP", "µAPsn", "recall@P90 (sn)", "acc@1", "time (s)"]
     print()

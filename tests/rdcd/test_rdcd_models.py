@@ -1,5 +1,6 @@
 """Descriptor networks, weight loading, the RDCD and SSCD meta-architectures, LARS."""
 import copy
+from pathlib import Path
 
 import rdcd  # noqa: F401
 import pytest
@@ -58,6 +59,32 @@ def test_sscd_teacher_loads_torchvision_layout_and_torchscript(tmp_path):
 
     with pytest.raises(ValueError, match="shape mismatches"):
         load_network_weights(build_network("sscd_r18", out_dim=8), str(tmp_path / "tv.pth"))
+
+
+def test_efficientnet_student_has_the_official_torchvision_layout(tmp_path):
+    """The EfficientNet-B0 student is torchvision's (spec): an ImageNet file (1000-class head) loads into its
+    trunk with our 512-d head kept; a whole distilled student loads from one of our RDCD checkpoints."""
+    from rdcd.modeling.student import Student, load_student_weights
+
+    imagenet = torchvision.models.efficientnet_b0(weights=None)  # 1000 classes, like torchvision's file
+    torch.save(imagenet.state_dict(), tmp_path / "efficientnet_b0_imagenet.pth")
+    student = Student("efficientnet_b0", kd_dim=512, dim=64)
+    head_before = student.network.classifier[1].weight.detach().clone()
+    load_student_weights(student, str(tmp_path / "efficientnet_b0_imagenet.pth"))
+    assert torch.equal(student.network.features[3][1].block[0][0].weight, imagenet.features[3][1].block[0][0].weight)
+    assert torch.equal(student.network.classifier[1].weight, head_before)  # 1000-class head skipped
+
+    model = build_model(_tiny_rdcd_cfg(STUDENT="efficientnet_b0"))
+    torch.save({"model": model.state_dict(), "iteration": 3}, tmp_path / "model_final.pth")
+    fresh = Student("efficientnet_b0", kd_dim=32, dim=8)
+    load_student_weights(fresh, str(tmp_path / "model_final.pth"))
+    model.eval(), fresh.eval()
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.allclose(fresh(x), model(x), atol=1e-6)
+
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "imagenet_r18.pth")
+    with pytest.raises(ValueError, match="do not match"):  # a ResNet file is not an EfficientNet
+        load_student_weights(Student("efficientnet_b0", 512, 64), str(tmp_path / "imagenet_r18.pth"))
 
 
 def _tiny_rdcd_cfg(**rdcd_keys):
@@ -138,3 +165,33 @@ def test_lars_single_step_hand_computed():
     update = (torch.tensor([[0.0, 1.0]]) + 0.1 * torch.tensor([[3.0, 4.0]])) * ratio
     assert torch.allclose(w.detach(), torch.tensor([[3.0, 4.0]]) - 0.5 * update)
     assert torch.allclose(b.detach(), torch.tensor([1.0 - 0.5 * 2.0]))  # 1-D: plain SGD, no decay
+
+
+@pytest.mark.parametrize(
+    "config", sorted(str(p) for p in (Path(__file__).resolve().parents[2] / "projects/RDCD/configs").rglob("*.yaml"))
+)
+def test_every_config_merges_and_names_registered_parts(config):
+    """Every shipped yaml merges onto get_rdcd_cfg() (no unknown key) and names registered networks."""
+    from rdcd.modeling.meta_arch import META_ARCH_REGISTRY
+    from rdcd.modeling.networks import NETWORK_REGISTRY
+
+    cfg = get_rdcd_cfg()
+    cfg.merge_from_file(config)
+    assert cfg.MODEL.META_ARCHITECTURE in META_ARCH_REGISTRY
+    network = cfg.MODEL.SSCD.NETWORK if cfg.MODEL.META_ARCHITECTURE == "SSCD" else cfg.MODEL.RDCD.TEACHER
+    assert network in NETWORK_REGISTRY
+    assert cfg.MODEL.RDCD.STUDENT in NETWORK_REGISTRY
+
+
+def test_demo_students_are_the_resnet18_configs():
+    """The demo's default students (configs/synthetic/rdcd_r18_*.yaml) build and differ only in DIM."""
+    base = Path(__file__).resolve().parents[2] / "projects/RDCD/configs/synthetic"
+    dims = []
+    for dim in (64, 256):
+        cfg = get_rdcd_cfg()
+        cfg.merge_from_file(str(base / f"rdcd_r18_{dim}.yaml"))
+        cfg.MODEL.RDCD.TEACHER_WEIGHTS = ""
+        model = build_model(cfg).eval()
+        dims.append(model(torch.randn(2, 3, 64, 64)).shape[1])
+        assert cfg.MODEL.RDCD.STUDENT == "sscd_r18"
+    assert dims == [64, 256]

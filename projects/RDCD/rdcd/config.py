@@ -28,7 +28,8 @@ def add_rdcd_config(cfg: CN) -> None:
     cfg.MODEL.RDCD.TEACHER_WEIGHTS = ""
     # student trunk (timm, pretrained=False): efficientnet_b0 | mobilenetv3_large_100 | fastvit_t12
     cfg.MODEL.RDCD.STUDENT = "efficientnet_b0"
-    # optional local weights for the student trunk (timm state dict); "" = random init
+    # optional local student weights: torchvision EfficientNet-B0 / timm ImageNet trunk (its classifier is
+    # skipped) or a whole distilled student (a checkpoint of this trainer); "" = random init
     cfg.MODEL.RDCD.STUDENT_WEIGHTS = ""
     # distillation space = teacher descriptor dimension (512 for SSCD, 1536 for DINO ViT-B/8)
     cfg.MODEL.RDCD.KD_DIM = 512

@@ -24,7 +24,7 @@ from rdcd.modeling.losses import hard_negative_loss, koleo_entropy_loss, moco_in
 from rdcd.modeling.networks import build_network, load_network_weights
 from rdcd.modeling.queue import DescriptorQueue
 from rdcd.modeling.relational import build_relational_kd
-from rdcd.modeling.student import Student
+from rdcd.modeling.student import Student, load_student_weights
 from shared.engine import resolve_device
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class RDCD(nn.Module):
         self.teacher.requires_grad_(False)
         self.student = Student(rc.STUDENT, rc.KD_DIM, rc.DIM, rc.GEM_P, rc.DROPOUT)
         if rc.STUDENT_WEIGHTS:
-            load_network_weights(self.student.network.trunk, rc.STUDENT_WEIGHTS, drop_head=True)
+            load_student_weights(self.student, rc.STUDENT_WEIGHTS)
         self.key_encoder = copy.deepcopy(self.student).requires_grad_(False)
         self.key_queue = DescriptorQueue(rc.MOCO.QUEUE, rc.DIM)
         self.relational_kd = build_relational_kd(rc.LOSS.KD_MODE, rc.KD_DIM, rc.LOSS.KD_QUEUE, rc.LOSS.KD_TEMP)

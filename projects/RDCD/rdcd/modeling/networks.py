@@ -12,8 +12,10 @@ Registry ``NETWORK_REGISTRY`` (name -> builder ``(out_dim, gem_p, dropout) -> nn
 * ``dino_vitb8``: timm ``vit_base_patch8_224``; descriptor = [CLS token, GeM over the patch tokens] (1536-d).
   GeM over a *set* of tokens needs no spatial reshape, so any batch size and input size works (the
   official code reshapes to a hard-coded (256, 28, 28, C)).
-* ``efficientnet_b0`` / ``mobilenetv3_large_100`` / ``fastvit_t12``: timm trunks + GeM + Dropout + Linear;
-  the RDCD students (the projector to the compact dimension lives in :class:`rdcd.modeling.student.Student`).
+* ``efficientnet_b0``: torchvision EfficientNet-B0 with GeM + Dropout + Linear (the official student, so
+  RDCD student checkpoints and torchvision ImageNet weights load by name);
+  ``mobilenetv3_large_100`` / ``fastvit_t12``: timm trunks + GeM + Dropout + Linear. These are the RDCD
+  students (the projector to the compact dimension lives in :class:`rdcd.modeling.student.Student`).
 """
 from __future__ import annotations
 
@@ -165,8 +167,32 @@ def _register_timm(arch: str) -> None:
     NETWORK_REGISTRY.register(build)
 
 
-for _arch in ("efficientnet_b0", "mobilenetv3_large_100", "fastvit_t12"):
+for _arch in ("mobilenetv3_large_100", "fastvit_t12"):
     _register_timm(_arch)
+
+
+class TorchvisionEfficientNetDescriptor(nn.Module):
+    """torchvision EfficientNet with GeM instead of average pooling, ``classifier`` = Dropout + Linear ->
+    ``out_dim``, L2 normalisation: the official RDCD student, so its ``features.*`` / ``classifier.1.*``
+    names match RDCD student checkpoints and torchvision's ImageNet files (``drop_head`` skips the
+    1000-class classifier of the latter)."""
+
+    def __init__(self, efficientnet: torchvision.models.EfficientNet, gem_p: float):
+        super().__init__()
+        self.features = efficientnet.features
+        self.avgpool = GeM(gem_p)
+        self.classifier = efficientnet.classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pooled = torch.flatten(self.avgpool(self.features(x)), 1)
+        return F.normalize(self.classifier(pooled), dim=1)
+
+
+@NETWORK_REGISTRY.register()
+def efficientnet_b0(out_dim: int = 512, gem_p: float = 3.0, dropout: float = 0.2) -> nn.Module:
+    return TorchvisionEfficientNetDescriptor(
+        torchvision.models.efficientnet_b0(weights=None, num_classes=out_dim, dropout=dropout), gem_p
+    )
 
 
 def build_network(name: str, out_dim: int, gem_p: float = 3.0, dropout: float = 0.0) -> nn.Module:
@@ -202,7 +228,8 @@ _CLASSIFIER_PREFIXES = ("classifier.", "head.fc.", "fc.", "head.")
 def load_network_weights(network: nn.Module, path: str, prefix: str = "", drop_head: bool = False) -> None:
     """Load ``path`` into ``network`` strictly, after keeping only keys under ``prefix`` (stripped) and
     stripping wrapper prefixes such as ``module.`` / ``model.`` / ``backbone.``. ``drop_head`` ignores
-    unexpected ImageNet-classifier keys (``classifier.*``, ``head.fc.*``, ``fc.*``) of a timm trunk file.
+    ImageNet-classifier keys (``classifier.*``, ``head.fc.*``, ``fc.*``) that the network does not have or
+    has with another shape (a 1000-class head), keeping the network's own head.
 
     Raises ``ValueError`` listing missing / unexpected keys when the layouts do not match.
     """
@@ -217,13 +244,18 @@ def load_network_weights(network: nn.Module, path: str, prefix: str = "", drop_h
             if state and all(k.startswith(p) for k in state):
                 state = {k[len(p):]: v for k, v in state.items()}
                 changed = True
+    own = network.state_dict()
+    kept_head = []
+    if drop_head:  # an ImageNet classifier in the file: keep our own (randomly initialised) head instead
+        for key in [k for k in state if k.startswith(_CLASSIFIER_PREFIXES)]:
+            if key not in own or state[key].shape != own[key].shape:
+                del state[key]
+                if key in own:
+                    kept_head.append(key)
+        for key in kept_head:
+            state[key] = own[key]
     missing = sorted(expected - set(state))
     unexpected = sorted(set(state) - expected)
-    if drop_head:
-        for key in [k for k in unexpected if k.startswith(_CLASSIFIER_PREFIXES)]:
-            del state[key]
-        unexpected = sorted(set(state) - expected)
-    own = network.state_dict()
     mismatched = sorted(k for k in set(state) & expected if state[k].shape != own[k].shape)
     if missing or unexpected or mismatched:
         raise ValueError(

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rdcd.modeling.networks import build_network
+from rdcd.modeling.networks import build_network, load_network_weights, read_state_dict
 
 
 class Student(nn.Module):
@@ -27,3 +27,19 @@ class Student(nn.Module):
     def forward(self, images: torch.Tensor):
         feat, q = self.embed(images)
         return (feat, q) if self.training else q
+
+
+def load_student_weights(student: Student, path: str) -> None:
+    """Load a local student file into ``student``.
+
+    * a whole student -- any file with a ``...projector.weight`` key, e.g. a checkpoint of our RDCD trainer
+      (``student.network.*``, ``student.projector.*``): everything under that prefix is loaded;
+    * otherwise ImageNet trunk weights (torchvision ``efficientnet_b0`` layout, or a timm trunk for the timm
+      students): loaded into the descriptor network, a 1000-class classifier skipped (our head is kept).
+    """
+    for key in read_state_dict(path):
+        if key.endswith("projector.weight"):
+            load_network_weights(student, path, prefix=key[: -len("projector.weight")])
+            return
+    target = getattr(student.network, "trunk", student.network)  # timm students keep the trunk apart
+    load_network_weights(target, path, drop_head=True)
