@@ -15,6 +15,7 @@ import time
 
 import das  # noqa: F401  (applies the compatibility layer before detectron2 is imported)
 from das.trainer import DASTrainer, get_das_cfg
+from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 
 from shared.datasets import dataset_root
@@ -32,6 +33,7 @@ def run_variant(config_file: str, use_das: bool, output_dir: str, iters: int, op
         overrides += ["SOLVER.MAX_ITER", str(iters)]
     cfg = get_das_cfg(config_file, overrides)
     cfg.freeze()
+    seed_all_rng(cfg.SEED)  # both variants start from the same weights (train_net.py seeds in default_setup)
     trainer = DASTrainer(cfg)
     trainer.resume_or_load(resume=False)
     trainer.train()

@@ -16,6 +16,7 @@ import time
 
 import iif  # noqa: F401  (compat layer first; registers IIFROIHeads)
 from detectron2.config import get_cfg
+from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 from tabulate import tabulate
 
@@ -71,6 +72,7 @@ def main() -> None:
             elapsed = "reused"
             logger.info("%s: reusing the finished run in %s", label, cfg.OUTPUT_DIR)
         else:
+            seed_all_rng(cfg.SEED)  # every run starts from the same weights (train_net.py seeds in default_setup)
             trainer = IIFTrainer(cfg)
             trainer.resume_or_load(resume=False)
             trainer.train()

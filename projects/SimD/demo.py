@@ -41,8 +41,14 @@ def _train_and_evaluate(label: str, config_file: str, output_dir: str, iters: in
         for handler in __import__("logging").getLogger(name).handlers:
             if type(handler).__name__ == "StreamHandler":
                 handler.setLevel("WARNING")
+    from detectron2.utils.env import seed_all_rng
+
     cfg = build_cfg(config_file, ["OUTPUT_DIR", output_dir, "SOLVER.MAX_ITER", str(iters)])
+    seed_all_rng(cfg.SEED)
     cfg = prepare_cfg(cfg)
+    # same seed right before the model is built, so both variants start from the same weights and see the
+    # same batches whatever the normaliser estimation above consumed (train_net.py seeds in default_setup)
+    seed_all_rng(cfg.SEED)
 
     class Progress(HookBase):
         def __init__(self):
