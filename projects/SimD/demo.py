@@ -24,7 +24,8 @@ VARIANTS = (("IoU", "faster_rcnn_R18_FPN_iou.yaml"), ("SimD", "faster_rcnn_R18_F
 COLUMNS = ("AP", "AP50", "AP75", "APvt", "APt", "APs", "APm")
 
 
-def _train_and_evaluate(label: str, config_file: str, output_dir: str, iters: int, threads: int) -> dict:
+def _train_and_evaluate(label: str, config_file: str, output_dir: str, iters: int, threads: int,
+                        seed: int = -1) -> dict:
     """One variant: train, evaluate with the AI-TOD protocol, write and return the metrics."""
     import torch
 
@@ -43,7 +44,8 @@ def _train_and_evaluate(label: str, config_file: str, output_dir: str, iters: in
                 handler.setLevel("WARNING")
     from detectron2.utils.env import seed_all_rng
 
-    cfg = build_cfg(config_file, ["OUTPUT_DIR", output_dir, "SOLVER.MAX_ITER", str(iters)])
+    overrides = ["OUTPUT_DIR", output_dir, "SOLVER.MAX_ITER", str(iters)] + (["SEED", str(seed)] if seed >= 0 else [])
+    cfg = build_cfg(config_file, overrides)
     seed_all_rng(cfg.SEED)
     cfg = prepare_cfg(cfg)
     # same seed right before the model is built, so both variants start from the same weights and see the
@@ -104,6 +106,7 @@ def main(argv=None) -> int:
     parser.add_argument("--output-dir", default="./output/simd_demo")
     parser.add_argument("--iters", type=int, default=150, help="training iterations of each model")
     parser.add_argument("--sequential", action="store_true", help="train the two models one after the other")
+    parser.add_argument("--seed", type=int, default=-1, help="override the configs' SEED (0) to see the seed spread")
     args = parser.parse_args(argv)
     wall = time.time()
 
@@ -115,7 +118,7 @@ def main(argv=None) -> int:
     print(f"synthetic tiny-object set: {root} (generated if missing)", flush=True)
     generate_synthetic_tiny(root)
     jobs = [(label, os.path.join(CONFIG_DIR, name), os.path.join(args.output_dir, label.lower()), args.iters,
-             2 if args.sequential else 1) for label, name in VARIANTS]
+             2 if args.sequential else 1, args.seed) for label, name in VARIANTS]
     if args.sequential:
         summaries = [_worker(job) for job in jobs]
     else:
