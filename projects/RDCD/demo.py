@@ -83,7 +83,10 @@ def main() -> None:
     del trainer
 
     prefix, network = STUDENTS[args.student]
-    variants = [("RDCD", [])] + ([("no relational KD", ["MODEL.RDCD.LOSS.KD_W", 0.0])] if args.ablation else [])
+    # (row name, output-folder suffix, extra config overrides)
+    variants = [("RDCD", "", [])]
+    if args.ablation:
+        variants.append(("no relational KD", "_no_kd", ["MODEL.RDCD.LOSS.KD_W", 0.0]))
     for dim in (64, 256):
         overrides = ["MODEL.RDCD.TEACHER_WEIGHTS", teacher_weights, "MODEL.RDCD.STUDENT_WEIGHTS", args.student_weights]
         cfg = _cfg(f"{prefix}_{dim}.yaml", os.path.join(args.output_dir, f"student_{dim}"), args.student_iters,
@@ -92,8 +95,7 @@ def main() -> None:
         t0 = time.perf_counter()
         rows.append(_row("student, before distillation", network, dim,
                          RDCDTrainer.test(cfg, RDCDTrainer.build_model(cfg))[DATASET], time.perf_counter() - t0))
-        for name, extra in variants:
-            tag = "" if not extra else "_no_kd"
+        for name, tag, extra in variants:
             cfg = _cfg(f"{prefix}_{dim}.yaml", os.path.join(args.output_dir, f"student_{dim}{tag}"),
                        args.student_iters, *overrides, *extra)
             seed_all_rng(cfg.SEED)

@@ -26,7 +26,7 @@ def add_rdcd_config(cfg: CN) -> None:
     # local teacher weights: SSCD TorchScript, torchvision/timm state dict or a checkpoint of our SSCD trainer;
     # "" = random init (only meaningful for smoke tests: a random teacher teaches nothing)
     cfg.MODEL.RDCD.TEACHER_WEIGHTS = ""
-    # student trunk (timm, pretrained=False): efficientnet_b0 | mobilenetv3_large_100 | fastvit_t12
+    # student trunk (pretrained=False): efficientnet_b0 (torchvision) | mobilenetv3_large_100 | fastvit_t12 (timm)
     cfg.MODEL.RDCD.STUDENT = "efficientnet_b0"
     # optional local student weights: torchvision EfficientNet-B0 / timm ImageNet trunk (its classifier is
     # skipped) or a whole distilled student (a checkpoint of this trainer); "" = random init

@@ -226,17 +226,24 @@ _CLASSIFIER_PREFIXES = ("classifier.", "head.fc.", "fc.", "head.")
 
 
 def load_network_weights(network: nn.Module, path: str, prefix: str = "", drop_head: bool = False) -> None:
-    """Load ``path`` into ``network`` strictly, after keeping only keys under ``prefix`` (stripped) and
-    stripping wrapper prefixes such as ``module.`` / ``model.`` / ``backbone.``. ``drop_head`` ignores
-    ImageNet-classifier keys (``classifier.*``, ``head.fc.*``, ``fc.*``) that the network does not have or
-    has with another shape (a 1000-class head), keeping the network's own head.
+    """Load the weights file ``path`` into ``network``: :func:`read_state_dict`, then :func:`load_state_into`."""
+    load_state_into(network, read_state_dict(path), path, prefix=prefix, drop_head=drop_head)
+
+
+def load_state_into(network: nn.Module, state: Mapping[str, torch.Tensor], source: str, prefix: str = "",
+                    drop_head: bool = False) -> None:
+    """Load ``state`` (read from ``source``) into ``network`` strictly, after keeping only keys under ``prefix``
+    (stripped) and stripping wrapper prefixes such as ``module.`` / ``model.`` / ``backbone.``. ``drop_head``
+    ignores ImageNet-classifier keys (``classifier.*``, ``head.fc.*``, ``fc.*``) that the network does not have
+    or has with another shape (a 1000-class head), keeping the network's own head.
 
     Raises ``ValueError`` listing missing / unexpected keys when the layouts do not match.
     """
-    state = read_state_dict(path)
+    state = dict(state)
     if prefix:
         state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    expected = set(network.state_dict())
+    own = network.state_dict()
+    expected = set(own)
     changed = True
     while changed and not set(state) <= expected:
         changed = False
@@ -244,24 +251,20 @@ def load_network_weights(network: nn.Module, path: str, prefix: str = "", drop_h
             if state and all(k.startswith(p) for k in state):
                 state = {k[len(p):]: v for k, v in state.items()}
                 changed = True
-    own = network.state_dict()
-    kept_head = []
     if drop_head:  # an ImageNet classifier in the file: keep our own (randomly initialised) head instead
         for key in [k for k in state if k.startswith(_CLASSIFIER_PREFIXES)]:
-            if key not in own or state[key].shape != own[key].shape:
+            if key not in own:
                 del state[key]
-                if key in own:
-                    kept_head.append(key)
-        for key in kept_head:
-            state[key] = own[key]
+            elif state[key].shape != own[key].shape:
+                state[key] = own[key]
     missing = sorted(expected - set(state))
     unexpected = sorted(set(state) - expected)
     mismatched = sorted(k for k in set(state) & expected if state[k].shape != own[k].shape)
     if missing or unexpected or mismatched:
         raise ValueError(
-            f"weights {path!r} do not match {type(network).__name__}: {len(missing)} missing keys "
+            f"weights {source!r} do not match {type(network).__name__}: {len(missing)} missing keys "
             f"{missing[:8]}, {len(unexpected)} unexpected keys {unexpected[:8]}, {len(mismatched)} shape "
             f"mismatches {[(k, tuple(state[k].shape), tuple(own[k].shape)) for k in mismatched[:4]]}"
         )
     network.load_state_dict(state)
-    logger.info("loaded %d tensors from %s into %s", len(state), path, type(network).__name__)
+    logger.info("loaded %d tensors from %s into %s", len(state), source, type(network).__name__)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rdcd.modeling.networks import build_network, load_network_weights, read_state_dict
+from rdcd.modeling.networks import build_network, load_state_into, read_state_dict
 
 
 class Student(nn.Module):
@@ -37,9 +37,10 @@ def load_student_weights(student: Student, path: str) -> None:
     * otherwise ImageNet trunk weights (torchvision ``efficientnet_b0`` layout, or a timm trunk for the timm
       students): loaded into the descriptor network, a 1000-class classifier skipped (our head is kept).
     """
-    for key in read_state_dict(path):
+    state = read_state_dict(path)
+    for key in state:
         if key.endswith("projector.weight"):
-            load_network_weights(student, path, prefix=key[: -len("projector.weight")])
+            load_state_into(student, state, path, prefix=key[: -len("projector.weight")])
             return
     target = getattr(student.network, "trunk", student.network)  # timm students keep the trunk apart
-    load_network_weights(target, path, drop_head=True)
+    load_state_into(target, state, path, drop_head=True)
