@@ -20,6 +20,7 @@ from typing import Any, Tuple
 import torch
 from torch import Tensor
 
+from shared import kernels
 from shared.boxes.geometry import BoxGeometry, as_xyxy_tensor, compute_dtype
 from shared.boxes.similarity import get_similarity
 
@@ -70,11 +71,9 @@ def _try_kernel(spec, resolved: dict, a: Tensor, b: Tensor, backend: str):
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "torch":
         return None
-    from shared.ops import _extension  # local import: shared.ops imports shared.boxes
-
-    reason = _extension.pairwise_unsupported_reason(a, b)
+    reason = kernels.pairwise_unsupported_reason(a, b)
     if reason is None:
-        return _extension.pairwise_kernel(spec.name, a, b, spec.kernel_params(resolved))
+        return kernels.pairwise_kernel(spec.name, a, b, spec.kernel_params(resolved))
     if backend == "kernel":
         raise RuntimeError(f"compiled pairwise kernel cannot be used: {reason}")
     return None

@@ -1,13 +1,31 @@
-"""Training-loop helpers shared by every project: device choice, atomic checkpoints."""
-from shared.engine.checkpoint import AtomicCheckpointMixin, AtomicDetectionCheckpointer, atomic_write_bytes
+"""The engine every project runs on: the front door (config, setup, train or evaluate, launch), device
+choice, atomic checkpoints and :class:`GenericTrainer` for models that are not detectors."""
+from shared.engine.checkpoint import (
+    AtomicCheckpointing,
+    AtomicCheckpointMixin,
+    AtomicDetectionCheckpointer,
+    atomic_write_bytes,
+    make_atomic,
+)
+from shared.engine.defaults import build_cfg, default_argument_parser, launch_from_args, setup, train_or_evaluate
 from shared.engine.device import default_device, resolve_device
-from shared.engine.trainer import launch_from_args
+from shared.engine.trainer import GenericTrainer
+from shared.engine.validation import ConfigValueError, config_check
 
 __all__ = [
     "AtomicCheckpointMixin",
+    "AtomicCheckpointing",
     "AtomicDetectionCheckpointer",
+    "ConfigValueError",
+    "GenericTrainer",
     "atomic_write_bytes",
+    "build_cfg",
+    "config_check",
+    "default_argument_parser",
     "default_device",
     "launch_from_args",
+    "make_atomic",
     "resolve_device",
+    "setup",
+    "train_or_evaluate",
 ]

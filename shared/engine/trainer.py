@@ -24,10 +24,10 @@ import logging
 import os
 import weakref
 from collections import OrderedDict
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 import torch
-from detectron2.engine import SimpleTrainer, TrainerBase, hooks, launch
+from detectron2.engine import SimpleTrainer, TrainerBase, hooks
 from detectron2.engine.defaults import create_ddp_model
 from detectron2.solver import build_lr_scheduler as d2_build_lr_scheduler
 from detectron2.solver import build_optimizer as d2_build_optimizer
@@ -35,12 +35,12 @@ from detectron2.utils import comm
 from detectron2.utils.events import CommonMetricPrinter, EventWriter, JSONWriter, TensorboardXWriter
 from detectron2.utils.logger import setup_logger
 
-from shared.engine.checkpoint import AtomicDetectionCheckpointer
+from shared.engine.checkpoint import AtomicCheckpointing
 
-__all__ = ["GenericTrainer", "launch_from_args"]
+__all__ = ["GenericTrainer"]
 
 
-class GenericTrainer(TrainerBase):
+class GenericTrainer(AtomicCheckpointing, TrainerBase):
     """``DefaultTrainer`` without the detection parts; subclass it and implement the ``build_*`` methods.
 
     Usage::
@@ -75,9 +75,7 @@ class GenericTrainer(TrainerBase):
         model = create_ddp_model(model, broadcast_buffers=False)
         self._trainer = SimpleTrainer(model, data_loader, optimizer)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = AtomicDetectionCheckpointer(
-            model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self)
-        )
+        self.checkpointer = self.build_checkpointer(model, cfg, trainer=weakref.proxy(self))
         self.start_iter = 0
         self.max_iter = int(cfg.SOLVER.MAX_ITER)
         self.cfg = cfg
@@ -109,18 +107,6 @@ class GenericTrainer(TrainerBase):
     def test(cls, cfg, model: torch.nn.Module) -> Dict[str, Any]:
         """Evaluate ``model``; returns ``{dataset: {metric: value}}`` (empty: no evaluation)."""
         return OrderedDict()
-
-    @classmethod
-    def train_or_evaluate(cls, cfg, eval_only: bool = False, resume: bool = False) -> Optional[Dict[str, Any]]:
-        """What a ``train_net.py`` ``main`` does: with ``eval_only``, load ``MODEL.WEIGHTS`` (or the last
-        checkpoint with ``resume``) and return :meth:`test`; otherwise train (resuming if asked)."""
-        if eval_only:
-            model = cls.build_model(cfg)
-            AtomicDetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=resume)
-            return cls.test(cfg, model)
-        trainer = cls(cfg)
-        trainer.resume_or_load(resume=resume)
-        return trainer.train()
 
     # ------------------------------------------------------------------ engine plumbing
     @property
@@ -182,9 +168,3 @@ class GenericTrainer(TrainerBase):
         super().load_state_dict(state_dict)
         self._trainer.load_state_dict(state_dict["_trainer"])
 
-
-def launch_from_args(main: Callable[[Any], Any], args) -> None:
-    """``detectron2.engine.launch(main, ...)`` with the process layout of ``default_argument_parser()`` args
-    (``--num-gpus``, ``--num-machines``, ``--machine-rank``, ``--dist-url``); ``main`` receives ``args``."""
-    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(args,))

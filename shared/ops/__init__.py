@@ -4,7 +4,7 @@
 * the fused pairwise similarity kernels are used transparently by :mod:`shared.boxes`.
 * :func:`extension_status` – "cpu+cuda kernels" | "cpu kernels" | "unavailable: <reason>".
 """
-from shared.ops._extension import NMS_KINDS, cuda_kernels_compiled, extension_status
+from shared.kernels import NMS_KINDS, cuda_kernels_compiled, extension_status
 from shared.ops.nms import batched_similarity_nms, reference_batched_similarity_nms
 
 __all__ = [

@@ -14,8 +14,8 @@ from torch import Tensor
 
 from shared.boxes.geometry import BoxGeometry, as_xyxy_tensor, compute_dtype
 from shared.boxes.similarity import get_similarity
-from shared.ops import _extension
-from shared.ops._extension import NMS_KINDS
+from shared import kernels
+from shared.kernels import NMS_KINDS
 
 __all__ = ["batched_similarity_nms", "reference_batched_similarity_nms"]
 
@@ -100,11 +100,11 @@ def batched_similarity_nms(
         raise ValueError(f"backend must be 'auto', 'torch' or 'kernel', got {backend!r}")
     spec, resolved, box_tensor, threshold = _validate(boxes, scores, idxs, kind, threshold, params)
     if backend != "torch":
-        reason = _extension.device_unsupported_reason(box_tensor)
+        reason = kernels.device_unsupported_reason(box_tensor)
         if reason is None:
             if box_tensor.shape[0] == 0:
                 return torch.zeros((0,), dtype=torch.int64, device=box_tensor.device)
-            return _extension.nms_kernel(
+            return kernels.nms_kernel(
                 kind, box_tensor, scores, idxs, threshold, spec.kernel_params(resolved)
             )
         if backend == "kernel":

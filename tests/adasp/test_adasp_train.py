@@ -11,7 +11,8 @@ import pytest
 import adasp  # noqa: F401
 from adasp.config import build_adasp_cfg
 from adasp.datasets import SYNTHETIC_SUBDIR
-from adasp.trainer import AdaSPTrainer, AtomicReidCheckpointer, load_reid_dataset
+from adasp.trainer import AdaSPTrainer, load_reid_dataset
+from shared.engine import AtomicCheckpointMixin
 from shared.datasets.synthetic_reid import SyntheticReIDSpec, generate_synthetic_market1501
 
 PROJECT = Path(__file__).resolve().parents[2] / "projects" / "AdaSP"
@@ -58,7 +59,7 @@ def test_train_resume_and_eval_only(dataset_root, tmp_path, monkeypatch):
     # --resume continues after the saved epoch
     cfg = build_adasp_cfg(config, ["OUTPUT_DIR", out] + TINY_OPTS + ["SOLVER.MAX_EPOCH", "2"])
     trainer = AdaSPTrainer(cfg)
-    assert isinstance(trainer.checkpointer, AtomicReidCheckpointer)
+    assert isinstance(trainer.checkpointer, AtomicCheckpointMixin)
     trainer.resume_or_load(resume=True)
     assert trainer.start_epoch == 1
 

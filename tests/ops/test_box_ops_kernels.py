@@ -6,7 +6,7 @@ import torch
 
 import shared.boxes as sb
 import shared.ops as so
-from shared.ops import _extension
+from shared import kernels
 
 import torchvision.ops as tvops  # noqa: E402  (after shared)
 from detectron2.structures import Boxes, pairwise_iou as d2_pairwise_iou  # noqa: E402
@@ -16,7 +16,7 @@ PARAMS = {"nwd": {"constant": 12.8}, "dotd": {"constant": 12.7}, "simd": {"m": 6
 NMS_CASES = [("iou", 0.5), ("diou", 0.3), ("nwd", 0.6), ("dotd", 0.4), ("simd", 0.3)]
 
 needs_kernel = pytest.mark.skipif(
-    _extension.device_unsupported_reason(torch.zeros(1)) is not None,
+    kernels.device_unsupported_reason(torch.zeros(1)) is not None,
     reason=f"shared._box_ops not available ({so.extension_status()})",
 )
 
@@ -149,8 +149,8 @@ def test_pairwise_kernel_equals_torch_path(kind):
 @needs_kernel
 def test_auto_backend_uses_kernel_and_grad_inputs_use_torch(monkeypatch):
     calls = []
-    original = _extension.pairwise_kernel
-    monkeypatch.setattr(_extension, "pairwise_kernel", lambda *args: calls.append(args[0]) or original(*args))
+    original = kernels.pairwise_kernel
+    monkeypatch.setattr(kernels, "pairwise_kernel", lambda *args: calls.append(args[0]) or original(*args))
     a, b = random_boxes(4, 13), random_boxes(6, 14)
     sb.pairwise_simd(a, b, 6.13, 4.59)
     assert calls == ["simd"]
@@ -162,8 +162,8 @@ def test_auto_backend_uses_kernel_and_grad_inputs_use_torch(monkeypatch):
 # ---------------------------------------------------------------------------------------------- fallback
 def test_fallback_logs_one_line_and_still_works(monkeypatch, caplog):
     monkeypatch.setenv("SHARED_BOX_OPS_DISABLE", "1")
-    monkeypatch.setattr(_extension, "_STATE", None)
-    with caplog.at_level(logging.WARNING, logger="shared.ops"):
+    monkeypatch.setattr(kernels, "_STATE", None)
+    with caplog.at_level(logging.WARNING, logger="shared.kernels"):
         assert so.extension_status() == "unavailable: disabled by SHARED_BOX_OPS_DISABLE=1"
         boxes, scores, idxs = random_detections(50, 15, 2)
         kept = so.batched_similarity_nms(boxes, scores, idxs, "iou", 0.5)
@@ -171,7 +171,7 @@ def test_fallback_logs_one_line_and_still_works(monkeypatch, caplog):
         sb.pairwise_simd(boxes, boxes, 6.13, 4.59)
         with pytest.raises(RuntimeError, match="cannot be used"):
             so.batched_similarity_nms(boxes, scores, idxs, "iou", 0.5, backend="kernel")
-    records = [r for r in caplog.records if r.name == "shared.ops"]
+    records = [r for r in caplog.records if r.name == "shared.kernels"]
     assert len(records) == 1 and "pure-PyTorch fallback" in records[0].getMessage()
 
 

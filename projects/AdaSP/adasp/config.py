@@ -1,11 +1,9 @@
 """Config keys of the AdaSP project (added to a fastreid config before ``merge_from_file``)."""
-import logging
 from typing import Sequence
 
 from fastreid.config import CfgNode as CN
-from fastreid.config import get_cfg
 
-from shared.engine import resolve_device
+from shared.engine import build_cfg
 
 
 def add_adasp_config(cfg: CN) -> CN:
@@ -32,18 +30,7 @@ def add_adasp_config(cfg: CN) -> CN:
 
 
 def build_adasp_cfg(config_file: str = "", opts: Sequence[str] = ()) -> CN:
-    """fastreid's default config + :func:`add_adasp_config` + ``config_file`` + ``opts`` (``KEY VALUE``),
-    made runnable on this machine: ``MODEL.DEVICE "auto"`` becomes cuda/cpu, and AMP (CUDA-only in
-    fastreid's ``AMPTrainer``) is switched off on the CPU with a warning. Returns a frozen config."""
-    cfg = get_cfg()
-    add_adasp_config(cfg)
-    if config_file:
-        cfg.merge_from_file(config_file)
-    cfg.merge_from_list(list(opts))
-    cfg.MODEL.DEVICE = resolve_device(cfg.MODEL.DEVICE)
-    if cfg.MODEL.DEVICE == "cpu" and cfg.SOLVER.AMP.ENABLED:
-        logger = logging.getLogger(__name__)
-        logger.warning("SOLVER.AMP.ENABLED ignored on the CPU (fastreid AMP is CUDA-only)")
-        cfg.SOLVER.AMP.ENABLED = False
+    """:func:`shared.engine.build_cfg` on FastReID's defaults with the AdaSP keys; returns a frozen config."""
+    cfg = build_cfg(add_adasp_config, config_file, opts, framework="fastreid")
     cfg.freeze()
     return cfg

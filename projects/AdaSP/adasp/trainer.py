@@ -11,21 +11,16 @@ from fastreid.data.common import CommDataset
 from fastreid.data.datasets import DATASET_REGISTRY
 from fastreid.data.transforms import build_transforms
 from fastreid.engine import DefaultTrainer
-from fastreid.solver import build_optimizer
 from fastreid.utils import comm
 from fastreid.utils.checkpoint import Checkpointer
 
 from adasp.evaluation import SharedReidEvaluator
 from shared.datasets.paths import FASTREID_ENV, dataset_root
-from shared.engine import AtomicCheckpointMixin
+from shared.engine import AtomicCheckpointing
 
-__all__ = ["AdaSPTrainer", "AtomicReidCheckpointer", "load_reid_dataset"]
+__all__ = ["AdaSPTrainer", "load_reid_dataset"]
 
 logger = logging.getLogger(__name__)
-
-
-class AtomicReidCheckpointer(AtomicCheckpointMixin, Checkpointer):
-    """fastreid's ``Checkpointer`` whose ``.pth`` files and ``last_checkpoint`` are written atomically."""
 
 
 def load_reid_dataset(name: str, split_seed: int = -1, **kwargs):
@@ -56,33 +51,16 @@ def load_reid_dataset(name: str, split_seed: int = -1, **kwargs):
             random.setstate(saved_state)
 
 
-class AdaSPTrainer(DefaultTrainer):
-    """``DefaultTrainer`` + :class:`SharedReidEvaluator` + :class:`AtomicReidCheckpointer`.
+class AdaSPTrainer(AtomicCheckpointing, DefaultTrainer):
+    """fastreid's ``DefaultTrainer`` with this project's datasets, evaluator and atomic checkpoints.
 
     The model is whatever ``MODEL.META_ARCHITECTURE`` names (``AdaSPBaseline`` / ``AdaSPMGN`` are registered
     by ``import adasp``); logging, metrics.json, TensorBoard, LR schedule, evaluation and ``--resume`` are
-    fastreid's ``DefaultTrainer`` machinery.
+    fastreid's ``DefaultTrainer`` machinery. Its optimizer is fastreid's with ``contiguous=False``, the
+    default :mod:`shared.compat` installs (the contiguous one never updates a weight under torch 2).
     """
 
-    def build_hooks(self) -> List:
-        # DefaultTrainer.__init__ builds a plain Checkpointer just before calling build_hooks; swap it for the
-        # atomic one here so that the PeriodicCheckpointer hook and resume_or_load both use it.
-        plain = self.checkpointer
-        self.checkpointer = AtomicReidCheckpointer(plain.model, plain.save_dir,
-                                                   save_to_disk=plain.save_to_disk, **plain.checkpointables)
-        return super().build_hooks()
-
-    @classmethod
-    def build_optimizer(cls, cfg, model):
-        """fastreid's optimizer over ordinary parameters (``contiguous=False``).
-
-        fastreid's default ``ContiguousParams`` makes every ``param.grad`` a view of one flat buffer that the
-        optimizer steps. Under torch >= 2.0 ``optimizer.zero_grad()`` sets that buffer's grad to ``None``
-        (``set_to_none=True`` is the new default), so backward writes detached gradients and the optimizer
-        never updates a single weight -- training silently does nothing. The non-contiguous path has no
-        such coupling (tested in tests/adasp/test_adasp_train.py).
-        """
-        return build_optimizer(cfg, model, contiguous=False)
+    checkpointer_cls = Checkpointer
 
     @classmethod
     def build_train_loader(cls, cfg):

@@ -9,7 +9,7 @@ from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
-from detectron2.config import CfgNode, get_cfg
+from detectron2.config import CfgNode
 from detectron2.engine import hooks
 from detectron2.modeling import build_model
 from detectron2.utils import comm
@@ -17,7 +17,7 @@ from detectron2.utils import comm
 from das.config import add_das_config
 from das.data import build_train_loader, num_train_classes
 from das.evaluation import evaluate_retrieval
-from shared.engine.trainer import GenericTrainer
+from shared.engine import GenericTrainer, build_cfg
 
 logger = logging.getLogger(__name__)
 
@@ -28,13 +28,8 @@ OPTIMIZERS = {
 
 
 def get_das_cfg(config_file: str = "", opts: Sequence[str] = ()) -> CfgNode:
-    """detectron2 defaults + :func:`add_das_config`, then ``config_file`` and ``KEY VALUE`` overrides."""
-    cfg = get_cfg()
-    add_das_config(cfg)
-    if config_file:
-        cfg.merge_from_file(config_file)
-    cfg.merge_from_list(list(opts))
-    return cfg
+    """:func:`shared.engine.build_cfg` with the DAS keys (unfrozen)."""
+    return build_cfg(add_das_config, config_file, opts)
 
 
 def primary_metric_key(cfg) -> str:

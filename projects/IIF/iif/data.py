@@ -15,7 +15,7 @@ from detectron2.data import MetadataCatalog
 from shared.datasets import dataset_root, require_path
 from shared.datasets.synthetic_lvis import generate_synthetic_lvis, register_synthetic_lvis
 
-__all__ = ["SYNTHETIC_PREFIX", "prepare_datasets", "synthetic_lvis_root"]
+__all__ = ["SYNTHETIC_PREFIX", "prepare_cfg", "prepare_datasets", "synthetic_lvis_root"]
 
 SYNTHETIC_PREFIX = "synthetic_lvis"
 
@@ -41,3 +41,9 @@ def prepare_datasets(dataset_names: Iterable[str]) -> None:
         image_root = meta.get("image_root", None)
         if image_root is not None:
             require_path(image_root, name)
+
+
+def prepare_cfg(cfg):
+    """``setup``'s project step: make the datasets the config names available (see :func:`prepare_datasets`)."""
+    prepare_datasets(list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST))
+    return cfg

@@ -4,14 +4,13 @@ from __future__ import annotations
 import json
 import logging
 import os
-import weakref
 from collections import OrderedDict
 
-from detectron2.engine import DefaultTrainer, hooks
+from detectron2.engine import DefaultTrainer
 from detectron2.evaluation import COCOEvaluator, DatasetEvaluator, LVISEvaluator
 from detectron2.utils import comm
 
-from shared.engine import AtomicDetectionCheckpointer, atomic_write_bytes
+from shared.engine import AtomicCheckpointing, atomic_write_bytes
 
 __all__ = ["IIFTrainer", "evaluation_record"]
 
@@ -42,16 +41,8 @@ def _unwrap(model):
     return model.module if hasattr(model, "module") else model
 
 
-class IIFTrainer(DefaultTrainer):
+class IIFTrainer(AtomicCheckpointing, DefaultTrainer):
     """DefaultTrainer + ``LVISEvaluator`` (or COCO for coco-type sets), atomic checkpoints, eval record."""
-
-    def __init__(self, cfg):
-        super().__init__(cfg)
-        # Atomic saves; the PeriodicCheckpointer hook was built with the stock checkpointer, re-point it.
-        self.checkpointer = AtomicDetectionCheckpointer(self.model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
-        for h in self._hooks:
-            if isinstance(h, hooks.PeriodicCheckpointer):
-                h.checkpointer = self.checkpointer
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name: str, output_folder: str | None = None) -> DatasetEvaluator:

@@ -5,8 +5,11 @@ use ``_BASE_`` inheritance like every detectron2 project.
 """
 from __future__ import annotations
 
+from typing import Sequence
+
 from detectron2.config import CfgNode as CN
-from detectron2.config import get_cfg
+
+from shared.engine import build_cfg
 
 
 def add_rdcd_config(cfg: CN) -> None:
@@ -138,8 +141,6 @@ def add_rdcd_config(cfg: CN) -> None:
     cfg.DATASETS.TEST = ("disc21",)
 
 
-def get_rdcd_cfg() -> CN:
-    """detectron2's default config with the RDCD keys added."""
-    cfg = get_cfg()
-    add_rdcd_config(cfg)
-    return cfg
+def get_rdcd_cfg(config_file: str = "", opts: Sequence[str] = ()) -> CN:
+    """:func:`shared.engine.build_cfg` with the RDCD keys (unfrozen)."""
+    return build_cfg(add_rdcd_config, config_file, opts)

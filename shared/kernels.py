@@ -14,7 +14,7 @@ from typing import List, Optional, Tuple
 import torch
 from torch import Tensor
 
-logger = logging.getLogger("shared.ops")
+logger = logging.getLogger("shared.kernels")
 
 #: kind name -> id of the ``kind`` argument of the compiled ops (shared/csrc/box_similarity.h, enum Kind).
 KERNEL_KIND_IDS = {"iou": 0, "giou": 1, "diou": 2, "ciou": 3, "nwd": 4, "dotd": 5, "simd": 6}

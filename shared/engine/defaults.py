@@ -1,0 +1,158 @@
+"""The front door every project's ``train_net.py`` goes through.
+
+Each project script has the same shape::
+
+    import simd  # noqa: F401  (the compat layer first; registers the project's components)
+    from simd.config import add_simd_config
+    from simd.trainer import SimDTrainer
+
+    from shared.engine import default_argument_parser, launch_from_args, setup, train_or_evaluate
+
+
+    def main(args):
+        cfg = setup(args, add_simd_config)
+        return train_or_evaluate(SimDTrainer, cfg, args)
+
+
+    if __name__ == "__main__":
+        launch_from_args(main, default_argument_parser().parse_args())
+
+* :func:`build_cfg` -- framework defaults + the project's config adder + ``--config-file`` + ``KEY VALUE``
+  overrides; ``MODEL.DEVICE`` is resolved here and nowhere else.
+* :func:`setup` -- :func:`build_cfg`, the framework's ``default_setup`` (output folder, config dump,
+  environment log, seed), the project's logger, an optional project ``prepare`` step; returns a frozen cfg.
+* :func:`train_or_evaluate` -- ``--eval-only`` (load weights, test, check expected results) or training
+  (``--resume`` continues from ``OUTPUT_DIR/last_checkpoint``), for detectron2, FastReID and
+  :class:`~shared.engine.trainer.GenericTrainer` trainers alike.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any, Callable, Dict, Optional, Sequence, Union
+
+from detectron2.engine import default_argument_parser as _d2_argument_parser
+from detectron2.engine import launch
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
+
+from shared.engine.device import resolve_device
+from shared.engine.validation import run_config_checks
+from shared.registry import get_or_raise
+
+__all__ = ["build_cfg", "default_argument_parser", "launch_from_args", "setup", "train_or_evaluate"]
+
+ConfigAdder = Callable[[Any], Any]
+
+
+def _detectron2_framework():
+    from detectron2.config import get_cfg
+    from detectron2.engine import default_setup
+
+    return get_cfg, default_setup
+
+
+def _fastreid_framework():
+    from fastreid.config import get_cfg
+    from fastreid.engine import default_setup
+
+    return get_cfg, default_setup
+
+
+#: framework name -> () -> (default-config factory, default_setup); imported on use (fastreid is heavy)
+FRAMEWORKS: Dict[str, Callable[[], tuple]] = {
+    "detectron2": _detectron2_framework,
+    "fastreid": _fastreid_framework,
+}
+
+
+def default_argument_parser(epilog: Optional[str] = None) -> argparse.ArgumentParser:
+    """detectron2's parser: ``--config-file --resume --eval-only --num-gpus --num-machines --machine-rank
+    --dist-url`` and trailing ``KEY VALUE`` overrides (FastReID's parser has the same arguments)."""
+    return _d2_argument_parser(epilog)
+
+
+def build_cfg(add_project_config: Union[ConfigAdder, Sequence[ConfigAdder]], config_file: str = "",
+              opts: Sequence[str] = (), *, framework: str = "detectron2"):
+    """``framework`` defaults + ``add_project_config`` + ``config_file`` + ``opts``; returns an unfrozen cfg.
+
+    ``MODEL.DEVICE`` ``"auto"`` becomes ``cuda`` or ``cpu`` (a CUDA device asked for on a machine without one
+    is an error that says so). FastReID's AMP is CUDA-only, so on the CPU it is switched off with a warning.
+    The checks registered for the adders (:mod:`shared.engine.validation`) run last, so a value out of its
+    range is an error naming its key before any data or model is loaded.
+    """
+    get_cfg, _ = get_or_raise(FRAMEWORKS, framework, "framework")()
+    cfg = get_cfg()
+    adders = add_project_config if isinstance(add_project_config, (list, tuple)) else [add_project_config]
+    for add in adders:
+        add(cfg)
+    if config_file:
+        cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts))
+    cfg.MODEL.DEVICE = resolve_device(cfg.MODEL.DEVICE)
+    if framework == "fastreid" and cfg.MODEL.DEVICE == "cpu" and cfg.SOLVER.AMP.ENABLED:
+        logging.getLogger(__name__).warning("SOLVER.AMP.ENABLED ignored on the CPU (FastReID's AMP is CUDA-only)")
+        cfg.SOLVER.AMP.ENABLED = False
+    run_config_checks(cfg, adders)
+    return cfg
+
+
+def setup(args: argparse.Namespace, add_project_config: Union[ConfigAdder, Sequence[ConfigAdder]], *,
+          framework: str = "detectron2", prepare: Optional[Callable[[Any], Any]] = None):
+    """What every ``train_net.py`` does before training: returns the frozen, prepared cfg.
+
+    1. :func:`build_cfg` from ``args.config_file`` and ``args.opts``;
+    2. the framework's ``default_setup`` (OUTPUT_DIR, ``config.yaml`` dump, environment log, ``SEED``);
+    3. a logger for the project package (named after the module of the first config adder) writing to
+       ``OUTPUT_DIR/log.txt``;
+    4. ``prepare(cfg)`` on an unfrozen copy, for project steps that need the logger and the output folder
+       (dataset registration, estimates cached in OUTPUT_DIR); it returns the cfg to use.
+    """
+    cfg = build_cfg(add_project_config, args.config_file, args.opts, framework=framework)
+    cfg.freeze()
+    _, default_setup = FRAMEWORKS[framework]()
+    default_setup(cfg, args)
+    first = add_project_config[0] if isinstance(add_project_config, (list, tuple)) else add_project_config
+    project = first.__module__.split(".")[0]
+    setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name=project)
+    if prepare is not None:
+        cfg = cfg.clone()
+        cfg.defrost()
+        cfg = prepare(cfg)
+        cfg.freeze()
+    return cfg
+
+
+def train_or_evaluate(trainer_cls: Any, cfg, args: argparse.Namespace) -> Optional[Dict[str, Any]]:
+    """``--eval-only``: build the model, load ``MODEL.WEIGHTS`` (or the last checkpoint with ``--resume``)
+    through the trainer's checkpointer, return ``trainer_cls.test`` and check ``TEST.EXPECTED_RESULTS``
+    where the config has them. Otherwise train, resuming when ``--resume`` and a checkpoint exists.
+
+    ``trainer_cls`` is a detectron2 or FastReID ``DefaultTrainer`` or a ``GenericTrainer`` that mixes in
+    :class:`~shared.engine.checkpoint.AtomicCheckpointing` (which provides ``build_checkpointer``).
+    """
+    if args.eval_only:
+        model = trainer_cls.build_model(cfg)
+        checkpointer = trainer_cls.build_checkpointer(model, cfg)
+        if not cfg.MODEL.WEIGHTS and not (args.resume and checkpointer.has_checkpoint()):
+            raise ValueError("--eval-only needs weights: set MODEL.WEIGHTS (or pass --resume with a checkpoint "
+                             f"in OUTPUT_DIR={cfg.OUTPUT_DIR!r}); evaluating a randomly initialised model is "
+                             "refused")
+        checkpointer.resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
+        results = trainer_cls.test(cfg, model)
+        if comm.is_main_process() and hasattr(cfg.TEST, "EXPECTED_RESULTS"):
+            from detectron2.evaluation import verify_results
+
+            verify_results(cfg, results)
+        return results
+    trainer = trainer_cls(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    return trainer.train()
+
+
+def launch_from_args(main: Callable[[argparse.Namespace], Any], args: argparse.Namespace) -> None:
+    """Start ``main(args)`` in ``--num-gpus`` processes per machine (``--num-machines``, ``--machine-rank``,
+    ``--dist-url``), as detectron2's ``launch``."""
+    print("Command Line Args:", args)
+    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+           dist_url=args.dist_url, args=(args,))
