@@ -5,7 +5,7 @@ SETUP_INPUTS := requirements.txt setup.py setup.cfg .ci/install.sh $(wildcard .c
                 shared/compat/detectron2_c_standin.py $(wildcard shared/csrc/*)
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-slow bench clean-venv demo-simd demo-iif demo-adasp demo-rdcd demo-das demo-all
+.PHONY: setup demo test lint test-slow bench clean-venv demo-simd demo-iif demo-adasp demo-rdcd demo-das demo-all
 
 setup: $(STAMP)
 
@@ -36,6 +36,10 @@ demo-all: demo-simd demo-iif demo-adasp demo-rdcd demo-das
 ## Unit tests + smoke tests (< 10 min on 2 cores); long runs are marked `slow`.
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## The linter CI runs before the tests (pycodestyle + pyflakes rules, 110 columns as setup.cfg's flake8).
+lint: setup
+	$(PY) -m ruff check --line-length 110 --select E,F,W .
 
 test-slow: setup
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
