@@ -24,8 +24,9 @@ from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 from tabulate import tabulate
 
-from rdcd.config import get_rdcd_cfg
-from rdcd.engine import RDCDTrainer
+from rdcd.config import add_rdcd_config
+from rdcd.trainer import RDCDTrainer
+from shared.engine import build_cfg
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs", "synthetic")
 DATASET = "synthetic_disc21"
@@ -34,10 +35,8 @@ STUDENTS = {"r18": ("rdcd_r18", "ResNet-18"), "effb0": ("rdcd_effb0", "Efficient
 
 
 def _cfg(config: str, output_dir: str, max_iter: int, *overrides):
-    cfg = get_rdcd_cfg()
-    cfg.merge_from_file(os.path.join(CONFIGS, config))
-    cfg.merge_from_list(["OUTPUT_DIR", output_dir, "SOLVER.MAX_ITER", max_iter, *overrides])
-    return cfg
+    opts = ["OUTPUT_DIR", output_dir, "SOLVER.MAX_ITER", str(max_iter), *map(str, overrides)]
+    return build_cfg(add_rdcd_config, os.path.join(CONFIGS, config), opts)
 
 
 def _row(name: str, network: str, dim: int, metrics: dict, seconds: float) -> list:

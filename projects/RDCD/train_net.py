@@ -8,7 +8,7 @@
 """
 import rdcd  # noqa: F401  (compat layer first; registers the RDCD / SSCD networks)
 from rdcd.config import add_rdcd_config
-from rdcd.engine import RDCDTrainer
+from rdcd.trainer import RDCDTrainer
 
 from shared.engine import default_argument_parser, launch_from_args, setup, train_or_evaluate
 

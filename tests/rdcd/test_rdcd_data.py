@@ -7,9 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
-from rdcd.config import get_rdcd_cfg
-from rdcd.data import build_test_transform, build_train_transform, get_copy_detection_dataset
-from rdcd.data.augment import OverlayEmoji, OverlayText, default_font_path
+from rdcd.config import BASE_CONFIG, add_rdcd_config
+from shared.engine import build_cfg
+from rdcd.datasets import get_copy_detection_dataset
+from rdcd.transforms import build_test_transform, build_train_transform
+from rdcd.transforms import OverlayEmoji, OverlayText, default_font_path
 from shared.datasets.synthetic_copy_detection import (
     LAYOUTS,
     generate_synthetic_copy_detection,
@@ -70,7 +72,7 @@ def test_ground_truth_csv_keeps_unmatched_queries(tmp_path):
 
 def test_missing_dataset_names_env_var_and_unknown_name(tmp_path, monkeypatch):
     monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path))
-    cfg = get_rdcd_cfg()
+    cfg = build_cfg(add_rdcd_config, BASE_CONFIG)
     with pytest.raises(FileNotFoundError, match="DETECTRON2_DATASETS"):
         get_copy_detection_dataset("disc21", cfg)
     with pytest.raises(KeyError, match="copydays"):
@@ -79,7 +81,7 @@ def test_missing_dataset_names_env_var_and_unknown_name(tmp_path, monkeypatch):
 
 def test_synthetic_dataset_is_generated_on_first_use(tmp_path, monkeypatch):
     monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path))
-    cfg = get_rdcd_cfg()
+    cfg = build_cfg(add_rdcd_config, BASE_CONFIG)
     s = cfg.DATASETS.SYNTHETIC_COPY_DETECTION
     s.NUM_REFERENCES, s.NUM_MATCHING_QUERIES, s.NUM_DISTRACTOR_QUERIES, s.NUM_TRAIN, s.IMAGE_SIZE = 4, 2, 1, 3, 32
     split = get_copy_detection_dataset("synthetic_disc21", cfg)
@@ -100,7 +102,7 @@ def test_overlays_draw_inside_the_image_and_respect_opacity():
 
 
 def test_train_and_test_transforms_shapes():
-    cfg = get_rdcd_cfg()
+    cfg = build_cfg(add_rdcd_config, BASE_CONFIG)
     cfg.INPUT.COPY_DETECTION.TRAIN_SIZE = 48
     cfg.INPUT.COPY_DETECTION.TEST_SIZE = 40
     image = Image.new("RGB", (80, 60), (10, 200, 30))

@@ -9,7 +9,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from rdcd.config import get_rdcd_cfg
+from rdcd.config import BASE_CONFIG, add_rdcd_config
+from shared.engine import build_cfg
 from rdcd.modeling import build_model
 from rdcd.modeling.distributed import concat_all_gather, shuffled_batch_forward
 from rdcd.modeling.queue import DescriptorQueue
@@ -22,7 +23,7 @@ def _free_port() -> int:
 
 
 def _sscd_model():
-    cfg = get_rdcd_cfg()
+    cfg = build_cfg(add_rdcd_config, BASE_CONFIG)
     cfg.MODEL.DEVICE = "cpu"
     cfg.MODEL.META_ARCHITECTURE = "SSCD"
     cfg.MODEL.SSCD.NETWORK = "sscd_r18"

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from rdcd.config import get_rdcd_cfg
-from rdcd.engine import RDCDTrainer
+from rdcd.config import add_rdcd_config
+from shared.engine import build_cfg
+from rdcd.trainer import RDCDTrainer
 from rdcd.evaluation import evaluate_copy_detection_model
 
 SYNTHETIC_BASE = Path(__file__).resolve().parents[2] / "projects/RDCD/configs/synthetic/Base-synthetic.yaml"
@@ -17,8 +18,7 @@ METRICS = {"uAP", "accuracy_at_1", "uAP_sn", "accuracy_at_1_sn", "descriptor_dim
 
 
 def _cfg(tmp_path, out, **overrides):
-    cfg = get_rdcd_cfg()
-    cfg.merge_from_file(str(SYNTHETIC_BASE))
+    cfg = build_cfg(add_rdcd_config, str(SYNTHETIC_BASE))
     s = cfg.DATASETS.SYNTHETIC_COPY_DETECTION
     s.NUM_REFERENCES, s.NUM_MATCHING_QUERIES, s.NUM_DISTRACTOR_QUERIES, s.NUM_TRAIN, s.IMAGE_SIZE = 8, 4, 2, 8, 32
     cfg.INPUT.COPY_DETECTION.TRAIN_SIZE = 32
@@ -75,7 +75,7 @@ def test_perfect_descriptors_give_full_micro_ap(datasets_root):
     """A 'model' that returns each image's exact reference descriptor for copies scores µAP = 100."""
     cfg = _cfg(datasets_root, "oracle")
     cfg.TEST.COPY_DETECTION.SCORE_NORM = False
-    from rdcd.data import get_copy_detection_dataset
+    from rdcd.datasets import get_copy_detection_dataset
 
     split = get_copy_detection_dataset("synthetic_disc21", cfg)
     gt = dict(split.ground_truth())
@@ -98,7 +98,7 @@ def test_perfect_descriptors_give_full_micro_ap(datasets_root):
         def forward(self, images):
             return torch.stack([self.table[round(float(x.sum()), 2)] for x in images])
 
-    from rdcd.data import build_test_transform
+    from rdcd.transforms import build_test_transform
     from PIL import Image
 
     transform = build_test_transform(cfg)

@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from rdcd.config import get_rdcd_cfg
+from rdcd.config import BASE_CONFIG, add_rdcd_config
+from shared.engine import build_cfg
 from rdcd.modeling import build_model, build_network, load_network_weights
 from rdcd.modeling.distributed import shuffled_batch_forward
 from rdcd.modeling.networks import GeM, ViTClsGeMDescriptor
@@ -88,7 +89,7 @@ def test_efficientnet_student_has_the_official_torchvision_layout(tmp_path):
 
 
 def _tiny_rdcd_cfg(**rdcd_keys):
-    cfg = get_rdcd_cfg()
+    cfg = build_cfg(add_rdcd_config, BASE_CONFIG)
     cfg.MODEL.DEVICE = "cpu"
     cfg.MODEL.RDCD.TEACHER = "sscd_r18"
     cfg.MODEL.RDCD.KD_DIM = 32
@@ -140,7 +141,7 @@ def test_shuffled_forward_restores_order():
 
 
 def test_sscd_train_step():
-    cfg = get_rdcd_cfg()
+    cfg = build_cfg(add_rdcd_config, BASE_CONFIG)
     cfg.MODEL.DEVICE = "cpu"
     cfg.MODEL.META_ARCHITECTURE = "SSCD"
     cfg.MODEL.SSCD.NETWORK = "sscd_r18"
@@ -171,12 +172,11 @@ def test_lars_single_step_hand_computed():
     "config", sorted(str(p) for p in (Path(__file__).resolve().parents[2] / "projects/RDCD/configs").rglob("*.yaml"))
 )
 def test_every_config_merges_and_names_registered_parts(config):
-    """Every shipped yaml merges onto get_rdcd_cfg() (no unknown key) and names registered networks."""
-    from rdcd.modeling.meta_arch import META_ARCH_REGISTRY
+    """Every shipped yaml builds with build_cfg(add_rdcd_config) (no unknown key) and names registered networks."""
+    from detectron2.modeling import META_ARCH_REGISTRY
     from rdcd.modeling.networks import NETWORK_REGISTRY
 
-    cfg = get_rdcd_cfg()
-    cfg.merge_from_file(config)
+    cfg = build_cfg(add_rdcd_config, config)
     assert cfg.MODEL.META_ARCHITECTURE in META_ARCH_REGISTRY
     network = cfg.MODEL.SSCD.NETWORK if cfg.MODEL.META_ARCHITECTURE == "SSCD" else cfg.MODEL.RDCD.TEACHER
     assert network in NETWORK_REGISTRY
@@ -188,10 +188,45 @@ def test_demo_students_are_the_resnet18_configs():
     base = Path(__file__).resolve().parents[2] / "projects/RDCD/configs/synthetic"
     dims = []
     for dim in (64, 256):
-        cfg = get_rdcd_cfg()
-        cfg.merge_from_file(str(base / f"rdcd_r18_{dim}.yaml"))
+        cfg = build_cfg(add_rdcd_config, str(base / f"rdcd_r18_{dim}.yaml"))
         cfg.MODEL.RDCD.TEACHER_WEIGHTS = ""
         model = build_model(cfg).eval()
         dims.append(model(torch.randn(2, 3, 64, 64)).shape[1])
         assert cfg.MODEL.RDCD.STUDENT == "sscd_r18"
     assert dims == [64, 256]
+
+
+def test_config_adder_only_adds_keys():
+    """add_rdcd_config leaves every detectron2 default as it was (values for them live in Base-RDCD.yaml)."""
+    from detectron2.config import get_cfg
+
+    def flat(node, prefix=""):
+        out = {}
+        for key, value in node.items():
+            out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+        return out
+
+    defaults = flat(get_cfg())
+    cfg = get_cfg()
+    add_rdcd_config(cfg)
+    added = flat(cfg)
+    assert {k: added[k] for k in defaults} == defaults
+    assert "MODEL.RDCD.LOSS.KD_MODE" in added and "SOLVER.OPTIMIZER" in added
+
+
+@pytest.mark.parametrize("key, value, name", [
+    ("MODEL.RDCD.LOSS.KD_MODE", "three_queue", "relational"),
+    ("SOLVER.OPTIMIZER", "Adagrad", "optimizer"),
+])
+def test_fixed_choices_are_dicts_with_named_errors(key, value, name):
+    from rdcd.modeling.relational import RELATIONAL_KD_MODES, build_relational_kd
+    from rdcd.solver import OPTIMIZERS, build_optimizer
+
+    assert set(RELATIONAL_KD_MODES) == {"one_queue", "two_queue"} and set(OPTIMIZERS) == {"SGD", "LARS", "AdamW"}
+    cfg = build_cfg(add_rdcd_config, BASE_CONFIG)
+    with pytest.raises(KeyError, match=f"{key}.*{value}.*choose one of"):
+        if name == "relational":
+            build_relational_kd(value, 4, 8, 0.1)
+        else:
+            cfg.SOLVER.OPTIMIZER = value
+            build_optimizer(cfg, torch.nn.Linear(2, 2))

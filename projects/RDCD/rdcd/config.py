@@ -1,25 +1,25 @@
 """Config keys of the RDCD project (a detectron2 ``CfgNode``; every key carries a comment).
 
-``get_rdcd_cfg()`` = detectron2's ``get_cfg()`` + :func:`add_rdcd_config`; yaml files in ``configs/``
-use ``_BASE_`` inheritance like every detectron2 project.
+Build a config with the front door, ``shared.engine.build_cfg(add_rdcd_config, "configs/Base-RDCD.yaml", opts)``;
+the adder only ADDS keys. Values of detectron2's own keys for this project (``MODEL.META_ARCHITECTURE``,
+``SOLVER.*``, ``DATASETS.TRAIN/TEST``) live in ``configs/Base-RDCD.yaml``, which every yaml inherits.
 """
 from __future__ import annotations
 
-from typing import Sequence
+import os
 
 from detectron2.config import CfgNode as CN
 
-from shared.engine import build_cfg
+#: the base yaml every RDCD config inherits (the official DISC21 recipe)
+BASE_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "Base-RDCD.yaml")
 
 
 def add_rdcd_config(cfg: CN) -> None:
-    """Add the RDCD / SSCD keys to ``cfg`` in place (defaults = the official DISC21 recipe, spec §4)."""
-    # "RDCD" (distil a compact student from a frozen teacher) or "SSCD" (train a descriptor network with
-    # SSCD's InfoNCE + KoLeo objective: the teacher / baseline); see rdcd.modeling.meta_arch
-    cfg.MODEL.META_ARCHITECTURE = "RDCD"
-    # "auto" = CUDA when available, else CPU (shared.engine.resolve_device)
-    cfg.MODEL.DEVICE = "auto"
+    """Add the RDCD / SSCD keys to ``cfg`` in place (defaults = the official DISC21 recipe: RDCD ``train.sh``).
 
+    ``MODEL.META_ARCHITECTURE`` ("RDCD" or "SSCD", registered in detectron2's ``META_ARCH_REGISTRY``) is set
+    by the yaml files.
+    """
     # convert BatchNorm to SyncBatchNorm when training with several CUDA processes (the official recipe)
     cfg.MODEL.SYNC_BN = True
 
@@ -117,14 +117,6 @@ def add_rdcd_config(cfg: CN) -> None:
     # LARS trust coefficient and epsilon
     cfg.SOLVER.LARS_TRUST = 0.001
     cfg.SOLVER.LARS_EPS = 1e-8
-    cfg.SOLVER.LR_SCHEDULER_NAME = "WarmupCosineLR"
-    cfg.SOLVER.WARMUP_METHOD = "linear"
-    cfg.SOLVER.IMS_PER_BATCH = 256
-    cfg.SOLVER.BASE_LR = 1.0
-    cfg.SOLVER.MOMENTUM = 0.9
-    cfg.SOLVER.WEIGHT_DECAY = 1e-6
-    cfg.SOLVER.WEIGHT_DECAY_NORM = 1e-6
-    cfg.DATASETS.TRAIN = ("disc21",)
     # the embedded synthetic DISC21-style set (dataset name "synthetic_disc21"), generated on first use
     cfg.DATASETS.SYNTHETIC_COPY_DETECTION = CN()
     # folder under $DETECTRON2_DATASETS (default ./datasets)
@@ -138,9 +130,3 @@ def add_rdcd_config(cfg: CN) -> None:
     cfg.DATASETS.SYNTHETIC_COPY_DETECTION.IMAGE_SIZE = 96
     # generator seed
     cfg.DATASETS.SYNTHETIC_COPY_DETECTION.SEED = 0
-    cfg.DATASETS.TEST = ("disc21",)
-
-
-def get_rdcd_cfg(config_file: str = "", opts: Sequence[str] = ()) -> CN:
-    """:func:`shared.engine.build_cfg` with the RDCD keys (unfrozen)."""
-    return build_cfg(add_rdcd_config, config_file, opts)

@@ -1,4 +1,4 @@
-"""Optimizers (registry ``OPTIMIZER_REGISTRY``, chosen by ``SOLVER.OPTIMIZER``), including our own LARS
+"""Optimizers (chosen by ``SOLVER.OPTIMIZER`` from :data:`OPTIMIZERS`), including our own LARS
 (SSCD trains with LARS; its former source, lightning-bolts, is unmaintained)."""
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from typing import Iterable
 
 import torch
 from detectron2.solver import build_optimizer as d2_build_optimizer
-from fvcore.common.registry import Registry
 
-OPTIMIZER_REGISTRY = Registry("RDCD_OPTIMIZER")
-OPTIMIZER_REGISTRY.__doc__ = "builder(cfg, model) -> torch.optim.Optimizer"
+from shared.registry import get_or_raise, register_as
+
+#: SOLVER.OPTIMIZER -> builder(cfg, model) -> torch.optim.Optimizer
+OPTIMIZERS = {}
 
 
 class LARS(torch.optim.Optimizer):
@@ -60,30 +61,24 @@ def _trainable(model: torch.nn.Module):
     return [p for p in model.parameters() if p.requires_grad]
 
 
+@register_as(OPTIMIZERS, "SGD")
 def _build_sgd(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
     """detectron2's SGD (momentum, WEIGHT_DECAY / WEIGHT_DECAY_NORM) over the trainable parameters."""
     return d2_build_optimizer(cfg, model)
 
 
+@register_as(OPTIMIZERS, "LARS")
 def _build_lars(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
     s = cfg.SOLVER
     return LARS(_trainable(model), lr=s.BASE_LR, momentum=s.MOMENTUM, weight_decay=s.WEIGHT_DECAY,
                 trust_coefficient=s.LARS_TRUST, eps=s.LARS_EPS)
 
 
+@register_as(OPTIMIZERS, "AdamW")
 def _build_adamw(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
     return torch.optim.AdamW(_trainable(model), lr=cfg.SOLVER.BASE_LR, weight_decay=cfg.SOLVER.WEIGHT_DECAY)
 
 
-# registered under the SOLVER.OPTIMIZER values
-OPTIMIZER_REGISTRY._do_register("SGD", _build_sgd)
-OPTIMIZER_REGISTRY._do_register("LARS", _build_lars)
-OPTIMIZER_REGISTRY._do_register("AdamW", _build_adamw)
-
-
 def build_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
     """The optimizer named by ``SOLVER.OPTIMIZER``; unknown names raise ``KeyError``."""
-    name = cfg.SOLVER.OPTIMIZER
-    if name not in OPTIMIZER_REGISTRY:
-        raise KeyError(f"unknown SOLVER.OPTIMIZER {name!r}; choose one of {sorted(n for n, _ in OPTIMIZER_REGISTRY)}")
-    return OPTIMIZER_REGISTRY.get(name)(cfg, model)
+    return get_or_raise(OPTIMIZERS, cfg.SOLVER.OPTIMIZER, "SOLVER.OPTIMIZER")(cfg, model)

@@ -1,4 +1,5 @@
-"""Loss functions of RDCD and SSCD as small pure functions (formulas in each docstring, spec §2).
+"""Loss functions of RDCD and SSCD as small pure functions (formulas in each docstring; official
+RDCD ``rdcd/models/moco.py`` and SSCD ``sscd/models/loss.py``).
 
 All inputs are L2-normalised descriptors, so inner products are cosine similarities.
 """

@@ -1,4 +1,4 @@
-"""Meta-architectures (registry ``META_ARCH_REGISTRY``, chosen by ``MODEL.META_ARCHITECTURE``).
+"""Meta-architectures, registered in detectron2's ``META_ARCH_REGISTRY`` (``MODEL.META_ARCHITECTURE``).
 
 Both take a training batch ``{"view1": [B,3,H,W], "view2": [B,3,H,W]}`` (two augmentations of the same B
 images) and return a dict of weighted losses; in eval mode they take an image tensor and return the
@@ -16,7 +16,7 @@ import logging
 from typing import Dict, Union
 
 import torch
-from fvcore.common.registry import Registry
+from detectron2.modeling import META_ARCH_REGISTRY
 from torch import nn
 
 from rdcd.modeling.distributed import all_gather_with_grad, concat_all_gather, shuffled_batch_forward
@@ -25,12 +25,9 @@ from rdcd.modeling.networks import build_network, load_network_weights
 from rdcd.modeling.queue import DescriptorQueue
 from rdcd.modeling.relational import build_relational_kd
 from rdcd.modeling.student import Student, load_student_weights
-from shared.engine import resolve_device
+from shared.registry import get_or_raise
 
 logger = logging.getLogger(__name__)
-
-META_ARCH_REGISTRY = Registry("RDCD_META_ARCH")
-META_ARCH_REGISTRY.__doc__ = "Copy-detection meta-architectures: cls(cfg) -> nn.Module."
 
 Batch = Dict[str, torch.Tensor]
 
@@ -68,7 +65,6 @@ class RDCD(nn.Module):
         self.shuffle_bn = rc.MOCO.SHUFFLE_BN
         self.moco_weight, self.hn_weight, self.kd_weight = rc.LOSS.MOCO_W, rc.LOSS.HN_W, rc.LOSS.KD_W
         self.hn_eps = rc.LOSS.HN_EPS
-        self.to(resolve_device(cfg.MODEL.DEVICE))
 
     @property
     def device(self) -> torch.device:
@@ -117,7 +113,6 @@ class SSCD(nn.Module):
         self.network = build_network(sc.NETWORK, out_dim=sc.DIM, gem_p=sc.GEM_P)
         self.temperature = sc.INFONCE_TEMP
         self.entropy_weight = sc.ENTROPY_W
-        self.to(resolve_device(cfg.MODEL.DEVICE))
 
     @property
     def device(self) -> torch.device:
@@ -140,8 +135,7 @@ class SSCD(nn.Module):
 
 
 def build_model(cfg) -> nn.Module:
-    """The meta-architecture named by ``MODEL.META_ARCHITECTURE``, on ``MODEL.DEVICE``."""
-    name = cfg.MODEL.META_ARCHITECTURE
-    if name not in META_ARCH_REGISTRY:
-        raise KeyError(f"unknown MODEL.META_ARCHITECTURE {name!r}; choose one of {sorted(n for n, _ in META_ARCH_REGISTRY)}")
-    return META_ARCH_REGISTRY.get(name)(cfg)
+    """The meta-architecture named by ``MODEL.META_ARCHITECTURE``, moved to ``MODEL.DEVICE`` (resolved by
+    :func:`shared.engine.build_cfg`)."""
+    model = get_or_raise(META_ARCH_REGISTRY, cfg.MODEL.META_ARCHITECTURE, "MODEL.META_ARCHITECTURE")(cfg)
+    return model.to(torch.device(cfg.MODEL.DEVICE))

@@ -29,6 +29,8 @@ import torchvision
 from fvcore.common.registry import Registry
 from torch import nn
 
+from shared.registry import get_or_raise
+
 logger = logging.getLogger(__name__)
 
 NETWORK_REGISTRY = Registry("RDCD_NETWORK")
@@ -53,17 +55,6 @@ class GeM(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
-
-
-class L2Normalized(nn.Module):
-    """Wrap a module and L2-normalise its output rows."""
-
-    def __init__(self, module: nn.Module):
-        super().__init__()
-        self.module = module
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.module(x), dim=1)
 
 
 class TorchvisionResNetDescriptor(nn.Module):
@@ -197,9 +188,7 @@ def efficientnet_b0(out_dim: int = 512, gem_p: float = 3.0, dropout: float = 0.2
 
 def build_network(name: str, out_dim: int, gem_p: float = 3.0, dropout: float = 0.0) -> nn.Module:
     """Build registered network ``name``; unknown names raise ``KeyError`` listing the registered ones."""
-    if name not in NETWORK_REGISTRY:
-        raise KeyError(f"unknown descriptor network {name!r}; registered: {sorted(n for n, _ in NETWORK_REGISTRY)}")
-    return NETWORK_REGISTRY.get(name)(out_dim=out_dim, gem_p=gem_p, dropout=dropout)
+    return get_or_raise(NETWORK_REGISTRY, name, "descriptor network")(out_dim=out_dim, gem_p=gem_p, dropout=dropout)
 
 
 _PREFIXES = ("module.", "model.", "backbone.", "network.", "teacher.", "encoder.")

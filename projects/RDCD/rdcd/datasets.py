@@ -35,6 +35,7 @@ from shared.datasets.synthetic_copy_detection import (
     generate_synthetic_copy_detection,
     read_ground_truth_csv,
 )
+from shared.registry import get_or_raise
 
 COPY_DETECTION_DATASETS = Registry("RDCD_COPY_DETECTION_DATASETS")
 COPY_DETECTION_DATASETS.__doc__ = "Copy-detection datasets: builder(cfg) -> CopyDetectionSplit."
@@ -115,10 +116,7 @@ def synthetic_disc21(cfg) -> CopyDetectionSplit:
 
 def get_copy_detection_dataset(name: str, cfg) -> CopyDetectionSplit:
     """The registered dataset ``name``; unknown names raise ``KeyError`` listing the registered ones."""
-    if name not in COPY_DETECTION_DATASETS:
-        raise KeyError(f"unknown copy-detection dataset {name!r}; registered: "
-                       f"{sorted(n for n, _ in COPY_DETECTION_DATASETS)}")
-    return COPY_DETECTION_DATASETS.get(name)(cfg)
+    return get_or_raise(COPY_DETECTION_DATASETS, name, "copy-detection dataset (DATASETS.TRAIN/TEST)")(cfg)
 
 
 class ImageListDataset(Dataset):

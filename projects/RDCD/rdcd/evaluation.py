@@ -13,7 +13,8 @@ import torch
 from detectron2.utils import comm
 from detectron2.utils.logger import log_every_n_seconds
 
-from rdcd.data import build_inference_loader, build_test_transform, get_copy_detection_dataset
+from rdcd.datasets import build_inference_loader, get_copy_detection_dataset
+from rdcd.transforms import build_test_transform
 from shared.retrieval.copy_detection import evaluate_copy_detection
 
 logger = logging.getLogger(__name__)

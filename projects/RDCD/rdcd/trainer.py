@@ -6,10 +6,11 @@ import logging
 import torch
 from detectron2.utils import comm
 
-from rdcd.data import build_train_loader, build_train_transform
+from rdcd.datasets import build_train_loader
 from rdcd.evaluation import evaluate_on_test_sets
 from rdcd.modeling import build_model
 from rdcd.solver import build_optimizer
+from rdcd.transforms import build_train_transform
 from shared.engine.trainer import GenericTrainer
 
 logger = logging.getLogger(__name__)

@@ -25,6 +25,8 @@ from typing import Callable, Sequence
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from torchvision import transforms as T
 
+from shared.registry import get_or_raise
+
 _DEBIAN_DEJAVU = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
 
@@ -166,7 +168,7 @@ def _normalize(mean, std) -> list:
 
 
 def advanced_augmentation(size: int, mean, std, font_path: str = "") -> T.Compose:
-    """SSCD's ADVANCED pipeline in its order (spec §4). The blur radius U(1, 5) is defined at 224 px and
+    """SSCD's ADVANCED pipeline in its order (SSCD ``sscd/transforms/settings.py``). The blur radius U(1, 5) is defined at 224 px and
     scaled by ``size / 224`` (identical at the official size, proportionate on small demo images)."""
     blur_scale = size / 224.0
     return T.Compose([
@@ -194,24 +196,21 @@ def basic_augmentation(size: int, mean, std, font_path: str = "") -> T.Compose:
     ])
 
 
+#: INPUT.COPY_DETECTION.AUGMENTATION -> pipeline builder
 AUGMENTATIONS = {"advanced": advanced_augmentation, "basic": basic_augmentation}
+#: INPUT.COPY_DETECTION.TEST_RESIZE -> torchvision ``Resize`` size argument from TEST_SIZE
+TEST_RESIZE = {"square": lambda side: (side, side), "short_side": lambda side: side}
 
 
 def build_train_transform(cfg) -> T.Compose:
     """``INPUT.COPY_DETECTION.AUGMENTATION`` pipeline at ``TRAIN_SIZE``; unknown names raise ``KeyError``."""
     c = cfg.INPUT.COPY_DETECTION
-    if c.AUGMENTATION not in AUGMENTATIONS:
-        raise KeyError(f"unknown INPUT.COPY_DETECTION.AUGMENTATION {c.AUGMENTATION!r}; choose one of {sorted(AUGMENTATIONS)}")
-    return AUGMENTATIONS[c.AUGMENTATION](c.TRAIN_SIZE, c.MEAN, c.STD, c.FONT)
+    build = get_or_raise(AUGMENTATIONS, c.AUGMENTATION, "INPUT.COPY_DETECTION.AUGMENTATION")
+    return build(c.TRAIN_SIZE, c.MEAN, c.STD, c.FONT)
 
 
 def build_test_transform(cfg) -> T.Compose:
     """Resize to TEST_SIZE x TEST_SIZE ("square", RDCD) or short side to TEST_SIZE ("short_side", SSCD)."""
     c = cfg.INPUT.COPY_DETECTION
-    if c.TEST_RESIZE == "square":
-        resize = T.Resize((c.TEST_SIZE, c.TEST_SIZE))
-    elif c.TEST_RESIZE == "short_side":
-        resize = T.Resize(c.TEST_SIZE)
-    else:
-        raise KeyError(f"unknown INPUT.COPY_DETECTION.TEST_RESIZE {c.TEST_RESIZE!r}; choose 'square' or 'short_side'")
-    return T.Compose([resize, *_normalize(c.MEAN, c.STD)])
+    size = get_or_raise(TEST_RESIZE, c.TEST_RESIZE, "INPUT.COPY_DETECTION.TEST_RESIZE")(c.TEST_SIZE)
+    return T.Compose([T.Resize(size), *_normalize(c.MEAN, c.STD)])
