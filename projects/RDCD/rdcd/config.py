@@ -29,10 +29,15 @@ def add_rdcd_config(cfg: CN) -> None:
     # local teacher weights: SSCD TorchScript, torchvision/timm state dict or a checkpoint of our SSCD trainer;
     # "" = random init (only meaningful for smoke tests: a random teacher teaches nothing)
     cfg.MODEL.RDCD.TEACHER_WEIGHTS = ""
-    # student trunk (pretrained=False): efficientnet_b0 (torchvision) | mobilenetv3_large_100 | fastvit_t12 (timm)
+    # how the frozen teacher's BatchNorm runs: "batch" = batch statistics (the official Lightning code: the
+    # teacher is frozen once, then Lightning puts the whole module in train mode) or "frozen" = running
+    # statistics (eval mode); the teacher's weights never change in either mode
+    cfg.MODEL.RDCD.TEACHER_BN = "batch"
+    # student backbone in the official layout (rdcd.modeling.networks.STUDENT_BACKBONE_REGISTRY, pretrained=False):
+    # efficientnet_b0 | mobilenet_v3_large (torchvision) | fastvit_t12 (timm) | resnet18 | resnet50
     cfg.MODEL.RDCD.STUDENT = "efficientnet_b0"
-    # optional local student weights: torchvision EfficientNet-B0 / timm ImageNet trunk (its classifier is
-    # skipped) or a whole distilled student (a checkpoint of this trainer); "" = random init
+    # optional local student weights: an official RDCD checkpoint (.ckpt), a checkpoint of this trainer or
+    # ImageNet backbone weights (torchvision / timm; the 1000-class classifier is skipped); "" = random init
     cfg.MODEL.RDCD.STUDENT_WEIGHTS = ""
     # distillation space = teacher descriptor dimension (512 for SSCD, 1536 for DINO ViT-B/8)
     cfg.MODEL.RDCD.KD_DIM = 512
@@ -40,8 +45,6 @@ def add_rdcd_config(cfg: CN) -> None:
     cfg.MODEL.RDCD.DIM = 256
     # GeM pooling exponent p
     cfg.MODEL.RDCD.GEM_P = 3.0
-    # dropout before the student's Linear -> KD_DIM (torchvision EfficientNet-B0 classifier)
-    cfg.MODEL.RDCD.DROPOUT = 0.2
 
     cfg.MODEL.RDCD.MOCO = CN()
     # momentum m of the key encoder: theta_k <- m * theta_k + (1 - m) * theta_q

@@ -4,11 +4,14 @@ from __future__ import annotations
 import logging
 
 import torch
+from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.utils import comm
 
 from rdcd.datasets import build_train_loader
 from rdcd.evaluation import evaluate_on_test_sets
 from rdcd.modeling import build_model
+from rdcd.modeling.networks import load_weights_file
+from rdcd.modeling.student import is_official_rdcd_state, official_rdcd_to_ours
 from rdcd.solver import build_optimizer
 from rdcd.transforms import build_train_transform
 from shared.engine.trainer import GenericTrainer
@@ -16,8 +19,28 @@ from shared.engine.trainer import GenericTrainer
 logger = logging.getLogger(__name__)
 
 
+class RDCDCheckpointer(DetectionCheckpointer):
+    """detectron2's checkpointer that reads every non-``.pkl`` file with ``torch.load(weights_only=True)`` (a
+    file carrying code is refused, :func:`rdcd.modeling.networks.load_weights_file`) and also reads the official
+    RDCD Lightning checkpoints (``epoch=99-step=390599.ckpt``): ``MODEL.WEIGHTS`` may name one directly."""
+
+    def _load_file(self, filename: str):
+        if filename.endswith(".pkl"):
+            return super()._load_file(filename)
+        loaded = load_weights_file(filename)
+        state = loaded.get("state_dict") if isinstance(loaded, dict) else None
+        if isinstance(state, dict) and is_official_rdcd_state(state):
+            logger.info("%s is an official RDCD checkpoint: renamed to this model's keys", filename)
+            return {"model": official_rdcd_to_ours(state), "matching_heuristics": False}
+        if isinstance(loaded, dict) and "model" not in loaded:
+            loaded = {"model": loaded}
+        return loaded
+
+
 class RDCDTrainer(GenericTrainer):
     """Trains the ``MODEL.META_ARCHITECTURE`` (RDCD distillation or SSCD) and evaluates on ``DATASETS.TEST``."""
+
+    checkpointer_cls = RDCDCheckpointer
 
     @classmethod
     def build_model(cls, cfg) -> torch.nn.Module:

@@ -54,7 +54,8 @@ class RDCD(nn.Module):
         else:
             logger.warning("MODEL.RDCD.TEACHER_WEIGHTS is empty: distilling from a randomly initialised teacher")
         self.teacher.requires_grad_(False)
-        self.student = Student(rc.STUDENT, rc.KD_DIM, rc.DIM, rc.GEM_P, rc.DROPOUT)
+        self.teacher_bn = rc.TEACHER_BN
+        self.student = Student(rc.STUDENT, rc.KD_DIM, rc.DIM, rc.GEM_P)
         if rc.STUDENT_WEIGHTS:
             load_student_weights(self.student, rc.STUDENT_WEIGHTS)
         self.key_encoder = copy.deepcopy(self.student).requires_grad_(False)
@@ -72,7 +73,10 @@ class RDCD(nn.Module):
 
     def train(self, mode: bool = True) -> "RDCD":
         super().train(mode)
-        self.teacher.eval()  # frozen: BN statistics and dropout stay in inference mode
+        # "frozen": BN running statistics (and no dropout) in training too; "batch": the teacher follows the
+        # module's mode like in the official Lightning code (its weights stay frozen either way)
+        if self.teacher_bn == "frozen":
+            self.teacher.eval()
         return self
 
     @torch.no_grad()
