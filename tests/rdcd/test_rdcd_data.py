@@ -115,3 +115,52 @@ def test_train_and_test_transforms_shapes():
     cfg.INPUT.COPY_DETECTION.AUGMENTATION = "fancy"
     with pytest.raises(KeyError, match="fancy"):
         build_train_transform(cfg)
+
+
+def test_augly_overlays_follow_sscd_sampling():
+    """With AugLy installed: SSCD's assets (364 fonts with character sets, 872 Twemoji), text and emoji inside
+    the image, full transparency leaves it unchanged."""
+    from rdcd.transforms import AugLyEmojiOverlay, AugLyTextOverlay, augly_asset_dirs, build_overlays
+
+    pytest.importorskip("augly")
+    fonts_dir, emoji_dir = augly_asset_dirs()
+    text, emoji = build_overlays("")
+    assert isinstance(text, AugLyTextOverlay) and isinstance(emoji, AugLyEmojiOverlay)
+    assert len(text.fonts) == 364 and len(emoji.paths) == 872
+    assert all(len(codes) > 0 for _, codes in text.fonts)
+    image = Image.new("RGB", (96, 64), (128, 128, 128))
+    rng = __import__("random").Random(0)
+    changed_any = False
+    for _ in range(10):
+        out = AugLyTextOverlay(fonts_dir, opacity=(1.0, 1.0), rng=rng)(image)
+        assert out.size == image.size
+        changed_any |= bool((np.asarray(out) != 128).any())
+    assert changed_any
+    assert np.array_equal(np.asarray(AugLyTextOverlay(fonts_dir, opacity=(0.0, 0.0), rng=rng)(image)),
+                          np.asarray(image))
+    big = AugLyEmojiOverlay(emoji_dir, emoji_size=(1.0, 1.0), opacity=(1.0, 1.0), rng=rng)(image)
+    assert (np.asarray(big) != 128).any(axis=2).sum() > 0.1 * 64 * 64  # scaled to fit the image
+    assert isinstance(build_overlays("/some/font.ttf")[0], OverlayText)  # a forced font: fallback drawings
+
+
+def test_missing_augly_falls_back_and_logs_once(monkeypatch, caplog):
+    import builtins
+
+    from rdcd import transforms
+
+    real_import = builtins.__import__
+
+    def no_augly(name, *args, **kwargs):
+        if name.startswith("augly"):
+            raise ImportError("No module named 'augly'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_augly)
+    transforms.augly_asset_dirs.cache_clear()
+    try:
+        with caplog.at_level("WARNING", logger="rdcd.transforms"):
+            first, second = transforms.build_overlays(""), transforms.build_overlays("")
+        assert isinstance(first[0], OverlayText) and isinstance(second[1], OverlayEmoji)
+        assert sum("AugLy is not installed" in r.getMessage() for r in caplog.records) == 1
+    finally:
+        transforms.augly_asset_dirs.cache_clear()

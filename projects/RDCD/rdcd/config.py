@@ -94,7 +94,8 @@ def add_rdcd_config(cfg: CN) -> None:
     cfg.INPUT.COPY_DETECTION.TEST_SIZE = 288
     # "square" = resize to TEST_SIZE x TEST_SIZE (RDCD); "short_side" = short side to TEST_SIZE, keep aspect (SSCD)
     cfg.INPUT.COPY_DETECTION.TEST_RESIZE = "square"
-    # TrueType font for text overlays; "" = DejaVuSans (Debian fonts-dejavu-core, else matplotlib's copy)
+    # TrueType font for text overlays: "" = SSCD's (AugLy's 364 fonts, each with its own character set) when AugLy is
+    # installed, else DejaVuSans (our fallback); a path forces that one font (and our fallback overlays)
     cfg.INPUT.COPY_DETECTION.FONT = ""
     # per-channel normalisation (RGB, 0-1 scale): ImageNet statistics
     cfg.INPUT.COPY_DETECTION.MEAN = [0.485, 0.456, 0.406]

@@ -1,33 +1,169 @@
 """Training and evaluation transforms, including SSCD's "advanced" copy-detection augmentations.
 
-SSCD draws text and emoji with AugLy (Noto fonts, Twemoji images). AugLy is not a dependency here, so
-the overlays are drawn by our own PIL code:
+SSCD draws its text and emoji overlays from AugLy's asset folders (SSCD ``sscd/transforms/overlay_text.py``,
+``overlay_emoji.py``). With AugLy installed (its core only: ``pip install augly python-magic``; ``make setup``
+does it), :class:`AugLyTextOverlay` and :class:`AugLyEmojiOverlay` follow SSCD's sampling:
 
-* text: 3-10 random letters/digits in DejaVuSans (Debian ``fonts-dejavu-core`` when installed, else the
-  copy bundled with matplotlib), random colour, random position, font size = U(0.1, 0.3) x image height,
-  opacity U(0.1, 1);
-* "emoji": a procedurally drawn pictogram (smiley face, heart or star; random colours), side =
-  U(0.1, 0.5) x image height, opacity U(0.7, 1), random position.
+* text: a random font among AugLy's 364 (``augly/assets/fonts/*.ttf``), characters drawn from that font's own
+  character set (the ``.pkl`` list of code points beside each font), font size = U(0.1, 0.3) x min(W, H), a
+  length U{1, ..., L} where L is the longest prefix of a 100-character string that fits in the image, colour
+  uniform in [0, 255]^3, opacity U(0.1, 1), top-left corner at (U(0, 1) (W - w), U(0, 1) (H - h));
+* emoji: one of AugLy's 872 Twemoji PNGs (``augly/assets/twemojis/*/*.png``), scaled to U(0.1, 0.5) times the
+  largest scale that fits, opacity U(0.7, 1) applied to its alpha, placed like the text.
 
-The overlays are therefore not pixel-identical to SSCD's (the SSCD authors note that even their own
-open-source assets differ from the internal ones, sscd-copy-detection#5).
+Without AugLy the overlays fall back to our own PIL drawings (logged once): 3-10 Latin letters/digits in
+DejaVuSans and procedural pictograms (smiley, heart, star). Neither is pixel-identical to SSCD's internal
+assets (the SSCD authors note their open-source assets differ too, sscd-copy-detection#5).
 """
 from __future__ import annotations
 
 import functools
+import glob
 import io
+import logging
 import math
 import os
+import pickle
 import random
 import string
-from typing import Callable, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from torchvision import transforms as T
 
 from shared.registry import get_or_raise
 
+logger = logging.getLogger(__name__)
+
 _DEBIAN_DEJAVU = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+
+
+@functools.lru_cache(maxsize=1)
+def augly_asset_dirs() -> Optional[Tuple[str, str]]:
+    """``(fonts folder, emoji folder)`` of the installed AugLy, or ``None`` (logged once) when it is absent."""
+    try:
+        from augly.utils import EMOJI_DIR, FONTS_DIR
+    except ImportError as exc:
+        logger.warning("AugLy is not installed (%s): text and emoji overlays use our own fallback drawings, "
+                       "not SSCD's fonts and Twemoji (pip install augly==1.0.0 python-magic)", exc)
+        return None
+    return FONTS_DIR, EMOJI_DIR
+
+
+class _CodePointsOnly(pickle.Unpickler):
+    """AugLy's per-font ``.pkl`` files hold a plain list of code points; nothing else is accepted."""
+
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(f"unexpected object {module}.{name} in a font character-set file")
+
+
+@functools.lru_cache(maxsize=None)
+def _font_repository(folder: str) -> List[Tuple[str, Tuple[int, ...]]]:
+    """``(ttf path, code points)`` of every font in ``folder`` that has its character-set ``.pkl``."""
+    fonts = []
+    for ttf in sorted(glob.glob(os.path.join(folder, "*.ttf"))):
+        charset = os.path.splitext(ttf)[0] + ".pkl"
+        if os.path.exists(charset):
+            with open(charset, "rb") as f:
+                codes = tuple(int(c) for c in _CodePointsOnly(f).load())
+            if codes:
+                fonts.append((ttf, codes))
+    if not fonts:
+        raise FileNotFoundError(f"no fonts with a character set (*.ttf + *.pkl) in {folder!r}")
+    return fonts
+
+
+@functools.lru_cache(maxsize=None)
+def _emoji_paths(folder: str) -> List[str]:
+    paths = sorted(glob.glob(os.path.join(folder, "*", "*.png")))
+    if not paths:
+        raise FileNotFoundError(f"no emoji images (*/*.png) in {folder!r}")
+    return paths
+
+
+@functools.lru_cache(maxsize=256)
+def _emoji_image(path: str) -> Image.Image:
+    with Image.open(path) as image:
+        return image.convert("RGBA")
+
+
+class AugLyTextOverlay:
+    """SSCD's text overlay on AugLy's fonts (sampling in the module docstring)."""
+
+    #: length of the candidate string whose longest fitting prefix bounds the text length (SSCD: 100)
+    max_chars = 100
+
+    def __init__(self, fonts_dir: str, font_size=(0.1, 0.3), opacity=(0.1, 1.0), rng=None):
+        self.fonts = _font_repository(fonts_dir)
+        self.font_size, self.opacity = font_size, opacity
+        self.rng = rng or random
+
+    @staticmethod
+    def _size(font: ImageFont.FreeTypeFont, text: str) -> Tuple[int, int]:
+        left, top, right, bottom = font.getbbox(text)
+        return right, bottom
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        rng = self.rng
+        path, codes = rng.choice(self.fonts)
+        size = max(1, int(min(image.size) * rng.uniform(*self.font_size)))
+        text = "".join(chr(c) for c in rng.choices(codes, k=self.max_chars))
+        try:
+            font = _font(path, size)
+
+            def fits(n: int) -> bool:
+                width, height = self._size(font, text[:n])
+                return width <= image.width and height <= image.height
+
+            low, high = 0, len(text)  # the longest fitting prefix (width and height grow with the prefix)
+            while low < high:
+                mid = (low + high + 1) // 2
+                low, high = (mid, high) if fits(mid) else (low, mid - 1)
+            if low == 0:
+                return image
+            text = text[: rng.randint(1, low)]
+            width, height = self._size(font, text)
+        except OSError as exc:  # a broken glyph in a font's character set: no overlay, as SSCD
+            logger.debug("text overlay skipped (%s, %s)", os.path.basename(path), exc)
+            return image
+        xy = (rng.uniform(0, 1) * (image.width - width), rng.uniform(0, 1) * (image.height - height))
+        alpha = int(rng.uniform(*self.opacity) * 255 + 0.5)
+        colour = tuple(rng.randint(0, 255) for _ in range(3))
+        layer = Image.new("RGBA", image.size, (255, 255, 255, 0))
+        ImageDraw.Draw(layer).text(xy, text, fill=colour + (alpha,), font=font)
+        return Image.alpha_composite(image.convert("RGBA"), layer).convert("RGB")
+
+
+class AugLyEmojiOverlay:
+    """SSCD's emoji overlay on AugLy's Twemoji images (sampling in the module docstring)."""
+
+    def __init__(self, emoji_dir: str, emoji_size=(0.1, 0.5), opacity=(0.7, 1.0), rng=None):
+        self.paths = _emoji_paths(emoji_dir)
+        self.emoji_size, self.opacity = emoji_size, opacity
+        self.rng = rng or random
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        rng = self.rng
+        emoji = _emoji_image(rng.choice(self.paths))
+        scale = min(image.width / emoji.width, image.height / emoji.height) * rng.uniform(*self.emoji_size)
+        size = (max(1, int(emoji.width * scale)), max(1, int(emoji.height * scale)))
+        emoji = emoji.resize(size, resample=Image.BILINEAR)
+        x = int(rng.uniform(0, 1) * (image.width - emoji.width))
+        y = int(rng.uniform(0, 1) * (image.height - emoji.height))
+        opacity = rng.uniform(*self.opacity)
+        mask = emoji.getchannel("A").point(lambda a: int(a * opacity))
+        out = image.convert("RGBA")
+        out.paste(emoji, (x, y), mask=mask)
+        return out.convert("RGB")
+
+
+def build_overlays(font_path: str = "") -> Tuple[Callable, Callable]:
+    """(text overlay, emoji overlay): SSCD's on AugLy's assets when AugLy is installed and no ``font_path``
+    (``INPUT.COPY_DETECTION.FONT``) is forced; otherwise our fallback drawings."""
+    dirs = augly_asset_dirs()
+    if dirs is None or font_path:
+        return OverlayText(font_path=font_path), OverlayEmoji()
+    return AugLyTextOverlay(dirs[0]), AugLyEmojiOverlay(dirs[1])
 
 
 def default_font_path() -> str:
@@ -171,11 +307,12 @@ def advanced_augmentation(size: int, mean, std, font_path: str = "") -> T.Compos
     """SSCD's ADVANCED pipeline in its order (SSCD ``sscd/transforms/settings.py``). The blur radius U(1, 5) is defined at 224 px and
     scaled by ``size / 224`` (identical at the official size, proportionate on small demo images)."""
     blur_scale = size / 224.0
+    text_overlay, emoji_overlay = build_overlays(font_path)
     return T.Compose([
         T.RandomHorizontalFlip(),
         T.RandomApply([RandomRotate90()], p=0.05),
-        T.RandomApply([OverlayText(font_path=font_path)], p=0.1),
-        T.RandomApply([OverlayEmoji()], p=0.2),
+        T.RandomApply([text_overlay], p=0.1),
+        T.RandomApply([emoji_overlay], p=0.2),
         T.RandomApply([RandomRotate()], p=0.05),
         T.RandomResizedCrop(size),
         T.RandomApply([T.ColorJitter(0.8, 0.8, 0.8, 0.2)], p=0.8),
