@@ -10,6 +10,8 @@ import os
 
 from detectron2.config import CfgNode as CN
 
+from shared.engine.validation import check_choice, check_positive, check_range, config_check
+
 #: the base yaml every RDCD config inherits (the official DISC21 recipe)
 BASE_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "Base-RDCD.yaml")
 
@@ -134,3 +136,38 @@ def add_rdcd_config(cfg: CN) -> None:
     cfg.DATASETS.SYNTHETIC_COPY_DETECTION.IMAGE_SIZE = 96
     # generator seed
     cfg.DATASETS.SYNTHETIC_COPY_DETECTION.SEED = 0
+
+
+@config_check(add_rdcd_config)
+def check_rdcd_config(cfg: CN) -> None:
+    """Every RDCD value checked when the config is built (:func:`shared.engine.build_cfg`), before any data or
+    model is loaded; each error names its key."""
+    from detectron2.modeling import META_ARCH_REGISTRY
+
+    from rdcd.modeling.networks import NETWORK_REGISTRY, STUDENT_BACKBONE_REGISTRY
+    from rdcd.modeling.relational import RELATIONAL_KD_MODES
+    from rdcd.solver import OPTIMIZERS
+    from rdcd.transforms import AUGMENTATIONS, TEST_RESIZE
+
+    # temperatures divide similarities: 0 gives inf, < 0 inverts the ranking
+    for key in ("MODEL.RDCD.MOCO.TEMP", "MODEL.RDCD.LOSS.KD_TEMP", "MODEL.SSCD.INFONCE_TEMP"):
+        check_positive(cfg, key)
+    # theta_k <- m theta_k + (1 - m) theta_q: m = 1 never updates the key encoder
+    check_range(cfg, "MODEL.RDCD.MOCO.MOMENTUM", low=0.0, high=1.0, high_inclusive=False)
+    for key in ("MODEL.RDCD.MOCO.QUEUE", "MODEL.RDCD.LOSS.KD_QUEUE", "MODEL.RDCD.KD_DIM", "MODEL.RDCD.DIM",
+                "MODEL.SSCD.DIM", "MODEL.RDCD.GEM_P", "MODEL.SSCD.GEM_P", "MODEL.RDCD.LOSS.HN_EPS",
+                "INPUT.COPY_DETECTION.TRAIN_SIZE", "INPUT.COPY_DETECTION.TEST_SIZE", "TEST.COPY_DETECTION.K",
+                "TEST.COPY_DETECTION.NORM_K", "TEST.COPY_DETECTION.BATCH_SIZE"):
+        check_positive(cfg, key)
+    for key in ("MODEL.RDCD.LOSS.MOCO_W", "MODEL.RDCD.LOSS.HN_W", "MODEL.RDCD.LOSS.KD_W", "MODEL.SSCD.ENTROPY_W",
+                "TEST.COPY_DETECTION.BETA", "TEST.COPY_DETECTION.PCAW_DIM", "TEST.COPY_DETECTION.BACKGROUND_SUBSET"):
+        check_range(cfg, key, low=0.0)
+    check_choice(cfg, "MODEL.RDCD.TEACHER_BN", ("batch", "frozen"))
+    check_choice(cfg, "MODEL.RDCD.LOSS.KD_MODE", sorted(RELATIONAL_KD_MODES))
+    check_choice(cfg, "SOLVER.OPTIMIZER", sorted(OPTIMIZERS))
+    check_choice(cfg, "INPUT.COPY_DETECTION.AUGMENTATION", sorted(AUGMENTATIONS))
+    check_choice(cfg, "INPUT.COPY_DETECTION.TEST_RESIZE", sorted(TEST_RESIZE))
+    check_choice(cfg, "MODEL.META_ARCHITECTURE", sorted(name for name, _ in META_ARCH_REGISTRY))
+    for key in ("MODEL.RDCD.TEACHER", "MODEL.SSCD.NETWORK"):
+        check_choice(cfg, key, sorted(name for name, _ in NETWORK_REGISTRY))
+    check_choice(cfg, "MODEL.RDCD.STUDENT", sorted(name for name, _ in STUDENT_BACKBONE_REGISTRY))
