@@ -20,6 +20,9 @@ Scores here are inner products of L2-normalised descriptors (equivalent in order
 -||q - r||^2 = 2 q.r - 2). Optional codec via faiss' index factory, e.g. ``"PCAW512,L2norm,Flat"`` trained on the
 training descriptors.
 """
+import bisect
+import difflib
+import os
 from dataclasses import dataclass
 from typing import Any, Dict, Hashable, Iterable, Mapping, Optional, Sequence, Tuple, Union
 
@@ -37,6 +40,8 @@ __all__ = [
     "score_normalize",
     "apply_codec",
     "precision_recall_curve",
+    "check_known_ids",
+    "global_top_pairs",
 ]
 
 
@@ -124,6 +129,51 @@ def _vocab(*arrays: np.ndarray) -> np.ndarray:
         raise ValueError(f"query/reference ids of predictions and ground truth must have one type: {exc}") from exc
 
 
+def _closest_known(unknown: str, known_sorted: Sequence[str]) -> Optional[str]:
+    """The known id most similar to ``unknown``: its name without an extension if that is known; else the known
+    id of the same length with the fewest differing characters (vectorised, fine for a million ids); else the
+    best ``difflib`` match among its neighbours in sorted order."""
+    stem = os.path.splitext(unknown)[0].strip()
+    at = bisect.bisect_left(known_sorted, stem)
+    if at < len(known_sorted) and known_sorted[at] == stem:
+        return stem
+    same_length = np.array([k for k in known_sorted if len(k) == len(unknown)])
+    if len(same_length) and len(unknown):
+        codes = same_length.view(np.uint32).reshape(len(same_length), -1)
+        target = np.array([unknown]).view(np.uint32)
+        return str(same_length[int(np.argmin((codes != target).sum(axis=1)))])
+    candidates = []
+    for probe in (unknown, stem):
+        at = bisect.bisect_left(known_sorted, probe)
+        candidates += list(known_sorted[max(0, at - 2): at + 2])
+    best = difflib.get_close_matches(unknown, candidates, n=1, cutoff=0.0)
+    return best[0] if best else None
+
+
+def check_known_ids(ids: Any, known: Any, what: str, source: str, show: int = 5) -> None:
+    """Raise ``ValueError`` when an id in ``ids`` is not in ``known``: the message gives how many, the first
+    ``show`` of them and the closest known id (e.g. ``'Q00000.jpg'`` -> ``'Q00000'``), instead of the unknown ids
+    silently counting as misses (µAP 0 with exit status 0)."""
+    ids = np.asarray(ids)
+    known = np.asarray(known)
+    if len(ids) == 0:
+        return
+    try:
+        unknown = np.setdiff1d(np.unique(ids), known)
+    except TypeError as exc:
+        raise ValueError(f"{what} and {source} must have one type: {exc}") from exc
+    if len(unknown) == 0:
+        return
+    known_sorted = sorted(str(k) for k in known.tolist())
+    first = [u.item() if hasattr(u, "item") else u for u in unknown[:show]]
+    closest = _closest_known(str(first[0]), known_sorted) if known_sorted else None
+    raise ValueError(
+        f"{len(unknown)} of the {len(np.unique(ids))} {what} are not among {source} ({len(known)} ids), "
+        f"e.g. {first}; the closest known id to {str(first[0])!r} is {closest!r} "
+        "(ids are file names without extension)"
+    )
+
+
 @dataclass
 class _Encoded:
     """Predictions and ground truth with query / reference ids replaced by dense integer codes."""
@@ -203,7 +253,8 @@ def _metrics(enc: _Encoded) -> CopyDetectionResult:
                                num_predictions=len(enc.score), num_gt=n_gt)
 
 
-def micro_average_precision(predictions: Any, gt: GroundTruth) -> CopyDetectionResult:
+def micro_average_precision(predictions: Any, gt: GroundTruth, query_ids: Optional[Sequence] = None,
+                            reference_ids: Optional[Sequence] = None) -> CopyDetectionResult:
     """µAP, recall@P90 and accuracy@1 of pooled predictions (see the module docstring for the definitions).
 
     Args:
@@ -211,7 +262,20 @@ def micro_average_precision(predictions: Any, gt: GroundTruth) -> CopyDetectionR
             (query_id, reference_id, score) triples. Duplicate (query, reference) pairs raise ``ValueError``.
         gt: {query_id: reference_id or None} or an iterable of (query_id, reference_id-or-None) pairs; queries
             without a reference are dropped (they do not count in |GT|).
+        query_ids, reference_ids: the ids of the evaluated query / reference images, when known: every id of
+            the predictions and of the ground truth must then be one of them (``ValueError`` naming the first
+            unknown ids and the closest known one otherwise).
     """
+    if query_ids is not None or reference_ids is not None:
+        preds = Predictions.coerce(predictions)
+        gq, gr = _gt_pairs(gt)
+        if query_ids is not None:
+            check_known_ids(preds.query, query_ids, "prediction query ids", "the query ids")
+            check_known_ids(gq, query_ids, "ground-truth query ids", "the query ids")
+        if reference_ids is not None:
+            check_known_ids(preds.reference, reference_ids, "prediction reference ids", "the reference ids")
+            check_known_ids(gr, reference_ids, "ground-truth reference ids", "the reference ids")
+        predictions = preds
     return _metrics(_encode(predictions, gt))
 
 
@@ -268,24 +332,27 @@ def evaluate_copy_detection(
     codec: str = "Flat",
     codec_train: Optional[Any] = None,
     candidates: str = "per_query",
-    max_per_query: int = 100,
-) -> CopyDetectionResult:
-    """End to end: k nearest references per query (exact inner product), pooled µAP / recall@P90 / accuracy@1, and
-    with ``background_descriptors`` the score-normalised variants.
+    return_predictions: bool = False,
+) -> Union[CopyDetectionResult, Tuple[CopyDetectionResult, Predictions]]:
+    """End to end: candidate pairs by exact inner product, pooled µAP / recall@P90 / accuracy@1, and with
+    ``background_descriptors`` the score-normalised variants.
 
     Args:
         query_descriptors, reference_descriptors: [nq, d], [nr, d]; must be L2-normalised unless a codec ending in
             ``L2norm`` re-normalises them (``ValueError`` otherwise).
-        gt: ground truth keyed by ``query_ids`` / ``reference_ids`` (default: row indices).
+        gt: ground truth keyed by ``query_ids`` / ``reference_ids`` (default: row indices). A ground-truth id that
+            is not among them raises ``ValueError`` showing the first unknown ids and the closest known one.
         k: candidates per query (DISC21: 10).
         background_descriptors: training-set descriptors for score normalisation (µAPsn); record their count, as a
             subset changes the numbers.
         beta, sn_k: score-normalisation weight and number of background neighbours.
         codec / codec_train: faiss factory string and its training descriptors (see :func:`apply_codec`); the
             background set goes through the same codec.
-        candidates: "per_query" (the k nearest references of every query) or "global" (the k x num_queries
-            highest-scoring pairs overall, from at most ``max_per_query`` neighbours per query; with score
-            normalisation the global selection is redone on the normalised scores).
+        candidates: "per_query" (the k nearest references of every query; SSCD's and RDCD's ``disc_eval``
+            default) or "global" (exactly the k x num_queries highest-scoring pairs overall, SSCD's
+            ``--global_candidates``; with score normalisation the selection is redone on the normalised scores).
+        return_predictions: also return the pooled predictions (score-normalised ones when a background set
+            is given), e.g. to write them to a CSV.
     """
     if candidates not in ("per_query", "global"):
         raise ValueError(f"candidates must be 'per_query' or 'global', got {candidates!r}")
@@ -296,6 +363,9 @@ def evaluate_copy_detection(
     rids = np.arange(len(r)) if reference_ids is None else as_1d(reference_ids, "reference_ids", len(r))
     if len(np.unique(qids)) != len(qids) or len(np.unique(rids)) != len(rids):
         raise ValueError("query_ids and reference_ids must be unique")
+    gq, gr = _gt_pairs(gt)
+    check_known_ids(gq, qids, "ground-truth query ids", "the query ids")
+    check_known_ids(gr, rids, "ground-truth reference ids", "the reference ids")
     bg = None if background_descriptors is None else as_float32_matrix(background_descriptors, "background_descriptors")
     if codec != "Flat":
         fitted = _fit_codec(codec, q.shape[1], codec_train)  # trained once, applied to every set
@@ -303,24 +373,63 @@ def evaluate_copy_detection(
         bg = None if bg is None else _transform(fitted, bg)
     check_unit_norm(q, "query_descriptors")
     check_unit_norm(r, "reference_descriptors")
-    per_query = k if candidates == "per_query" else min(max(k, max_per_query), len(r))
-    sims, idx = knn_search(q, r, per_query, metric="ip")
-    result = _metrics(_encode(_select_candidates(qids, rids, sims, idx, k, candidates), gt))
+    sims, idx = knn_search(q, r, k, metric="ip")
+    predictions = _candidates(q, r, qids, rids, sims, idx, k, candidates, None)
+    result = _metrics(_encode(predictions, gt))
     if bg is not None:
         offsets = score_normalize(q, bg, k=sn_k, beta=beta)
-        sn = _metrics(_encode(_select_candidates(qids, rids, sims - offsets[:, None], idx, k, candidates), gt))
+        predictions = _candidates(q, r, qids, rids, sims - offsets[:, None], idx, k, candidates, offsets)
+        sn = _metrics(_encode(predictions, gt))
         result.uAP_sn, result.recall_at_p90_sn, result.accuracy_at_1_sn = sn.uAP, sn.recall_at_p90, sn.accuracy_at_1
-    return result
+    return (result, predictions) if return_predictions else result
 
 
-def _select_candidates(qids: np.ndarray, rids: np.ndarray, scores: np.ndarray, idx: np.ndarray, k: int,
-                       mode: str) -> Predictions:
-    """Pool the predictions: every column of ``scores``/``idx`` per query, or the k x nq best pairs overall."""
-    flat_scores = scores.reshape(-1).astype(np.float64)
-    flat_q = np.repeat(qids, idx.shape[1])
-    flat_r = rids[idx.reshape(-1)]
+def _candidates(q: np.ndarray, r: np.ndarray, qids: np.ndarray, rids: np.ndarray, scores: np.ndarray,
+                idx: np.ndarray, k: int, mode: str, offsets: Optional[np.ndarray]) -> Predictions:
+    """Pool the predictions: the k nearest references of every query (``scores``/``idx``, already offset), or
+    the exact k x nq best pairs overall (:func:`global_top_pairs`)."""
     if mode == "global":
-        n_keep = min(k * len(qids), flat_scores.size)
-        keep = np.argpartition(-flat_scores, n_keep - 1)[:n_keep]
-        return Predictions(flat_q[keep], flat_r[keep], flat_scores[keep])
-    return Predictions(flat_q, flat_r, flat_scores)
+        rows, cols, best = global_top_pairs(q, r, k * len(q), offsets=offsets, per_query=(scores, idx))
+        return Predictions(qids[rows], rids[cols], best)
+    return Predictions(np.repeat(qids, idx.shape[1]), rids[idx.reshape(-1)], scores.reshape(-1).astype(np.float64))
+
+
+def global_top_pairs(q: np.ndarray, r: np.ndarray, n: int, offsets: Optional[np.ndarray] = None,
+                     per_query: Optional[Tuple[np.ndarray, np.ndarray]] = None, chunk_size: int = 4096,
+                     ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exactly the ``n`` highest scores s(i, j) = q_i . r_j - offsets[i] over all pairs: (rows, cols, scores).
+
+    The n-th best of the per-query top-k lists (n = k nq of them) is a lower bound tau of the global n-th best,
+    so a range search at tau (query chunks of ``chunk_size``) returns every pair of the global top n; the
+    final cut takes the n best of those (equal scores at the cut are kept in faiss order, as SSCD's
+    ``argpartition``). Nothing is capped per query, unlike a top-m-per-query shortlist.
+    """
+    nq = len(q)
+    offsets = np.zeros(nq) if offsets is None else np.asarray(offsets, dtype=np.float64)
+    if per_query is None:
+        sims, idx = knn_search(q, r, max(1, min(len(r), -(-n // nq))), metric="ip")
+        per_query = (sims - offsets[:, None], idx)
+    shortlist = per_query[0].reshape(-1).astype(np.float64)
+    n = min(n, nq * len(r))
+    tau = float(np.partition(shortlist, len(shortlist) - n)[len(shortlist) - n]) if n <= len(shortlist) \
+        else -np.inf
+    index = faiss.IndexFlatIP(r.shape[1])
+    index.add(np.ascontiguousarray(r, dtype=np.float32))
+    margin = 1e-5  # faiss' range search and k-NN may round the same inner product differently
+    rows, cols, vals = [], [], []
+    for start in range(0, nq, chunk_size):
+        stop = min(nq, start + chunk_size)
+        off = offsets[start:stop]
+        radius = (tau + float(off.min()) - margin) if np.isfinite(tau) else -np.inf
+        lims, dist, ids = index.range_search(np.ascontiguousarray(q[start:stop]), float(max(radius, -3.0)))
+        row = np.repeat(np.arange(start, stop), np.diff(lims).astype(np.int64))
+        score = dist.astype(np.float64) - offsets[row]
+        keep = score >= tau - margin
+        rows.append(row[keep])
+        cols.append(ids[keep].astype(np.int64))
+        vals.append(score[keep])
+    rows, cols, vals = np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+    if len(vals) > n:
+        best = np.argpartition(-vals, n - 1)[:n]
+        rows, cols, vals = rows[best], cols[best], vals[best]
+    return rows, cols, vals
