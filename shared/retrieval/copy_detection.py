@@ -42,6 +42,8 @@ __all__ = [
     "precision_recall_curve",
     "check_known_ids",
     "global_top_pairs",
+    "trapezoid_average_precision",
+    "copydays_metrics",
 ]
 
 
@@ -433,3 +435,46 @@ def global_top_pairs(q: np.ndarray, r: np.ndarray, n: int, offsets: Optional[np.
         best = np.argpartition(-vals, n - 1)[:n]
         rows, cols, vals = rows[best], cols[best], vals[best]
     return rows, cols, vals
+
+
+def trapezoid_average_precision(ranks: Sequence[int], num_positives: int) -> float:
+    """AP of one ranked list by the trapezoid rule, as SSCD's Copydays evaluation (``score_ap_from_ranks_1``).
+
+    ``ranks`` are the 0-based ranks of the true positives in increasing order; with t the number of positives
+    before rank r, each positive adds (p0 + p1) / (2 num_positives), where p0 = t / r (1 when r = 0) and
+    p1 = (t + 1) / (r + 1). Returns a fraction (0 to 1).
+    """
+    if num_positives <= 0:
+        raise ValueError(f"num_positives must be > 0, got {num_positives}")
+    ap = 0.0
+    for t, r in enumerate(ranks):
+        p0 = 1.0 if r == 0 else t / float(r)
+        ap += (p0 + (t + 1) / float(r + 1)) / (2.0 * num_positives)
+    return ap
+
+
+def copydays_metrics(scores: np.ndarray, hits: np.ndarray, positives_per_query: Sequence[int],
+                     strong: np.ndarray) -> Dict[str, float]:
+    """SSCD's CD10K numbers (``sscd/copydays_eval.py``) from each query's ranked list (percent).
+
+    Args:
+        scores: [nq, k] similarities of each query's k nearest references, descending per row.
+        hits: [nq, k] True where that reference is one of the query's ground-truth references.
+        positives_per_query: ground-truth references of each query (several for the "strong" block).
+        strong: [nq] True for the queries of the "strong" block.
+
+    Returns ``strong_mAP``: the mean over strong queries of :func:`trapezoid_average_precision` of their list;
+    ``overall_uAP``: one trapezoid AP over every query's list pooled and sorted by score, with as many positives
+    as queries (SSCD's ``score_macro_AP`` default, one positive per query).
+    """
+    hits = np.asarray(hits, dtype=bool)
+    strong = np.asarray(strong, dtype=bool)
+    out: Dict[str, float] = {}
+    if strong.any():
+        aps = [trapezoid_average_precision(np.flatnonzero(hits[i]).tolist(), int(positives_per_query[i]))
+               for i in np.flatnonzero(strong)]
+        out["strong_mAP"] = float(np.mean(aps)) * 100.0
+    order = np.argsort(-np.asarray(scores, dtype=np.float64).reshape(-1), kind="stable")
+    pooled = hits.reshape(-1)[order]
+    out["overall_uAP"] = trapezoid_average_precision(np.flatnonzero(pooled).tolist(), len(hits)) * 100.0
+    return out

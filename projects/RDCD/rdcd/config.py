@@ -106,6 +106,12 @@ def add_rdcd_config(cfg: CN) -> None:
     cfg.TEST.COPY_DETECTION = CN()
     # candidates per query (k nearest references)
     cfg.TEST.COPY_DETECTION.K = 10
+    # "per_query": the K nearest references of every query (SSCD's and RDCD's disc_eval default);
+    # "global": exactly the K x num_queries best pairs overall (SSCD's --global_candidates)
+    cfg.TEST.COPY_DETECTION.CANDIDATES = "per_query"
+    # write descriptors (ISC h5 layout, or .npy + ids without h5py) and predictions.csv to
+    # OUTPUT_DIR/inference/<dataset>/ at every evaluation (rdcd.evaluation)
+    cfg.TEST.COPY_DETECTION.EXPORT = True
     # also report muAPsn: subtract BETA * mean(top-NORM_K inner products against the background set)
     cfg.TEST.COPY_DETECTION.SCORE_NORM = True
     cfg.TEST.COPY_DETECTION.BETA = 1.0
@@ -167,6 +173,7 @@ def check_rdcd_config(cfg: CN) -> None:
     check_choice(cfg, "SOLVER.OPTIMIZER", sorted(OPTIMIZERS))
     check_choice(cfg, "INPUT.COPY_DETECTION.AUGMENTATION", sorted(AUGMENTATIONS))
     check_choice(cfg, "INPUT.COPY_DETECTION.TEST_RESIZE", sorted(TEST_RESIZE))
+    check_choice(cfg, "TEST.COPY_DETECTION.CANDIDATES", ("global", "per_query"))
     check_choice(cfg, "MODEL.META_ARCHITECTURE", sorted(name for name, _ in META_ARCH_REGISTRY))
     for key in ("MODEL.RDCD.TEACHER", "MODEL.SSCD.NETWORK"):
         check_choice(cfg, key, sorted(name for name, _ in NETWORK_REGISTRY))

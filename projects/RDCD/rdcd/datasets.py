@@ -3,28 +3,30 @@
 Registry ``COPY_DETECTION_DATASETS`` (name -> builder ``cfg -> CopyDetectionSplit``), all under
 ``$DETECTRON2_DATASETS`` (default ``./datasets``):
 
-========================  ====================================================================================
-``disc21``                ``DISC21/images/{references,dev_queries,train}`` + ``DISC21/dev_ground_truth.csv`` (RDCD)
-``disc21_sscd``           ``DISC21/{val_ref,val_query,training}`` + ``DISC21/val_groundtruth_matches.csv`` (SSCD)
-``cd10k``                 ``CD10K/{references,queries,background}`` + ``CD10K/ground_truth.csv``
-``ndec``                  ``NDEC/{references,queries,background}`` + ``NDEC/ground_truth.csv``
-``synthetic_disc21``      generated on first use (``shared.datasets.synthetic_copy_detection``), RDCD layout
-========================  ====================================================================================
+====================  ==========================================================================================
+``disc21``            ``DISC21/images/{references,dev_queries,train}`` + ``DISC21/dev_ground_truth.csv`` (RDCD)
+``disc21_sscd``       ``DISC21/{val_ref,val_query,training}`` + ``DISC21/val_groundtruth_matches.csv`` (SSCD)
+``ndec``              NDEC's official layout (RDCD ``rdcd/datasets/ndec.py``): ``NDEC/NDEC_test_query``,
+                      ``NDEC/DISC/images/references``, ``NDEC/DISC/images/train``, ``NDEC/public_ground_truth_h5.csv``
+``cd10k``             ``CD10K/{references,queries,background}`` + ``CD10K/ground_truth.csv`` (ours; written from
+                      Copydays + distractors by ``tools/copydays_to_cd10k.py``)
+``synthetic_disc21``  generated on first use (``shared.datasets.synthetic_copy_detection``), RDCD layout
+====================  ==========================================================================================
 
-CD10K (Copydays + 10k distractors) and NDEC are not distributed in one fixed folder layout; we read them
-in the layout above (originals and distractors in ``references``, the edited images in ``queries``, an
-independent image set for score normalisation / PCA-whitening in ``background``); the ground-truth CSV
-has the DISC21 format (header ``query_id,reference_id``, ids = file names without extension).
+Ground truth: header ``query_id,reference_id``, ids = file names without extension, an empty reference for a
+query without a copy, and one row per (query, reference) pair -- a CD10K "strong" query has a row for each
+Copydays original it was made from. CD10K also reports SSCD's ``strong_mAP`` and ``overall_uAP``.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Callable, List, Tuple
+from typing import Callable, Dict, List, Tuple
 
 from detectron2.data.samplers import InferenceSampler, TrainingSampler
 from detectron2.utils import comm
 from fvcore.common.registry import Registry
+import numpy as np
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
@@ -36,14 +38,23 @@ from shared.datasets.synthetic_copy_detection import (
     read_ground_truth_csv,
 )
 from shared.registry import get_or_raise
+from shared.retrieval.copy_detection import copydays_metrics
+from shared.retrieval.knn import knn_search
 
 COPY_DETECTION_DATASETS = Registry("RDCD_COPY_DETECTION_DATASETS")
 COPY_DETECTION_DATASETS.__doc__ = "Copy-detection datasets: builder(cfg) -> CopyDetectionSplit."
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
-#: CD10K / NDEC layout (documented in the module docstring)
-BACKGROUND_LAYOUT = CopyDetectionLayout("references", "queries", "background", "ground_truth.csv")
+#: CD10K layout (ours, documented in the module docstring)
+CD10K_LAYOUT = CopyDetectionLayout("references", "queries", "background", "ground_truth.csv")
+#: NDEC's official layout (RDCD rdcd/datasets/ndec.py, NDECTestDataset)
+NDEC_LAYOUT = CopyDetectionLayout("DISC/images/references", "NDEC_test_query", "DISC/images/train",
+                                  "public_ground_truth_h5.csv")
+#: CD10K query names of the Copydays "strong" block start with this (tools/copydays_to_cd10k.py)
+CD10K_STRONG_PREFIX = "strong_"
+#: length of each query's ranked list in SSCD's Copydays evaluation (k=100)
+CD10K_RANKED_LIST = 100
 
 
 def list_images(folder: str) -> List[Tuple[str, str]]:
@@ -74,6 +85,22 @@ class CopyDetectionSplit:
         """(query_id, reference_id or "") rows; a malformed CSV raises ``ValueError`` naming file and line."""
         return read_ground_truth_csv(self.ground_truth_csv)
 
+    def extra_metrics(self, queries: np.ndarray, references: np.ndarray, query_ids: List[str],
+                      reference_ids: List[str], k: int) -> Dict[str, float]:
+        """Benchmark-specific numbers besides the DISC21 ones (CD10K: SSCD's strong_mAP and overall_uAP)."""
+        if self.name != "cd10k":
+            return {}
+        depth = min(len(references), max(k, CD10K_RANKED_LIST))
+        scores, idx = knn_search(queries, references, depth, metric="ip")
+        positives: Dict[str, set] = {}
+        for q, r in self.ground_truth():
+            if r:
+                positives.setdefault(q, set()).add(r)
+        hits = np.array([[reference_ids[j] in positives.get(q, ()) for j in row] for q, row in zip(query_ids, idx)])
+        counts = [max(1, len(positives.get(q, ()))) for q in query_ids]
+        strong = np.array([q.startswith(CD10K_STRONG_PREFIX) for q in query_ids])
+        return copydays_metrics(scores, hits, counts, strong)
+
 
 def _split_from_layout(name: str, root: str, layout: CopyDetectionLayout) -> CopyDetectionSplit:
     require_path(root, name)
@@ -94,12 +121,12 @@ def disc21_sscd(cfg) -> CopyDetectionSplit:
 
 @COPY_DETECTION_DATASETS.register()
 def cd10k(cfg) -> CopyDetectionSplit:
-    return _split_from_layout("cd10k", os.path.join(dataset_root(), "CD10K"), BACKGROUND_LAYOUT)
+    return _split_from_layout("cd10k", os.path.join(dataset_root(), "CD10K"), CD10K_LAYOUT)
 
 
 @COPY_DETECTION_DATASETS.register()
 def ndec(cfg) -> CopyDetectionSplit:
-    return _split_from_layout("ndec", os.path.join(dataset_root(), "NDEC"), BACKGROUND_LAYOUT)
+    return _split_from_layout("ndec", os.path.join(dataset_root(), "NDEC"), NDEC_LAYOUT)
 
 
 @COPY_DETECTION_DATASETS.register()
