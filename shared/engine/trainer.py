@@ -15,8 +15,9 @@ project-specific pieces to a subclass:
 * :meth:`GenericTrainer.test` (default: no evaluation) -- returns a (nested) dict of metrics.
 
 Config keys read here (all present in detectron2's ``get_cfg()``): ``OUTPUT_DIR``, ``MODEL.WEIGHTS``,
-``SOLVER.MAX_ITER``, ``SOLVER.CHECKPOINT_PERIOD``, ``TEST.EVAL_PERIOD``, ``SOLVER.AMP.ENABLED`` (mixed precision,
-see :meth:`GenericTrainer.autocast`) and the ``SOLVER`` keys used by the default optimizer / scheduler builders.
+``SOLVER.MAX_ITER``, ``SOLVER.CHECKPOINT_PERIOD``, ``TEST.EVAL_PERIOD``, ``SOLVER.AMP.ENABLED`` (mixed
+precision, see :meth:`GenericTrainer.autocast`) and the ``SOLVER`` keys used by the default optimizer /
+scheduler builders.
 """
 from __future__ import annotations
 
@@ -167,7 +168,8 @@ class GenericTrainer(AtomicCheckpointing, TrainerBase):
 
     # ------------------------------------------------------------------ mixed precision (SOLVER.AMP.ENABLED)
     def _setup_amp(self, cfg) -> None:
-        """Mixed precision as the official RDCD / SSCD runs (Lightning ``precision=16``): float16 autocast with
+        """Mixed precision as the official RDCD / SSCD runs (Lightning ``precision=16``): float16 autocast
+        with
         a gradient scaler on CUDA, bfloat16 autocast on the CPU (no scaler needed: bfloat16 has float32's
         exponent range). detectron2's own ``AMPTrainer`` is CUDA-only."""
         amp = getattr(getattr(cfg.SOLVER, "AMP", None), "ENABLED", False)
@@ -175,7 +177,8 @@ class GenericTrainer(AtomicCheckpointing, TrainerBase):
         device = str(getattr(cfg.MODEL, "DEVICE", "cpu"))
         self.amp_device = "cuda" if device.startswith("cuda") else "cpu"
         self.amp_dtype = torch.float16 if self.amp_device == "cuda" else torch.bfloat16
-        self.grad_scaler = torch.amp.GradScaler(self.amp_device, enabled=self.amp_enabled and self.amp_device == "cuda")
+        use_scaler = self.amp_enabled and self.amp_device == "cuda"
+        self.grad_scaler = torch.amp.GradScaler(self.amp_device, enabled=use_scaler)
 
     def autocast(self):
         """The autocast context of the forward pass (a no-op context when AMP is off)."""

@@ -1,5 +1,6 @@
 """Every RDCD config value is checked when the config is built (before any data or model), the error naming
 its key: one case per rule."""
+
 import rdcd  # noqa: F401
 import pytest
 
@@ -52,6 +53,21 @@ def test_bad_value_is_refused_at_build_time_naming_its_key(key, value):
 
 
 def test_defaults_and_every_boundary_value_are_accepted():
-    build_cfg(add_rdcd_config, BASE_CONFIG, [
-        "MODEL.RDCD.MOCO.MOMENTUM", "0.0", "MODEL.RDCD.LOSS.KD_W", "0.0", "MODEL.RDCD.LOSS.HN_W", "0.0",
-        "MODEL.RDCD.TEACHER_BN", "frozen", "MODEL.META_ARCHITECTURE", "SSCD", "SOLVER.OPTIMIZER", "LARS"])
+    build_cfg(
+        add_rdcd_config,
+        BASE_CONFIG,
+        [
+            "MODEL.RDCD.MOCO.MOMENTUM",
+            "0.0",
+            "MODEL.RDCD.LOSS.KD_W",
+            "0.0",
+            "MODEL.RDCD.LOSS.HN_W",
+            "0.0",
+            "MODEL.RDCD.TEACHER_BN",
+            "frozen",
+            "MODEL.META_ARCHITECTURE",
+            "SSCD",
+            "SOLVER.OPTIMIZER",
+            "LARS",
+        ],
+    )

@@ -1,4 +1,5 @@
 """Synthetic DISC21-style generator, ground-truth CSV parsing, dataset registry errors, augmentations."""
+
 import os
 
 import rdcd  # noqa: F401
@@ -50,12 +51,15 @@ def test_generator_rejects_bad_arguments(tmp_path):
         generate_synthetic_copy_detection(str(tmp_path), num_references=2, num_matching_queries=3)
 
 
-@pytest.mark.parametrize("content, message", [
-    ("query,reference\nQ1,R1\n", "header"),
-    ("", "header"),
-    ("query_id,reference_id\nQ1,R1,R2\n", "line 2"),
-    ("query_id,reference_id\nQ1,R1\n,R2\n", "line 3"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("query,reference\nQ1,R1\n", "header"),
+        ("", "header"),
+        ("query_id,reference_id\nQ1,R1,R2\n", "line 2"),
+        ("query_id,reference_id\nQ1,R1\n,R2\n", "line 3"),
+    ],
+)
 def test_malformed_ground_truth_csv_is_named(tmp_path, content, message):
     path = tmp_path / "gt.csv"
     path.write_text(content)
@@ -83,7 +87,13 @@ def test_synthetic_dataset_is_generated_on_first_use(tmp_path, monkeypatch):
     monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path))
     cfg = build_cfg(add_rdcd_config, BASE_CONFIG)
     s = cfg.DATASETS.SYNTHETIC_COPY_DETECTION
-    s.NUM_REFERENCES, s.NUM_MATCHING_QUERIES, s.NUM_DISTRACTOR_QUERIES, s.NUM_TRAIN, s.IMAGE_SIZE = 4, 2, 1, 3, 32
+    s.NUM_REFERENCES, s.NUM_MATCHING_QUERIES, s.NUM_DISTRACTOR_QUERIES, s.NUM_TRAIN, s.IMAGE_SIZE = (
+        4,
+        2,
+        1,
+        3,
+        32,
+    )
     split = get_copy_detection_dataset("synthetic_disc21", cfg)
     assert [i for i, _ in split.images("references")] == ["R000000", "R000001", "R000002", "R000003"]
     assert len(split.images("train")) == 3 and len(split.ground_truth()) == 3
@@ -136,8 +146,9 @@ def test_augly_overlays_follow_sscd_sampling():
         assert out.size == image.size
         changed_any |= bool((np.asarray(out) != 128).any())
     assert changed_any
-    assert np.array_equal(np.asarray(AugLyTextOverlay(fonts_dir, opacity=(0.0, 0.0), rng=rng)(image)),
-                          np.asarray(image))
+    assert np.array_equal(
+        np.asarray(AugLyTextOverlay(fonts_dir, opacity=(0.0, 0.0), rng=rng)(image)), np.asarray(image)
+    )
     big = AugLyEmojiOverlay(emoji_dir, emoji_size=(1.0, 1.0), opacity=(1.0, 1.0), rng=rng)(image)
     assert (np.asarray(big) != 128).any(axis=2).sum() > 0.1 * 64 * 64  # scaled to fit the image
     assert isinstance(build_overlays("/some/font.ttf")[0], OverlayText)  # a forced font: fallback drawings

@@ -1,5 +1,6 @@
 """DDP code paths on 2 CPU processes (gloo): cross-process gather, shuffle-BN order, shared queues and the
 SSCD loss over all-gathered embeddings equal to the single-process loss on the global batch."""
+
 import os
 import socket
 
@@ -52,8 +53,12 @@ def _worker(rank, port, results):
         view1, view2 = _views(rank)
         losses = _sscd_model()({"view1": view1, "view2": view2})
         results[rank] = dict(
-            gathered=gathered.tolist(), shuffled=shuffled.view(-1).tolist(), queue=queue.features.view(-1).tolist(),
-            pointer=int(queue.pointer), loss=float(losses["loss_infonce"]), entropy=float(losses["loss_entropy"]),
+            gathered=gathered.tolist(),
+            shuffled=shuffled.view(-1).tolist(),
+            queue=queue.features.view(-1).tolist(),
+            pointer=int(queue.pointer),
+            loss=float(losses["loss_infonce"]),
+            entropy=float(losses["loss_entropy"]),
         )
     finally:
         dist.destroy_process_group()

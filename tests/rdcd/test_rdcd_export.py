@@ -1,6 +1,7 @@
 """--eval-only export (ISC h5 layout or .npy + ids, predictions.csv), tools/evaluate_predictions.py, CD10K
 (converter with unique names, several references per query, SSCD's strong_mAP / overall_uAP) and NDEC's
 official layout."""
+
 import builtins
 import csv
 import importlib.util
@@ -34,13 +35,34 @@ def _tool(name):
 @pytest.fixture()
 def tiny(tmp_path, monkeypatch):
     monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path / "datasets"))
-    cfg = build_cfg(add_rdcd_config, str(SYNTHETIC_BASE), [
-        "MODEL.META_ARCHITECTURE", "SSCD", "MODEL.SSCD.NETWORK", "sscd_r18", "MODEL.SSCD.DIM", "16",
-        "DATASETS.SYNTHETIC_COPY_DETECTION.NUM_REFERENCES", "8",
-        "DATASETS.SYNTHETIC_COPY_DETECTION.NUM_MATCHING_QUERIES", "4",
-        "DATASETS.SYNTHETIC_COPY_DETECTION.NUM_DISTRACTOR_QUERIES", "2",
-        "DATASETS.SYNTHETIC_COPY_DETECTION.NUM_TRAIN", "6", "DATASETS.SYNTHETIC_COPY_DETECTION.IMAGE_SIZE", "32",
-        "INPUT.COPY_DETECTION.TEST_SIZE", "32", "TEST.COPY_DETECTION.K", "3", "OUTPUT_DIR", str(tmp_path / "out")])
+    cfg = build_cfg(
+        add_rdcd_config,
+        str(SYNTHETIC_BASE),
+        [
+            "MODEL.META_ARCHITECTURE",
+            "SSCD",
+            "MODEL.SSCD.NETWORK",
+            "sscd_r18",
+            "MODEL.SSCD.DIM",
+            "16",
+            "DATASETS.SYNTHETIC_COPY_DETECTION.NUM_REFERENCES",
+            "8",
+            "DATASETS.SYNTHETIC_COPY_DETECTION.NUM_MATCHING_QUERIES",
+            "4",
+            "DATASETS.SYNTHETIC_COPY_DETECTION.NUM_DISTRACTOR_QUERIES",
+            "2",
+            "DATASETS.SYNTHETIC_COPY_DETECTION.NUM_TRAIN",
+            "6",
+            "DATASETS.SYNTHETIC_COPY_DETECTION.IMAGE_SIZE",
+            "32",
+            "INPUT.COPY_DETECTION.TEST_SIZE",
+            "32",
+            "TEST.COPY_DETECTION.K",
+            "3",
+            "OUTPUT_DIR",
+            str(tmp_path / "out"),
+        ],
+    )
     torch.manual_seed(0)
     return cfg, build_model(cfg)
 
@@ -55,21 +77,29 @@ def test_eval_export_h5_predictions_and_evaluate_predictions_tool(tiny, capsys):
         assert set(f) == {"query", "reference", "query_ids", "reference_ids"}
         qids = [b.decode() for b in f["query_ids"][:]]
         assert qids == sorted(i for i, _ in split.images("queries"))
-        assert f["query"].dtype == np.float32 and f["query"].shape == (6, 16) and f["reference"].shape == (8, 16)
+        assert (
+            f["query"].dtype == np.float32 and f["query"].shape == (6, 16) and f["reference"].shape == (8, 16)
+        )
         np.testing.assert_allclose(np.linalg.norm(f["reference"][:], axis=1), 1.0, rtol=1e-5)
     rows = list(csv.reader(open(folder / "predictions.csv")))
     assert rows[0] == ["query_id", "reference_id", "score"] and len(rows) == 1 + 6 * 3
     assert (folder / "predictions_sn.csv").exists()
 
     tool = _tool("evaluate_predictions")
-    tool.main([split.ground_truth_csv, str(folder / "predictions_sn.csv"), "--json",
-               "--references", split.reference_dir])
+    tool.main(
+        [
+            split.ground_truth_csv,
+            str(folder / "predictions_sn.csv"),
+            "--json",
+            "--references",
+            split.reference_dir,
+        ]
+    )
     scored = __import__("json").loads(capsys.readouterr().out)
     assert scored["uAP"] == pytest.approx(metrics["uAP_sn"], abs=1e-3)  # the CSV reproduces the run's µAPsn
 
     bad = folder / "bad.csv"
-    bad.write_text("query_id,reference_id,score\n" + "".join(
-        f"{q}.jpg,{r},{s}\n" for q, r, s in rows[1:]))
+    bad.write_text("query_id,reference_id,score\n" + "".join(f"{q}.jpg,{r},{s}\n" for q, r, s in rows[1:]))
     with pytest.raises(ValueError, match=r"closest known id to 'Q0000\d.jpg' is 'Q0000\d'"):
         tool.main([split.ground_truth_csv, str(bad)])
 
@@ -88,8 +118,9 @@ def test_export_without_h5py_writes_npy_and_ids(tiny, monkeypatch):
     evaluate_copy_detection_model(cfg, model, "synthetic_disc21")
     folder = Path(cfg.OUTPUT_DIR) / "inference" / "synthetic_disc21"
     assert np.load(folder / "reference_descriptors.npy").shape == (8, 16)
-    assert (folder / "query_ids.txt").read_text().split() == \
-        [i for i, _ in get_copy_detection_dataset("synthetic_disc21", cfg).images("queries")]
+    assert (folder / "query_ids.txt").read_text().split() == [
+        i for i, _ in get_copy_detection_dataset("synthetic_disc21", cfg).images("queries")
+    ]
     assert not (folder / "predictions_sn.csv").exists()
 
 
@@ -128,14 +159,35 @@ def test_copydays_converter_unique_names_and_several_references(tmp_path, monkey
     assert {"jpegqual_3_200000.jpg", "crops_10_200000.jpg", "original_200000.jpg"} <= set(queries)
     assert sorted(r for q, r in rows if q == "strong_200102") == ["200100", "200101"]
     assert [r for q, r in rows if q == "crops_80_200101"] == ["200101"]
-    assert sorted(os.listdir(out / "references")) == ["200000.jpg", "200100.jpg", "200101.jpg",
-                                                      "distractor_a.jpg", "distractor_b.jpg"]
+    assert sorted(os.listdir(out / "references")) == [
+        "200000.jpg",
+        "200100.jpg",
+        "200101.jpg",
+        "distractor_a.jpg",
+        "distractor_b.jpg",
+    ]
 
     monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path / "datasets"))
-    cfg = build_cfg(add_rdcd_config, str(SYNTHETIC_BASE), [
-        "MODEL.META_ARCHITECTURE", "SSCD", "MODEL.SSCD.NETWORK", "sscd_r18", "MODEL.SSCD.DIM", "8",
-        "INPUT.COPY_DETECTION.TEST_SIZE", "32", "TEST.COPY_DETECTION.K", "2", "TEST.COPY_DETECTION.EXPORT", "False",
-        "TEST.COPY_DETECTION.SCORE_NORM", "False"])
+    cfg = build_cfg(
+        add_rdcd_config,
+        str(SYNTHETIC_BASE),
+        [
+            "MODEL.META_ARCHITECTURE",
+            "SSCD",
+            "MODEL.SSCD.NETWORK",
+            "sscd_r18",
+            "MODEL.SSCD.DIM",
+            "8",
+            "INPUT.COPY_DETECTION.TEST_SIZE",
+            "32",
+            "TEST.COPY_DETECTION.K",
+            "2",
+            "TEST.COPY_DETECTION.EXPORT",
+            "False",
+            "TEST.COPY_DETECTION.SCORE_NORM",
+            "False",
+        ],
+    )
     metrics = evaluate_copy_detection_model(cfg, build_model(cfg), "cd10k")
     assert {"uAP", "strong_mAP", "overall_uAP"} <= set(metrics)
     assert metrics["uAP"] > 0  # the original_* queries find themselves: several references per query are read
@@ -148,5 +200,7 @@ def test_ndec_official_layout(tmp_path, monkeypatch):
     (root / "public_ground_truth_h5.csv").write_text("query_id,reference_id\nQ1,R1\n")
     monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path))
     split = get_copy_detection_dataset("ndec", None)
-    assert split.query_dir.endswith("NDEC_test_query") and split.reference_dir.endswith("DISC/images/references")
+    assert split.query_dir.endswith("NDEC_test_query") and split.reference_dir.endswith(
+        "DISC/images/references"
+    )
     assert split.ground_truth() == [("Q1", "R1")]

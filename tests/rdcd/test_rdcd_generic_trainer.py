@@ -1,4 +1,5 @@
 """shared.engine.trainer.GenericTrainer: trains any nn.Module, writes metrics, checkpoints and resumes."""
+
 import json
 import os
 from collections import OrderedDict
@@ -107,7 +108,9 @@ def test_amp_step_on_cpu_uses_bfloat16_autocast(tmp_path):
     cfg.MODEL.DEVICE = "cpu"
     cfg.SOLVER.AMP.ENABLED = True
     trainer = _AmpTrainer(cfg)
-    assert trainer.amp_enabled and trainer.amp_dtype == torch.bfloat16 and not trainer.grad_scaler.is_enabled()
+    assert (
+        trainer.amp_enabled and trainer.amp_dtype == torch.bfloat16 and not trainer.grad_scaler.is_enabled()
+    )
     before = trainer.model.linear.weight.detach().clone()
     trainer.resume_or_load(resume=False)
     trainer.iter = trainer.start_iter = 0

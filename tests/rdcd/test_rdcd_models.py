@@ -1,11 +1,11 @@
 """Descriptor networks, weight loading, the RDCD and SSCD meta-architectures, LARS."""
+
 import copy
 from pathlib import Path
 
 import rdcd  # noqa: F401
 import pytest
 import torch
-import torch.nn.functional as F
 import torchvision
 
 from rdcd.config import BASE_CONFIG, add_rdcd_config
@@ -63,8 +63,8 @@ def test_sscd_teacher_loads_torchvision_layout_and_torchscript(tmp_path):
 
 
 def test_efficientnet_student_has_the_official_torchvision_layout(tmp_path):
-    """The EfficientNet-B0 student is torchvision's (spec): an ImageNet file (1000-class head) loads into its
-    trunk with our 512-d head kept; a whole distilled student loads from one of our RDCD checkpoints."""
+    """The EfficientNet-B0 student is torchvision's (official get_encoder): an ImageNet file (1000-class head)
+    loads into its trunk with our 512-d head kept; a whole distilled student loads from one of our RDCD checkpoints."""
     from rdcd.modeling.student import Student, load_student_weights
 
     imagenet = torchvision.models.efficientnet_b0(weights=None)  # 1000 classes, like torchvision's file
@@ -72,8 +72,9 @@ def test_efficientnet_student_has_the_official_torchvision_layout(tmp_path):
     student = Student("efficientnet_b0", kd_dim=512, dim=64)
     head_before = student.backbone.classifier[1].weight.detach().clone()
     load_student_weights(student, str(tmp_path / "efficientnet_b0_imagenet.pth"))
-    assert torch.equal(student.backbone.features[3][1].block[0][0].weight,
-                       imagenet.features[3][1].block[0][0].weight)
+    assert torch.equal(
+        student.backbone.features[3][1].block[0][0].weight, imagenet.features[3][1].block[0][0].weight
+    )
     assert torch.equal(student.backbone.classifier[1].weight, head_before)  # 1000-class head skipped
 
     model = build_model(_tiny_rdcd_cfg(STUDENT="efficientnet_b0"))
@@ -119,7 +120,8 @@ def test_rdcd_train_step_single_process():
     assert int(model.key_queue.pointer) == 4 and int(model.relational_kd.teacher_queue.pointer) == 4
     for name, tensor in model.teacher.named_parameters():
         assert torch.equal(tensor, teacher_before[name]), name
-    # the key encoder moved by (1 - m) towards the student *before* this step: theta_k = m theta_k + (1-m) theta_q
+    # the key encoder moved by (1 - m) towards the student *before* this step: theta_k = m theta_k + (1-m)
+    # theta_q
     m = model.momentum
     for k_new, k_old, q_old in zip(model.key_encoder.parameters(), key_before, student_before):
         assert torch.allclose(k_new, m * k_old + (1 - m) * q_old, atol=1e-6)
@@ -170,10 +172,11 @@ def test_lars_single_step_hand_computed():
 
 
 @pytest.mark.parametrize(
-    "config", sorted(str(p) for p in (Path(__file__).resolve().parents[2] / "projects/RDCD/configs").rglob("*.yaml"))
+    "config",
+    sorted(str(p) for p in (Path(__file__).resolve().parents[2] / "projects/RDCD/configs").rglob("*.yaml")),
 )
 def test_every_config_merges_and_names_registered_parts(config):
-    """Every shipped yaml builds with build_cfg(add_rdcd_config) (no unknown key) and names registered networks."""
+    """Every shipped yaml builds with build_cfg(add_rdcd_config) (no unknown key), names known networks."""
     from detectron2.modeling import META_ARCH_REGISTRY
     from rdcd.modeling.networks import NETWORK_REGISTRY, STUDENT_BACKBONE_REGISTRY
 
@@ -204,7 +207,9 @@ def test_config_adder_only_adds_keys():
     def flat(node, prefix=""):
         out = {}
         for key, value in node.items():
-            out.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+            out.update(
+                flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value}
+            )
         return out
 
     defaults = flat(get_cfg())
@@ -215,15 +220,22 @@ def test_config_adder_only_adds_keys():
     assert "MODEL.RDCD.LOSS.KD_MODE" in added and "SOLVER.OPTIMIZER" in added
 
 
-@pytest.mark.parametrize("key, value, name", [
-    ("MODEL.RDCD.LOSS.KD_MODE", "three_queue", "relational"),
-    ("SOLVER.OPTIMIZER", "Adagrad", "optimizer"),
-])
+@pytest.mark.parametrize(
+    "key, value, name",
+    [
+        ("MODEL.RDCD.LOSS.KD_MODE", "three_queue", "relational"),
+        ("SOLVER.OPTIMIZER", "Adagrad", "optimizer"),
+    ],
+)
 def test_fixed_choices_are_dicts_with_named_errors(key, value, name):
     from rdcd.modeling.relational import RELATIONAL_KD_MODES, build_relational_kd
     from rdcd.solver import OPTIMIZERS, build_optimizer
 
-    assert set(RELATIONAL_KD_MODES) == {"one_queue", "two_queue"} and set(OPTIMIZERS) == {"SGD", "LARS", "AdamW"}
+    assert set(RELATIONAL_KD_MODES) == {"one_queue", "two_queue"} and set(OPTIMIZERS) == {
+        "SGD",
+        "LARS",
+        "AdamW",
+    }
     cfg = build_cfg(add_rdcd_config, BASE_CONFIG)
     with pytest.raises(KeyError, match=f"{key}.*{value}.*choose one of"):
         if name == "relational":

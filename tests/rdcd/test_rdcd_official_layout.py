@@ -2,6 +2,7 @@
 an official Lightning checkpoint's state_dict, built here from torchvision / timm's own modules with the
 official key prefixes and shapes, loads with zero missing or unexpected keys, and q = L2(projector(raw)).
 Weight files are read with weights_only=True: a file that carries a pickled callable is refused."""
+
 import argparse
 import os
 import pickle
@@ -48,13 +49,19 @@ def _official_checkpoint(name, seed=0):
     state = {}
     for encoder in ("encoder_q", "encoder_k"):
         state.update({f"model.{encoder}.backbone.{k}": v.clone() for k, v in backbone.state_dict().items()})
-        state.update({f"model.{encoder}.{proj_prefix}{k}": v.clone() for k, v in projector.state_dict().items()})
+        state.update(
+            {f"model.{encoder}.{proj_prefix}{k}": v.clone() for k, v in projector.state_dict().items()}
+        )
     state["model.queue"] = F.normalize(torch.randn(DIM, QUEUE), dim=0)
     state["model.queue_ptr"] = torch.zeros(1, dtype=torch.long)
     teacher = torchvision.models.resnet50(num_classes=KD_DIM)
     state.update({f"teacher.backbone.{k}": v for k, v in teacher.state_dict().items()})
-    checkpoint = {"epoch": 99, "global_step": 390599, "state_dict": state,
-                  "hyper_parameters": {"args": argparse.Namespace(backbone=name, dim=DIM), "train_steps": 3906}}
+    checkpoint = {
+        "epoch": 99,
+        "global_step": 390599,
+        "state_dict": state,
+        "hyper_parameters": {"args": argparse.Namespace(backbone=name, dim=DIM), "train_steps": 3906},
+    }
     return checkpoint, backbone, projector
 
 
@@ -64,10 +71,14 @@ def test_official_checkpoint_loads_with_no_missing_or_unexpected_key(tmp_path, n
     path = str(tmp_path / "epoch=99-step=390599.ckpt")
     torch.save(checkpoint, path)
     student = Student(name, KD_DIM, DIM)
-    official = {k[len("model.encoder_q."):]: v for k, v in checkpoint["state_dict"].items()
-                if k.startswith("model.encoder_q.")}
-    assert {k: tuple(v.shape) for k, v in student.state_dict().items()} == \
-        {k: tuple(v.shape) for k, v in official.items()}  # same names, same shapes: nothing missing or extra
+    official = {
+        k[len("model.encoder_q.") :]: v
+        for k, v in checkpoint["state_dict"].items()
+        if k.startswith("model.encoder_q.")
+    }
+    assert {k: tuple(v.shape) for k, v in student.state_dict().items()} == {
+        k: tuple(v.shape) for k, v in official.items()
+    }  # same names, same shapes: nothing missing or extra
     load_student_weights(student, path)  # strict: raises on any missing / unexpected / mismatched key
     for key, value in student.state_dict().items():
         assert torch.equal(value, official[key]), key
@@ -86,23 +97,44 @@ def test_official_checkpoint_loads_with_no_missing_or_unexpected_key(tmp_path, n
 
 def test_official_checkpoint_renames_into_the_rdcd_model():
     checkpoint, _, _ = _official_checkpoint("efficientnet_b0")
-    cfg = build_cfg(add_rdcd_config, BASE_CONFIG, ["MODEL.RDCD.DIM", str(DIM), "MODEL.RDCD.MOCO.QUEUE", str(QUEUE),
-                                                   "MODEL.RDCD.LOSS.KD_QUEUE", "8"])
+    cfg = build_cfg(
+        add_rdcd_config,
+        BASE_CONFIG,
+        ["MODEL.RDCD.DIM", str(DIM), "MODEL.RDCD.MOCO.QUEUE", str(QUEUE), "MODEL.RDCD.LOSS.KD_QUEUE", "8"],
+    )
     model = build_model(cfg)
     ours = official_rdcd_to_ours(checkpoint["state_dict"])
     result = model.load_state_dict(ours, strict=False)
     assert result.unexpected_keys == []
-    assert sorted(result.missing_keys) == ["relational_kd.teacher_queue.features",
-                                           "relational_kd.teacher_queue.pointer"]  # Pbank was never published
+    assert sorted(result.missing_keys) == [
+        "relational_kd.teacher_queue.features",
+        "relational_kd.teacher_queue.pointer",
+    ]  # Pbank was never published
     assert torch.equal(model.key_queue.features, checkpoint["state_dict"]["model.queue"].t())
 
 
 def test_teacher_bn_modes():
     def model_for(mode):
-        cfg = build_cfg(add_rdcd_config, BASE_CONFIG, [
-            "MODEL.RDCD.TEACHER", "sscd_r18", "MODEL.RDCD.STUDENT", "resnet18", "MODEL.RDCD.KD_DIM", "32",
-            "MODEL.RDCD.DIM", "8", "MODEL.RDCD.MOCO.QUEUE", "16", "MODEL.RDCD.LOSS.KD_QUEUE", "16",
-            "MODEL.RDCD.TEACHER_BN", mode])
+        cfg = build_cfg(
+            add_rdcd_config,
+            BASE_CONFIG,
+            [
+                "MODEL.RDCD.TEACHER",
+                "sscd_r18",
+                "MODEL.RDCD.STUDENT",
+                "resnet18",
+                "MODEL.RDCD.KD_DIM",
+                "32",
+                "MODEL.RDCD.DIM",
+                "8",
+                "MODEL.RDCD.MOCO.QUEUE",
+                "16",
+                "MODEL.RDCD.LOSS.KD_QUEUE",
+                "16",
+                "MODEL.RDCD.TEACHER_BN",
+                mode,
+            ],
+        )
         return build_model(cfg).train()
 
     frozen, batch = model_for("frozen"), model_for("batch")
@@ -143,8 +175,20 @@ def test_model_weights_may_name_an_official_checkpoint(tmp_path):
     checkpoint, backbone, projector = _official_checkpoint("efficientnet_b0", seed=1)
     path = str(tmp_path / "epoch=99-step=390599.ckpt")
     torch.save(checkpoint, path)
-    cfg = build_cfg(add_rdcd_config, BASE_CONFIG, ["MODEL.RDCD.DIM", str(DIM), "MODEL.RDCD.MOCO.QUEUE", str(QUEUE),
-                                                   "MODEL.RDCD.LOSS.KD_QUEUE", "8", "OUTPUT_DIR", str(tmp_path)])
+    cfg = build_cfg(
+        add_rdcd_config,
+        BASE_CONFIG,
+        [
+            "MODEL.RDCD.DIM",
+            str(DIM),
+            "MODEL.RDCD.MOCO.QUEUE",
+            str(QUEUE),
+            "MODEL.RDCD.LOSS.KD_QUEUE",
+            "8",
+            "OUTPUT_DIR",
+            str(tmp_path),
+        ],
+    )
     model = RDCDTrainer.build_model(cfg)
     RDCDTrainer.build_checkpointer(model, cfg).load(path)
     model.eval(), backbone.eval()

@@ -1,6 +1,7 @@
 """Copy-detection metrics: hand-computed DISC21 cases (ties, duplicates, queries without ground truth),
 agreement with a direct implementation of the metric definitions (isc2021 metrics.py), score normalisation,
 exact global candidates, codecs, unknown ids and bad input."""
+
 import numpy as np
 import pytest
 
@@ -16,7 +17,7 @@ from shared.retrieval.knn import l2_normalize
 
 
 def _direct_metrics(preds, gt):
-    """The spec's definitions written as plainly as possible (python lists, one prediction at a time)."""
+    """isc2021's definitions written as plainly as possible (python lists, one prediction at a time)."""
     gt_pairs = {(q, r) for q, r in gt.items() if r is not None}
     # sort by score descending; among equal scores negatives first (worst case)
     ordered = sorted(preds, key=lambda p: (-p[2], (p[0], p[1]) in gt_pairs))
@@ -99,7 +100,8 @@ def test_end_to_end_and_score_normalisation_equals_augmented_vectors():
     q, r, gt, bg = _descriptors()
     res = evaluate_copy_detection(q, r, gt, k=10, background_descriptors=bg)
     assert res.num_predictions == len(q) * 10 and res.num_gt == 60
-    # the spec's trick: append -beta*m to each query and 1 to each reference, then inner-product retrieval
+    # the score-normalisation trick: append -beta*m to each query and 1 to each reference, then
+    # inner-product retrieval
     offsets = score_normalize(q, bg, k=3, beta=1.0)
     sims_bg = np.sort(q @ bg.T, axis=1)[:, ::-1][:, :3]
     np.testing.assert_allclose(offsets, sims_bg.mean(1), rtol=1e-5)
@@ -166,8 +168,11 @@ def test_unknown_ids_are_an_error_naming_the_closest_known_id():
     rids = np.array([f"R{i:06d}" for i in range(len(r))])
     named = {qids[qi]: rids[ri] for qi, ri in gt.items()}
     with_extension = {f"{k}.jpg": v for k, v in named.items()}
-    with pytest.raises(ValueError, match=r"60 of the 60 ground-truth query ids .*'Q00000.jpg'.*closest known id "
-                                         r"to 'Q00000.jpg' is 'Q00000'"):
+    with pytest.raises(
+        ValueError,
+        match=r"60 of the 60 ground-truth query ids .*'Q00000.jpg'.*closest known id "
+        r"to 'Q00000.jpg' is 'Q00000'",
+    ):
         evaluate_copy_detection(q, r, with_extension, query_ids=qids, reference_ids=rids, k=5)
     typo = dict(named)
     typo["Q00003"] = "R00O003"  # letter O for a zero
@@ -191,8 +196,9 @@ def test_ids_and_codec():
     whitened = apply_codec(q, "PCAW16,L2norm,Flat", bg)
     assert whitened.shape == (len(q), 16)
     np.testing.assert_allclose(np.linalg.norm(whitened, axis=1), 1.0, rtol=1e-5)
-    c = evaluate_copy_detection(q, r, gt, k=5, codec="PCAW16,L2norm,Flat", codec_train=bg,
-                                background_descriptors=bg)
+    c = evaluate_copy_detection(
+        q, r, gt, k=5, codec="PCAW16,L2norm,Flat", codec_train=bg, background_descriptors=bg
+    )
     assert 0.0 <= c.uAP <= 100.0 and c.uAP_sn is not None
 
 

@@ -1,9 +1,11 @@
 """Config keys of the RDCD project (a detectron2 ``CfgNode``; every key carries a comment).
 
-Build a config with the front door, ``shared.engine.build_cfg(add_rdcd_config, "configs/Base-RDCD.yaml", opts)``;
+Build a config with the front door, ``shared.engine.build_cfg(add_rdcd_config, "configs/Base-RDCD.yaml",
+opts)``;
 the adder only ADDS keys. Values of detectron2's own keys for this project (``MODEL.META_ARCHITECTURE``,
 ``SOLVER.*``, ``DATASETS.TRAIN/TEST``) live in ``configs/Base-RDCD.yaml``, which every yaml inherits.
 """
+
 from __future__ import annotations
 
 import os
@@ -13,11 +15,14 @@ from detectron2.config import CfgNode as CN
 from shared.engine.validation import check_choice, check_positive, check_range, config_check
 
 #: the base yaml every RDCD config inherits (the official DISC21 recipe)
-BASE_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "Base-RDCD.yaml")
+BASE_CONFIG = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "Base-RDCD.yaml"
+)
 
 
 def add_rdcd_config(cfg: CN) -> None:
-    """Add the RDCD / SSCD keys to ``cfg`` in place (defaults = the official DISC21 recipe: RDCD ``train.sh``).
+    """Add the RDCD / SSCD keys to ``cfg`` in place (defaults = the official DISC21 recipe, RDCD
+    ``train.sh``).
 
     ``MODEL.META_ARCHITECTURE`` ("RDCD" or "SSCD", registered in detectron2's ``META_ARCH_REGISTRY``) is set
     by the yaml files.
@@ -26,16 +31,19 @@ def add_rdcd_config(cfg: CN) -> None:
     cfg.MODEL.SYNC_BN = True
 
     cfg.MODEL.RDCD = CN()
-    # teacher descriptor network (rdcd.modeling.networks registry): sscd_r50 | sscd_rx101 | dino_vitb8 | sscd_r18 ...
+    # teacher descriptor network (rdcd.modeling.networks.NETWORK_REGISTRY): sscd_r50 | sscd_rx101 |
+    # dino_vitb8 | sscd_r18 ...
     cfg.MODEL.RDCD.TEACHER = "sscd_r50"
-    # local teacher weights: SSCD TorchScript, torchvision/timm state dict or a checkpoint of our SSCD trainer;
+    # local teacher weights: SSCD TorchScript, torchvision/timm state dict or a checkpoint of our SSCD
+    # trainer;
     # "" = random init (only meaningful for smoke tests: a random teacher teaches nothing)
     cfg.MODEL.RDCD.TEACHER_WEIGHTS = ""
     # how the frozen teacher's BatchNorm runs: "batch" = batch statistics (the official Lightning code: the
     # teacher is frozen once, then Lightning puts the whole module in train mode) or "frozen" = running
     # statistics (eval mode); the teacher's weights never change in either mode
     cfg.MODEL.RDCD.TEACHER_BN = "batch"
-    # student backbone in the official layout (rdcd.modeling.networks.STUDENT_BACKBONE_REGISTRY, pretrained=False):
+    # student backbone in the official layout (rdcd.modeling.networks.STUDENT_BACKBONE_REGISTRY,
+    # pretrained=False):
     # efficientnet_b0 | mobilenet_v3_large (torchvision) | fastvit_t12 (timm) | resnet18 | resnet50
     cfg.MODEL.RDCD.STUDENT = "efficientnet_b0"
     # optional local student weights: an official RDCD checkpoint (.ckpt), a checkpoint of this trainer or
@@ -94,9 +102,11 @@ def add_rdcd_config(cfg: CN) -> None:
     cfg.INPUT.COPY_DETECTION.AUGMENTATION = "advanced"
     # evaluation size
     cfg.INPUT.COPY_DETECTION.TEST_SIZE = 288
-    # "square" = resize to TEST_SIZE x TEST_SIZE (RDCD); "short_side" = short side to TEST_SIZE, keep aspect (SSCD)
+    # "square" = resize to TEST_SIZE x TEST_SIZE (RDCD); "short_side" = short side to TEST_SIZE, keep aspect
+    # (SSCD)
     cfg.INPUT.COPY_DETECTION.TEST_RESIZE = "square"
-    # TrueType font for text overlays: "" = SSCD's (AugLy's 364 fonts, each with its own character set) when AugLy is
+    # TrueType font for text overlays: "" = SSCD's (AugLy's 364 fonts, each with its own character set) when
+    # AugLy is
     # installed, else DejaVuSans (our fallback); a path forces that one font (and our fallback overlays)
     cfg.INPUT.COPY_DETECTION.FONT = ""
     # per-channel normalisation (RGB, 0-1 scale): ImageNet statistics
@@ -160,13 +170,31 @@ def check_rdcd_config(cfg: CN) -> None:
         check_positive(cfg, key)
     # theta_k <- m theta_k + (1 - m) theta_q: m = 1 never updates the key encoder
     check_range(cfg, "MODEL.RDCD.MOCO.MOMENTUM", low=0.0, high=1.0, high_inclusive=False)
-    for key in ("MODEL.RDCD.MOCO.QUEUE", "MODEL.RDCD.LOSS.KD_QUEUE", "MODEL.RDCD.KD_DIM", "MODEL.RDCD.DIM",
-                "MODEL.SSCD.DIM", "MODEL.RDCD.GEM_P", "MODEL.SSCD.GEM_P", "MODEL.RDCD.LOSS.HN_EPS",
-                "INPUT.COPY_DETECTION.TRAIN_SIZE", "INPUT.COPY_DETECTION.TEST_SIZE", "TEST.COPY_DETECTION.K",
-                "TEST.COPY_DETECTION.NORM_K", "TEST.COPY_DETECTION.BATCH_SIZE"):
+    for key in (
+        "MODEL.RDCD.MOCO.QUEUE",
+        "MODEL.RDCD.LOSS.KD_QUEUE",
+        "MODEL.RDCD.KD_DIM",
+        "MODEL.RDCD.DIM",
+        "MODEL.SSCD.DIM",
+        "MODEL.RDCD.GEM_P",
+        "MODEL.SSCD.GEM_P",
+        "MODEL.RDCD.LOSS.HN_EPS",
+        "INPUT.COPY_DETECTION.TRAIN_SIZE",
+        "INPUT.COPY_DETECTION.TEST_SIZE",
+        "TEST.COPY_DETECTION.K",
+        "TEST.COPY_DETECTION.NORM_K",
+        "TEST.COPY_DETECTION.BATCH_SIZE",
+    ):
         check_positive(cfg, key)
-    for key in ("MODEL.RDCD.LOSS.MOCO_W", "MODEL.RDCD.LOSS.HN_W", "MODEL.RDCD.LOSS.KD_W", "MODEL.SSCD.ENTROPY_W",
-                "TEST.COPY_DETECTION.BETA", "TEST.COPY_DETECTION.PCAW_DIM", "TEST.COPY_DETECTION.BACKGROUND_SUBSET"):
+    for key in (
+        "MODEL.RDCD.LOSS.MOCO_W",
+        "MODEL.RDCD.LOSS.HN_W",
+        "MODEL.RDCD.LOSS.KD_W",
+        "MODEL.SSCD.ENTROPY_W",
+        "TEST.COPY_DETECTION.BETA",
+        "TEST.COPY_DETECTION.PCAW_DIM",
+        "TEST.COPY_DETECTION.BACKGROUND_SUBSET",
+    ):
         check_range(cfg, key, low=0.0)
     check_choice(cfg, "MODEL.RDCD.TEACHER_BN", ("batch", "frozen"))
     check_choice(cfg, "MODEL.RDCD.LOSS.KD_MODE", sorted(RELATIONAL_KD_MODES))

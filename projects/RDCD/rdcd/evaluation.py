@@ -15,6 +15,7 @@ Export (``TEST.COPY_DETECTION.EXPORT``), per dataset in ``OUTPUT_DIR/inference/<
   ``query_id,reference_id,score`` as isc2021 ``isc/io.py`` writes it, readable by
   ``tools/evaluate_predictions.py`` and by isc2021's own scripts.
 """
+
 from __future__ import annotations
 
 import csv
@@ -60,7 +61,9 @@ def extract_descriptors(
     descriptors = torch.cat([p for p in parts if p.numel()]).numpy().astype(np.float32)
     if not np.isfinite(descriptors).all():
         raise FloatingPointError("the model produced NaN/inf descriptors")
-    logger.info("extracted %d descriptors of dim %d in %.1fs", *descriptors.shape, time.perf_counter() - start)
+    logger.info(
+        "extracted %d descriptors of dim %d in %.1fs", *descriptors.shape, time.perf_counter() - start
+    )
     return descriptors
 
 
@@ -71,9 +74,14 @@ def _background_subset(items: list, limit: int) -> list:
     return [items[int(i)] for i in np.linspace(0, len(items) - 1, limit).round().astype(int)]
 
 
-def write_descriptors(folder: str, query_ids: Sequence[str], queries: np.ndarray, reference_ids: Sequence[str],
-                      references: np.ndarray) -> List[str]:
-    """Write the descriptors in the ISC h5 layout (or ``.npy`` + ids without h5py); returns the files written."""
+def write_descriptors(
+    folder: str,
+    query_ids: Sequence[str],
+    queries: np.ndarray,
+    reference_ids: Sequence[str],
+    references: np.ndarray,
+) -> List[str]:
+    """Write the descriptors in the ISC h5 layout (``.npy`` + ids without h5py); returns the files written."""
     os.makedirs(folder, exist_ok=True)
     try:
         import h5py
@@ -82,7 +90,9 @@ def write_descriptors(folder: str, query_ids: Sequence[str], queries: np.ndarray
     if h5py is None:
         files = []
         for part, ids, x in (("query", query_ids, queries), ("reference", reference_ids, references)):
-            np.save(os.path.join(folder, f"{part}_descriptors.npy"), np.ascontiguousarray(x, dtype=np.float32))
+            np.save(
+                os.path.join(folder, f"{part}_descriptors.npy"), np.ascontiguousarray(x, dtype=np.float32)
+            )
             with open(os.path.join(folder, f"{part}_ids.txt"), "w") as f:
                 f.writelines(f"{i}\n" for i in ids)
             files += [f"{part}_descriptors.npy", f"{part}_ids.txt"]
@@ -111,7 +121,8 @@ def evaluate_copy_detection_model(cfg, model: torch.nn.Module, dataset_name: str
     """Metrics (percent) of ``model`` on dataset ``dataset_name``; empty dict on non-main processes.
 
     Also records the descriptor dimension and the number of background images used for score
-    normalisation / PCA-whitening, since subsets change the numbers; exports when ``TEST.COPY_DETECTION.EXPORT``.
+    normalisation / PCA-whitening, since subsets change the numbers; exports when
+    ``TEST.COPY_DETECTION.EXPORT``.
     """
     tc = cfg.TEST.COPY_DETECTION
     split = get_copy_detection_dataset(dataset_name, cfg)
@@ -121,7 +132,9 @@ def evaluate_copy_detection_model(cfg, model: torch.nn.Module, dataset_name: str
     batch_size = 1 if cfg.INPUT.COPY_DETECTION.TEST_RESIZE == "short_side" else tc.BATCH_SIZE
 
     def embed(items):
-        return extract_descriptors(model, [p for _, p in items], transform, batch_size, cfg.DATALOADER.NUM_WORKERS)
+        return extract_descriptors(
+            model, [p for _, p in items], transform, batch_size, cfg.DATALOADER.NUM_WORKERS
+        )
 
     queries, references = split.images("queries"), split.images("references")
     q, r = embed(queries), embed(references)
@@ -132,13 +145,21 @@ def evaluate_copy_detection_model(cfg, model: torch.nn.Module, dataset_name: str
         return {}
     codec = f"PCAW{tc.PCAW_DIM},L2norm,Flat" if tc.PCAW_DIM > 0 else "Flat"
     query_ids, reference_ids = [i for i, _ in queries], [i for i, _ in references]
-    common = dict(query_ids=query_ids, reference_ids=reference_ids, k=tc.K, codec=codec, codec_train=background,
-                  candidates=tc.CANDIDATES, return_predictions=True)
+    common = dict(
+        query_ids=query_ids,
+        reference_ids=reference_ids,
+        k=tc.K,
+        codec=codec,
+        codec_train=background,
+        candidates=tc.CANDIDATES,
+        return_predictions=True,
+    )
     result, raw_predictions = evaluate_copy_detection(q, r, gt, **common)
     sn_predictions = None
     if tc.SCORE_NORM:
         result, sn_predictions = evaluate_copy_detection(
-            q, r, gt, background_descriptors=background, beta=tc.BETA, sn_k=tc.NORM_K, **common)
+            q, r, gt, background_descriptors=background, beta=tc.BETA, sn_k=tc.NORM_K, **common
+        )
     metrics = OrderedDict(result.as_dict())
     metrics["descriptor_dim"] = float(q.shape[1])
     metrics["num_background"] = float(0 if background is None else len(background))
@@ -161,6 +182,7 @@ def evaluate_on_test_sets(cfg, model: torch.nn.Module) -> Dict[str, Dict[str, fl
     for name in cfg.DATASETS.TEST:
         results[name] = evaluate_copy_detection_model(cfg, model, name)
         if results[name]:
-            logger.info("copy detection on %s: %s", name,
-                        ", ".join(f"{k}={v:.2f}" for k, v in results[name].items()))
+            logger.info(
+                "copy detection on %s: %s", name, ", ".join(f"{k}={v:.2f}" for k, v in results[name].items())
+            )
     return results

@@ -1,5 +1,6 @@
 """Optimizers (chosen by ``SOLVER.OPTIMIZER`` from :data:`OPTIMIZERS`), including our own LARS
 (SSCD trains with LARS; its former source, lightning-bolts, is unmaintained)."""
+
 from __future__ import annotations
 
 from typing import Iterable
@@ -22,12 +23,20 @@ class LARS(torch.optim.Optimizer):
     then v ← μ v + d and p ← p − lr · v.
     """
 
-    def __init__(self, params: Iterable, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
-                 trust_coefficient: float = 0.001, eps: float = 1e-8):
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        trust_coefficient: float = 0.001,
+        eps: float = 1e-8,
+    ):
         if lr < 0:
             raise ValueError(f"invalid learning rate {lr}")
-        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
-                        trust_coefficient=trust_coefficient, eps=eps)
+        defaults = dict(
+            lr=lr, momentum=momentum, weight_decay=weight_decay, trust_coefficient=trust_coefficient, eps=eps
+        )
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -46,7 +55,11 @@ class LARS(torch.optim.Optimizer):
                     param_norm, grad_norm = torch.norm(p), torch.norm(p.grad)
                     update = update.add(p, alpha=wd)
                     if param_norm > 0 and grad_norm > 0:
-                        ratio = group["trust_coefficient"] * param_norm / (grad_norm + wd * param_norm + group["eps"])
+                        ratio = (
+                            group["trust_coefficient"]
+                            * param_norm
+                            / (grad_norm + wd * param_norm + group["eps"])
+                        )
                         update = update.mul(ratio)
                 state = self.state[p]
                 if "momentum_buffer" not in state:
@@ -70,8 +83,14 @@ def _build_sgd(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
 @register_as(OPTIMIZERS, "LARS")
 def _build_lars(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
     s = cfg.SOLVER
-    return LARS(_trainable(model), lr=s.BASE_LR, momentum=s.MOMENTUM, weight_decay=s.WEIGHT_DECAY,
-                trust_coefficient=s.LARS_TRUST, eps=s.LARS_EPS)
+    return LARS(
+        _trainable(model),
+        lr=s.BASE_LR,
+        momentum=s.MOMENTUM,
+        weight_decay=s.WEIGHT_DECAY,
+        trust_coefficient=s.LARS_TRUST,
+        eps=s.LARS_EPS,
+    )
 
 
 @register_as(OPTIMIZERS, "AdamW")

@@ -1,4 +1,5 @@
 """The RDCD / SSCD trainer: :class:`shared.engine.trainer.GenericTrainer` with this project's pieces."""
+
 from __future__ import annotations
 
 import logging
@@ -21,7 +22,8 @@ logger = logging.getLogger(__name__)
 
 class RDCDCheckpointer(DetectionCheckpointer):
     """detectron2's checkpointer that reads every non-``.pkl`` file with ``torch.load(weights_only=True)`` (a
-    file carrying code is refused, :func:`rdcd.modeling.networks.load_weights_file`) and also reads the official
+    file carrying code is refused, :func:`rdcd.modeling.networks.load_weights_file`) and also reads the
+    official
     RDCD Lightning checkpoints (``epoch=99-step=390599.ckpt``): ``MODEL.WEIGHTS`` may name one directly."""
 
     def _load_file(self, filename: str):
@@ -38,7 +40,7 @@ class RDCDCheckpointer(DetectionCheckpointer):
 
 
 class RDCDTrainer(GenericTrainer):
-    """Trains the ``MODEL.META_ARCHITECTURE`` (RDCD distillation or SSCD) and evaluates on ``DATASETS.TEST``."""
+    """Trains ``MODEL.META_ARCHITECTURE`` (RDCD distillation or SSCD), evaluates on ``DATASETS.TEST``."""
 
     checkpointer_cls = RDCDCheckpointer
 

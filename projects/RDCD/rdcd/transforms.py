@@ -15,6 +15,7 @@ Without AugLy the overlays fall back to our own PIL drawings (logged once): 3-10
 DejaVuSans and procedural pictograms (smiley, heart, star). Neither is pixel-identical to SSCD's internal
 assets (the SSCD authors note their open-source assets differ too, sscd-copy-detection#5).
 """
+
 from __future__ import annotations
 
 import functools
@@ -40,12 +41,15 @@ _DEBIAN_DEJAVU = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
 @functools.lru_cache(maxsize=1)
 def augly_asset_dirs() -> Optional[Tuple[str, str]]:
-    """``(fonts folder, emoji folder)`` of the installed AugLy, or ``None`` (logged once) when it is absent."""
+    """``(fonts folder, emoji folder)`` of the installed AugLy, or ``None`` (logged once) without it."""
     try:
         from augly.utils import EMOJI_DIR, FONTS_DIR
     except ImportError as exc:
-        logger.warning("AugLy is not installed (%s): text and emoji overlays use our own fallback drawings, "
-                       "not SSCD's fonts and Twemoji (pip install augly==1.0.0 python-magic)", exc)
+        logger.warning(
+            "AugLy is not installed (%s): text and emoji overlays use our own fallback drawings, "
+            "not SSCD's fonts and Twemoji (pip install augly==1.0.0 python-magic)",
+            exc,
+        )
         return None
     return FONTS_DIR, EMOJI_DIR
 
@@ -217,8 +221,13 @@ def _draw_smiley(draw: ImageDraw.ImageDraw, box, rng) -> None:
     eye = max(1, s // 10)
     for cx in (x0 + 0.33 * s, x0 + 0.67 * s):
         draw.ellipse([cx - eye, y0 + 0.35 * s - eye, cx + eye, y0 + 0.35 * s + eye], fill=(0, 0, 0, 255))
-    draw.arc([x0 + 0.25 * s, y0 + 0.35 * s, x1 - 0.25 * s, y1 - 0.2 * s], 20, 160, fill=(0, 0, 0, 255),
-             width=max(1, s // 15))
+    draw.arc(
+        [x0 + 0.25 * s, y0 + 0.35 * s, x1 - 0.25 * s, y1 - 0.2 * s],
+        20,
+        160,
+        fill=(0, 0, 0, 255),
+        width=max(1, s // 15),
+    )
 
 
 def _draw_heart(draw: ImageDraw.ImageDraw, box, rng) -> None:
@@ -227,7 +236,9 @@ def _draw_heart(draw: ImageDraw.ImageDraw, box, rng) -> None:
     colour = _random_rgb(rng) + (255,)
     draw.ellipse([x0, y0, x0 + s / 2, y0 + s / 2], fill=colour)
     draw.ellipse([x0 + s / 2, y0, x1, y0 + s / 2], fill=colour)
-    draw.polygon([(x0 + s * 0.02, y0 + s * 0.32), (x1 - s * 0.02, y0 + s * 0.32), (x0 + s / 2, y1)], fill=colour)
+    draw.polygon(
+        [(x0 + s * 0.02, y0 + s * 0.32), (x1 - s * 0.02, y0 + s * 0.32), (x0 + s / 2, y1)], fill=colour
+    )
 
 
 def _draw_star(draw: ImageDraw.ImageDraw, box, rng) -> None:
@@ -235,8 +246,10 @@ def _draw_star(draw: ImageDraw.ImageDraw, box, rng) -> None:
     r = (x1 - x0) / 2
     cx, cy = x0 + r, y0 + r
     points = [
-        (cx + (r if k % 2 == 0 else 0.45 * r) * math.sin(k * math.pi / 5),
-         cy - (r if k % 2 == 0 else 0.45 * r) * math.cos(k * math.pi / 5))
+        (
+            cx + (r if k % 2 == 0 else 0.45 * r) * math.sin(k * math.pi / 5),
+            cy - (r if k % 2 == 0 else 0.45 * r) * math.cos(k * math.pi / 5),
+        )
         for k in range(10)
     ]
     draw.polygon(points, fill=_random_rgb(rng) + (255,), outline=(0, 0, 0, 255))
@@ -304,33 +317,38 @@ def _normalize(mean, std) -> list:
 
 
 def advanced_augmentation(size: int, mean, std, font_path: str = "") -> T.Compose:
-    """SSCD's ADVANCED pipeline in its order (SSCD ``sscd/transforms/settings.py``). The blur radius U(1, 5) is defined at 224 px and
+    """SSCD's ADVANCED pipeline in its order (SSCD ``sscd/transforms/settings.py``). The blur radius U(1, 5)
+    is defined at 224 px and
     scaled by ``size / 224`` (identical at the official size, proportionate on small demo images)."""
     blur_scale = size / 224.0
     text_overlay, emoji_overlay = build_overlays(font_path)
-    return T.Compose([
-        T.RandomHorizontalFlip(),
-        T.RandomApply([RandomRotate90()], p=0.05),
-        T.RandomApply([text_overlay], p=0.1),
-        T.RandomApply([emoji_overlay], p=0.2),
-        T.RandomApply([RandomRotate()], p=0.05),
-        T.RandomResizedCrop(size),
-        T.RandomApply([T.ColorJitter(0.8, 0.8, 0.8, 0.2)], p=0.8),
-        T.RandomGrayscale(p=0.2),
-        T.RandomApply([RandomBlur((1.0 * blur_scale, 5.0 * blur_scale))], p=0.5),
-        T.RandomApply([RandomJPEG((0, 100))], p=0.2),
-        *_normalize(mean, std),
-    ])
+    return T.Compose(
+        [
+            T.RandomHorizontalFlip(),
+            T.RandomApply([RandomRotate90()], p=0.05),
+            T.RandomApply([text_overlay], p=0.1),
+            T.RandomApply([emoji_overlay], p=0.2),
+            T.RandomApply([RandomRotate()], p=0.05),
+            T.RandomResizedCrop(size),
+            T.RandomApply([T.ColorJitter(0.8, 0.8, 0.8, 0.2)], p=0.8),
+            T.RandomGrayscale(p=0.2),
+            T.RandomApply([RandomBlur((1.0 * blur_scale, 5.0 * blur_scale))], p=0.5),
+            T.RandomApply([RandomJPEG((0, 100))], p=0.2),
+            *_normalize(mean, std),
+        ]
+    )
 
 
 def basic_augmentation(size: int, mean, std, font_path: str = "") -> T.Compose:
     """Crop + flip + colour only (an ablation / fast option)."""
-    return T.Compose([
-        T.RandomResizedCrop(size),
-        T.RandomHorizontalFlip(),
-        T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
-        *_normalize(mean, std),
-    ])
+    return T.Compose(
+        [
+            T.RandomResizedCrop(size),
+            T.RandomHorizontalFlip(),
+            T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+            *_normalize(mean, std),
+        ]
+    )
 
 
 #: INPUT.COPY_DETECTION.AUGMENTATION -> pipeline builder

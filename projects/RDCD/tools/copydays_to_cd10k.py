@@ -5,7 +5,8 @@
         [--background /path/to/train_images] --out $DETECTRON2_DATASETS/CD10K [--copy]
 
 Copydays, as SSCD reads it (``sscd/datasets/copydays.py``), has the blocks ``original``, ``strong``,
-``jpegqual/{3,5,8,10,15,20,30,50,75}`` and ``crops/{10,15,20,30,40,50,60,70,80}``; the same file name occurs in
+``jpegqual/{3,5,8,10,15,20,30,50,75}`` and ``crops/{10,15,20,30,40,50,60,70,80}``; the same file name occurs
+in
 many blocks, so flattening them collides. Written here:
 
 * ``references/``: every original (its own name) and every distractor (``distractor_<name>``);
@@ -18,14 +19,18 @@ many blocks, so flattening them collides. Written here:
 
 Files are symlinked (``--copy`` copies them).
 """
+
 import argparse
 import csv
 import os
 import shutil
 from typing import Dict, List, Tuple
 
-BLOCKS = (["original", "strong"] + [f"jpegqual/{q}" for q in (3, 5, 8, 10, 15, 20, 30, 50, 75)]
-          + [f"crops/{c}" for c in (10, 15, 20, 30, 40, 50, 60, 70, 80)])
+BLOCKS = (
+    ["original", "strong"]
+    + [f"jpegqual/{q}" for q in (3, 5, 8, 10, 15, 20, 30, 50, 75)]
+    + [f"crops/{c}" for c in (10, 15, 20, 30, 40, 50, 60, 70, 80)]
+)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 
@@ -44,8 +49,9 @@ def _place(src: str, dst: str, copy: bool) -> None:
         os.symlink(os.path.abspath(src), dst)
 
 
-def convert(copydays: str, distractors: str, out: str, background: str = "", copy: bool = False
-            ) -> List[Tuple[str, str]]:
+def convert(
+    copydays: str, distractors: str, out: str, background: str = "", copy: bool = False
+) -> List[Tuple[str, str]]:
     """Write the CD10K layout under ``out``; returns the ground-truth rows."""
     for part in ("references", "queries", "background"):
         os.makedirs(os.path.join(out, part), exist_ok=True)
@@ -78,7 +84,9 @@ def convert(copydays: str, distractors: str, out: str, background: str = "", cop
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--copydays", required=True)
     parser.add_argument("--distractors", required=True)
     parser.add_argument("--background", default="")

@@ -11,6 +11,7 @@ file of ids) every reference id must be known: an unknown id (``Q00000.jpg``, a 
 first few and the closest known id. Without ``--references``, predictions whose reference ids share nothing
 with the ground truth's are refused the same way.
 """
+
 import argparse
 import csv
 import json
@@ -29,14 +30,18 @@ def read_predictions_csv(path: str):
     queries, references, scores = [], [], []
     with open(path, newline="") as f:
         for line_no, row in enumerate(csv.reader(f), start=1):
-            if not row or (line_no == 1 and [c.strip() for c in row] == ["query_id", "reference_id", "score"]):
+            if not row or (
+                line_no == 1 and [c.strip() for c in row] == ["query_id", "reference_id", "score"]
+            ):
                 continue
             try:
                 q, r, s = (c.strip() for c in row)
                 score = float(s)
             except ValueError:
-                raise ValueError(f"malformed predictions CSV {path!r}, line {line_no}: expected "
-                                 f"'query_id,reference_id,score', got {row!r}") from None
+                raise ValueError(
+                    f"malformed predictions CSV {path!r}, line {line_no}: expected "
+                    f"'query_id,reference_id,score', got {row!r}"
+                ) from None
             queries.append(q)
             references.append(r)
             scores.append(score)
@@ -52,7 +57,9 @@ def known_reference_ids(source: str):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("ground_truth")
     parser.add_argument("predictions")
     parser.add_argument("--references", default="", help="folder of reference images or a file of their ids")
@@ -62,14 +69,26 @@ def main(argv=None) -> int:
     queries, references, scores = read_predictions_csv(args.predictions)
     gt_queries = sorted({q for q, _ in gt})
     gt_references = sorted({r for _, r in gt if r})
-    check_known_ids(queries, gt_queries, f"prediction query ids of {args.predictions}",
-                    f"the query ids of {args.ground_truth}")
+    check_known_ids(
+        queries,
+        gt_queries,
+        f"prediction query ids of {args.predictions}",
+        f"the query ids of {args.ground_truth}",
+    )
     if args.references:
-        check_known_ids(references, known_reference_ids(args.references),
-                        f"prediction reference ids of {args.predictions}", f"the reference ids of {args.references}")
+        check_known_ids(
+            references,
+            known_reference_ids(args.references),
+            f"prediction reference ids of {args.predictions}",
+            f"the reference ids of {args.references}",
+        )
     elif len(references) and gt_references and not set(references.tolist()) & set(gt_references):
-        check_known_ids(references[:1], gt_references, f"prediction reference ids of {args.predictions}",
-                        f"the reference ids of {args.ground_truth} (none of the predicted ones occurs there)")
+        check_known_ids(
+            references[:1],
+            gt_references,
+            f"prediction reference ids of {args.predictions}",
+            f"the reference ids of {args.ground_truth} (none of the predicted ones occurs there)",
+        )
     result = micro_average_precision({"query": queries, "reference": references, "score": scores}, gt)
     metrics = {k: round(v, 4) for k, v in result.as_dict().items()}
     metrics.update(num_predictions=result.num_predictions, num_gt=result.num_gt)

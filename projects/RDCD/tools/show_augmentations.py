@@ -9,6 +9,7 @@ with only the text and the emoji overlay, which the full pipeline applies rarely
     python projects/RDCD/tools/show_augmentations.py --config-file projects/RDCD/configs/Base-RDCD.yaml \\
         --synthetic --out aug.png INPUT.COPY_DETECTION.TRAIN_SIZE 160
 """
+
 import argparse
 import os
 import random
@@ -48,13 +49,17 @@ def grid(rows: List[List[Image.Image]], cell: int, labels: List[str]) -> Image.I
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config-file", default=BASE_CONFIG)
     parser.add_argument("--images", default="", help="folder of source images (first --num sorted files)")
     parser.add_argument("--synthetic", action="store_true", help="use the synthetic set's training images")
     parser.add_argument("--num", type=int, default=4, help="source images (rows)")
     parser.add_argument("--views", type=int, default=6, help="augmented views per image")
-    parser.add_argument("--overlays", action="store_true", help="also a row of text / emoji overlays per image")
+    parser.add_argument(
+        "--overlays", action="store_true", help="also a row of text / emoji overlays per image"
+    )
     parser.add_argument("--cell", type=int, default=160, help="tile side in pixels")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="augmentations.png")

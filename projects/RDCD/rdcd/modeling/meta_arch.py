@@ -9,6 +9,7 @@ L2-normalised descriptors used for retrieval.
 * ``SSCD``: one descriptor network trained with InfoNCE (τ) + λ KoLeo over both views (the teacher /
   baseline recipe); under DDP embeddings are all-gathered with gradients.
 """
+
 from __future__ import annotations
 
 import copy
@@ -52,7 +53,9 @@ class RDCD(nn.Module):
         if rc.TEACHER_WEIGHTS:
             load_network_weights(self.teacher, rc.TEACHER_WEIGHTS)
         else:
-            logger.warning("MODEL.RDCD.TEACHER_WEIGHTS is empty: distilling from a randomly initialised teacher")
+            logger.warning(
+                "MODEL.RDCD.TEACHER_WEIGHTS is empty: distilling from a randomly initialised teacher"
+            )
         self.teacher.requires_grad_(False)
         self.teacher_bn = rc.TEACHER_BN
         self.student = Student(rc.STUDENT, rc.KD_DIM, rc.DIM, rc.GEM_P)
@@ -60,7 +63,9 @@ class RDCD(nn.Module):
             load_student_weights(self.student, rc.STUDENT_WEIGHTS)
         self.key_encoder = copy.deepcopy(self.student).requires_grad_(False)
         self.key_queue = DescriptorQueue(rc.MOCO.QUEUE, rc.DIM)
-        self.relational_kd = build_relational_kd(rc.LOSS.KD_MODE, rc.KD_DIM, rc.LOSS.KD_QUEUE, rc.LOSS.KD_TEMP)
+        self.relational_kd = build_relational_kd(
+            rc.LOSS.KD_MODE, rc.KD_DIM, rc.LOSS.KD_QUEUE, rc.LOSS.KD_TEMP
+        )
         self.momentum = rc.MOCO.MOMENTUM
         self.moco_temperature = rc.MOCO.TEMP
         self.shuffle_bn = rc.MOCO.SHUFFLE_BN
@@ -100,7 +105,9 @@ class RDCD(nn.Module):
         negatives = self.key_queue.features.clone()  # enqueue below modifies the buffer in place
         losses = {
             "loss_infonce": self.moco_weight * moco_infonce_loss(q, keys, negatives, self.moco_temperature),
-            "loss_hard_negative": self.moco_weight * self.hn_weight * hard_negative_loss(q, negatives, self.hn_eps),
+            "loss_hard_negative": self.moco_weight
+            * self.hn_weight
+            * hard_negative_loss(q, negatives, self.hn_eps),
             "loss_relational_kd": self.kd_weight * self.relational_kd(feat, teacher),
         }
         self.key_queue.enqueue(keys)

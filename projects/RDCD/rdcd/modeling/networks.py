@@ -2,7 +2,8 @@
 
 Everything is built with ``pretrained=False`` (no download is possible here); weights come from a local
 file through :func:`load_network_weights` when the config names one. Weight files are read with
-``torch.load(weights_only=True)`` (or ``torch.jit.load`` for TorchScript): a file that carries code is refused.
+``torch.load(weights_only=True)`` (or ``torch.jit.load`` for TorchScript): a file that carries code is
+refused.
 
 Registry ``NETWORK_REGISTRY`` (name -> builder ``(out_dim, gem_p) -> nn.Module``, L2-normalised output;
 teachers and the networks the ``SSCD`` meta-architecture trains):
@@ -22,13 +23,15 @@ official checkpoints' ``encoder_q.backbone.*`` keys load unchanged:
 
 * ``efficientnet_b0``: torchvision ``efficientnet_b0(num_classes=kd_dim)`` (classifier Dropout 0.2 + Linear
   1280 -> kd_dim), ``avgpool`` = GeM;
-* ``mobilenet_v3_large``: torchvision ``mobilenet_v3_large(num_classes=kd_dim)``, ``avgpool`` = GeM: GeM on the
+* ``mobilenet_v3_large``: torchvision ``mobilenet_v3_large(num_classes=kd_dim)``, ``avgpool`` = GeM: GeM on
+the
   960-channel map, then the classifier 960 -> 1280 (Hardswish, Dropout 0.2) -> kd_dim;
 * ``fastvit_t12``: timm ``fastvit_t12(num_classes=0)`` (no dropout), ``head.global_pool`` = GeM, ``head.fc`` =
   Linear(1024 -> kd_dim);
 * ``resnet18`` / ``resnet50``: torchvision ResNet (``zero_init_residual``), ``avgpool`` = GeM (the official
   "student cnn" path with another ``base_encoder``; ``resnet18`` is the CPU demo's student).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,7 +54,9 @@ NETWORK_REGISTRY = Registry("RDCD_NETWORK")
 NETWORK_REGISTRY.__doc__ = "Descriptor networks: builder(out_dim, gem_p) -> nn.Module (L2-normalised output)."
 
 STUDENT_BACKBONE_REGISTRY = Registry("RDCD_STUDENT_BACKBONE")
-STUDENT_BACKBONE_REGISTRY.__doc__ = "RDCD student backbones: builder(kd_dim, gem_p) -> nn.Module (raw output)."
+STUDENT_BACKBONE_REGISTRY.__doc__ = (
+    "RDCD student backbones: builder(kd_dim, gem_p) -> nn.Module (raw output)."
+)
 
 
 def gem_pool(x: torch.Tensor, p: float, dim, eps: float = 1e-6) -> torch.Tensor:
@@ -109,8 +114,12 @@ def sscd_r50(out_dim: int = 512, gem_p: float = 3.0) -> nn.Module:
 @NETWORK_REGISTRY.register()
 def sscd_rx101(out_dim: int = 512, gem_p: float = 3.0) -> nn.Module:
     resnet = torchvision.models.ResNet(
-        torchvision.models.resnet.Bottleneck, [3, 4, 23, 3], num_classes=out_dim, zero_init_residual=True,
-        groups=32, width_per_group=4,
+        torchvision.models.resnet.Bottleneck,
+        [3, 4, 23, 3],
+        num_classes=out_dim,
+        zero_init_residual=True,
+        groups=32,
+        width_per_group=4,
     )
     return TorchvisionResNetDescriptor(resnet, gem_p)
 
@@ -147,12 +156,14 @@ class ViTClsGeMDescriptor(nn.Module):
 def dino_vitb8(out_dim: int = 1536, gem_p: float = 3.0) -> nn.Module:
     net = ViTClsGeMDescriptor("vit_base_patch8_224", gem_p)
     if out_dim != net.out_dim:
-        raise ValueError(f"dino_vitb8 produces {net.out_dim}-d descriptors; set the dimension to {net.out_dim}")
+        raise ValueError(
+            f"dino_vitb8 produces {net.out_dim}-d descriptors; set the dimension to {net.out_dim}"
+        )
     return net
 
 
 class L2Norm(nn.Module):
-    """Row-wise L2 normalisation (a module so that it can sit in ``nn.Sequential``, as in the official code)."""
+    """Row-wise L2 normalisation (a module, to sit in ``nn.Sequential`` as in the official code)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.normalize(x, dim=1)
@@ -183,12 +194,16 @@ def fastvit_t12(kd_dim: int = 512, gem_p: float = 3.0) -> nn.Module:
 
 @register_as(STUDENT_BACKBONE_REGISTRY, "resnet18")
 def _resnet18(kd_dim: int = 512, gem_p: float = 3.0) -> nn.Module:
-    return _gem_avgpool(torchvision.models.resnet18(weights=None, num_classes=kd_dim, zero_init_residual=True), gem_p)
+    return _gem_avgpool(
+        torchvision.models.resnet18(weights=None, num_classes=kd_dim, zero_init_residual=True), gem_p
+    )
 
 
 @register_as(STUDENT_BACKBONE_REGISTRY, "resnet50")
 def _resnet50(kd_dim: int = 512, gem_p: float = 3.0) -> nn.Module:
-    return _gem_avgpool(torchvision.models.resnet50(weights=None, num_classes=kd_dim, zero_init_residual=True), gem_p)
+    return _gem_avgpool(
+        torchvision.models.resnet50(weights=None, num_classes=kd_dim, zero_init_residual=True), gem_p
+    )
 
 
 #: student backbones whose official projector is ``nn.Sequential(Linear, L2Norm)`` (keys ``projector.0.*``)
@@ -206,7 +221,8 @@ def _l2_normalize_output(module: nn.Module, inputs, output: torch.Tensor) -> tor
 
 
 def _register_student_descriptor(name: str) -> None:
-    """``NETWORK_REGISTRY[name]`` = the student backbone with its output L2-normalised by a forward hook, so its
+    """``NETWORK_REGISTRY[name]`` = the student backbone with its output L2-normalised by a forward hook, so
+    its
     state-dict keys stay the backbone's own (``features.*``, ``classifier.*``, ...)."""
 
     def build(out_dim: int = 512, gem_p: float = 3.0) -> nn.Module:
@@ -230,7 +246,8 @@ _PREFIXES = ("module.", "model.", "backbone.", "network.", "teacher.", "encoder.
 
 
 #: the one class besides tensors and plain containers that a weights file may hold: the ``argparse.Namespace``
-#: of hyper-parameters PyTorch Lightning stores in its checkpoints (the official RDCD checkpoints are Lightning
+#: of hyper-parameters PyTorch Lightning stores in its checkpoints (the official RDCD checkpoints are
+# Lightning
 #: ``.ckpt`` files). It only carries attributes; no code runs when it is unpickled.
 SAFE_GLOBALS = (argparse.Namespace,)
 
@@ -247,8 +264,9 @@ def load_weights_file(path: str):
     except pickle.UnpicklingError as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(
-            f"refused to load {path!r}: it holds objects other than tensors and plain containers, and loading "
-            f"them could run code ({reason}). Save only the state dict (torch.save(model.state_dict(), path)) "
+            f"refused to load {path!r}: it holds objects other than tensors and plain containers, and "
+            f"loading them could run code ({reason}). Save only the state dict "
+            "(torch.save(model.state_dict(), path)) "
             "or export TorchScript (torch.jit.save)."
         ) from exc
 
@@ -264,7 +282,8 @@ def _is_torchscript(path: str) -> bool:
 
 def read_state_dict(path: str) -> Dict[str, torch.Tensor]:
     """Tensors of a weights file: TorchScript module (``torch.jit.load``), plain state dict, or a dict holding
-    it under ``"model"`` / ``"state_dict"`` (detectron2 and Lightning checkpoints); see :func:`load_weights_file`."""
+    it under ``"model"`` / ``"state_dict"`` (detectron2 and Lightning checkpoints); see
+    :func:`load_weights_file`."""
     if _is_torchscript(path):
         return dict(torch.jit.load(path, map_location="cpu").state_dict())
     obj = load_weights_file(path)
@@ -280,22 +299,29 @@ _CLASSIFIER_PREFIXES = ("classifier.", "head.fc.", "fc.", "head.")
 
 
 def load_network_weights(network: nn.Module, path: str, prefix: str = "", drop_head: bool = False) -> None:
-    """Load the weights file ``path`` into ``network``: :func:`read_state_dict`, then :func:`load_state_into`."""
+    """Load the weights file ``path`` into ``network`` (:func:`read_state_dict`, :func:`load_state_into`)."""
     load_state_into(network, read_state_dict(path), path, prefix=prefix, drop_head=drop_head)
 
 
-def load_state_into(network: nn.Module, state: Mapping[str, torch.Tensor], source: str, prefix: str = "",
-                    drop_head: bool = False) -> None:
-    """Load ``state`` (read from ``source``) into ``network`` strictly, after keeping only keys under ``prefix``
+def load_state_into(
+    network: nn.Module,
+    state: Mapping[str, torch.Tensor],
+    source: str,
+    prefix: str = "",
+    drop_head: bool = False,
+) -> None:
+    """Load ``state`` (read from ``source``) into ``network`` strictly, after keeping only keys under
+    ``prefix``
     (stripped) and stripping wrapper prefixes such as ``module.`` / ``model.`` / ``backbone.``. ``drop_head``
-    ignores ImageNet-classifier keys (``classifier.*``, ``head.fc.*``, ``fc.*``) that the network does not have
+    ignores ImageNet-classifier keys (``classifier.*``, ``head.fc.*``, ``fc.*``) that the network does not
+    have
     or has with another shape (a 1000-class head), keeping the network's own head.
 
     Raises ``ValueError`` listing missing / unexpected keys when the layouts do not match.
     """
     state = dict(state)
     if prefix:
-        state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
     own = network.state_dict()
     expected = set(own)
     changed = True
@@ -303,7 +329,7 @@ def load_state_into(network: nn.Module, state: Mapping[str, torch.Tensor], sourc
         changed = False
         for p in _PREFIXES:
             if state and all(k.startswith(p) for k in state):
-                state = {k[len(p):]: v for k, v in state.items()}
+                state = {k[len(p) :]: v for k, v in state.items()}
                 changed = True
     if drop_head:  # an ImageNet classifier in the file: keep our own (randomly initialised) head instead
         for key in [k for k in state if k.startswith(_CLASSIFIER_PREFIXES)]:

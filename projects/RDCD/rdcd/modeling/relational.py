@@ -11,6 +11,7 @@ its signature matches CompRess (Abbasi Koohpayegani et al., NeurIPS 2020), which
 
 Order of operations in both: similarities first, then enqueue the current batch.
 """
+
 from __future__ import annotations
 
 import torch
@@ -36,7 +37,8 @@ class OneQueueRelationalKD(nn.Module):
     def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         if student.shape[1] != teacher.shape[1]:
             raise ValueError(
-                f"student distillation embedding is {student.shape[1]}-d but the teacher's is {teacher.shape[1]}-d; "
+                f"student distillation embedding is {student.shape[1]}-d but the teacher's is "
+                f"{teacher.shape[1]}-d; "
                 "set MODEL.RDCD.KD_DIM to the teacher dimension"
             )
         bank = self.teacher_queue.features.clone()  # enqueue below modifies the buffer in place
@@ -58,7 +60,9 @@ class TwoQueueRelationalKD(nn.Module):
 
     def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         loss = relational_kd_loss(
-            student @ self.student_queue.features.clone().t(), teacher @ self.teacher_queue.features.t(), self.temperature
+            student @ self.student_queue.features.clone().t(),
+            teacher @ self.teacher_queue.features.t(),
+            self.temperature,
         )
         self.teacher_queue.enqueue(teacher)
         self.student_queue.enqueue(student)

@@ -9,6 +9,7 @@ different descriptors, so only this one reproduces the released students. Module
 (``backbone.*``, ``projector.*``; ``projector.0.*`` for FastViT), so :func:`load_student_weights` loads an
 official checkpoint's ``model.encoder_q.*`` tensors strictly.
 """
+
 from __future__ import annotations
 
 import logging
@@ -57,7 +58,7 @@ _STUDENT_PREFIXES = ("model.encoder_q.", "encoder_q.", "student.", "")
 
 def _student_prefix(state: Mapping[str, torch.Tensor]) -> str:
     for prefix in _STUDENT_PREFIXES:
-        if any(k.startswith(prefix) and k[len(prefix):].startswith("projector.") for k in state):
+        if any(k.startswith(prefix) and k[len(prefix) :].startswith("projector.") for k in state):
             return prefix
     return "-"  # no student in the file
 
@@ -65,17 +66,23 @@ def _student_prefix(state: Mapping[str, torch.Tensor]) -> str:
 def official_rdcd_to_ours(state: Mapping[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
     """Rename an official RDCD Lightning ``state_dict`` to our ``RDCD`` meta-architecture's keys.
 
-    ``model.encoder_q.*`` -> ``student.*``, ``model.encoder_k.*`` -> ``key_encoder.*``, ``model.queue`` [DIM, K]
-    -> ``key_queue.features`` [K, DIM], ``model.queue_ptr`` [1] -> ``key_queue.pointer`` [], ``teacher.backbone.*``
+    ``model.encoder_q.*`` -> ``student.*``, ``model.encoder_k.*`` -> ``key_encoder.*``, ``model.queue`` [DIM,
+    K]
+    -> ``key_queue.features`` [K, DIM], ``model.queue_ptr`` [1] -> ``key_queue.pointer`` [],
+    ``teacher.backbone.*``
     -> ``teacher.*`` (torchvision ResNet names). The relational module's queue (``kld.*``, the never-published
     ``Pbank``) has no known layout and is left out, as is anything else.
     """
     out: Dict[str, torch.Tensor] = {}
-    renames = (("model.encoder_q.", "student."), ("model.encoder_k.", "key_encoder."), ("teacher.backbone.", "teacher."))
+    renames = (
+        ("model.encoder_q.", "student."),
+        ("model.encoder_k.", "key_encoder."),
+        ("teacher.backbone.", "teacher."),
+    )
     for key, value in state.items():
         for old, new in renames:
             if key.startswith(old):
-                out[new + key[len(old):]] = value
+                out[new + key[len(old) :]] = value
                 break
         else:
             if key == "model.queue":
@@ -96,8 +103,10 @@ def load_student_weights(student: Student, path: str) -> None:
     * a whole student -- an official RDCD checkpoint (``model.encoder_q.*``), a checkpoint of our trainer
       (``student.*``) or a bare student state dict (``backbone.*``, ``projector.*``): loaded strictly, every
       key must match;
-    * otherwise ImageNet backbone weights (torchvision ``efficientnet_b0`` / ``mobilenet_v3_large`` / ResNet, or
-      timm ``fastvit_t12``): loaded into the backbone with the 1000-class classifier skipped (our KD_DIM head is
+    * otherwise ImageNet backbone weights (torchvision ``efficientnet_b0`` / ``mobilenet_v3_large`` / ResNet,
+    or
+      timm ``fastvit_t12``): loaded into the backbone with the 1000-class classifier skipped (our KD_DIM head
+      is
       kept).
     """
     state = read_state_dict(path)
