@@ -248,6 +248,7 @@ def main() -> None:
                              "11,316 clusters)")
     parser.add_argument("--reid-noise", type=float, default=2.8,
                         help="feature noise of the synthetic ReID set (2.8: about a trained Market model, mAP ~87; 3.5 and 6.0: weaker models)")
+    parser.add_argument("--cd1m-queries", type=int, default=25_000, help="queries of the cd1m part")
     parser.add_argument("--json", action="store_true", help="print the raw result dict (used by --part all)")
     args = parser.parse_args()
     print(f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, cpus={os.cpu_count()}",
@@ -261,7 +262,8 @@ def main() -> None:
     elif args.part == "ml":
         r = bench_ml(args.ml_repeat)
     elif args.part == "cd1m":
-        r = bench_cd(n_queries=25_000, n_refs=1_000_000, n_background=100_000, n_positive=5_000)
+        r = bench_cd(n_queries=args.cd1m_queries, n_refs=1_000_000, n_background=100_000,
+                     n_positive=args.cd1m_queries // 5)
     else:
         r = bench_cd()
     print(json.dumps(r)) if args.json else _report(r)

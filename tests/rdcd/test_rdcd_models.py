@@ -64,7 +64,8 @@ def test_sscd_teacher_loads_torchvision_layout_and_torchscript(tmp_path):
 
 def test_efficientnet_student_has_the_official_torchvision_layout(tmp_path):
     """The EfficientNet-B0 student is torchvision's (official get_encoder): an ImageNet file (1000-class head)
-    loads into its trunk with our 512-d head kept; a whole distilled student loads from one of our RDCD checkpoints."""
+    loads into its trunk with our 512-d head kept; a whole distilled student loads from one of our RDCD
+    checkpoints."""
     from rdcd.modeling.student import Student, load_student_weights
 
     imagenet = torchvision.models.efficientnet_b0(weights=None)  # 1000 classes, like torchvision's file

@@ -21,13 +21,13 @@ logger = logging.getLogger(__name__)
 
 
 class RDCDCheckpointer(DetectionCheckpointer):
-    """detectron2's checkpointer that reads every non-``.pkl`` file with ``torch.load(weights_only=True)`` (a
-    file carrying code is refused, :func:`rdcd.modeling.networks.load_weights_file`) and also reads the
-    official
-    RDCD Lightning checkpoints (``epoch=99-step=390599.ckpt``): ``MODEL.WEIGHTS`` may name one directly."""
+    """detectron2's checkpointer that also reads the official RDCD Lightning checkpoints
+    (``epoch=99-step=390599.ckpt``, through :func:`rdcd.modeling.networks.load_weights_file`, i.e.
+    ``torch.load(weights_only=True)``): ``MODEL.WEIGHTS`` may name one directly. Every other file goes through
+    detectron2 / fvcore's reader (``torch.load``, whose default is ``weights_only=True`` since torch 2.6)."""
 
     def _load_file(self, filename: str):
-        if filename.endswith(".pkl"):
+        if not filename.endswith(".ckpt"):
             return super()._load_file(filename)
         loaded = load_weights_file(filename)
         state = loaded.get("state_dict") if isinstance(loaded, dict) else None
@@ -35,7 +35,7 @@ class RDCDCheckpointer(DetectionCheckpointer):
             logger.info("%s is an official RDCD checkpoint: renamed to this model's keys", filename)
             return {"model": official_rdcd_to_ours(state), "matching_heuristics": False}
         if isinstance(loaded, dict) and "model" not in loaded:
-            loaded = {"model": loaded}
+            loaded = {"model": loaded.get("state_dict", loaded)}
         return loaded
 
 
