@@ -200,3 +200,17 @@ def test_model_weights_may_name_an_official_checkpoint(tmp_path):
         refused = "refused to load|Weights only load failed"
         with pytest.raises((ValueError, pickle.UnpicklingError), match=refused):
             RDCDTrainer.build_checkpointer(model, cfg).load(str(tmp_path / name))
+
+
+def test_fastvit_student_accepts_local_timm_imagenet_weights(tmp_path):
+    """The official FastViT student starts from timm's ImageNet weights: a local copy loads into the backbone,
+    its 1000-class head skipped (our 1024 -> 512 head kept)."""
+    imagenet = timm.create_model("fastvit_t12", pretrained=False)  # 1000 classes, like timm's file
+    torch.save(imagenet.state_dict(), tmp_path / "fastvit_t12.pth")
+    student = Student("fastvit_t12", KD_DIM, DIM)
+    head = student.backbone.head.fc.weight.detach().clone()
+    load_student_weights(student, str(tmp_path / "fastvit_t12.pth"))
+    for (name, ours), theirs in zip(student.backbone.stem.named_parameters(), imagenet.stem.parameters()):
+        assert torch.equal(ours, theirs), name
+    assert torch.equal(student.backbone.head.fc.weight, head)
+    assert not any(isinstance(m, torch.nn.Dropout) and m.p > 0 for m in student.modules())  # no dropout
