@@ -40,7 +40,20 @@ def _views(rank):
     return torch.randn(3, 3, 32, 32, generator=g), torch.randn(3, 3, 32, 32, generator=g)
 
 
-def _worker(rank, port, results):
+class _MeanColour(torch.nn.Module):
+    def forward(self, images):
+        return images.mean(dim=(2, 3))
+
+
+def _extract(paths):
+    from torchvision import transforms
+
+    from rdcd.evaluation import extract_descriptors
+
+    return extract_descriptors(_MeanColour(), paths, transforms.ToTensor(), batch_size=2)
+
+
+def _worker(rank, port, results, paths):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
     torch.set_num_threads(1)
@@ -52,7 +65,9 @@ def _worker(rank, port, results):
         queue.enqueue(torch.tensor([[1.0 + rank], [3.0 + rank]]))
         view1, view2 = _views(rank)
         losses = _sscd_model()({"view1": view1, "view2": view2})
+        descriptors = _extract(paths)  # each rank embeds its shard; only rank 0 receives them all
         results[rank] = dict(
+            descriptors=None if descriptors is None else descriptors.tolist(),
             gathered=gathered.tolist(),
             shuffled=shuffled.view(-1).tolist(),
             queue=queue.features.view(-1).tolist(),
@@ -65,9 +80,17 @@ def _worker(rank, port, results):
 
 
 @pytest.mark.slow
-def test_two_process_gloo_paths():
+def test_two_process_gloo_paths(tmp_path):
+    from PIL import Image
+
+    paths = []
+    for i in range(5):
+        paths.append(str(tmp_path / f"R{i:06d}.png"))
+        Image.new("RGB", (8, 8), (10 * i, 20 * i, 30 * i)).save(paths[-1])
     results = mp.Manager().dict()
-    mp.spawn(_worker, args=(_free_port(), results), nprocs=2, join=True)
+    mp.spawn(_worker, args=(_free_port(), results, paths), nprocs=2, join=True)
+    assert results[1]["descriptors"] is None
+    torch.testing.assert_close(torch.tensor(results[0]["descriptors"]), torch.from_numpy(_extract(paths)))
     for rank in (0, 1):
         r = results[rank]
         assert r["gathered"] == [[0.0] * 3] * 2 + [[1.0] * 3] * 2
