@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 import adasp  # noqa: F401
-from adasp.config import build_adasp_cfg
-from adasp.datasets import SYNTHETIC_SUBDIR
-from adasp.trainer import AdaSPTrainer, load_reid_dataset
-from shared.engine import AtomicCheckpointMixin
+from adasp.config import add_adasp_config
+from adasp.datasets import SYNTHETIC_SUBDIR, load_reid_dataset
+from adasp.trainer import AdaSPTrainer
+from shared.engine import AtomicCheckpointMixin, build_cfg
 from shared.datasets.synthetic_reid import SyntheticReIDSpec, generate_synthetic_market1501
 
 PROJECT = Path(__file__).resolve().parents[2] / "projects" / "AdaSP"
@@ -57,7 +57,8 @@ def test_train_resume_and_eval_only(dataset_root, tmp_path, monkeypatch):
     assert glob.glob(os.path.join(out, "events.out.tfevents.*"))
 
     # --resume continues after the saved epoch
-    cfg = build_adasp_cfg(config, ["OUTPUT_DIR", out] + TINY_OPTS + ["SOLVER.MAX_EPOCH", "2"])
+    cfg = build_cfg(add_adasp_config, config, ["OUTPUT_DIR", out] + TINY_OPTS + ["SOLVER.MAX_EPOCH", "2"],
+                    framework="fastreid")
     trainer = AdaSPTrainer(cfg)
     assert isinstance(trainer.checkpointer, AtomicCheckpointMixin)
     trainer.resume_or_load(resume=True)
@@ -75,12 +76,13 @@ def test_missing_dataset_names_env_var(tmp_path, monkeypatch):
     monkeypatch.setenv("FASTREID_DATASETS", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="FASTREID_DATASETS"):
         load_reid_dataset("DukeMTMC")
-    with pytest.raises(KeyError, match="unknown dataset 'Market1502'"):
+    with pytest.raises(KeyError, match="unknown DATASETS.NAMES/TESTS entry 'Market1502'"):
         load_reid_dataset("Market1502")
 
 
 def test_auto_device_and_amp_are_resolved_for_cpu():
-    cfg = build_adasp_cfg(str(PROJECT / "configs" / "Market1501" / "mgn_R50-ibn_adasp.yml"))
+    cfg = build_cfg(add_adasp_config, str(PROJECT / "configs" / "Market1501" / "mgn_R50-ibn_adasp.yml"),
+                    framework="fastreid")
     assert cfg.MODEL.DEVICE in ("cpu", "cuda")
     if cfg.MODEL.DEVICE == "cpu":
         assert not cfg.SOLVER.AMP.ENABLED
@@ -113,7 +115,7 @@ EXPECTED = {
 def test_dataset_configs_carry_the_official_hyperparameters(name):
     arch, losses = ARCH_LOSSES[Path(name).stem]
     scale, temp, sampler, batch, k, size = EXPECTED[name]
-    cfg = build_adasp_cfg(str(PROJECT / "configs" / name), ["MODEL.DEVICE", "cpu"])
+    cfg = build_cfg(add_adasp_config, str(PROJECT / "configs" / name), ["MODEL.DEVICE", "cpu"], framework="fastreid")
     assert cfg.MODEL.META_ARCHITECTURE == arch
     assert tuple(cfg.MODEL.LOSSES.NAME) == losses
     adasp_cfg = cfg.MODEL.LOSSES.ADASP
@@ -154,6 +156,6 @@ def test_vehicleid_split_seed_makes_the_random_split_reproducible(tmp_path, monk
     assert len(first.gallery) == 20 and len(first.query) == 60  # one gallery image per vehicle id
     other = load_reid_dataset("SmallVehicleID", split_seed=1)
     assert [g[0] for g in other.gallery] != [g[0] for g in first.gallery]
-    cfg = build_adasp_cfg(str(PROJECT / "configs" / "VehicleID" / "bagtricks_R50-ibn_adasp.yml"),
-                          ["MODEL.DEVICE", "cpu"])
+    cfg = build_cfg(add_adasp_config, str(PROJECT / "configs" / "VehicleID" / "bagtricks_R50-ibn_adasp.yml"),
+                    ["MODEL.DEVICE", "cpu"], framework="fastreid")
     assert cfg.TEST.SPLIT_SEED == 0

@@ -15,7 +15,7 @@ from typing import Dict, Iterable
 import torch
 from fastreid.modeling.meta_arch import META_ARCH_REGISTRY, MGN, Baseline
 
-from adasp.loss import SparsePairLoss
+from adasp.modeling.loss import SparsePairLoss
 
 __all__ = ["ADASP_LOSS_NAME", "FASTREID_LOSS_NAMES", "AdaSPBaseline", "AdaSPMGN", "check_loss_names"]
 
