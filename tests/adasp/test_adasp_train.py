@@ -88,50 +88,6 @@ def test_auto_device_and_amp_are_resolved_for_cpu():
         assert not cfg.SOLVER.AMP.ENABLED
 
 
-ARCH_LOSSES = {
-    "mgn_R50-ibn_adasp": ("AdaSPMGN", ("AdaSPLoss",)),
-    "mgn_R50-ibn_ce_adasp": ("AdaSPMGN", ("CrossEntropyLoss", "AdaSPLoss")),
-    "sbs_R50-ibn_adasp": ("AdaSPBaseline", ("AdaSPLoss",)),
-    "sbs_R50-ibn_ce_adasp": ("AdaSPBaseline", ("CrossEntropyLoss", "AdaSPLoss")),
-    "bagtricks_R50-ibn_adasp": ("AdaSPBaseline", ("AdaSPLoss",)),
-    "bagtricks_R50-ibn_ce_adasp": ("AdaSPBaseline", ("CrossEntropyLoss", "AdaSPLoss")),
-}
-# config: (ADASP.SCALE, ADASP.TEMP, sampler, IMS_PER_BATCH, NUM_INSTANCE, SIZE_TRAIN)
-EXPECTED = {
-    "Market1501/mgn_R50-ibn_adasp.yml": (1.0, 0.04, "BalancedIdentitySampler", 128, 8, [384, 128]),
-    "Market1501/mgn_R50-ibn_ce_adasp.yml": (0.1, 0.04, "BalancedIdentitySampler", 128, 8, [256, 128]),
-    "DukeMTMC/mgn_R50-ibn_adasp.yml": (1.0, 0.04, "BalancedIdentitySampler", 128, 8, [384, 128]),
-    "DukeMTMC/mgn_R50-ibn_ce_adasp.yml": (0.1, 0.04, "BalancedIdentitySampler", 128, 8, [256, 128]),
-    "MSMT17/mgn_R50-ibn_adasp.yml": (1.0, 0.04, "NaiveIdentitySampler", 128, 8, [384, 128]),
-    "MSMT17/mgn_R50-ibn_ce_adasp.yml": (0.1, 0.04, "NaiveIdentitySampler", 128, 8, [256, 128]),
-    "VeRi/sbs_R50-ibn_adasp.yml": (1.0, 0.05, "BalancedIdentitySampler", 128, 8, [256, 256]),
-    "VeRi/sbs_R50-ibn_ce_adasp.yml": (0.5, 0.05, "BalancedIdentitySampler", 128, 8, [256, 256]),
-    "VehicleID/bagtricks_R50-ibn_adasp.yml": (1.0, 0.05, "NaiveIdentitySampler", 512, 8, [256, 256]),
-    "VehicleID/bagtricks_R50-ibn_ce_adasp.yml": (0.5, 0.05, "NaiveIdentitySampler", 512, 8, [256, 256]),
-}
-
-
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_dataset_configs_carry_the_official_hyperparameters(name):
-    arch, losses = ARCH_LOSSES[Path(name).stem]
-    scale, temp, sampler, batch, k, size = EXPECTED[name]
-    cfg = build_cfg(add_adasp_config, str(PROJECT / "configs" / name), ["MODEL.DEVICE", "cpu"], framework="fastreid")
-    assert cfg.MODEL.META_ARCHITECTURE == arch
-    assert tuple(cfg.MODEL.LOSSES.NAME) == losses
-    adasp_cfg = cfg.MODEL.LOSSES.ADASP
-    assert (adasp_cfg.SCALE, adasp_cfg.TEMP, adasp_cfg.TYPE) == (scale, temp, "adasp")
-    assert cfg.DATALOADER.SAMPLER_TRAIN == sampler
-    assert (cfg.SOLVER.IMS_PER_BATCH, cfg.DATALOADER.NUM_INSTANCE) == (batch, k)
-    assert list(cfg.INPUT.SIZE_TRAIN) == size
-    assert cfg.MODEL.BACKBONE.WITH_IBN and cfg.MODEL.BACKBONE.DEPTH == "50x"
-    assert cfg.SOLVER.MAX_EPOCH == 60 and cfg.SOLVER.OPT == "Adam"
-    if arch == "AdaSPMGN":
-        assert cfg.MODEL.HEADS.EMBEDDING_DIM == 256 and cfg.MODEL.HEADS.NECK_FEAT == "after"
-        assert cfg.SOLVER.SCHED == "CosineAnnealingLR" and cfg.SOLVER.DELAY_EPOCHS == 30
-        assert cfg.SOLVER.WARMUP_ITERS == (1000 if name.startswith("MSMT17") else 500)
-        assert cfg.SOLVER.FREEZE_ITERS == 500
-
-
 def _fake_vehicleid(root: Path) -> None:
     base = root / "vehicleid"
     (base / "image").mkdir(parents=True)
