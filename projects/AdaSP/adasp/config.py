@@ -36,7 +36,7 @@ def add_adasp_config(cfg: CN) -> CN:
     # Workers of the test loader (fastreid hard-codes 4, too many on a 2-core machine).
     _C.TEST.NUM_WORKERS = 2
     # Seed of the random query/gallery split that fastreid draws when it loads a test set (VehicleID: one
-    # image per id goes to the gallery); -1 keeps fastreid's unseeded behaviour (a new split every evaluation).
+    # image per id goes to the gallery); -1 keeps fastreid's unseeded behaviour (a new split each time).
     _C.TEST.SPLIT_SEED = -1
     return cfg
 

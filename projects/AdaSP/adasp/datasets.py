@@ -2,7 +2,8 @@
 checked Market-1501-style file names, and the embedded synthetic set.
 
 * :func:`load_reid_dataset` -- a ``DATASETS.NAMES`` / ``DATASETS.TESTS`` entry as a fastreid dataset; a
-  missing folder names the dataset, the path and the environment variable, an unknown name lists the known ones.
+  missing folder names the dataset, the path and the environment variable; an unknown name lists the
+  known ones.
 * Market-1501 and DukeMTMC-reID are read by :class:`StrictMarket1501` / :class:`StrictDukeMTMC`: fastreid's
   loaders with a file-name parser that names the file and the expected pattern when a name does not parse or
   its person id / camera is out of range (fastreid fails with ``'NoneType' object has no attribute 'groups'``

@@ -1,6 +1,6 @@
 """``AdaSPTrainer``: fastreid's ``DefaultTrainer`` with this project's evaluator, atomic checkpoints,
-``SEED``, datasets read from ``$FASTREID_DATASETS`` at call time (fastreid reads the variable once, at import),
-and test sets and schedule lengths checked before the first iteration."""
+``SEED``, datasets read from ``$FASTREID_DATASETS`` at call time (fastreid reads the variable once, at
+import), and test sets and schedule lengths checked before the first iteration."""
 from __future__ import annotations
 
 import logging
