@@ -62,8 +62,13 @@ def _check_schedule(cfg: CN) -> None:
     check_range(cfg, "SOLVER.WARMUP_ITERS", low=0)
     check_range(cfg, "SOLVER.DELAY_EPOCHS", low=0)
     solver = cfg.SOLVER
-    if solver.SCHED == "CosineAnnealingLR" and solver.MAX_EPOCH <= solver.DELAY_EPOCHS:
-        # fastreid/solver/build.py: T_max = MAX_EPOCH - max(warm-up epochs, DELAY_EPOCHS) would be <= 0
+    # fastreid/solver/build.py: the cosine part lasts T_max = MAX_EPOCH - max(warm-up epochs, DELAY_EPOCHS)
+    # epochs and divides by zero when T_max = 0; any warm-up lasts at least one epoch.
+    min_warmup_epochs = 1 if solver.WARMUP_ITERS > 0 else 0
+    shortest = max(min_warmup_epochs, solver.DELAY_EPOCHS)
+    if solver.SCHED == "CosineAnnealingLR" and solver.MAX_EPOCH <= shortest:
         raise ConfigValueError("SOLVER.MAX_EPOCH", solver.MAX_EPOCH,
-                               f"must exceed SOLVER.DELAY_EPOCHS={solver.DELAY_EPOCHS} with SOLVER.SCHED "
-                               "CosineAnnealingLR (the cosine part would have no epoch)")
+                               f"must exceed SOLVER.DELAY_EPOCHS={solver.DELAY_EPOCHS} and the warm-up "
+                               f"(SOLVER.WARMUP_ITERS={solver.WARMUP_ITERS}: at least {min_warmup_epochs} "
+                               "epoch) with SOLVER.SCHED CosineAnnealingLR (the cosine part would have no "
+                               "epoch)")
