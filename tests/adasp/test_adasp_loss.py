@@ -18,7 +18,7 @@ def _lse(values):
 
 
 def reference_loss(features, labels, tau, loss_type, eps=1e-12):
-    """Per-class loops over the formulas of the spec, in float64 numpy."""
+    """Per-class loops over the paper's formulas (with the official code's choices), in float64 numpy."""
     feats = np.asarray(features, dtype=np.float64)
     feats = feats / np.linalg.norm(feats, axis=1, keepdims=True)
     sim = feats @ feats.T
