@@ -793,9 +793,6 @@ PRESETS = {
 
 #: keys of the official fork that FastReID 1.4.0 does not have, and why leaving them out changes no result
 NOT_IN_FASTREID = {
-    "MODEL.HEADS.CLS_ENABLE": "False (VeRi / VehicleID metric-only presets) builds no classifier; here the "
-                              "classifier is built but receives no gradient, so training is the same -- the "
-                              "checkpoint only holds one unused matrix more",
     "MODEL.BACKBONE.EXTRA_BN": "the official presets set False, i.e. no extra BN layer: fastreid's backbone",
 }
 

@@ -8,7 +8,8 @@ from torch import nn
 import adasp  # noqa: F401  (registers the architectures)
 from adasp.config import add_adasp_config
 from adasp.modeling.loss import sparse_pair_loss
-from adasp.modeling.meta_arch import AdaSPBaseline, AdaSPMGN, check_loss_names
+from adasp.modeling.meta_arch import (AdaSPBaseline, AdaSPMGN, FeatureOnlyEmbeddingHead,
+                                      check_loss_names)
 from fastreid.modeling.meta_arch import META_ARCH_REGISTRY, build_model
 from fastreid.utils.events import EventStorage
 from shared.engine import build_cfg
@@ -171,3 +172,43 @@ def test_trainer_optimizer_actually_updates_weights():
     assert weight_change(AdaSPTrainer.build_optimizer) > 1e-5
     # The upstream default (contiguous=True) gives exactly 0 here with fastreid 1.4.0 + torch 2.x; not
     # asserted, so that a global fix in shared.compat does not break this test.
+
+
+def test_cls_enable_false_builds_no_classifier():
+    """MODEL.HEADS.CLS_ENABLE False (official VeRi / VehicleID metric-only presets): no classifier matrix."""
+    cfg = build_cfg(add_adasp_config, opts=SMALL_BASELINE + ["MODEL.META_ARCHITECTURE", "AdaSPBaseline",
+                                                             "MODEL.LOSSES.NAME", '("AdaSPLoss",)',
+                                                             "MODEL.HEADS.CLS_ENABLE", "False",
+                                                             "MODEL.HEADS.NECK_FEAT", "after"],
+                    framework="fastreid")
+    model = build_model(cfg).train()
+    assert isinstance(model.heads, FeatureOnlyEmbeddingHead)
+    with_classifier = build_model(build_cfg(add_adasp_config, opts=SMALL_BASELINE + [
+        "MODEL.META_ARCHITECTURE", "AdaSPBaseline", "MODEL.LOSSES.NAME", '("AdaSPLoss",)'],
+        framework="fastreid"))
+    assert ({n for n, _ in with_classifier.named_parameters()} - {n for n, _ in model.named_parameters()}
+            == {"heads.weight"})
+    images = torch.rand(8, 3, 32, 16) * 255  # fastreid normalises its input in place: pass copies
+    with EventStorage(0):
+        losses = model({"images": images.clone(), "targets": _labels()})
+    assert list(losses) == ["loss_adasp"]
+    model.eval()
+    with torch.no_grad():
+        assert model({"images": images.clone()}).shape == (8, 512)
+    model.train()
+    with torch.no_grad(), EventStorage(0):  # the loss is computed on the BNNeck output ("after")
+        again = model({"images": images.clone(), "targets": _labels()})["loss_adasp"]
+        neck = model.heads(model.backbone(model.preprocess_image({"images": images.clone()})))["features"]
+    assert again.item() == pytest.approx(sparse_pair_loss(neck, _labels(), 0.05).item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("opts, message", [
+    (["MODEL.META_ARCHITECTURE", "AdaSPBaseline", "MODEL.LOSSES.NAME", '("CrossEntropyLoss", "AdaSPLoss")'],
+     r"needs MODEL\.LOSSES\.NAME=\('AdaSPLoss',\)"),
+    (["MODEL.META_ARCHITECTURE", "AdaSPMGN", "MODEL.LOSSES.NAME", '("AdaSPLoss",)'],
+     "is supported by AdaSPBaseline only, not AdaSPMGN"),
+])
+def test_cls_enable_false_is_refused_where_it_cannot_work(opts, message):
+    with pytest.raises(ValueError, match=r"^MODEL\.HEADS\.CLS_ENABLE=False: " + message):
+        build_cfg(add_adasp_config, opts=SMALL_BASELINE + opts + ["MODEL.HEADS.CLS_ENABLE", "False"],
+                  framework="fastreid")

@@ -29,6 +29,9 @@ def add_adasp_config(cfg: CN) -> CN:
     _C.MODEL.LOSSES.ADASP.TEMP = 0.05
     # Positive similarity of each class: "adasp" (adaptive mix), "sp-h" (hardest), "sp-lh" (least hard).
     _C.MODEL.LOSSES.ADASP.TYPE = "adasp"
+    # Build the identity classifier of the head (key and default of the official AdaSP fork); False (its
+    # VeRi / VehicleID metric-only presets): no classifier, AdaSPBaseline with AdaSPLoss alone.
+    _C.MODEL.HEADS.CLS_ENABLE = True
 
     # Seed of Python, numpy and torch (+ the process rank); < 0 draws a fresh one. FastReID has no such key
     # and seeds nothing; detectron2's SEED has the same meaning.
@@ -52,6 +55,21 @@ def _check_adasp_loss(cfg: CN) -> None:
     if not isinstance(loss_type, str) or loss_type.lower() not in POSITIVE_RULES:
         raise ConfigValueError("MODEL.LOSSES.ADASP.TYPE", loss_type,
                                f"must be one of {sorted(POSITIVE_RULES)}")
+
+
+@config_check(add_adasp_config)
+def _check_classifier(cfg: CN) -> None:
+    """Without a classifier only the sparse pairwise loss can train, and only AdaSPBaseline can drop it."""
+    if cfg.MODEL.HEADS.CLS_ENABLE:
+        return
+    names = tuple(cfg.MODEL.LOSSES.NAME)
+    if names != ("AdaSPLoss",):
+        raise ConfigValueError("MODEL.HEADS.CLS_ENABLE", False,
+                               f"needs MODEL.LOSSES.NAME=('AdaSPLoss',), got {names} (the other losses of "
+                               "fastreid's Baseline read the classifier's logits)")
+    if cfg.MODEL.META_ARCHITECTURE != "AdaSPBaseline":
+        raise ConfigValueError("MODEL.HEADS.CLS_ENABLE", False,
+                               f"is supported by AdaSPBaseline only, not {cfg.MODEL.META_ARCHITECTURE}")
 
 
 @config_check(add_adasp_config)
