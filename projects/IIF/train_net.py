@@ -8,7 +8,7 @@ mask_rcnn_R_50_FPN_iif_raw_1x.yaml --num-gpus 4 MODEL.WEIGHTS /path/to/R-50.pkl
 """
 import iif  # noqa: F401  (compat layer first; registers IIFROIHeads)
 from iif.config import add_iif_config
-from iif.data import prepare_cfg
+from iif.datasets import prepare_cfg
 from iif.trainer import IIFTrainer
 
 from shared.engine import default_argument_parser, launch_from_args, setup, train_or_evaluate

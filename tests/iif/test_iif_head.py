@@ -12,7 +12,7 @@ from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 
 from iif.config import add_iif_config
-from iif.fast_rcnn import IIFOutputLayers, NormedLinear
+from iif.modeling.fast_rcnn import IIFOutputLayers, NormedLinear
 
 NUM_CLASSES = 3
 SYNTHETIC_BASE = Path(__file__).resolve().parents[2] / "projects/IIF/configs/synthetic/Base-IIF-Synthetic.yaml"

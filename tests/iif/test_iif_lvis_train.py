@@ -67,7 +67,41 @@ def test_trainer_test_writes_lvis_metrics_and_record(tiny_lvis, tmp_path):
         assert {"AP", "APr", "APc", "APf"} <= set(results[task])
     record = json.loads((tmp_path / "iif_evaluation.json").read_text())
     assert record["iif_variant"] == "raw" and record["mask_threshold"] == 0.5
+    assert record["num_images"] == tiny_lvis[3].num_val_images
     assert 0 <= record["mean_detections_per_image"] <= 20
+    assert record["results"]["bbox"]["AP"] == results["bbox"]["AP"]
+
+
+def test_iif_evaluator_counts_detections_per_image_from_the_outputs(tiny_lvis, tmp_path):
+    """The record's mean is the hand count of the outputs' instances: (3 + 0 + 1) / 3 images."""
+    from detectron2.evaluation import DatasetEvaluator
+
+    from iif.evaluation import IIFEvaluator
+
+    class Metrics(DatasetEvaluator):
+        def reset(self):
+            self.seen = 0
+
+        def process(self, inputs, outputs):
+            self.seen += len(outputs)
+
+        def evaluate(self):
+            return {"bbox": {"AP": 12.5, "seen": self.seen}}
+
+    cfg = tiny_cfg(tiny_lvis, tmp_path)
+    evaluator = IIFEvaluator(cfg, Metrics(), distributed=False)
+    evaluator.reset()
+    outputs = [{"instances": Instances((8, 8), scores=torch.ones(n))} for n in (3, 0, 1)]
+    evaluator.process([{"image_id": i} for i in range(3)], outputs)
+    assert evaluator.evaluate() == {"bbox": {"AP": 12.5, "seen": 3}}
+    record = json.loads((tmp_path / "iif_evaluation.json").read_text())
+    assert record["num_images"] == 3 and record["mean_detections_per_image"] == pytest.approx(4 / 3)
+    assert record["results"] == {"bbox": {"AP": 12.5, "seen": 3}}
+    assert record["nms_thresh_test"] == cfg.MODEL.ROI_HEADS.NMS_THRESH_TEST
+    evaluator.reset()  # a second evaluation starts from zero
+    evaluator.process([{"image_id": 0}], outputs[:1])
+    evaluator.evaluate()
+    assert json.loads((tmp_path / "iif_evaluation.json").read_text())["mean_detections_per_image"] == 3
 
 
 def _gt_as_predictions(dataset_dicts, drop_classes=()):
@@ -117,7 +151,7 @@ def test_lvis_evaluator_perfect_predictions_and_frequency_groups(tiny_lvis):
 
 
 def test_missing_lvis_files_name_the_path_and_env_var():
-    from iif.data import prepare_datasets
+    from iif.datasets import prepare_datasets
 
     with pytest.raises(FileNotFoundError, match="lvis_v1_val.*lvis_v1_val.json.*DETECTRON2_DATASETS"):
         prepare_datasets(["lvis_v1_val"])

@@ -34,6 +34,8 @@ import torch
 from fvcore.common.registry import Registry
 from scipy.special import ndtri
 
+from shared.registry import register_as
+
 __all__ = [
     "IIF_VARIANTS",
     "ClassCounts",
@@ -57,53 +59,43 @@ _SINGULAR_AT_N = frozenset({"rel", "normit", "gombit"})
 OBJ_SUFFIX = "_obj"
 
 
-def _register_variant(name: str) -> Callable:
-    """Register a variant function under ``name`` (fvcore's decorator would use the function name)."""
-
-    def decorator(fn: Callable[[np.ndarray, float], np.ndarray]) -> Callable[[np.ndarray, float], np.ndarray]:
-        IIF_VARIANTS._do_register(name, fn)
-        return fn
-
-    return decorator
-
-
-@_register_variant("raw")
+@register_as(IIF_VARIANTS, "raw")
 def raw_iif(n: np.ndarray, total: float) -> np.ndarray:
     """w_c = ln(N / n_c)."""
     return np.log(total / n)
 
 
-@_register_variant("smooth")
+@register_as(IIF_VARIANTS, "smooth")
 def smooth_iif(n: np.ndarray, total: float) -> np.ndarray:
     """w_c = ln((N + 1) / (n_c + 1)) + 1."""
     return np.log((total + 1.0) / (n + 1.0)) + 1.0
 
 
-@_register_variant("rel")
+@register_as(IIF_VARIANTS, "rel")
 def relative_iif(n: np.ndarray, total: float) -> np.ndarray:
     """w_c = ln((N - n_c) / n_c) (official CSV column ``prob``)."""
     return np.log((total - n) / n)
 
 
-@_register_variant("normit")
+@register_as(IIF_VARIANTS, "normit")
 def normit_iif(n: np.ndarray, total: float) -> np.ndarray:
     """w_c = -Phi^{-1}(n_c / N), Phi^{-1} the inverse standard-normal CDF."""
     return -ndtri(n / total)
 
 
-@_register_variant("gombit")
+@register_as(IIF_VARIANTS, "gombit")
 def gombit_iif(n: np.ndarray, total: float) -> np.ndarray:
     """w_c = -ln(-ln(1 - n_c / N))."""
     return -np.log(-np.log1p(-n / total))
 
 
-@_register_variant("base2")
+@register_as(IIF_VARIANTS, "base2")
 def base2_iif(n: np.ndarray, total: float) -> np.ndarray:
     """w_c = log2(N / n_c)."""
     return np.log2(total / n)
 
 
-@_register_variant("base10")
+@register_as(IIF_VARIANTS, "base10")
 def base10_iif(n: np.ndarray, total: float) -> np.ndarray:
     """w_c = log10(N / n_c)."""
     return np.log10(total / n)

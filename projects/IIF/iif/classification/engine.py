@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from iif.classification.modeling import IIFLogitScaler, classifier_layer
+from iif.modeling.classifiers import IIFLogitScaler, classifier_layer
 
 __all__ = ["decoupled_retrain", "evaluate", "train_one_epoch"]
 
