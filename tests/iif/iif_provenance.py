@@ -1,0 +1,232 @@
+"""Where every value of every IIF preset comes from: the official IIF repository (kostas1515/iif, mmdet 2.15)
+file and line, or its training log, or "ours" with the reason (no official counterpart).
+
+``tests/iif/test_iif_presets.py`` holds each preset's resolved config against these rows, and checks that
+no key a preset changes from the detectron2 + IIF defaults is missing here; ``markdown_table()`` prints the
+table shown in projects/IIF/README.md. Paths are relative to the official repository's
+``instance_segmentation/`` (detection) or ``classification/`` folder.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Tuple
+
+Row = Tuple[str, Any, str]  # (config key, value, source -- "ours: <why>" when there is no official value)
+
+OURS = "ours: "
+M = "configs/_base_/models/mask_rcnn_r50_fpn.py"
+L1 = "configs/lvis/mask_rcnn_r50_fpn_sample1e-3_mstrain_1x_lvis_v1.py"
+DS = "configs/_base_/datasets/lvis_v1_instance.py"
+S1 = "configs/_base_/schedules/schedule_1x.py"
+S2 = "configs/_base_/schedules/schedule_2x.py"
+LOG = "experiments/iif/iif_r50_4x4_1x/20220825_181618.log"
+LOG_RFS = "experiments/fasa_iof_base10_r50_rfs_cos_norm_4x4_2x/20220825_184525.log"
+FASA = "configs/fasa/fasa_iof_base10_r50_rfs_cos_norm_4x4_2x.py"
+NORMED = "mmdet/models/utils/normed_predictor.py"
+IIF_LOSS = "mmdet/models/losses/iif_loss.py"
+
+FPN_LEVELS = ["p2", "p3", "p4", "p5"]
+
+#: rows shared by every LVIS preset
+COMMON: List[Row] = [
+    ("MODEL.META_ARCHITECTURE", "GeneralizedRCNN", f"{M}:3 (MaskRCNN)"),
+    ("MODEL.MASK_ON", True, f"{M}:3 (MaskRCNN)"),
+    ("MODEL.BACKBONE.NAME", "build_resnet_fpn_backbone", f"{M}:4-18 (ResNet + FPN)"),
+    ("MODEL.BACKBONE.FREEZE_AT", 2, f"{M}:9 (frozen_stages=1: stem and first stage)"),
+    ("MODEL.RESNETS.DEPTH", 50, f"{M}:6"),
+    ("MODEL.RESNETS.OUT_FEATURES", ["res2", "res3", "res4", "res5"], f"{M}:8 (out_indices 0-3)"),
+    ("MODEL.RESNETS.NORM", "FrozenBN", OURS + f"official BN with norm_eval=True ({M}:10-11) freezes the "
+     "statistics but trains the affine parameters; detectron2's FrozenBN freezes both"),
+    ("MODEL.FPN.IN_FEATURES", ["res2", "res3", "res4", "res5"], f"{M}:16"),
+    ("MODEL.FPN.OUT_CHANNELS", 256, f"{M}:17"),
+    ("MODEL.ANCHOR_GENERATOR.SIZES", [[32], [64], [128], [256], [512]], f"{M}:25,27 (scale 8 x strides 4-64)"),
+    ("MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS", [[0.5, 1.0, 2.0]], f"{M}:26"),
+    ("MODEL.RPN.IN_FEATURES", FPN_LEVELS + ["p6"], f"{M}:27 (strides 4-64)"),
+    ("MODEL.RPN.BATCH_SIZE_PER_IMAGE", 256, f"{M}:81"),
+    ("MODEL.RPN.POSITIVE_FRACTION", 0.5, f"{M}:82"),
+    ("MODEL.RPN.PRE_NMS_TOPK_TRAIN", 2000, f"{M}:89"),
+    ("MODEL.RPN.POST_NMS_TOPK_TRAIN", 1000, f"{M}:90"),
+    ("MODEL.RPN.NMS_THRESH", 0.7, f"{M}:91"),
+    ("MODEL.RPN.PRE_NMS_TOPK_TEST", 1000, f"{M}:112"),
+    ("MODEL.RPN.POST_NMS_TOPK_TEST", 1000, f"{M}:113"),
+    ("MODEL.ROI_HEADS.NAME", "IIFROIHeads", OURS + f"StandardRoIHead ({M}:36) hosting the IIF box predictor; "
+     "with IIF off it is the plain softmax head"),
+    ("MODEL.ROI_HEADS.IN_FEATURES", FPN_LEVELS, f"{M}:41 (strides 4-32)"),
+    ("MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", 512, f"{M}:103"),
+    ("MODEL.ROI_HEADS.POSITIVE_FRACTION", 0.25, f"{M}:104"),
+    ("MODEL.ROI_HEADS.NUM_CLASSES", 1203, f"{L1}:8"),
+    ("MODEL.ROI_HEADS.SCORE_THRESH_TEST", 0.0001, f"{L1}:11"),
+    ("TEST.DETECTIONS_PER_IMAGE", 300, f"{L1}:13"),
+    ("MODEL.ROI_BOX_HEAD.NAME", "FastRCNNConvFCHead", f"{M}:43 (Shared2FCBBoxHead)"),
+    ("MODEL.ROI_BOX_HEAD.NUM_FC", 2, f"{M}:43 (Shared2FCBBoxHead)"),
+    ("MODEL.ROI_BOX_HEAD.FC_DIM", 1024, f"{M}:45"),
+    ("MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION", 7, f"{M}:39"),
+    ("MODEL.ROI_BOX_HEAD.POOLER_SAMPLING_RATIO", 0, f"{M}:39"),
+    ("MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS", (10.0, 10.0, 5.0, 5.0), f"{M}:51 (target_stds 0.1, 0.1, 0.2, 0.2)"),
+    ("MODEL.ROI_MASK_HEAD.NUM_CONV", 4, f"{M}:63"),
+    ("MODEL.ROI_MASK_HEAD.CONV_DIM", 256, f"{M}:65"),
+    ("MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION", 14, f"{M}:58"),
+    ("MODEL.ROI_BOX_HEAD.IIF.COUNT_SOURCE", "json", OURS + f"the official loss reads lvis_files/idf_1204.csv "
+     f"({IIF_LOSS}:22,47); the same weights are computed from the training json's counts"),
+    ("MODEL.ROI_BOX_HEAD.IIF.BG_WEIGHT", 1.0, f"{IIF_LOSS}:49"),
+    ("MODEL.ROI_BOX_HEAD.IIF.NORM_P", 0.0, f"{IIF_LOSS}:47-50 (no normalisation)"),
+    ("MODEL.DEVICE", "auto", OURS + "CUDA when available, else CPU"),
+    ("MODEL.WEIGHTS", "", OURS + "the ImageNet R-50 is a local file passed on the command line (no downloads)"),
+    ("DATASETS.TRAIN", ("lvis_v1_train",), f"{DS}:14"),
+    ("DATASETS.TEST", ("lvis_v1_val",), f"{DS}:18"),
+    ("INPUT.MIN_SIZE_TRAIN", (640, 672, 704, 736, 768, 800), f"{L1}:21-22"),
+    ("INPUT.MIN_SIZE_TRAIN_SAMPLING", "choice", f"{L1}:23 (multiscale_mode='value')"),
+    ("INPUT.MAX_SIZE_TRAIN", 1333, f"{L1}:21"),
+    ("INPUT.MIN_SIZE_TEST", 800, "configs/_base_/datasets/coco_instance.py:20"),
+    ("INPUT.MAX_SIZE_TEST", 1333, "configs/_base_/datasets/coco_instance.py:20"),
+    ("INPUT.RANDOM_FLIP", "horizontal", f"{L1}:25 (flip_ratio 0.5)"),
+    ("SOLVER.IMS_PER_BATCH", 16, f"{DS}:6 (4 images per GPU) x 4 GPUs ({LOG}:299)"),
+    ("SOLVER.BASE_LR", 0.02, f"{S1}:2"),
+    ("SOLVER.MOMENTUM", 0.9, f"{S1}:2"),
+    ("SOLVER.WEIGHT_DECAY", 0.0001, f"{S1}:2"),
+    ("SOLVER.LR_SCHEDULER_NAME", "WarmupMultiStepLR", f"{S1}:6 (policy 'step')"),
+    ("SOLVER.GAMMA", 0.1, f"{S1}:6 (mmcv's step policy, gamma 0.1)"),
+    ("SOLVER.WARMUP_METHOD", "linear", f"{S1}:7"),
+    ("SOLVER.WARMUP_ITERS", 500, f"{S1}:8"),
+    ("SOLVER.WARMUP_FACTOR", 0.001, f"{S1}:9"),
+    ("DATALOADER.NUM_WORKERS", 4, f"{DS}:7"),
+    ("DATALOADER.REPEAT_THRESHOLD", 0.001, f"{DS}:11"),
+    ("TEST.EVAL_PERIOD", 0, f"{L1}:33 (evaluate after the last epoch)"),
+]
+
+TORCHVISION: List[Row] = [
+    ("MODEL.PIXEL_MEAN", [123.675, 116.28, 103.53], f"{L1}:14-15"),
+    ("MODEL.PIXEL_STD", [58.395, 57.12, 57.375], f"{L1}:15"),
+    ("INPUT.FORMAT", "RGB", f"{L1}:15 (to_rgb=True)"),
+    ("MODEL.RESNETS.STRIDE_IN_1X1", False, f"{M}:12 (style='pytorch'), torchvision weights ({M}:13)"),
+]
+
+MSRA: List[Row] = [
+    ("MODEL.PIXEL_MEAN", [103.53, 116.28, 123.675], OURS + "detectron2's MSRA R-50.pkl convention (BGR means)"),
+    ("MODEL.PIXEL_STD", [1.0, 1.0, 1.0], OURS + "detectron2's MSRA R-50.pkl convention (no std division)"),
+    ("INPUT.FORMAT", "BGR", OURS + "detectron2's MSRA R-50.pkl convention"),
+    ("MODEL.RESNETS.STRIDE_IN_1X1", True, OURS + "MSRA ResNets stride in the 1x1 conv"),
+]
+
+
+def _schedule(epochs: int, rfs: bool, official: str, sampler_line: str) -> List[Row]:
+    """Epoch-based official schedule -> iterations: iterations per epoch from the official log."""
+    per_epoch, log = (7674, f"{LOG_RFS}:387") if rfs else (6213, f"{LOG}:350")
+    steps = (8, 11) if epochs == 12 else (16, 22)
+    sched = S1 if epochs == 12 else S2
+    rows: List[Row] = [
+        ("SOLVER.MAX_ITER", epochs * per_epoch, f"{sched}:11 ({epochs} epochs) x {per_epoch} it/epoch ({log})"),
+        ("SOLVER.STEPS", tuple(s * per_epoch for s in steps), f"{sched}:10 (epochs {steps[0]}, {steps[1]}) x "
+         f"{per_epoch} it/epoch ({log})"),
+        ("SOLVER.CHECKPOINT_PERIOD", per_epoch, "configs/_base_/default_runtime.py:1 (every epoch)"),
+    ]
+    if rfs:
+        rows.append(("DATALOADER.SAMPLER_TRAIN", "RepeatFactorTrainingSampler",
+                     f"{DS}:10-11 (ClassBalancedDataset, oversample_thr 1e-3; {official} {sampler_line})"))
+    else:
+        rows.append(("DATALOADER.SAMPLER_TRAIN", "TrainingSampler",
+                     f"{official}:{sampler_line} (oversample_thr=0.0: every repeat factor 1)"))
+    return rows
+
+
+def _softmax(official: str, lines: str) -> List[Row]:
+    return [
+        ("MODEL.ROI_BOX_HEAD.IIF.ENABLED", False, f"{official}:{lines.split('-')[0]} (CrossEntropyLoss)"),
+        ("MODEL.ROI_BOX_HEAD.CLS_PREDICTOR", "linear", "mmdet/models/roi_heads/bbox_heads/bbox_head.py:34"),
+        ("MODEL.ROI_BOX_HEAD.CLS_INIT", "softmax_baseline", f"{official}:{lines.split('-')[-1]} "
+         "(constant 0.001, bias -6.5)"),
+        ("MODEL.ROI_MASK_HEAD.NAME", "MaskRCNNConvUpsampleHead", f"{M}:62 (FCNMaskHead)"),
+        ("MODEL.ROI_HEADS.NMS_THRESH_TEST", 0.5, f"{M}:118"),
+    ]
+
+
+def _iif_linear(official: str, loss_line: int, variant: str) -> List[Row]:
+    return [
+        ("MODEL.ROI_BOX_HEAD.IIF.ENABLED", True, f"{official}:{loss_line} (IIFLoss)"),
+        ("MODEL.ROI_BOX_HEAD.IIF.VARIANT", variant, f"{official}:{loss_line}"),
+        ("MODEL.ROI_BOX_HEAD.CLS_PREDICTOR", "linear", "mmdet/models/roi_heads/bbox_heads/bbox_head.py:34"),
+        ("MODEL.ROI_BOX_HEAD.CLS_INIT", "iif", f"{official}:{loss_line + 1} (constant 0.001, bias 0)"),
+        ("MODEL.ROI_MASK_HEAD.NAME", "MaskRCNNConvUpsampleHead", f"{M}:62 (FCNMaskHead)"),
+        ("MODEL.ROI_HEADS.NMS_THRESH_TEST", 0.5, f"{M}:118"),
+    ]
+
+
+def _cosine(official: str, box_line: int, box_t: float, mask_line: int) -> List[Row]:
+    return [
+        ("MODEL.ROI_BOX_HEAD.CLS_PREDICTOR", "cosine", f"{official}:{box_line} (NormedLinear)"),
+        ("MODEL.ROI_BOX_HEAD.COSINE_SCALE", box_t, f"{official}:{box_line}"),
+        ("MODEL.ROI_BOX_HEAD.CLS_INIT", "default", f"{NORMED}:30-32 (normal std 0.01, bias 0)"),
+        ("MODEL.ROI_MASK_HEAD.NAME", "NormedMaskRCNNConvUpsampleHead", f"{official}:{mask_line} (NormedConv2d)"),
+        ("MODEL.ROI_MASK_HEAD.COSINE_SCALE", 20.0, f"{official}:{mask_line}"),
+    ]
+
+
+A = "configs/activations"
+SOFTMAX_COS_1X = f"{A}/r50_rfs_cos_norm_4x4_1x_softmax.py"
+SOFTMAX_COS_2X = f"{A}/r50_rfs_cos_norm_4x4_2x_softmax.py"
+RAW_COS = f"{A}/iif/iif_r50_rfs_cos_norm_4x4_1x.py"
+
+#: preset file name (under configs/LVIS-InstanceSegmentation/) -> (official config, its rows)
+LVIS_PRESETS: Dict[str, Tuple[str, List[Row]]] = {
+    "mask_rcnn_R_50_FPN_softmax_1x.yaml": (f"{A}/r50_4x4_1x_softmax.py", _softmax(
+        f"{A}/r50_4x4_1x_softmax.py", "8-9") + _schedule(12, False, f"{A}/r50_4x4_1x_softmax.py", "6")),
+    "mask_rcnn_R_50_FPN_softmax_2x.yaml": (f"{A}/r50_4x4_2x_softmax.py", _softmax(
+        f"{A}/r50_4x4_2x_softmax.py", "8-9") + _schedule(24, False, f"{A}/r50_4x4_2x_softmax.py", "6")),
+    "mask_rcnn_R_50_FPN_softmax_rfs_1x.yaml": (f"{A}/r50_rfs_4x4_1x_softmax.py", _softmax(
+        f"{A}/r50_rfs_4x4_1x_softmax.py", "8-9") + _schedule(12, True, f"{A}/r50_rfs_4x4_1x_softmax.py",
+                                                             "(no oversample_thr override)")),
+    "mask_rcnn_R_50_FPN_softmax_rfs_2x.yaml": (f"{A}/r50_rfs_4x4_2x_softmax.py", _softmax(
+        f"{A}/r50_rfs_4x4_2x_softmax.py", "7-8") + _schedule(24, True, f"{A}/r50_rfs_4x4_2x_softmax.py",
+                                                             "(no oversample_thr override)")),
+    "mask_rcnn_R_50_FPN_softmax_rfs_cos_norm_1x.yaml": (SOFTMAX_COS_1X, [
+        ("MODEL.ROI_BOX_HEAD.IIF.ENABLED", False, f"{SOFTMAX_COS_1X}:9 (CrossEntropyLoss)"),
+        ("MODEL.ROI_HEADS.NMS_THRESH_TEST", 0.5, f"{M}:118"),
+    ] + _cosine(SOFTMAX_COS_1X, 10, 20.0, 12) + _schedule(12, True, SOFTMAX_COS_1X, "(no override)")),
+    "mask_rcnn_R_50_FPN_softmax_rfs_cos_norm_2x.yaml": (SOFTMAX_COS_2X, [
+        ("MODEL.ROI_BOX_HEAD.IIF.ENABLED", False, f"{SOFTMAX_COS_2X}:9 (CrossEntropyLoss)"),
+        ("MODEL.ROI_HEADS.NMS_THRESH_TEST", 0.5, f"{M}:118"),
+    ] + _cosine(SOFTMAX_COS_2X, 10, 20.0, 12) + _schedule(24, True, SOFTMAX_COS_2X, "(no override)")),
+    "mask_rcnn_R_50_FPN_iif_raw_1x.yaml": (f"{A}/iif/iif_r50_4x4_1x.py", _iif_linear(
+        f"{A}/iif/iif_r50_4x4_1x.py", 7, "raw") + _schedule(12, False, f"{A}/iif/iif_r50_4x4_1x.py", "5")),
+    "mask_rcnn_R_50_FPN_iif_raw_2x.yaml": (f"{A}/iif/iif_r50_4x4_2x.py", _iif_linear(
+        f"{A}/iif/iif_r50_4x4_2x.py", 7, "raw") + _schedule(24, False, f"{A}/iif/iif_r50_4x4_2x.py", "5")),
+    "mask_rcnn_R_50_FPN_iif_raw_rfs_1x.yaml": (f"{A}/iif/iif_r50_rfs_4x4_1x.py", _iif_linear(
+        f"{A}/iif/iif_r50_rfs_4x4_1x.py", 5, "raw") + _schedule(12, True, f"{A}/iif/iif_r50_rfs_4x4_1x.py",
+                                                                "(no override)")),
+    "mask_rcnn_R_50_FPN_iif_raw_rfs_2x.yaml": (f"{A}/iif/iif_r50_rfs_4x4_2x.py", _iif_linear(
+        f"{A}/iif/iif_r50_rfs_4x4_2x.py", 7, "raw") + _schedule(24, True, f"{A}/iif/iif_r50_rfs_4x4_2x.py",
+                                                                "(line 5 commented out)")),
+    "mask_rcnn_R_50_FPN_iif_raw_rfs_cos_norm_1x.yaml": (RAW_COS, [
+        ("MODEL.ROI_BOX_HEAD.IIF.ENABLED", True, f"{RAW_COS}:7 (IIFLoss)"),
+        ("MODEL.ROI_BOX_HEAD.IIF.VARIANT", "raw", f"{RAW_COS}:7"),
+        ("MODEL.ROI_HEADS.NMS_THRESH_TEST", 0.5, f"{M}:118"),
+    ] + _cosine(RAW_COS, 8, 8.0, 10) + _schedule(12, True, RAW_COS, "line 5 (oversample_thr=0.001)")),
+    "mask_rcnn_R_50_FPN_iif_base10_obj_1x.yaml": (f"{A}/iif/variants/iif_base10_obj_r50_4x4_1x.py", _iif_linear(
+        f"{A}/iif/variants/iif_base10_obj_r50_4x4_1x.py", 7, "base10_obj")
+        + _schedule(12, False, f"{A}/iif/variants/iif_base10_obj_r50_4x4_1x.py", "5")),
+    "mask_rcnn_R_50_FPN_iif_base10_obj_rfs_cos_norm_2x.yaml": (FASA + " (FASA not implemented)", [
+        ("MODEL.ROI_BOX_HEAD.IIF.ENABLED", True, f"{FASA}:53 (FasaIIFLoss)"),
+        ("MODEL.ROI_BOX_HEAD.IIF.VARIANT", "base10_obj", f"{FASA}:56; {LOG_RFS}:87"),
+        ("MODEL.ROI_HEADS.NMS_THRESH_TEST", 0.3, f"{FASA}:128; {LOG_RFS}:159"),
+    ] + _cosine(FASA, 57, 8.0, 77) + _schedule(24, True, FASA, "line 178")),
+}
+
+
+def lvis_rows(preset: str, msra: bool = False) -> List[Row]:
+    """Every row of ``preset``: common, backbone (torchvision or MSRA), then the preset's own."""
+    return COMMON + (MSRA if msra else TORCHVISION) + LVIS_PRESETS[preset][1]
+
+
+CIFAR_README = "README.md (CIFAR-LT table and commands)"
+ILT_README = "README.md (ImageNet-LT table and commands)"
+PLT_README = "README.md (Places-LT commands)"
+
+#: classification presets (configs/classification/) -> (official command, rows); README = classification/README.md
+CLS_PRESETS: Dict[str, Tuple[str, List[Row]]] = {}
+
+
+def markdown_table(rows: List[Row]) -> str:
+    """The README's table of one preset: key | value | source (ours marked)."""
+    lines = ["| key | value | source |", "|---|---|---|"]
+    for key, value, source in rows:
+        lines.append(f"| `{key}` | `{value}` | {source} |")
+    return "\n".join(lines)
