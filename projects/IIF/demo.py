@@ -5,7 +5,7 @@ Generates the synthetic LVIS-format set under ``$DETECTRON2_DATASETS/synthetic_l
 both models with the same schedule (configs/synthetic/), evaluates each with detectron2's LVISEvaluator
 and prints AP / APr / APc / APf (box and mask) side by side.
 
-    python projects/IIF/demo.py                 # default schedule (see configs/synthetic/Base-IIF-Synthetic.yaml)
+    python projects/IIF/demo.py                 # default schedule (configs/synthetic/Base-IIF-Synthetic.yaml)
     python projects/IIF/demo.py --iters 40      # quicker smoke run
 """
 import argparse
@@ -33,7 +33,8 @@ def demo_cfg(config_name: str, output_dir: str, iters: int | None, opts: list[st
     cfg = build_cfg(add_iif_config, os.path.join(CONFIG_DIR, config_name), opts)
     if iters:
         cfg.SOLVER.MAX_ITER = iters
-        cfg.SOLVER.STEPS = (int(iters * 0.75), int(iters * 0.92))
+        # distinct steps inside the run (a very short smoke run keeps fewer than two)
+        cfg.SOLVER.STEPS = tuple(sorted({s for s in (int(iters * 0.75), int(iters * 0.92)) if 0 < s < iters}))
         cfg.SOLVER.WARMUP_ITERS = min(cfg.SOLVER.WARMUP_ITERS, max(iters // 5, 1))
     cfg.OUTPUT_DIR = os.path.join(output_dir, os.path.splitext(config_name)[0])
     cfg.freeze()
@@ -41,11 +42,13 @@ def demo_cfg(config_name: str, output_dir: str, iters: int | None, opts: list[st
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iters", type=int, default=None, help="override SOLVER.MAX_ITER (steps scaled)")
     parser.add_argument("--output-dir", default="output/iif_demo")
     parser.add_argument("--reuse", action="store_true",
-                        help="reuse runs whose OUTPUT_DIR already has iif_evaluation.json (print the table only)")
+                        help="reuse runs whose OUTPUT_DIR already has iif_evaluation.json (print the table "
+                             "only)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="extra KEY VALUE config overrides")
     args = parser.parse_args()
 
@@ -67,7 +70,8 @@ def main() -> None:
             elapsed = "reused"
             logger.info("%s: reusing the finished run in %s", label, cfg.OUTPUT_DIR)
         else:
-            seed_all_rng(cfg.SEED)  # every run starts from the same weights (train_net.py seeds in default_setup)
+            # every run starts from the same weights (train_net.py seeds in default_setup)
+            seed_all_rng(cfg.SEED)
             trainer = IIFTrainer(cfg)
             trainer.resume_or_load(resume=False)
             results = trainer.train()  # the final evaluation's results

@@ -38,7 +38,8 @@ COMMON: List[Row] = [
      "statistics but trains the affine parameters; detectron2's FrozenBN freezes both"),
     ("MODEL.FPN.IN_FEATURES", ["res2", "res3", "res4", "res5"], f"{M}:16"),
     ("MODEL.FPN.OUT_CHANNELS", 256, f"{M}:17"),
-    ("MODEL.ANCHOR_GENERATOR.SIZES", [[32], [64], [128], [256], [512]], f"{M}:25,27 (scale 8 x strides 4-64)"),
+    ("MODEL.ANCHOR_GENERATOR.SIZES", [[32], [64], [128], [256], [512]],
+     f"{M}:25,27 (scale 8 x strides 4-64)"),
     ("MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS", [[0.5, 1.0, 2.0]], f"{M}:26"),
     ("MODEL.RPN.IN_FEATURES", FPN_LEVELS + ["p6"], f"{M}:27 (strides 4-64)"),
     ("MODEL.RPN.BATCH_SIZE_PER_IMAGE", 256, f"{M}:81"),
@@ -61,7 +62,8 @@ COMMON: List[Row] = [
     ("MODEL.ROI_BOX_HEAD.FC_DIM", 1024, f"{M}:45"),
     ("MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION", 7, f"{M}:39"),
     ("MODEL.ROI_BOX_HEAD.POOLER_SAMPLING_RATIO", 0, f"{M}:39"),
-    ("MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS", (10.0, 10.0, 5.0, 5.0), f"{M}:51 (target_stds 0.1, 0.1, 0.2, 0.2)"),
+    ("MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS", (10.0, 10.0, 5.0, 5.0),
+     f"{M}:51 (target_stds 0.1, 0.1, 0.2, 0.2)"),
     ("MODEL.ROI_MASK_HEAD.NUM_CONV", 4, f"{M}:63"),
     ("MODEL.ROI_MASK_HEAD.CONV_DIM", 256, f"{M}:65"),
     ("MODEL.ROI_MASK_HEAD.POOLER_RESOLUTION", 14, f"{M}:58"),
@@ -70,7 +72,8 @@ COMMON: List[Row] = [
     ("MODEL.ROI_BOX_HEAD.IIF.BG_WEIGHT", 1.0, f"{IIF_LOSS}:49"),
     ("MODEL.ROI_BOX_HEAD.IIF.NORM_P", 0.0, f"{IIF_LOSS}:47-50 (no normalisation)"),
     ("MODEL.DEVICE", "auto", OURS + "CUDA when available, else CPU"),
-    ("MODEL.WEIGHTS", "", OURS + "the ImageNet R-50 is a local file passed on the command line (no downloads)"),
+    ("MODEL.WEIGHTS", "", OURS + "the ImageNet R-50 is a local file passed on the command line "
+     "(no downloads)"),
     ("DATASETS.TRAIN", ("lvis_v1_train",), f"{DS}:14"),
     ("DATASETS.TEST", ("lvis_v1_val",), f"{DS}:18"),
     ("INPUT.MIN_SIZE_TRAIN", (640, 672, 704, 736, 768, 800), f"{L1}:21-22"),
@@ -101,7 +104,8 @@ TORCHVISION: List[Row] = [
 ]
 
 MSRA: List[Row] = [
-    ("MODEL.PIXEL_MEAN", [103.53, 116.28, 123.675], OURS + "detectron2's MSRA R-50.pkl convention (BGR means)"),
+    ("MODEL.PIXEL_MEAN", [103.53, 116.28, 123.675],
+     OURS + "detectron2's MSRA R-50.pkl convention (BGR means)"),
     ("MODEL.PIXEL_STD", [1.0, 1.0, 1.0], OURS + "detectron2's MSRA R-50.pkl convention (no std division)"),
     ("INPUT.FORMAT", "BGR", OURS + "detectron2's MSRA R-50.pkl convention"),
     ("MODEL.RESNETS.STRIDE_IN_1X1", True, OURS + "MSRA ResNets stride in the 1x1 conv"),
@@ -114,7 +118,8 @@ def _schedule(epochs: int, rfs: bool, official: str, sampler_line: str) -> List[
     steps = (8, 11) if epochs == 12 else (16, 22)
     sched = S1 if epochs == 12 else S2
     rows: List[Row] = [
-        ("SOLVER.MAX_ITER", epochs * per_epoch, f"{sched}:11 ({epochs} epochs) x {per_epoch} it/epoch ({log})"),
+        ("SOLVER.MAX_ITER", epochs * per_epoch,
+         f"{sched}:11 ({epochs} epochs) x {per_epoch} it/epoch ({log})"),
         ("SOLVER.STEPS", tuple(s * per_epoch for s in steps), f"{sched}:10 (epochs {steps[0]}, {steps[1]}) x "
          f"{per_epoch} it/epoch ({log})"),
         ("SOLVER.CHECKPOINT_PERIOD", per_epoch, "configs/_base_/default_runtime.py:1 (every epoch)"),
@@ -155,7 +160,8 @@ def _cosine(official: str, box_line: int, box_t: float, mask_line: int) -> List[
         ("MODEL.ROI_BOX_HEAD.CLS_PREDICTOR", "cosine", f"{official}:{box_line} (NormedLinear)"),
         ("MODEL.ROI_BOX_HEAD.COSINE_SCALE", box_t, f"{official}:{box_line}"),
         ("MODEL.ROI_BOX_HEAD.CLS_INIT", "default", f"{NORMED}:30-32 (normal std 0.01, bias 0)"),
-        ("MODEL.ROI_MASK_HEAD.NAME", "NormedMaskRCNNConvUpsampleHead", f"{official}:{mask_line} (NormedConv2d)"),
+        ("MODEL.ROI_MASK_HEAD.NAME", "NormedMaskRCNNConvUpsampleHead",
+         f"{official}:{mask_line} (NormedConv2d)"),
         ("MODEL.ROI_MASK_HEAD.COSINE_SCALE", 20.0, f"{official}:{mask_line}"),
     ]
 
@@ -200,7 +206,8 @@ LVIS_PRESETS: Dict[str, Tuple[str, List[Row]]] = {
         ("MODEL.ROI_BOX_HEAD.IIF.VARIANT", "raw", f"{RAW_COS}:7"),
         ("MODEL.ROI_HEADS.NMS_THRESH_TEST", 0.5, f"{M}:118"),
     ] + _cosine(RAW_COS, 8, 8.0, 10) + _schedule(12, True, RAW_COS, "line 5 (oversample_thr=0.001)")),
-    "mask_rcnn_R_50_FPN_iif_base10_obj_1x.yaml": (f"{A}/iif/variants/iif_base10_obj_r50_4x4_1x.py", _iif_linear(
+    "mask_rcnn_R_50_FPN_iif_base10_obj_1x.yaml": (
+        f"{A}/iif/variants/iif_base10_obj_r50_4x4_1x.py", _iif_linear(
         f"{A}/iif/variants/iif_base10_obj_r50_4x4_1x.py", 7, "base10_obj")
         + _schedule(12, False, f"{A}/iif/variants/iif_base10_obj_r50_4x4_1x.py", "5")),
     "mask_rcnn_R_50_FPN_iif_base10_obj_rfs_cos_norm_2x.yaml": (FASA + " (FASA not implemented)", [
@@ -216,12 +223,150 @@ def lvis_rows(preset: str, msra: bool = False) -> List[Row]:
     return COMMON + (MSRA if msra else TORCHVISION) + LVIS_PRESETS[preset][1]
 
 
-CIFAR_README = "README.md (CIFAR-LT table and commands)"
-ILT_README = "README.md (ImageNet-LT table and commands)"
-PLT_README = "README.md (Places-LT commands)"
+RD = "README.md"  # classification/README.md
+TR = "train.py"
+INIT = "initialisers.py"
+IMB = "imbalanced_dataset.py"
 
-#: classification presets (configs/classification/) -> (official command, rows); README = classification/README.md
-CLS_PRESETS: Dict[str, Tuple[str, List[Row]]] = {}
+CLS_COMMON: List[Row] = [
+    ("MODEL.DEVICE", "auto", OURS + "CUDA when available, else CPU"),
+    ("SOLVER.MOMENTUM", 0.9, f"{TR}:312 (default)"),
+    ("SOLVER.WEIGHT_DECAY", 0.0001, f"{TR}:314-316 (default 1e-4)"),
+    ("SOLVER.WEIGHT_DECAY_NORM", 0.0001, f"{TR}:200-201 (SGD over all parameters, BN included)"),
+    ("SOLVER.WARMUP_METHOD", "linear", f"{TR}:52-56 (first epoch)"),
+    ("SOLVER.WARMUP_FACTOR", 0.001, f"{TR}:53"),
+    ("TEST.EVAL_PERIOD", 0, OURS + "one evaluation after the last epoch (the official script evaluates "
+     "after every epoch)"),
+    ("DATA.MANY_SHOT", 100, "per_shot_acc.py:62"),
+    ("DATA.FEW_SHOT", 20, "per_shot_acc.py:62"),
+    ("DATA.NUM_WORKERS", 4, f"{TR}:305 (default)"),
+    ("IIF.VARIANT", "smooth", f"{RD} (every IIF command: --iif smooth)"),
+    ("IIF.NORM_P", 0.0, f"{TR}:331 (--iif_norm default 0)"),
+]
+
+
+def _stage(mode: str, readme_line: int) -> List[Row]:
+    if mode == "posthoc":
+        return [("IIF.MODE", "posthoc", f"{RD}:{readme_line} (CE training; post-hoc IIF = the --test-only "
+                 "command with --classif iif)")]
+    return [("IIF.MODE", "train_test", f"{RD}:{readme_line} (--classif iif --decoup)"),
+            ("MODEL.CLS.TRAINABLE", "classifier", f"{RD}:{readme_line} (--decoup: {TR}:123-146)"),
+            ("SOLVER.MILESTONES", [], f"{TR}:317 (default 360, 380: never reached)"),
+            ("MODEL.WEIGHTS", None, OURS + "the first stage's model_final.pth (official --load_from "
+             "model_<last epoch>.pth)")]
+
+
+CIFAR: List[Row] = [
+    ("DATA.SOURCE", "cifar100_lt", f"{RD}:32 (--dset_name=cifar100 --imb_factor 0.01)"),
+    ("DATA.ROOT", "cifar100", OURS + "folder under $DETECTRON2_DATASETS"),
+    ("DATA.IMBALANCE_FACTOR", 0.01, f"{RD}:25"),
+    ("DATA.NUM_CLASSES", 100, f"{RD}:32 (cifar100)"),
+    ("INPUT.CLS.TRAIN_CROP", "pad", f"{INIT}:122"),
+    ("INPUT.CLS.SIZE", 32, f"{INIT}:122"),
+    ("INPUT.CLS.PAD", 4, f"{INIT}:122"),
+    ("INPUT.CLS.AUGMENT", "autoaugment_cifar10", f"{INIT}:123 (CIFAR10Policy of the randaugment package; "
+     "here torchvision's AutoAugment CIFAR10 policy)"),
+    ("INPUT.CLS.CUTOUT", 16, f"{INIT}:125"),
+    ("INPUT.CLS.MEAN", [0.4914, 0.4822, 0.4465], f"{INIT}:126"),
+    ("INPUT.CLS.STD", [0.2023, 0.1994, 0.2010], f"{INIT}:126"),
+    ("INPUT.CLS.TEST_RESIZE", 0, f"{INIT}:136-139"),
+    ("MODEL.CLS.BACKBONE", "se_resnet32", f"{RD}:13"),
+    ("MODEL.CLS.HEAD", "cosine", f"{RD}:16"),
+    ("SOLVER.IMS_PER_BATCH", 64, f"{RD}:17 (16 per GPU) x 4 GPUs ({RD}:32)"),
+    ("SOLVER.BASE_LR", 0.1, f"{RD}:19"),
+    ("SOLVER.LR_SCHEDULER_NAME", "WarmupMultiStepLR", f"{TR}:226-228 (MultiStepLR)"),
+    ("SOLVER.EPOCHS", 400, f"{RD}:18"),
+    ("SOLVER.MILESTONES", [360, 380], f"{RD}:22"),
+    ("SOLVER.GAMMA", 0.01, f"{RD}:23"),
+    ("SOLVER.MIXUP_ALPHA", 0.2, f"{RD}:26"),
+    ("OUTPUT_DIR", "output/iif_cls/cifar100_lt_se_r32", OURS + "output folder"),
+]
+CIFAR_DECOUPLED: List[Row] = [
+    ("SOLVER.BASE_LR", 0.0001, f"{RD}:37"),
+    ("SOLVER.EPOCHS", 20, f"{RD}:37"),
+    ("SOLVER.MIXUP_ALPHA", 0.0, f"{RD}:37 (no --mixup)"),
+    ("OUTPUT_DIR", "output/iif_cls/cifar100_lt_se_r32_decoupled", OURS + "output folder"),
+]
+
+IMAGENET_STYLE: List[Row] = [
+    ("DATA.SOURCE", "textlist", f"{IMB}:237-238 (LT_Dataset over list files)"),
+    ("INPUT.CLS.TRAIN_CROP", "resized", f"{IMB}:212"),
+    ("INPUT.CLS.SIZE", 224, f"{IMB}:212"),
+    ("INPUT.CLS.TEST_RESIZE", 256, f"{IMB}:228-229"),
+    ("SOLVER.IMS_PER_BATCH", 256, f"{RD}:55 (64 per GPU) x 4 GPUs ({RD}:67)"),
+    ("SOLVER.BASE_LR", 0.2, f"{RD}:57"),
+    ("SOLVER.LR_SCHEDULER_NAME", "WarmupCosineLR", f"{RD}:60 (--cosine_scheduler; the official lr steps "
+     "once per epoch, ours every iteration)"),
+    ("SOLVER.MIXUP_ALPHA", 0.2, f"{RD}:61"),
+]
+IMAGENET: List[Row] = IMAGENET_STYLE + [
+    ("DATA.ROOT", "ImageNet_LT", OURS + "folder under $DETECTRON2_DATASETS with the images and lists"),
+    ("DATA.TRAIN_LIST", "ImageNet_LT_train.txt", f"{INIT}:83"),
+    ("DATA.TEST_LIST", "ImageNet_LT_test.txt", f"{INIT}:84"),
+    ("DATA.NUM_CLASSES", 1000, f"{INIT}:82"),
+    ("INPUT.CLS.AUGMENT", "autoaugment_imagenet", f"{IMB}:214 (ImageNetPolicy of the randaugment package; "
+     "here torchvision's AutoAugment IMAGENET policy)"),
+    ("MODEL.CLS.BACKBONE", "seresnet50", f"{RD}:67 (se_resnet50; here timm's seresnet50, whose SE layers "
+     "have biases)"),
+    ("MODEL.CLS.HEAD", "cosine", f"{RD}:54"),
+    ("SOLVER.EPOCHS", 200, f"{RD}:56"),
+    ("OUTPUT_DIR", "output/iif_cls/imagenet_lt_se_r50", OURS + "output folder"),
+]
+IMAGENET_DECOUPLED: List[Row] = [
+    ("SOLVER.BASE_LR", 0.00002, f"{RD}:72"),
+    ("SOLVER.EPOCHS", 5, f"{RD}:72"),
+    ("SOLVER.LR_SCHEDULER_NAME", "WarmupMultiStepLR", f"{RD}:72 (no --cosine_scheduler)"),
+    ("OUTPUT_DIR", "output/iif_cls/imagenet_lt_se_r50_decoupled", OURS + "output folder"),
+]
+PLACES: List[Row] = IMAGENET_STYLE + [
+    ("DATA.ROOT", "places365_standard", f"{RD}:89 (--data-path)"),
+    ("DATA.TRAIN_LIST", "Places_LT_train.txt", f"{INIT}:95"),
+    ("DATA.TEST_LIST", "Places_LT_test.txt", f"{INIT}:96"),
+    ("DATA.NUM_CLASSES", 365, f"{INIT}:94"),
+    ("INPUT.CLS.AUGMENT", "randaugment", f"{IMB}:222 (RandAugment of the randaugment package; here "
+     "torchvision's RandAugment with its defaults)"),
+    ("MODEL.CLS.BACKBONE", "seresnet152", f"{RD}:89 (se_resnet152; here timm's seresnet152)"),
+    ("MODEL.CLS.HEAD", "lr_cosine", f"{RD}:89"),
+    ("MODEL.CLS.PRETRAINED", "", OURS + "the local ImageNet SE-ResNet-152 state dict is passed on the "
+     f"command line (official --pretrained, {RD}:83-89)"),
+    ("MODEL.CLS.TRAINABLE", "last_block", f"{RD}:86 and {TR}:148-165 (finetune_places; its call is "
+     f"commented out at {TR}:218)"),
+    ("SOLVER.EPOCHS", 30, f"{RD}:89"),
+    ("OUTPUT_DIR", "output/iif_cls/places_lt_se_r152", OURS + "output folder"),
+]
+PLACES_DECOUPLED: List[Row] = [
+    ("SOLVER.BASE_LR", 0.00002, f"{RD}:94"),
+    ("SOLVER.EPOCHS", 5, f"{RD}:94"),
+    ("SOLVER.LR_SCHEDULER_NAME", "WarmupMultiStepLR", f"{RD}:94 (no --cosine_scheduler)"),
+    ("OUTPUT_DIR", "output/iif_cls/places_lt_se_r152_decoupled", OURS + "output folder"),
+]
+
+
+def _override(base: List[Row], *updates: List[Row]) -> List[Row]:
+    rows = {key: (key, value, source) for key, value, source in base}
+    for update in updates:
+        for key, value, source in update:
+            rows[key] = (key, value, source)
+    return list(rows.values())
+
+
+#: classification presets (configs/classification/) -> (official command, rows); sources are in the
+#: official classification/ folder
+CLS_PRESETS: Dict[str, Tuple[str, List[Row]]] = {
+    "cifar100_lt_se_resnet32.yaml": (f"{RD}:32", _override(CLS_COMMON, CIFAR, _stage("posthoc", 42))),
+    "cifar100_lt_se_resnet32_decoupled.yaml": (f"{RD}:37", _override(
+        CLS_COMMON, CIFAR, _stage("train_test", 37), CIFAR_DECOUPLED)),
+    "imagenet_lt_se_resnet50.yaml": (f"{RD}:67", _override(CLS_COMMON, IMAGENET, _stage("posthoc", 77))),
+    "imagenet_lt_se_resnet50_decoupled.yaml": (f"{RD}:72", _override(
+        CLS_COMMON, IMAGENET, _stage("train_test", 72), IMAGENET_DECOUPLED)),
+    "places_lt_se_resnet152.yaml": (f"{RD}:89", _override(CLS_COMMON, PLACES, _stage("posthoc", 99))),
+    "places_lt_se_resnet152_decoupled.yaml": (f"{RD}:94", _override(
+        CLS_COMMON, PLACES, _stage("train_test", 94), PLACES_DECOUPLED)),
+}
+
+#: presets with no official counterpart at all (CPU demo scale): every value is ours
+SYNTHETIC_PRESETS = ("classification/synthetic_lt.yaml", "classification/synthetic_lt_decoupled.yaml",
+                     "synthetic/baseline_softmax.yaml", "synthetic/iif_raw.yaml")
 
 
 def markdown_table(rows: List[Row]) -> str:

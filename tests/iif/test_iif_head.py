@@ -15,7 +15,8 @@ from iif.config import add_iif_config
 from iif.modeling.fast_rcnn import IIFOutputLayers, NormedLinear
 
 NUM_CLASSES = 3
-SYNTHETIC_BASE = Path(__file__).resolve().parents[2] / "projects/IIF/configs/synthetic/Base-IIF-Synthetic.yaml"
+SYNTHETIC_BASE = (Path(__file__).resolve().parents[2] / "projects" / "IIF" / "configs" / "synthetic"
+                  / "Base-IIF-Synthetic.yaml")
 DATASET = "iif_test_head_dicts"
 
 

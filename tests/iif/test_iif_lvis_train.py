@@ -30,7 +30,8 @@ def tiny_cfg(tiny_lvis, output_dir, config="iif_raw.yaml", iters=1):
     cfg.merge_from_list([
         "DATASETS.TRAIN", (train_name,), "DATASETS.TEST", (val_name,),
         "MODEL.ROI_HEADS.NUM_CLASSES", spec.num_classes,
-        "INPUT.MIN_SIZE_TRAIN", (64,), "INPUT.MAX_SIZE_TRAIN", 64, "INPUT.MIN_SIZE_TEST", 64, "INPUT.MAX_SIZE_TEST", 64,
+        "INPUT.MIN_SIZE_TRAIN", (64,), "INPUT.MAX_SIZE_TRAIN", 64, "INPUT.MIN_SIZE_TEST", 64,
+        "INPUT.MAX_SIZE_TEST", 64,
         "SOLVER.IMS_PER_BATCH", 2, "SOLVER.MAX_ITER", iters, "SOLVER.STEPS", (), "SOLVER.WARMUP_ITERS", 1,
         "TEST.DETECTIONS_PER_IMAGE", 20, "MODEL.RPN.POST_NMS_TOPK_TEST", 20, "OUTPUT_DIR", str(output_dir),
     ])
@@ -44,14 +45,16 @@ def test_one_training_step_resume_and_eval_record(tiny_lvis, tmp_path):
     cfg.DATASETS.TEST = ()  # evaluation is tested below; keep this test to the training loop
     trainer = IIFTrainer(cfg)
     predictor = trainer.model.roi_heads.box_predictor
-    expected = iif_weight_vector(counts_from_lvis_json(os.path.join(root, "lvis", "lvis_v1_train.json")), "raw")
+    expected = iif_weight_vector(counts_from_lvis_json(os.path.join(root, "lvis", "lvis_v1_train.json")),
+                                 "raw")
     torch.testing.assert_close(predictor.iif_weights, expected)
     trainer.resume_or_load(resume=False)
     trainer.train()
     metrics = [json.loads(line) for line in open(tmp_path / "metrics.json")]
     assert all(math.isfinite(m["total_loss"]) for m in metrics if "total_loss" in m)
     assert {"loss_cls", "loss_box_reg", "loss_mask"} <= set(metrics[-1])
-    assert (tmp_path / "model_final.pth").is_file() and (tmp_path / "last_checkpoint").read_text() == "model_final.pth"
+    assert (tmp_path / "model_final.pth").is_file()
+    assert (tmp_path / "last_checkpoint").read_text() == "model_final.pth"
     # --resume continues after the saved iteration, with the IIF buffer restored
     resumed = IIFTrainer(tiny_cfg(tiny_lvis, tmp_path, iters=2))
     resumed.resume_or_load(resume=True)

@@ -14,15 +14,16 @@ from shared.engine.validation import get_key
 
 def _load_provenance():
     """The table module next to this file (pytest runs with --import-mode=importlib: no sys.path entry)."""
-    spec = importlib.util.spec_from_file_location("iif_provenance", Path(__file__).with_name("iif_provenance.py"))
+    spec = importlib.util.spec_from_file_location("iif_provenance",
+                                                  Path(__file__).with_name("iif_provenance.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
 PROVENANCE = _load_provenance()
-CLS_PRESETS, LVIS_PRESETS, OURS, lvis_rows = (PROVENANCE.CLS_PRESETS, PROVENANCE.LVIS_PRESETS, PROVENANCE.OURS,
-                                              PROVENANCE.lvis_rows)
+CLS_PRESETS, LVIS_PRESETS = PROVENANCE.CLS_PRESETS, PROVENANCE.LVIS_PRESETS
+OURS, lvis_rows = PROVENANCE.OURS, PROVENANCE.lvis_rows
 CONFIGS = Path(__file__).resolve().parents[2] / "projects" / "IIF" / "configs"
 LVIS_DIR = CONFIGS / "LVIS-InstanceSegmentation"
 MSRA_DIR = CONFIGS / "LVIS-InstanceSegmentation-MSRA"
@@ -128,3 +129,56 @@ def test_normed_conv2d_is_temperature_times_cosine():
     torch.testing.assert_close(conv(7.0 * x), y, rtol=1e-5, atol=1e-5)  # invariant to the feature scale
     assert (y - conv.bias.view(1, 3, 1, 1)).abs().max() <= 20.0 + 1e-4
 
+
+
+def _cls_resolved(path: Path) -> CfgNode:
+    from iif.classification import add_iif_cls_config
+
+    cfg = get_cfg()
+    add_iif_cls_config(cfg)
+    cfg.merge_from_file(str(path))
+    return cfg
+
+
+def _cls_defaults() -> CfgNode:
+    from iif.classification import add_iif_cls_config
+
+    cfg = get_cfg()
+    add_iif_cls_config(cfg)
+    return cfg
+
+
+def test_every_preset_is_in_a_table():
+    listed = {f"classification/{name}" for name in CLS_PRESETS} | set(PROVENANCE.SYNTHETIC_PRESETS)
+    on_disk = {str(p.relative_to(CONFIGS)) for sub in ("classification", "synthetic")
+               for p in (CONFIGS / sub).glob("*.yaml") if not p.name.startswith("Base-")}
+    assert on_disk == listed
+
+
+@pytest.mark.parametrize("preset", sorted(CLS_PRESETS))
+def test_classification_preset_matches_its_official_values(preset):
+    cfg = _cls_resolved(CONFIGS / "classification" / preset)
+    rows = CLS_PRESETS[preset][1]
+    keys = [key for key, _, _ in rows]
+    assert len(keys) == len(set(keys))
+    wrong = {}
+    for key, value, _ in rows:
+        actual = get_key(cfg, key)
+        if value is None:  # the first stage's checkpoint
+            ok = isinstance(actual, str) and actual.endswith("/model_final.pth")
+        else:
+            ok = _same(actual, value)
+        if not ok:
+            wrong[key] = (actual, value)
+    assert not wrong, f"{preset}: resolved vs official {wrong}"
+    defaults = dict(_flatten(_cls_defaults()))
+    changed = {key for key, value in _flatten(cfg) if not _same(value, defaults[key])}
+    assert changed - set(keys) == set(), f"{preset} sets keys without a source: {sorted(changed - set(keys))}"
+
+
+def test_decoupled_presets_start_from_their_first_stage_output():
+    for preset in CLS_PRESETS:
+        if preset.endswith("_decoupled.yaml"):
+            stage2 = _cls_resolved(CONFIGS / "classification" / preset)
+            stage1 = _cls_resolved(CONFIGS / "classification" / preset.replace("_decoupled", ""))
+            assert stage2.MODEL.WEIGHTS == f"{stage1.OUTPUT_DIR}/model_final.pth"

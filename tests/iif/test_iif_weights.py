@@ -1,4 +1,5 @@
-"""IIF weights: the official CSV's values for aerosol_can, every variant, degenerate counts and every count source."""
+"""IIF weights: the official CSV's values for aerosol_can, every variant, degenerate counts and every count
+source."""
 import math
 
 import iif  # noqa: F401  (compat layer first)

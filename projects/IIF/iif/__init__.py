@@ -1,6 +1,7 @@
 """IIF: Inverse Image Frequency logit adjustment for long-tailed instance segmentation and classification.
 
-Importing ``iif`` applies the shared compatibility layer first, then registers ``IIFROIHeads`` and ``NormedMaskRCNNConvUpsampleHead``.
+Importing ``iif`` applies the shared compatibility layer first, then registers ``IIFROIHeads`` and
+``NormedMaskRCNNConvUpsampleHead``.
 """
 import shared  # noqa: F401  (applies the compatibility layer before detectron2/fastreid are imported)
 

@@ -83,12 +83,13 @@ class IIFEvaluator(DatasetEvaluator):
             counts = list(itertools.chain(*comm.gather(counts, dst=0)))
             if not comm.is_main_process():
                 return results
-        record = evaluation_record(self._cfg, results if results is not None else {}, len(counts), sum(counts))
+        record = evaluation_record(self._cfg, results if results is not None else {}, len(counts),
+                                   sum(counts))
         if record["mean_detections_per_image"] is not None:
             logger.info("IIF eval: %.1f detections per image survive score >= %g (cap %d); variant %s, "
-                        "mask threshold %.2f", record["mean_detections_per_image"], record["score_thresh_test"],
-                        record["detections_per_image_cap"], record["iif_variant"] or "off (softmax baseline)",
-                        record["mask_threshold"])
+                        "mask threshold %.2f", record["mean_detections_per_image"],
+                        record["score_thresh_test"], record["detections_per_image_cap"],
+                        record["iif_variant"] or "off (softmax baseline)", record["mask_threshold"])
         if self._output_dir:
             atomic_write_bytes(os.path.join(self._output_dir, RECORD_FILE),
                                json.dumps(record, indent=2, default=float).encode())

@@ -252,7 +252,8 @@ def counts_from_lvis_json(json_or_path: str | Mapping) -> ClassCounts:
     return ClassCounts(image_counts, len(data["images"]), instance_counts, num_instances, source=str(where))
 
 
-def counts_from_dataset_dicts(dataset_dicts: Iterable[Mapping], num_classes: int, source: str = "") -> ClassCounts:
+def counts_from_dataset_dicts(dataset_dicts: Iterable[Mapping], num_classes: int,
+                              source: str = "") -> ClassCounts:
     """Count ``n_c`` (images containing class c), instances per class, ``N`` and ``N_obj`` from a
     detectron2 dataset-dict list (contiguous ``category_id`` in [0, num_classes)). Crowd boxes count too."""
     image_counts = np.zeros(num_classes, dtype=np.int64)
@@ -284,7 +285,8 @@ def weights_from_csv(path: str, variant: str, num_classes: int, bg_weight: float
     """
     base, use_instances = parse_variant(variant)
     names = [base + (OBJ_SUFFIX if use_instances else "")]
-    names += [alias + (OBJ_SUFFIX if use_instances else "") for alias, b in VARIANT_ALIASES.items() if b == base]
+    names += [alias + (OBJ_SUFFIX if use_instances else "")
+              for alias, b in VARIANT_ALIASES.items() if b == base]
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         columns = [c.strip() for c in (reader.fieldnames or [])]

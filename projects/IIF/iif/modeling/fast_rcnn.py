@@ -111,7 +111,8 @@ def _sum_counts(parts):
     if len(parts) == 1:
         return first
     if len({p.num_classes for p in parts}) != 1:
-        raise ValueError(f"IIF training datasets have different class counts: {[p.num_classes for p in parts]}")
+        raise ValueError("IIF training datasets have different class counts: "
+                         f"{[p.num_classes for p in parts]}")
     has_inst = all(p.instance_counts is not None for p in parts)
     return ClassCounts(
         sum(p.image_counts for p in parts),
@@ -143,7 +144,8 @@ def _weights_from_csv_file(cfg, dataset_names: list[str]) -> torch.Tensor:
     iif_cfg = cfg.MODEL.ROI_BOX_HEAD.IIF
     if not iif_cfg.CSV_PATH:
         raise ValueError("IIF COUNT_SOURCE 'csv' needs MODEL.ROI_BOX_HEAD.IIF.CSV_PATH")
-    return weights_from_csv(iif_cfg.CSV_PATH, iif_cfg.VARIANT, cfg.MODEL.ROI_HEADS.NUM_CLASSES, iif_cfg.BG_WEIGHT)
+    return weights_from_csv(iif_cfg.CSV_PATH, iif_cfg.VARIANT, cfg.MODEL.ROI_HEADS.NUM_CLASSES,
+                            iif_cfg.BG_WEIGHT)
 
 
 #: MODEL.ROI_BOX_HEAD.IIF.COUNT_SOURCE -> fn(cfg, dataset_names) -> (K+1,) IIF weight tensor
@@ -156,7 +158,8 @@ COUNT_SOURCES: Dict[str, Callable] = {
 
 def iif_weights_from_cfg(cfg) -> torch.Tensor:
     """The (K+1,) CPU weight vector for ``cfg`` (IIF.COUNT_SOURCE selects how it is obtained)."""
-    source = get_or_raise(COUNT_SOURCES, cfg.MODEL.ROI_BOX_HEAD.IIF.COUNT_SOURCE, "MODEL.ROI_BOX_HEAD.IIF.COUNT_SOURCE")
+    source = get_or_raise(COUNT_SOURCES, cfg.MODEL.ROI_BOX_HEAD.IIF.COUNT_SOURCE,
+                          "MODEL.ROI_BOX_HEAD.IIF.COUNT_SOURCE")
     return source(cfg, _training_dataset_names(cfg))
 
 
@@ -220,7 +223,8 @@ class IIFOutputLayers(FastRCNNOutputLayers):
         if weights is not None:
             logger.info(
                 "IIF variant %s: %d foreground weights in [%.4f, %.4f], background %.3f",
-                box_head.IIF.VARIANT, weights.numel() - 1, weights[:-1].min(), weights[:-1].max(), weights[-1],
+                box_head.IIF.VARIANT, weights.numel() - 1, weights[:-1].min(), weights[:-1].max(),
+                weights[-1],
             )
         ret.update(
             iif_weights=weights,
