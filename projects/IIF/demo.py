@@ -74,7 +74,9 @@ def main() -> None:
             seed_all_rng(cfg.SEED)
             trainer = IIFTrainer(cfg)
             trainer.resume_or_load(resume=False)
-            results = trainer.train()  # the final evaluation's results
+            trainer.train()
+            # detectron2 v0.6's DefaultTrainer.train returns them only with TEST.EXPECTED_RESULTS
+            results = trainer._last_eval_results
             elapsed = f"{time.perf_counter() - t0:.0f}"
             logger.info("%s done in %s s", label, elapsed)
         rows.append([label] + [results["bbox"][m] for m in METRICS] + [results["segm"][m] for m in METRICS]
