@@ -236,7 +236,7 @@ CLS_COMMON: List[Row] = [
     ("SOLVER.WARMUP_METHOD", "linear", f"{TR}:52-56 (first epoch)"),
     ("SOLVER.WARMUP_FACTOR", 0.001, f"{TR}:53"),
     ("TEST.EVAL_PERIOD", 0, OURS + "one evaluation after the last epoch (the official script evaluates "
-     "after every epoch)"),
+     f"after every epoch, {TR}:262)"),
     ("DATA.MANY_SHOT", 100, "per_shot_acc.py:62"),
     ("DATA.FEW_SHOT", 20, "per_shot_acc.py:62"),
     ("DATA.NUM_WORKERS", 4, f"{TR}:305 (default)"),
@@ -369,9 +369,58 @@ SYNTHETIC_PRESETS = ("classification/synthetic_lt.yaml", "classification/synthet
                      "synthetic/baseline_softmax.yaml", "synthetic/iif_raw.yaml")
 
 
+def _value(value: Any) -> str:
+    if value is None:
+        return "the first stage's `model_final.pth`"
+    return f'`"{value}"`' if isinstance(value, str) else f"`{value}`"
+
+
+def _source(source: str) -> str:
+    return f"**ours**: {source[len(OURS):]}" if source.startswith(OURS) else source
+
+
 def markdown_table(rows: List[Row]) -> str:
-    """The README's table of one preset: key | value | source (ours marked)."""
+    """key | value | source, with the values that are ours marked."""
     lines = ["| key | value | source |", "|---|---|---|"]
-    for key, value, source in rows:
-        lines.append(f"| `{key}` | `{value}` | {source} |")
+    lines += [f"| `{key}` | {_value(value)} | {_source(source)} |" for key, value, source in rows]
     return "\n".join(lines)
+
+
+def presets_markdown() -> str:
+    """The text of projects/IIF/PRESETS.md (a test keeps the file equal to it)."""
+    parts = [
+        "# IIF presets, key by key, with their official sources",
+        "",
+        "Generated from `tests/iif/iif_provenance.py` (`python tests/iif/iif_provenance.py > "
+        "projects/IIF/PRESETS.md`); `tests/iif/test_iif_presets.py` holds every preset's resolved config "
+        "against these rows and fails on any key a preset sets without a row. Sources are files and lines "
+        "of the official IIF repository (github.com/kostas1515/iif): detection paths under "
+        "`instance_segmentation/`, classification paths under `classification/`. **ours** marks a value "
+        "with no official counterpart, with the reason.",
+        "",
+        "## LVIS v1 instance segmentation",
+        "",
+        "### Every LVIS preset",
+        "",
+        markdown_table(COMMON),
+        "",
+        "### Backbone of `configs/LVIS-InstanceSegmentation/` (torchvision R-50, the official backbone)",
+        "",
+        markdown_table(TORCHVISION),
+        "",
+        "### Backbone of `configs/LVIS-InstanceSegmentation-MSRA/` (detectron2's MSRA R-50.pkl)",
+        "",
+        markdown_table(MSRA),
+    ]
+    for name, (official, rows) in LVIS_PRESETS.items():
+        parts += ["", f"### `{name}`", "", f"Official run: `{official}`.", "", markdown_table(rows)]
+    parts += ["", "## Long-tailed classification", "",
+              "Synthetic presets (" + ", ".join(f"`{n}`" for n in SYNTHETIC_PRESETS) + ") are **ours** "
+              "throughout: CPU demo scale, no official counterpart."]
+    for name, (official, rows) in CLS_PRESETS.items():
+        parts += ["", f"### `{name}`", "", f"Official command: `{official}`.", "", markdown_table(rows)]
+    return "\n".join(parts) + "\n"
+
+
+if __name__ == "__main__":
+    print(presets_markdown(), end="")

@@ -182,3 +182,8 @@ def test_decoupled_presets_start_from_their_first_stage_output():
             stage2 = _cls_resolved(CONFIGS / "classification" / preset)
             stage1 = _cls_resolved(CONFIGS / "classification" / preset.replace("_decoupled", ""))
             assert stage2.MODEL.WEIGHTS == f"{stage1.OUTPUT_DIR}/model_final.pth"
+
+
+def test_presets_md_is_the_table():
+    """projects/IIF/PRESETS.md is generated from the provenance table; a stale copy fails."""
+    assert (CONFIGS.parent / "PRESETS.md").read_text() == PROVENANCE.presets_markdown()
