@@ -51,7 +51,7 @@ def test_scaler_modes():
     torch.testing.assert_close(off(logits), logits)
     with pytest.raises(ValueError, match="logits have 2 classes"):
         posthoc(torch.zeros(1, 2))
-    with pytest.raises(KeyError, match="valid"):
+    with pytest.raises(KeyError, match="IIFLogitScaler mode 'test_only'; choose one of"):
         IIFLogitScaler(w, mode="test_only")
     with pytest.raises(ValueError, match="NaN"):
         IIFLogitScaler(torch.tensor([1.0, float("nan")]))

@@ -34,7 +34,7 @@ import torch
 from fvcore.common.registry import Registry
 from scipy.special import ndtri
 
-from shared.registry import register_as
+from shared.registry import get_or_raise, register_as
 
 __all__ = [
     "IIF_VARIANTS",
@@ -115,9 +115,7 @@ def parse_variant(name: str) -> tuple[str, bool]:
         key = key[: -len(OBJ_SUFFIX)]
     key = VARIANT_ALIASES.get(key, key)
     if key not in IIF_VARIANTS:
-        raise KeyError(
-            f"unknown IIF variant {name!r}; valid names: {', '.join(valid_variant_names())}"
-        )
+        get_or_raise(dict.fromkeys(valid_variant_names()), name, "IIF variant")  # raises, listing them
     return key, use_instances
 
 

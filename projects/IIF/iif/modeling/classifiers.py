@@ -42,8 +42,7 @@ class IIFLogitScaler(nn.Module):
 
     def __init__(self, weights: torch.Tensor, mode: str = "posthoc"):
         super().__init__()
-        if mode not in SCALER_MODES:
-            raise KeyError(f"unknown IIFLogitScaler mode {mode!r}; valid: {SCALER_MODES}")
+        get_or_raise(dict.fromkeys(SCALER_MODES), mode, "IIFLogitScaler mode")
         weights = torch.as_tensor(weights, dtype=torch.float32).reshape(-1)
         if not torch.isfinite(weights).all():
             raise ValueError("IIF weights contain NaN/inf")
