@@ -85,6 +85,12 @@ def test_iif_init_constant_and_baseline_default():
     sb = IIFOutputLayers(make_cfg(enabled=False, **{"MODEL.ROI_BOX_HEAD.CLS_INIT": "softmax_baseline"}),
                          ShapeSpec(channels=8))
     assert torch.all(sb.cls_score.bias == -6.5)
+    # a cosine IIF classifier keeps the official NormedLinear init, normal(std 0.01), under "auto"
+    torch.manual_seed(0)
+    cos = IIFOutputLayers(make_cfg(**{"MODEL.ROI_BOX_HEAD.CLS_PREDICTOR": "cosine"}), ShapeSpec(channels=256))
+    assert isinstance(cos.cls_score, NormedLinear) and cos.iif_weights is not None
+    assert cos.cls_score.weight.std().item() == pytest.approx(0.01, rel=0.1)
+    assert torch.all(cos.cls_score.bias == 0)
 
 
 def test_loss_is_ce_of_scaled_logits_and_gradient_is_w_times_softmax_residual():

@@ -70,7 +70,7 @@ def test_trainer_test_writes_lvis_metrics_and_record(tiny_lvis, tmp_path):
         assert {"AP", "APr", "APc", "APf"} <= set(results[task])
     record = json.loads((tmp_path / "iif_evaluation.json").read_text())
     assert record["iif_variant"] == "raw" and record["mask_threshold"] == 0.5
-    assert record["num_images"] == tiny_lvis[3].num_val_images
+    assert record["num_images"] == tiny_lvis[3].num_val_images and record["dataset"] == tiny_lvis[2]
     assert 0 <= record["mean_detections_per_image"] <= 20
     assert record["results"]["bbox"]["AP"] == results["bbox"]["AP"]
 

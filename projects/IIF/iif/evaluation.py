@@ -54,12 +54,13 @@ class IIFEvaluator(DatasetEvaluator):
     """``evaluator`` (e.g. ``LVISEvaluator``) plus the detection count and the evaluation record.
 
     ``evaluate()`` returns the wrapped evaluator's results unchanged; the main process also writes
-    ``<output_dir>/iif_evaluation.json`` (``output_dir`` empty: no file).
+    ``<output_dir>/iif_evaluation.json`` (``output_dir`` empty: no file), naming ``dataset_name``.
     """
 
     def __init__(self, cfg, evaluator: DatasetEvaluator, output_dir: Optional[str] = None,
-                 distributed: bool = True):
+                 distributed: bool = True, dataset_name: str = ""):
         self._cfg = cfg
+        self._dataset_name = dataset_name
         self._evaluator = evaluator
         self._output_dir = cfg.OUTPUT_DIR if output_dir is None else output_dir
         self._distributed = distributed
@@ -85,6 +86,7 @@ class IIFEvaluator(DatasetEvaluator):
                 return results
         record = evaluation_record(self._cfg, results if results is not None else {}, len(counts),
                                    sum(counts))
+        record["dataset"] = self._dataset_name
         if record["mean_detections_per_image"] is not None:
             logger.info("IIF eval: %.1f detections per image survive score >= %g (cap %d); variant %s, "
                         "mask threshold %.2f", record["mean_detections_per_image"],

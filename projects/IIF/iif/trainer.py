@@ -26,4 +26,4 @@ class IIFTrainer(AtomicCheckpointing, DefaultTrainer):
                                     max_dets_per_image=max_dets)
         else:
             metrics = LVISEvaluator(dataset_name, output_dir=output_folder, max_dets_per_image=max_dets)
-        return IIFEvaluator(cfg, metrics)
+        return IIFEvaluator(cfg, metrics, dataset_name=dataset_name)
