@@ -231,3 +231,29 @@ def test_trainer_stage1_then_decoupled_classifier_only(tiny_lt):
     for name, value in stage2.model.named_parameters():
         assert value.requires_grad == (name in ("net.fc.weight",)), name  # cosine head: no bias, scale fixed
         assert value.equal(before[name]) != (name == "net.fc.weight"), name
+
+
+def test_train_cls_front_door_trains_then_evaluates_only(tiny_lt, tmp_path):
+    """projects/IIF/train_cls.py: setup (+ prepare_cls_cfg) and train_or_evaluate, then --eval-only on its
+    model_final.pth gives the same numbers."""
+    import importlib.util
+    from pathlib import Path
+
+    from shared.engine import default_argument_parser
+
+    script = Path(__file__).resolve().parents[2] / "projects" / "IIF" / "train_cls.py"
+    spec = importlib.util.spec_from_file_location("iif_train_cls", script)
+    train_cls = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_cls)
+    opts = ["DATA.SOURCE", "synthetic", "DATA.ROOT", str(tiny_lt), "DATA.NUM_CLASSES", "4",
+            "DATA.MANY_SHOT", "20", "DATA.FEW_SHOT", "7", "INPUT.CLS.SIZE", "16",
+            "MODEL.CLS.BACKBONE", "se_resnet32", "MODEL.DEVICE", "cpu", "SOLVER.IMS_PER_BATCH", "16",
+            "SOLVER.EPOCHS", "1", "SEED", "0", "OUTPUT_DIR", str(tmp_path)]
+    trained = train_cls.main(default_argument_parser().parse_args(opts))
+    assert (tmp_path / "model_final.pth").is_file() and (tmp_path / "config.yaml").is_file()
+    args = default_argument_parser().parse_args(
+        ["--eval-only"] + opts + ["MODEL.WEIGHTS", str(tmp_path / "model_final.pth")])
+    evaluated = train_cls.main(args)
+    assert set(evaluated) == set(trained) == {"softmax", "posthoc_iif_smooth"}
+    for name in trained:
+        assert evaluated[name] == pytest.approx(trained[name])
