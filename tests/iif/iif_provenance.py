@@ -112,15 +112,18 @@ MSRA: List[Row] = [
 ]
 
 
-def _schedule(epochs: int, rfs: bool, official: str, sampler_line: str) -> List[Row]:
-    """Epoch-based official schedule -> iterations: iterations per epoch from the official log."""
+def _schedule(epochs: int, rfs: bool, official: str, sampler_line: str,
+              lines: Tuple[str, str] = ("", "")) -> List[Row]:
+    """Epoch-based official schedule -> iterations: iterations per epoch from the official log.
+    ``lines``: (max_epochs, step) locations when the official config sets them itself."""
     per_epoch, log = (7674, f"{LOG_RFS}:387") if rfs else (6213, f"{LOG}:350")
     steps = (8, 11) if epochs == 12 else (16, 22)
     sched = S1 if epochs == 12 else S2
+    epochs_at, steps_at = lines[0] or f"{sched}:11", lines[1] or f"{sched}:10"
     rows: List[Row] = [
         ("SOLVER.MAX_ITER", epochs * per_epoch,
-         f"{sched}:11 ({epochs} epochs) x {per_epoch} it/epoch ({log})"),
-        ("SOLVER.STEPS", tuple(s * per_epoch for s in steps), f"{sched}:10 (epochs {steps[0]}, {steps[1]}) x "
+         f"{epochs_at} ({epochs} epochs) x {per_epoch} it/epoch ({log})"),
+        ("SOLVER.STEPS", tuple(s * per_epoch for s in steps), f"{steps_at} (epochs {steps[0]}, {steps[1]}) x "
          f"{per_epoch} it/epoch ({log})"),
         ("SOLVER.CHECKPOINT_PERIOD", per_epoch, "configs/_base_/default_runtime.py:1 (every epoch)"),
     ]
@@ -214,7 +217,7 @@ LVIS_PRESETS: Dict[str, Tuple[str, List[Row]]] = {
         ("MODEL.ROI_BOX_HEAD.IIF.ENABLED", True, f"{FASA}:53 (FasaIIFLoss)"),
         ("MODEL.ROI_BOX_HEAD.IIF.VARIANT", "base10_obj", f"{FASA}:56; {LOG_RFS}:87"),
         ("MODEL.ROI_HEADS.NMS_THRESH_TEST", 0.3, f"{FASA}:128; {LOG_RFS}:159"),
-    ] + _cosine(FASA, 57, 8.0, 77) + _schedule(24, True, FASA, "line 178")),
+    ] + _cosine(FASA, 57, 8.0, 77) + _schedule(24, True, FASA, "line 178", (f"{FASA}:279", f"{FASA}:278"))),
 }
 
 
