@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 import das  # noqa: F401  (compat layer)
 from das.dfs import FrequencyRecorder
-from das.producer import DASEmbeddingProducer
+from das.modeling.producer import DASEmbeddingProducer
 from pytorch_metric_learning import losses, miners
 
 NUM_CLASSES, DIM, CLASSES_PER_BATCH, PER_CLASS, NUM_SCALE = 11318, 512, 56, 2, 4

@@ -6,15 +6,18 @@ import pytest
 from pytorch_metric_learning import distances, losses, miners
 
 import das  # noqa: F401
-from das.losses import build_loss, build_miner
-from das.trainer import get_das_cfg
+from das.config import add_das_config
+from das.modeling.losses import build_loss, build_miner
+
+from shared.engine import build_cfg
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "projects", "DAS", "configs")
+BASE_CONFIG = os.path.join(CONFIG_DIR, "Base-DAS.yaml")
 CONFIGS = sorted(glob.glob(os.path.join(CONFIG_DIR, "**", "*.yaml"), recursive=True))
 
 
 def cfg_of(rel_path, *opts):
-    return get_das_cfg(os.path.join(CONFIG_DIR, rel_path), opts)
+    return build_cfg(add_das_config, os.path.join(CONFIG_DIR, rel_path), opts)
 
 
 def test_all_configs_found():
@@ -23,7 +26,7 @@ def test_all_configs_found():
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: os.path.relpath(p, CONFIG_DIR))
 def test_config_loads_and_builds_loss(path):
-    cfg = get_das_cfg(path)
+    cfg = build_cfg(add_das_config, path)
     loss = build_loss(cfg)
     build_miner(cfg)
     assert cfg.SOLVER.IMS_PER_BATCH % cfg.DATALOADER.SAMPLES_PER_CLASS == 0
@@ -92,11 +95,11 @@ def test_loss_and_miner_defaults_match_the_spec():
 
 def test_unknown_names_raise_clear_errors():
     with pytest.raises(KeyError, match="MODEL.LOSS.NAME 'arcface'"):
-        build_loss(get_das_cfg(opts=["MODEL.LOSS.NAME", "arcface"]))
+        build_loss(build_cfg(add_das_config, BASE_CONFIG, opts=["MODEL.LOSS.NAME", "arcface"]))
     with pytest.raises(KeyError, match="MODEL.MINER.NAME 'hardest'"):
-        build_miner(get_das_cfg(opts=["MODEL.MINER.NAME", "hardest"]))
+        build_miner(build_cfg(add_das_config, BASE_CONFIG, opts=["MODEL.MINER.NAME", "hardest"]))
     with pytest.raises(AssertionError, match="Non-existent key"):  # yacs rejects unknown keys
-        get_das_cfg(opts=["MODEL.DAS.NOT_A_KEY", "1"])
+        build_cfg(add_das_config, BASE_CONFIG, opts=["MODEL.DAS.NOT_A_KEY", "1"])
 
 
 @pytest.mark.parametrize("name", ["triplet_semihard", "triplet_distance", "contrastive_distance", "margin_distance",
@@ -105,7 +108,7 @@ def test_every_loss_runs_on_an_enlarged_batch(name):
     import torch
     import torch.nn.functional as F
 
-    from das.producer import build_das_producer
+    from das.modeling.producer import build_das_producer
 
     cfg = cfg_of(f"SOP/{name}.yaml", "MODEL.EMBEDDING.DIM", "32")
     producer = build_das_producer(cfg, num_classes=10, seed=0)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from das.dfs import FrequencyRecorder, top_dimensions
 from das.mts import TransformationBank, intra_class_differences
-from das.producer import DASEmbeddingProducer
+from das.modeling.producer import DASEmbeddingProducer
 
 
 class NaiveDAS:

@@ -10,7 +10,10 @@ import torch
 import torch.nn.functional as F
 
 import das  # noqa: F401
-from das.trainer import DASTrainer, get_das_cfg
+from das.config import add_das_config
+from das.trainer import DASTrainer
+
+from shared.engine import build_cfg
 
 SYNTHETIC_CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "projects", "DAS", "configs",
                                 "Synthetic", "triplet_distance.yaml")
@@ -18,11 +21,14 @@ TINY = [
     "MODEL.EMBEDDING.BACKBONE", "test_resnet", "MODEL.EMBEDDING.DIM", "16", "MODEL.DAS.NUM_CLASSES", "4",
     "INPUT.TRAIN_SIZE", "32", "INPUT.TEST_RESIZE", "32", "INPUT.TEST_SIZE", "32",
     "SOLVER.IMS_PER_BATCH", "6", "TEST.RETRIEVAL.RECALL_KS", "(1, 2)",
+    # the conftest set (8 classes x 4 images, 32 px), so that the synthetic-data step finds it cached
+    "DATASETS.SYNTHETIC_FINE_GRAINED.NUM_CLASSES", "8", "DATASETS.SYNTHETIC_FINE_GRAINED.IMAGES_PER_CLASS", "4",
+    "DATASETS.SYNTHETIC_FINE_GRAINED.IMAGE_SIZE", "32",
 ]
 
 
 def tiny_cfg(*opts):
-    return get_das_cfg(SYNTHETIC_CONFIG, TINY + list(opts))
+    return build_cfg(add_das_config, SYNTHETIC_CONFIG, TINY + list(opts))
 
 
 def test_losses_equal_direct_pml_calls():
