@@ -5,9 +5,10 @@
     python projects/DAS/demo.py --iters 100 SOLVER.BASE_LR 0.001
 
 Steps: write the synthetic set to ``$DETECTRON2_DATASETS/synthetic_birds`` if missing (40 classes × 20 images,
-64 px, ``DATASETS.SYNTHETIC_FINE_GRAINED``; classes 1-20 train, 21-40 test), train ``configs/Synthetic/triplet_distance.yaml`` twice with the same
-seed (``MODEL.DAS.ENABLED`` False / True), evaluate on the unseen test classes and print R@1/R@2/NMI/F1 side by
-side (last evaluation, and the best-R@1 evaluation). Retrieval grids are saved next to the checkpoints.
+64 px, ``DATASETS.SYNTHETIC_FINE_GRAINED``; classes 1-20 train, 21-40 test), train
+``configs/Synthetic/triplet_distance.yaml`` twice with the same seed (``MODEL.DAS.ENABLED`` False / True),
+evaluate on the unseen test classes and print R@1/R@2/NMI/F1 side by side (last evaluation, and the best-R@1
+evaluation). Retrieval grids are saved next to the checkpoints.
 """
 import argparse
 import os
@@ -52,7 +53,9 @@ def format_table(rows, columns):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config-file", default=DEFAULT_CONFIG)
     parser.add_argument("--output-dir", default="./output/das_demo")
     parser.add_argument("--iters", type=int, default=0, help="override SOLVER.MAX_ITER (0 = config value)")
@@ -81,7 +84,8 @@ def main():
           f"{cfg.SOLVER.MAX_ITER} iterations; 'best' = evaluation with the highest R@1")
     print(format_table(rows, TABLE_METRICS))
     for name, (_, seconds) in results.items():
-        print(f"{name}: {seconds:.0f} s; retrieval grid: {os.path.join(args.output_dir, name, f'retrieval_{test_set}.png')}")
+        grid = os.path.join(args.output_dir, name, f"retrieval_{test_set}.png")
+        print(f"{name}: {seconds:.0f} s; retrieval grid: {grid}")
     print(f"total demo time: {time.perf_counter() - start:.0f} s")
 
 

@@ -5,9 +5,11 @@
     python projects/DAS/train_net.py --config-file ... MODEL.DAS.ENABLED False           # baseline
     python projects/DAS/train_net.py --config-file ... --eval-only MODEL.WEIGHTS out/model_final.pth
     python projects/DAS/train_net.py --config-file ... --resume                          # continue a run
-    python projects/DAS/train_net.py --config-file ... --num-gpus 4    # DDP: SOLVER.IMS_PER_BATCH is the global batch
+    python projects/DAS/train_net.py --config-file ... --num-gpus 4    # DDP: SOLVER.IMS_PER_BATCH is the
+    global batch
 
-Configs that name ``synthetic_birds_*`` datasets get the synthetic set written first (``prepare_synthetic_data``).
+Configs that name ``synthetic_birds_*`` datasets get the synthetic set written first
+(``prepare_synthetic_data``).
 """
 import das  # noqa: F401  (compat layer first; registers the DAS model)
 from das.config import add_das_config

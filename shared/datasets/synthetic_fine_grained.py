@@ -9,20 +9,23 @@ parsers read it):
       root/images.txt               <image id> <path under images/>
       root/image_class_labels.txt   <image id> <class id>
       root/classes.txt              <class id> <class folder>
-      root/train_test_split.txt     <image id> <is_training_image>  (the release's per-image split, unused in DML)
+      root/train_test_split.txt     <image id> <is_training_image>  (the release's per-image split, unused in
+      DML)
 
 * ``"cars"`` -- Stanford Cars (``car_ims.tgz`` + ``cars_annos.mat``): ``root/car_ims/000001.jpg`` and a MATLAB
   file with ``annotations`` (``relative_im_path``, ``bbox_x1..y2``, ``class``, ``test``) and ``class_names``;
 * ``"sop"`` -- Stanford Online Products: ``root/Ebay_{train,test}.txt`` (``image_id class_id super_class_id
   path`` after a header line) and ``root/<super class>_final/<product>_<n>.JPG``;
 * ``"inshop"`` -- DeepFashion In-Shop: ``root/Eval/list_eval_partition.txt`` (count line, header line, then
-  ``image_name item_id evaluation_status``) and ``root/Img/img/<GENDER>/<category>/id_XXXXXXXX/NN_K_front.jpg``.
+  ``image_name item_id evaluation_status``) and
+  ``root/Img/img/<GENDER>/<category>/id_XXXXXXXX/NN_K_front.jpg``.
 
 As in the DML protocol, the first half of the classes is for training and the second half for testing
-(classes never seen in training); In-Shop splits each test class's images into query and gallery. Every image shows one stylised "bird" on a textured background: an
-elliptic body, a head, a wing with a pattern and a tail. A class is a combination of body hue, head hue, wing
-pattern (stripes / dots / bar / plain) and body elongation; classes share the same structure and differ in
-these details (fine-grained), while pose, position, size, lighting and background vary inside a class.
+(classes never seen in training); In-Shop splits each test class's images into query and gallery. Every image
+shows one stylised "bird" on a textured background: an elliptic body, a head, a wing with a pattern and a
+tail. A class is a combination of body hue, head hue, wing pattern (stripes / dots / bar / plain) and body
+elongation; classes share the same structure and differ in these details (fine-grained), while pose, position,
+size, lighting and background vary inside a class.
 
 Everything is deterministic from ``seed``: the same arguments give the same images. A ``_meta.json``
 fingerprint makes a second call with the same arguments a no-op.
@@ -148,8 +151,20 @@ def render_bird(style: BirdStyle, rng: np.random.RandomState, size: int) -> np.n
 
 
 LAYOUTS: Tuple[str, ...] = ("cub", "cars", "sop", "inshop")
-SOP_SUPER_CLASSES: Tuple[str, ...] = ("bicycle", "cabinet", "chair", "coffee_maker", "fan", "kettle", "lamp", "mug",
-                                      "sofa", "stapler", "table", "toaster")
+SOP_SUPER_CLASSES: Tuple[str, ...] = (
+    "bicycle",
+    "cabinet",
+    "chair",
+    "coffee_maker",
+    "fan",
+    "kettle",
+    "lamp",
+    "mug",
+    "sofa",
+    "stapler",
+    "table",
+    "toaster",
+)
 
 
 def _render_all(styles: List[BirdStyle], images_per_class: int, image_size: int, seed: int):
@@ -181,7 +196,9 @@ def _write_cub(root: str, styles, images_per_class: int, image_size: int, seed: 
         split.append(f"{image_id} {int(i % 2 == 0)}")
     _write_lines(os.path.join(root, "images.txt"), images)
     _write_lines(os.path.join(root, "image_class_labels.txt"), labels)
-    _write_lines(os.path.join(root, "classes.txt"), [f"{c + 1} {class_folder_name(c)}" for c in range(len(styles))])
+    _write_lines(
+        os.path.join(root, "classes.txt"), [f"{c + 1} {class_folder_name(c)}" for c in range(len(styles))]
+    )
     _write_lines(os.path.join(root, "train_test_split.txt"), split)
 
 
@@ -198,7 +215,12 @@ def _write_cars(root: str, styles, images_per_class: int, image_size: int, seed:
     annotations = np.zeros((1, len(rows)), dtype=fields)
     for j, (rel, x1, y1, x2, y2, cls, test) in enumerate(rows):
         boxes = [np.array([[v]], dtype=np.uint16) for v in (x1, y1, x2, y2)]
-        annotations[0, j] = (rel, *boxes, np.array([[cls]], dtype=np.uint8), np.array([[test]], dtype=np.uint8))
+        annotations[0, j] = (
+            rel,
+            *boxes,
+            np.array([[cls]], dtype=np.uint8),
+            np.array([[test]], dtype=np.uint8),
+        )
     class_names = np.empty((1, len(styles)), dtype=object)
     for c in range(len(styles)):
         class_names[0, c] = f"Synthetic Car {c + 1:03d}"
@@ -207,7 +229,10 @@ def _write_cars(root: str, styles, images_per_class: int, image_size: int, seed:
 
 def _write_sop(root: str, styles, images_per_class: int, image_size: int, seed: int) -> None:
     half = len(styles) // 2
-    lists = {"train": ["image_id class_id super_class_id path"], "test": ["image_id class_id super_class_id path"]}
+    lists = {
+        "train": ["image_id class_id super_class_id path"],
+        "test": ["image_id class_id super_class_id path"],
+    }
     for c, i, image in _render_all(styles, images_per_class, image_size, seed):
         super_id = c % len(SOP_SUPER_CLASSES)
         rel = f"{SOP_SUPER_CLASSES[super_id]}_final/{100000000000 + c}_{i}.JPG"
@@ -243,7 +268,9 @@ def generate_synthetic_fine_grained(
     """Write the synthetic set under ``root`` in the release form ``layout`` (see the module docstring) and
     return ``root``. A second call with the same arguments returns at once; different arguments rewrite it."""
     if num_classes < 2 or images_per_class < 2:
-        raise ValueError("need at least 2 classes and 2 images per class for a train/test metric-learning split")
+        raise ValueError(
+            "need at least 2 classes and 2 images per class for a train/test metric-learning split"
+        )
     if layout not in _WRITERS:
         raise ValueError(f"unknown layout {layout!r}; choose one of {list(LAYOUTS)}")
     meta = {"version": _FORMAT_VERSION, "num_classes": num_classes, "images_per_class": images_per_class,

@@ -61,8 +61,11 @@ def test_weights_load_from_a_pretrainedmodels_file(tmp_path):
 
 
 def test_bninception_preset_builds_and_feeds_bgr():
-    cfg = build_cfg(add_das_config, os.path.join(CONFIG_DIR, "CUB200", "multi_similarity_bninception512_table1.yaml"),
-                    ["MODEL.DEVICE", "cpu", "MODEL.DAS.NUM_CLASSES", "4"])
+    cfg = build_cfg(
+        add_das_config,
+        os.path.join(CONFIG_DIR, "CUB200", "multi_similarity_bninception512_table1.yaml"),
+        ["MODEL.DEVICE", "cpu", "MODEL.DAS.NUM_CLASSES", "4"],
+    )
     model = DASTrainer.build_model(cfg).eval()
     assert model.net.backbone.num_features == 1024 and model.net.head.out_features == 512
     rgb = torch.rand(2, 3, 64, 64)

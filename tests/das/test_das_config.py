@@ -69,8 +69,18 @@ def test_unknown_names_raise_clear_errors():
         build_cfg(add_das_config, BASE_CONFIG, opts=["MODEL.DAS.NOT_A_KEY", "1"])
 
 
-@pytest.mark.parametrize("name", ["triplet_semihard", "triplet_distance", "contrastive_distance", "margin_distance",
-                                  "multi_similarity", "lifted", "npair"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "triplet_semihard",
+        "triplet_distance",
+        "contrastive_distance",
+        "margin_distance",
+        "multi_similarity",
+        "lifted",
+        "npair",
+    ],
+)
 def test_every_loss_runs_on_an_enlarged_batch(name):
     import torch
     import torch.nn.functional as F

@@ -8,7 +8,14 @@ import pytest
 from detectron2.data import DatasetCatalog
 
 import das  # noqa: F401
-from das.datasets import load_cars, load_cub, load_inshop, load_metric_dataset, load_sop, prepare_synthetic_data
+from das.datasets import (
+    load_cars,
+    load_cub,
+    load_inshop,
+    load_metric_dataset,
+    load_sop,
+    prepare_synthetic_data,
+)
 from das.sampler import ClassBalancedBatchSampler
 from shared.datasets.synthetic_fine_grained import class_folder_name, generate_synthetic_fine_grained
 
@@ -63,7 +70,9 @@ def test_registered_split_first_half_of_classes(synthetic_root, monkeypatch):
     ("sop", "Stanford_Online_Products", "sop", ("train", "test")),
     ("inshop", "In-shop Clothes Retrieval Benchmark", "inshop", ("train", "query", "gallery")),
 ])
-def test_release_forms_load_through_the_registered_names(layout, folder, prefix, splits, tmp_path, monkeypatch):
+def test_release_forms_load_through_the_registered_names(
+    layout, folder, prefix, splits, tmp_path, monkeypatch
+):
     """The generator writes each dataset as released; the registered dataset reads it with the real parser."""
     generate_synthetic_fine_grained(str(tmp_path / folder), num_classes=4, images_per_class=4, image_size=16,
                                     seed=0, layout=layout)
@@ -72,7 +81,9 @@ def test_release_forms_load_through_the_registered_names(layout, folder, prefix,
     assert all(os.path.isfile(r["file_name"]) for rs in records.values() for r in rs)
     assert [r["label"] for r in records["train"]] == [0] * 4 + [1] * 4  # classes 1-2 train, contiguous labels
     if layout == "inshop":
-        assert [r["label"] for r in records["query"]] == [3, 3, 4, 4] == [r["label"] for r in records["gallery"]]
+        assert (
+            [r["label"] for r in records["query"]] == [3, 3, 4, 4] == [r["label"] for r in records["gallery"]]
+        )
         assert records["query"][0]["file_name"].startswith(str(tmp_path / folder / "Img" / "img"))
     else:
         assert [r["label"] for r in records["test"]] == [0] * 4 + [1] * 4
@@ -92,7 +103,11 @@ def test_cub_lists_are_read_by_class_id_not_by_file_order(tmp_path):
     train = load_cub(str(root), "train", "cub200_train")  # classes {2, 3, 10}: train = [2], test = [3, 10]
     assert [(r["class_id"], r["label"]) for r in train] == [("002.a", 0)]
     test = load_cub(str(root), "test", "cub200_test")
-    assert [(r["class_id"], r["label"]) for r in test] == [("010.b", 1), ("010.b", 1), ("003.c", 0)]  # by image id
+    assert [(r["class_id"], r["label"]) for r in test] == [
+        ("010.b", 1),
+        ("010.b", 1),
+        ("003.c", 0),
+    ]  # by image id
     assert test[0]["file_name"] == str(root / "images" / "010.b" / "x1.jpg")
     (root / "image_class_labels.txt").write_text("1 10\n2 2\n3 10\n")
     with pytest.raises(ValueError, match=r"image ids \['4'\] of images.txt have no class"):

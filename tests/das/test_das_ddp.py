@@ -1,5 +1,6 @@
-"""DDP on the CPU (2 gloo processes): SOLVER.IMS_PER_BATCH is the global batch, split across the processes, and
-the loss, the gradients, the DAS state and the evaluation equal those of one process on the same global batch."""
+"""DDP on the CPU (2 gloo processes): SOLVER.IMS_PER_BATCH is the global batch, split across the processes,
+and the loss, the gradients, the DAS state and the evaluation equal those of one process on the same global
+batch."""
 import itertools
 import json
 import os
@@ -68,7 +69,9 @@ def _worker(rank, world, port, root, out_dir):
         state = {k: v.clone() for k, v in producer.state_dict().items()}
         model.eval()
         metrics = evaluate_retrieval(cfg, model.module)
-        torch.save({"steps": steps, "state": state, "metrics": json.dumps(metrics)}, f"{out_dir}/rank{rank}.pt")
+        torch.save(
+            {"steps": steps, "state": state, "metrics": json.dumps(metrics)}, f"{out_dir}/rank{rank}.pt"
+        )
     finally:
         dist.destroy_process_group()
 

@@ -14,7 +14,9 @@ from das.visualization import CORRECT_BGR, QUERY_BGR, WRONG_BGR, save_retrieval_
 
 from shared.engine import build_cfg
 
-BASE_CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "projects", "DAS", "configs", "Base-DAS.yaml")
+BASE_CONFIG = os.path.join(
+    os.path.dirname(__file__), "..", "..", "projects", "DAS", "configs", "Base-DAS.yaml"
+)
 
 
 def _set(embeddings, labels, files=None):
@@ -32,8 +34,14 @@ def test_hand_computed_recall_and_perfect_clustering():
     assert m["R@1"] == pytest.approx(400 / 6)
     assert m["R@2"] == pytest.approx(100.0)
     assert {"NMI", "F1", "MAP@R", "mAP_c"} <= set(m)
-    separated = retrieval_metrics(cfg, _set([[0.0], [0.1], [10.0], [10.1], [20.0], [20.2]], [0, 0, 1, 1, 2, 2]))
-    assert separated["R@1"] == 100 and separated["NMI"] == pytest.approx(100) and separated["F1"] == pytest.approx(100)
+    separated = retrieval_metrics(
+        cfg, _set([[0.0], [0.1], [10.0], [10.1], [20.0], [20.2]], [0, 0, 1, 1, 2, 2])
+    )
+    assert (
+        separated["R@1"] == 100
+        and separated["NMI"] == pytest.approx(100)
+        and separated["F1"] == pytest.approx(100)
+    )
 
 
 def test_query_gallery_protocol():

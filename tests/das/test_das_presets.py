@@ -73,26 +73,36 @@ def test_preset_equals_the_official_run(preset):
 def test_every_value_a_preset_sets_has_a_source(preset):
     official = set(official_config(RUNS[preset][1]))
     unexplained = _keys_set_by(os.path.join(CONFIG_DIR, preset)) - official - set(OURS)
-    assert not unexplained, f"{preset} sets {sorted(unexplained)} with no official source and no 'ours' reason"
+    assert not unexplained, (
+        f"{preset} sets {sorted(unexplained)} with no official source and no 'ours' reason"
+    )
 
 
 def test_the_issue_14_values():
-    """The values that had drifted: SOP margin MTS beta, floor(N / batch) iterations, the BN-Inception runs."""
+    """The values that had drifted: SOP margin MTS beta, floor(N / batch) iterations, BN-Inception runs."""
     def cfg(p):
         return build_cfg(add_das_config, os.path.join(CONFIG_DIR, p))
 
-    assert cfg("SOP/margin_distance.yaml").MODEL.DAS.MTS.SCALE == 0.01  # table2.sh:112 passes no --das_mts_scale
+    assert (
+        cfg("SOP/margin_distance.yaml").MODEL.DAS.MTS.SCALE == 0.01
+    )  # table2.sh:112 passes no --das_mts_scale
     assert cfg("CARS196/triplet_distance.yaml").SOLVER.MAX_ITER == 300 * (8054 // 112) == 21300
     assert cfg("CUB200/multi_similarity_r512_table1.yaml").SOLVER.MAX_ITER == 300 * (5864 // 180) == 9600
     for data in ("CUB200", "CARS196", "SOP"):
         c = cfg(f"{data}/multi_similarity_bninception512_table1.yaml")
-        assert (c.MODEL.EMBEDDING.BACKBONE, c.MODEL.EMBEDDING.DIM, c.INPUT.FORMAT) == ("bninception", 512, "BGR")
+        assert (c.MODEL.EMBEDDING.BACKBONE, c.MODEL.EMBEDDING.DIM, c.INPUT.FORMAT) == (
+            "bninception",
+            512,
+            "BGR",
+        )
 
 
 def test_flag_parser_is_argparse_like():
     o = parse_flags("--bs 112 --bs 180 --tau 200 250 --detach --das_mts_scale 0.1")
     assert o["bs"] == 180 and o["tau"] == (200, 250) and o["detach"] and not o["aux_loss"]
-    assert o["das_mts_scale"] == 0.1 and o["das_dfs_scale_left"] == 0.5  # default of scripts/parameters.py:283
+    assert (
+        o["das_mts_scale"] == 0.1 and o["das_dfs_scale_left"] == 0.5
+    )  # default of scripts/parameters.py:283
 
 
 def test_readme_shows_the_current_table():

@@ -106,9 +106,9 @@ def add_das_config(cfg: CN) -> CN:
     cfg.MODEL.DAS.MTS.SCALE = 0.01
 
     # ---------------------------------------------------------------- data
-    # Datasets are read under $DETECTRON2_DATASETS (see das.datasets). Gallery sets for query→gallery evaluation
-    # (In-Shop: TEST = ("inshop_query",), TEST_GALLERY = ("inshop_gallery",)); empty = each TEST set is its own
-    # query and gallery (CUB, CARS, SOP protocol).
+    # Datasets are read under $DETECTRON2_DATASETS (see das.datasets). Gallery sets for query→gallery
+    # evaluation (In-Shop: TEST = ("inshop_query",), TEST_GALLERY = ("inshop_gallery",)); empty = each TEST
+    # set is its own query and gallery (CUB, CARS, SOP protocol).
     cfg.DATASETS.TEST_GALLERY = ()
     # P×K sampling: each global batch of SOLVER.IMS_PER_BATCH images (split evenly across the processes under
     # DDP, as detectron2) holds IMS_PER_BATCH / SAMPLES_PER_CLASS classes with K images each.
@@ -157,8 +157,15 @@ def _check_das_config(cfg: CN) -> None:
     """Every DAS value in its valid range, each error naming the key (run by ``shared.engine.build_cfg``)."""
     check_choice(cfg, "DATALOADER.SAMPLER_TRAIN", TRAIN_SAMPLERS)
     check_choice(cfg, "INPUT.FORMAT", ("RGB", "BGR"))
-    for key in ("MODEL.EMBEDDING.DIM", "MODEL.DAS.NUM_PRODUCE", "MODEL.DAS.DFS.NUM_SCALE", "MODEL.DAS.MTS.BANK_SIZE",
-                "DATALOADER.SAMPLES_PER_CLASS", "SOLVER.IMS_PER_BATCH", "MODEL.INPUT_SCALE"):
+    for key in (
+        "MODEL.EMBEDDING.DIM",
+        "MODEL.DAS.NUM_PRODUCE",
+        "MODEL.DAS.DFS.NUM_SCALE",
+        "MODEL.DAS.MTS.BANK_SIZE",
+        "DATALOADER.SAMPLES_PER_CLASS",
+        "SOLVER.IMS_PER_BATCH",
+        "MODEL.INPUT_SCALE",
+    ):
         check_positive(cfg, key)
     check_range(cfg, "MODEL.DAS.NUM_CLASSES", low=0)
     check_range(cfg, "MODEL.DAS.AUX_LOSS_WEIGHT", low=0.0)
@@ -170,12 +177,18 @@ def _check_das_config(cfg: CN) -> None:
     if len(value_range) != 2 or not 0.0 < float(value_range[0]) <= float(value_range[1]):
         raise ConfigValueError("MODEL.DAS.DFS.RANGE", value_range, "needs (low, high) with 0 < low <= high")
     if cfg.SOLVER.IMS_PER_BATCH % cfg.DATALOADER.SAMPLES_PER_CLASS:
-        raise ConfigValueError("SOLVER.IMS_PER_BATCH", cfg.SOLVER.IMS_PER_BATCH,
-                               f"must be a multiple of DATALOADER.SAMPLES_PER_CLASS={cfg.DATALOADER.SAMPLES_PER_CLASS}")
+        raise ConfigValueError(
+            "SOLVER.IMS_PER_BATCH",
+            cfg.SOLVER.IMS_PER_BATCH,
+            f"must be a multiple of DATALOADER.SAMPLES_PER_CLASS={cfg.DATALOADER.SAMPLES_PER_CLASS}",
+        )
     if any(int(k) < 1 for k in cfg.TEST.RETRIEVAL.RECALL_KS) or not cfg.TEST.RETRIEVAL.RECALL_KS:
         raise ConfigValueError("TEST.RETRIEVAL.RECALL_KS", tuple(cfg.TEST.RETRIEVAL.RECALL_KS),
                                "needs at least one K >= 1")
     galleries = tuple(cfg.DATASETS.TEST_GALLERY)
     if galleries and len(galleries) != len(cfg.DATASETS.TEST):
-        raise ConfigValueError("DATASETS.TEST_GALLERY", galleries,
-                               f"must list one gallery per DATASETS.TEST entry {tuple(cfg.DATASETS.TEST)} (or be empty)")
+        raise ConfigValueError(
+            "DATASETS.TEST_GALLERY",
+            galleries,
+            f"must list one gallery per DATASETS.TEST entry {tuple(cfg.DATASETS.TEST)} (or be empty)",
+        )

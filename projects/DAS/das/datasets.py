@@ -2,28 +2,23 @@
 
 Root: ``$DETECTRON2_DATASETS`` (default ``./datasets``), read when a dataset is loaded, not at import.
 
-===================================  ==================================================================================
-registered names                     on-disk form under the root (first the release, then the documented fallback)
-===================================  ==================================================================================
-``cub200_{train,test}``              ``CUB_200_2011/`` as extracted from ``CUB_200_2011.tgz``: ``images.txt``
-                                     (``<image id> <path>``), ``image_class_labels.txt`` (``<image id> <class id>``),
-                                     ``classes.txt`` and ``images/<path>``. Classes 1-100 train, 101-200 test.
-                                     Fallback: ``CUB_200_2011/`` or ``cub200/`` with only ``images/<class folder>/``
-                                     (the Revisiting-DML layout; folders sorted by their numeric prefix)
-``cars196_{train,test}``             ``cars196/cars_annos.mat`` + ``cars196/car_ims/*.jpg`` (the Stanford Cars release:
-                                     ``annotations`` with ``relative_im_path`` and ``class``). Classes 1-98 train,
-                                     99-196 test (the DML split; the release's ``test`` flag is not used).
-                                     Fallback: ``cars196/images/<class folder>/`` (sorted folders, first half train)
-``sop_{train,test}``                 ``Stanford_Online_Products/Ebay_{train,test}.txt`` with paths relative to that
-                                     folder (the release). Fallback: ``online_products/Info_Files/Ebay_*.txt`` +
-                                     ``online_products/images/<path>`` (Revisiting-DML). 11,318 / 11,316 classes
-``inshop_{train,query,gallery}``     ``In-shop Clothes Retrieval Benchmark/`` (or ``in-shop/``) with
-                                     ``Eval/list_eval_partition.txt`` and the images unzipped to ``Img/img/...``
-                                     (list paths ``img/...`` are relative to ``Img/``). Fallback: the list at the
-                                     folder's top and ``img/...`` directly in the folder (Revisiting-DML)
-``synthetic_birds_{train,test}``     ``synthetic_birds/`` in the CUB release form, written by
-                                     :func:`shared.datasets.synthetic_fine_grained.generate_synthetic_fine_grained`
-===================================  ==================================================================================
+Registered names and the on-disk forms read under the root (first the release, then the documented fallback):
+
+* ``cub200_{train,test}``: ``CUB_200_2011/`` as extracted from ``CUB_200_2011.tgz``: ``images.txt``
+  (``<image id> <path>``), ``image_class_labels.txt`` (``<image id> <class id>``), ``classes.txt`` and
+  ``images/<path>``; classes 1-100 train, 101-200 test. Fallback: ``CUB_200_2011/`` or ``cub200/`` with only
+  ``images/<class folder>/`` (the Revisiting-DML layout; folders sorted by their numeric prefix).
+* ``cars196_{train,test}``: ``cars196/cars_annos.mat`` + ``cars196/car_ims/*.jpg`` (the Stanford Cars
+  release: ``annotations`` with ``relative_im_path`` and ``class``); classes 1-98 train, 99-196 test (the DML
+  split; the release's ``test`` flag is not used). Fallback: ``cars196/images/<class folder>/``.
+* ``sop_{train,test}``: ``Stanford_Online_Products/Ebay_{train,test}.txt`` with paths relative to that folder
+  (the release). Fallback: ``online_products/Info_Files/Ebay_*.txt`` + ``online_products/images/<path>``
+  (Revisiting-DML). 11,318 / 11,316 classes.
+* ``inshop_{train,query,gallery}``: ``In-shop Clothes Retrieval Benchmark/`` (or ``in-shop/``) with
+  ``Eval/list_eval_partition.txt`` and the images unzipped to ``Img/img/...`` (list paths ``img/...`` are
+  relative to ``Img/``). Fallback: the list at the folder's top and ``img/...`` directly in the folder.
+* ``synthetic_birds_{train,test}``: ``synthetic_birds/`` in the CUB release form, written by
+  :func:`shared.datasets.synthetic_fine_grained.generate_synthetic_fine_grained`.
 
 Each record is ``{"file_name": str, "label": int, "class_id": str}``. Training splits have contiguous labels
 0..C-1 (what the DAS frequency matrix and banks index); query/gallery splits of In-Shop share one label space
@@ -59,13 +54,15 @@ def contiguous_labels(class_ids: Sequence[str]) -> List[int]:
     return [order[c] for c in class_ids]
 
 
-def _records(files: Sequence[str], class_ids: Sequence[str], labels: Optional[Sequence[int]] = None) -> List[Record]:
+def _records(
+    files: Sequence[str], class_ids: Sequence[str], labels: Optional[Sequence[int]] = None
+) -> List[Record]:
     labels = contiguous_labels(class_ids) if labels is None else labels
     return [{"file_name": f, "label": int(lab), "class_id": c} for f, lab, c in zip(files, labels, class_ids)]
 
 
 def _half_of(keys: Sequence, split: str) -> set:
-    """The first half of the sorted ``keys`` for ``train``, the second half for ``test`` (the DML protocol)."""
+    """The first half of the sorted ``keys`` for ``train``, the second half for ``test`` (DML protocol)."""
     keys = sorted(keys)
     half = len(keys) // 2
     return set(keys[:half] if split == "train" else keys[half:])
@@ -81,7 +78,8 @@ def _read_table(path: str, skip: int, num_columns: int, dataset: str) -> List[Li
             parts = line.split()
             if len(parts) != num_columns:
                 raise ValueError(
-                    f"dataset {dataset!r}: {path}:{line_no} has {len(parts)} columns, expected {num_columns}: "
+                    f"dataset {dataset!r}: {path}:{line_no} has {len(parts)} columns, "
+                    f"expected {num_columns}: "
                     f"{line.strip()!r}"
                 )
             rows.append(parts)
@@ -97,11 +95,13 @@ def _find_folder(names: Sequence[str], dataset: str) -> str:
         if os.path.isdir(os.path.join(root, name)):
             return os.path.join(root, name)
     alternatives = " or ".join(repr(n) for n in names[1:])
-    return require_path(os.path.join(root, names[0]), dataset, hint=f"(or {alternatives})" if alternatives else "")
+    return require_path(
+        os.path.join(root, names[0]), dataset, hint=f"(or {alternatives})" if alternatives else ""
+    )
 
 
 def _class_folder_key(folder: str) -> Tuple[int, str]:
-    """Sort key of a class folder: its numeric prefix (``"001.Black_footed_Albatross"`` -> 1) when it has one."""
+    """Sort key of a class folder: its numeric prefix (``"001.Black_footed_Albatross"`` -> 1), if any."""
     prefix = folder.split(".", 1)[0]
     return (int(prefix), folder) if prefix.isdigit() else (0, folder)
 
@@ -113,12 +113,16 @@ def load_class_folders(root: str, split: str, dataset: str) -> List[Record]:
     classes = sorted((d for d in os.listdir(image_dir) if os.path.isdir(os.path.join(image_dir, d))),
                      key=_class_folder_key)
     if len(classes) < 2:
-        raise ValueError(f"dataset {dataset!r}: {image_dir!r} needs at least 2 class folders, found {len(classes)}")
+        raise ValueError(
+            f"dataset {dataset!r}: {image_dir!r} needs at least 2 class folders, found {len(classes)}"
+        )
     half = len(classes) // 2
     chosen = classes[:half] if split == "train" else classes[half:]
     files, class_ids = [], []
     for cls in chosen:
-        names = sorted(n for n in os.listdir(os.path.join(image_dir, cls)) if n.lower().endswith(IMAGE_EXTENSIONS))
+        names = sorted(
+            n for n in os.listdir(os.path.join(image_dir, cls)) if n.lower().endswith(IMAGE_EXTENSIONS)
+        )
         files += [os.path.join(image_dir, cls, n) for n in names]
         class_ids += [cls] * len(names)
     if not files:
@@ -127,8 +131,8 @@ def load_class_folders(root: str, split: str, dataset: str) -> List[Record]:
 
 
 def load_cub(root: str, split: str, dataset: str) -> List[Record]:
-    """CUB-200-2011 as released: ``images.txt`` + ``image_class_labels.txt`` (+ ``classes.txt`` for the names);
-    classes 1..100 train, 101..200 test. Without ``images.txt``: :func:`load_class_folders`."""
+    """CUB-200-2011 as released: ``images.txt`` + ``image_class_labels.txt`` (+ ``classes.txt`` for the
+    names); classes 1..100 train, 101..200 test. Without ``images.txt``: :func:`load_class_folders`."""
     if not os.path.exists(os.path.join(root, "images.txt")):
         return load_class_folders(root, split, dataset)
     images = dict(_read_table(os.path.join(root, "images.txt"), 0, 2, dataset))
@@ -139,7 +143,9 @@ def load_cub(root: str, split: str, dataset: str) -> List[Record]:
         names = dict(_read_table(os.path.join(root, "classes.txt"), 0, 2, dataset))
     missing = sorted(set(images) - set(class_of), key=int)
     if missing:
-        raise ValueError(f"dataset {dataset!r}: image ids {missing[:5]} of images.txt have no class in {labels_file}")
+        raise ValueError(
+            f"dataset {dataset!r}: image ids {missing[:5]} of images.txt have no class in {labels_file}"
+        )
     chosen = _half_of({int(c) for c in class_of.values()}, split)
     ids = sorted((i for i in images if int(class_of[i]) in chosen), key=int)
     class_ids = [names.get(class_of[i], class_of[i]) for i in ids]
@@ -179,14 +185,16 @@ def load_sop(root: str, split: str, dataset: str) -> List[Record]:
     if os.path.exists(os.path.join(root, name)):  # the release: list files at the top, paths relative to it
         list_file, image_base = os.path.join(root, name), root
     else:
-        list_file = require_path(os.path.join(root, "Info_Files", name), dataset, hint=f"(or {name} at the top)")
+        list_file = require_path(
+            os.path.join(root, "Info_Files", name), dataset, hint=f"(or {name} at the top)"
+        )
         image_base = os.path.join(root, "images")
     rows = _read_table(list_file, skip=1, num_columns=4, dataset=dataset)
     return _records([os.path.join(image_base, r[3]) for r in rows], [r[1] for r in rows])
 
 
 def load_inshop(root: str, split: str, dataset: str) -> List[Record]:
-    """In-Shop Clothes Retrieval from ``Eval/list_eval_partition.txt``; ``split`` in {train, query, gallery}."""
+    """In-Shop Clothes Retrieval from ``Eval/list_eval_partition.txt``; ``split``: train, query or gallery."""
     require_path(root, dataset)
     list_file = os.path.join(root, "Eval", "list_eval_partition.txt")
     if not os.path.exists(list_file):
@@ -215,7 +223,12 @@ for _prefix, _folders, _loader, _splits in (
     ("cars196", ("cars196",), load_cars, ("train", "test")),
     ("synthetic_birds", ("synthetic_birds",), load_cub, ("train", "test")),
     ("sop", ("Stanford_Online_Products", "online_products"), load_sop, ("train", "test")),
-    ("inshop", ("In-shop Clothes Retrieval Benchmark", "in-shop"), load_inshop, ("train", "query", "gallery")),
+    (
+        "inshop",
+        ("In-shop Clothes Retrieval Benchmark", "in-shop"),
+        load_inshop,
+        ("train", "query", "gallery"),
+    ),
 ):
     for _split in _splits:
         METRIC_DATASETS[f"{_prefix}_{_split}"] = (_folders, _loader, _split)
@@ -261,10 +274,13 @@ def prepare_synthetic_data(cfg):
 
 # ---------------------------------------------------------------------------------------------- loaders
 def build_transform(cfg, is_train: bool) -> T.Compose:
-    """Train: RandomResizedCrop(TRAIN_SIZE, CROP_SCALE) + horizontal flip. Test: resize TEST_RESIZE, centre crop
-    (official dataset/basic_dataset_scaffold.py)."""
+    """Train: RandomResizedCrop(TRAIN_SIZE, CROP_SCALE) + horizontal flip. Test: resize TEST_RESIZE, centre
+    crop (official dataset/basic_dataset_scaffold.py)."""
     if is_train:
-        ops = [T.RandomResizedCrop(cfg.INPUT.TRAIN_SIZE, scale=tuple(cfg.INPUT.CROP_SCALE)), T.RandomHorizontalFlip()]
+        ops = [
+            T.RandomResizedCrop(cfg.INPUT.TRAIN_SIZE, scale=tuple(cfg.INPUT.CROP_SCALE)),
+            T.RandomHorizontalFlip(),
+        ]
     else:
         ops = [T.Resize(cfg.INPUT.TEST_RESIZE), T.CenterCrop(cfg.INPUT.TEST_SIZE)]
     return T.Compose(ops + [T.ToTensor()])
@@ -307,15 +323,17 @@ def get_records(names: Sequence[str]) -> List[Dict]:
 def local_batch_size(global_batch: int, samples_per_class: int, world_size: int) -> int:
     """Images per process: ``global_batch / world_size``, which must hold whole classes of K images."""
     if global_batch % (world_size * samples_per_class):
-        raise ValueError(f"SOLVER.IMS_PER_BATCH={global_batch} (the global batch) must split into {world_size} "
-                         f"processes of whole classes of DATALOADER.SAMPLES_PER_CLASS={samples_per_class} images")
+        raise ValueError(
+            f"SOLVER.IMS_PER_BATCH={global_batch} (the global batch) must split into {world_size} "
+            f"processes of whole classes of DATALOADER.SAMPLES_PER_CLASS={samples_per_class} images"
+        )
     return global_batch // world_size
 
 
 def build_train_loader(cfg) -> DataLoader:
-    """Infinite P×K loader over ``DATASETS.TRAIN``. ``SOLVER.IMS_PER_BATCH`` is the GLOBAL batch: every process
-    draws the same global P×K batch (shared seed) and keeps its own contiguous share of classes, so N processes
-    train on exactly the batches one process would."""
+    """Infinite P×K loader over ``DATASETS.TRAIN``. ``SOLVER.IMS_PER_BATCH`` is the GLOBAL batch: every
+    process draws the same global P×K batch (shared seed) and keeps its own contiguous share of classes, so N
+    processes train on exactly the batches one process would."""
     records = get_records(cfg.DATASETS.TRAIN)
     k = cfg.DATALOADER.SAMPLES_PER_CLASS
     local_batch_size(cfg.SOLVER.IMS_PER_BATCH, k, comm.get_world_size())
@@ -328,8 +346,13 @@ def build_train_loader(cfg) -> DataLoader:
 
 def build_test_loader(cfg, records: Sequence[Dict], batch_size: int = 64) -> DataLoader:
     """One ordered pass over ``records`` with the test transform."""
-    return DataLoader(ImageRecords(records, build_transform(cfg, False)), batch_size=batch_size, shuffle=False,
-                      num_workers=cfg.DATALOADER.NUM_WORKERS, collate_fn=collate_batch)
+    return DataLoader(
+        ImageRecords(records, build_transform(cfg, False)),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=cfg.DATALOADER.NUM_WORKERS,
+        collate_fn=collate_batch,
+    )
 
 
 def num_train_classes(cfg) -> int:

@@ -3,7 +3,8 @@
 * CUB200 / CARS196 / SOP: the test set is both query and gallery (self excluded); Recall@K, NMI and F1 (faiss
   k-means, seeded), Musgrave's MAP@R (R = class size − 1) and the Roth/DAS ``mAP_c`` — all in percent, from
   :func:`shared.retrieval.metric_learning.evaluate_embeddings`.
-* In-Shop: query→gallery with :func:`shared.retrieval.metric_learning.evaluate_query_gallery` (Recall@K, MAP@R).
+* In-Shop: query→gallery with :func:`shared.retrieval.metric_learning.evaluate_query_gallery` (Recall@K,
+  MAP@R).
 
 Embeddings are extracted with detectron2's ``inference_on_dataset`` (eval mode, progress log with ETA). Under
 DDP every process embeds a contiguous shard of each test set; the shards are gathered on the main process,
@@ -74,8 +75,11 @@ def gather_embedded(part: EmbeddedSet) -> Optional[EmbeddedSet]:
     parts = comm.gather(part, dst=0)
     if not comm.is_main_process():
         return None
-    return EmbeddedSet(np.concatenate([p.embeddings for p in parts]), np.concatenate([p.labels for p in parts]),
-                       [f for p in parts for f in p.file_names])
+    return EmbeddedSet(
+        np.concatenate([p.embeddings for p in parts]),
+        np.concatenate([p.labels for p in parts]),
+        [f for p in parts for f in p.file_names],
+    )
 
 
 def embed_dataset(cfg, model: torch.nn.Module, dataset_name: str) -> Optional[EmbeddedSet]:
@@ -100,7 +104,8 @@ def embed_dataset(cfg, model: torch.nn.Module, dataset_name: str) -> Optional[Em
 
 
 def retrieval_metrics(cfg, query: EmbeddedSet, gallery: Optional[EmbeddedSet] = None) -> Dict[str, float]:
-    """Flat ``{"R@1": .., "NMI": .., "F1": .., "MAP@R": .., ...}`` in percent for one test set (or query/gallery)."""
+    """Flat ``{"R@1": .., "NMI": .., "F1": .., "MAP@R": .., ...}`` in percent for one test set (or query and
+    gallery)."""
     ks = tuple(cfg.TEST.RETRIEVAL.RECALL_KS)
     if gallery is None:
         n_clusters = cfg.TEST.RETRIEVAL.NUM_CLUSTERS or None
@@ -112,10 +117,14 @@ def retrieval_metrics(cfg, query: EmbeddedSet, gallery: Optional[EmbeddedSet] = 
     return result.as_dict()
 
 
-def evaluate_retrieval(cfg, model: torch.nn.Module, output_dir: Optional[str] = None) -> "OrderedDict[str, Dict]":
-    """``{test set: metrics}`` for every ``DATASETS.TEST`` entry (paired with ``DATASETS.TEST_GALLERY`` if set).
+def evaluate_retrieval(
+    cfg, model: torch.nn.Module, output_dir: Optional[str] = None
+) -> "OrderedDict[str, Dict]":
+    """``{test set: metrics}`` for every ``DATASETS.TEST`` entry (paired with ``DATASETS.TEST_GALLERY`` if
+    set).
 
-    With ``TEST.RETRIEVAL.VIS_QUERIES > 0`` and an ``output_dir``, a top-k retrieval grid PNG is saved per set.
+    With ``TEST.RETRIEVAL.VIS_QUERIES > 0`` and an ``output_dir``, a top-k retrieval grid PNG is saved per
+    set.
     """
     from das.visualization import save_retrieval_grid  # matplotlib only when needed
 

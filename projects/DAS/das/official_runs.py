@@ -1,10 +1,10 @@
 """The official DAS runs, as facts with their sources, and what each means for our config keys.
 
 Sources are files of the official DAS repository (github.com/lizhaoliu-Lec/DAS, on the Revisiting-DML
-codebase): the run scripts ``table1.sh`` / ``table2.sh`` (line numbers of the "baseline + DAS" command) and the
-argument defaults in ``scripts/parameters.py``. :func:`official_config` turns a run's flags into the values
-our config must hold; ``tests/das/test_das_presets.py`` holds every preset in ``projects/DAS/configs`` against
-it, and ``python -m das.official_runs`` prints the preset table of the README.
+codebase): the run scripts ``table1.sh`` / ``table2.sh`` (line numbers of the "baseline + DAS" command) and
+the argument defaults in ``scripts/parameters.py``. :func:`official_config` turns a run's flags into the
+values our config must hold; ``tests/das/test_das_presets.py`` holds every preset in ``projects/DAS/configs``
+against it, and ``python -m das.official_runs`` prints the preset table of the README.
 
 Values with no official counterpart are listed in :data:`OURS` with the reason.
 """
@@ -77,60 +77,93 @@ for _data, _folder, _lines in (("cub200", "CUB200", (8, 14, 20, 26, 32, 38, 44))
          "--loss multisimilarity --arch resnet50_frozen_normalize")):
         RUNS[f"{_folder}/{_name}.yaml"] = (f"table2.sh:{_line}", f"--dataset {_data} {_T2} {_flags} {_CC}")
 for _name, _line, _flags in (
-    ("triplet_semihard", 94, "--loss triplet --batch_mining semihard --arch resnet50_frozen_normalize "
-                             "--das_mts_scale 0.1 --aux_loss --detach"),
-    ("triplet_distance", 100, "--loss triplet --batch_mining distance --arch resnet50_frozen_normalize "
-                              "--das_mts_scale 0.1 --aux_loss --detach"),
-    ("contrastive_distance", 106, "--loss contrastive --batch_mining distance --arch resnet50_frozen_normalize "
-                                  "--das_mts_scale 0.1"),
+    (
+        "triplet_semihard",
+        94,
+        "--loss triplet --batch_mining semihard --arch resnet50_frozen_normalize "
+        "--das_mts_scale 0.1 --aux_loss --detach",
+    ),
+    (
+        "triplet_distance",
+        100,
+        "--loss triplet --batch_mining distance --arch resnet50_frozen_normalize "
+        "--das_mts_scale 0.1 --aux_loss --detach",
+    ),
+    (
+        "contrastive_distance",
+        106,
+        "--loss contrastive --batch_mining distance --arch resnet50_frozen_normalize --das_mts_scale 0.1",
+    ),
     ("margin_distance", 112, "--loss margin --batch_mining distance --arch resnet50_frozen_normalize"),
-    ("lifted", 118, "--loss lifted --batch_mining lifted --arch resnet50_frozen --das_dfs_scale_left 0.99 "
-                    "--das_dfs_scale_right 1.01 --das_mts_scale 0.1 --das_not_normalize"),
-    ("npair", 124, "--loss npair --batch_mining npair --arch resnet50_frozen --das_dfs_scale_left 0.99 "
-                   "--das_dfs_scale_right 1.01 --das_mts_scale 0.1 --das_not_normalize"),
+    (
+        "lifted",
+        118,
+        "--loss lifted --batch_mining lifted --arch resnet50_frozen --das_dfs_scale_left 0.99 "
+        "--das_dfs_scale_right 1.01 --das_mts_scale 0.1 --das_not_normalize",
+    ),
+    (
+        "npair",
+        124,
+        "--loss npair --batch_mining npair --arch resnet50_frozen --das_dfs_scale_left 0.99 "
+        "--das_dfs_scale_right 1.01 --das_mts_scale 0.1 --das_not_normalize",
+    ),
     ("multi_similarity", 130, "--loss multisimilarity --arch resnet50_frozen_normalize --das_mts_scale 0.1"),
 ):
     RUNS[f"SOP/{_name}.yaml"] = (f"table2.sh:{_line}", f"--dataset online_products {_T2} {_flags}")
-RUNS.update({
-    "CUB200/multi_similarity_bninception512_table1.yaml": (
-        "table1.sh:5", f"--dataset cub200 {_T1} --arch bninception_double_frozen_normalize --das_mts_scale 0.01 {_CC}"),
-    "CUB200/multi_similarity_r512_table1.yaml": (
-        "table1.sh:7", f"--dataset cub200 {_T1} --arch resnet50_double_frozen_normalize --das_mts_scale 0.01 {_CC} "
-                       "--bs 180 --decay 0.0008"),
-    "CARS196/multi_similarity_bninception512_table1.yaml": (
-        "table1.sh:11", f"--dataset cars196 {_T1} --arch bninception_double_frozen_normalize --das_mts_scale 0.01 "
-                        f"{_CC}"),
-    # table1.sh:13 sits under the CARS heading but passes --dataset cub200; the dataset follows the heading
-    "CARS196/multi_similarity_r512_table1.yaml": (
-        "table1.sh:13", f"--dataset cars196 {_T1} --arch resnet50_double_frozen_normalize --das_mts_scale 0.01 {_CC}"),
-    "SOP/multi_similarity_bninception512_table1.yaml": (
-        "table1.sh:17", f"--dataset online_products {_T1} --arch bninception_double_frozen_normalize "
-                        "--das_mts_scale 0.1"),
-    "SOP/multi_similarity_r512_table1.yaml": (
-        "table1.sh:19", f"--dataset online_products {_T1} --arch resnet50_double_frozen_normalize --das_mts_scale 0.1"),
-    # no official In-Shop run: the CUB Table-2 multi-similarity + DAS flags on the official In-Shop loader
-    "InShop/multi_similarity.yaml": (
-        "ours (table2.sh:44 flags on dataset/in_shop.py)",
-        f"--dataset in-shop {_T2} --loss multisimilarity --arch resnet50_frozen_normalize {_CC}"),
-})
+RUNS.update(
+    {
+        "CUB200/multi_similarity_bninception512_table1.yaml": (
+            "table1.sh:5",
+            f"--dataset cub200 {_T1} --arch bninception_double_frozen_normalize --das_mts_scale 0.01 {_CC}",
+        ),
+        "CUB200/multi_similarity_r512_table1.yaml": (
+            "table1.sh:7",
+            f"--dataset cub200 {_T1} --arch resnet50_double_frozen_normalize --das_mts_scale 0.01 {_CC} "
+            "--bs 180 --decay 0.0008",
+        ),
+        "CARS196/multi_similarity_bninception512_table1.yaml": (
+            "table1.sh:11",
+            f"--dataset cars196 {_T1} --arch bninception_double_frozen_normalize --das_mts_scale 0.01 {_CC}",
+        ),
+        # table1.sh:13 sits under the CARS heading but passes --dataset cub200; the dataset follows the
+        # heading
+        "CARS196/multi_similarity_r512_table1.yaml": (
+            "table1.sh:13",
+            f"--dataset cars196 {_T1} --arch resnet50_double_frozen_normalize --das_mts_scale 0.01 {_CC}",
+        ),
+        "SOP/multi_similarity_bninception512_table1.yaml": (
+            "table1.sh:17",
+            f"--dataset online_products {_T1} --arch bninception_double_frozen_normalize --das_mts_scale 0.1",
+        ),
+        "SOP/multi_similarity_r512_table1.yaml": (
+            "table1.sh:19",
+            f"--dataset online_products {_T1} --arch resnet50_double_frozen_normalize --das_mts_scale 0.1",
+        ),
+        # no official In-Shop run: the CUB Table-2 multi-similarity + DAS flags on the official In-Shop loader
+        "InShop/multi_similarity.yaml": (
+            "ours (table2.sh:44 flags on dataset/in_shop.py)",
+            f"--dataset in-shop {_T2} --loss multisimilarity --arch resnet50_frozen_normalize {_CC}",
+        ),
+    }
+)
 
 #: config keys a preset sets with no official counterpart -> why
 OURS: Dict[str, str] = {
-    "TEST.EVAL_PERIOD": "every 5 epochs to save time; the official code evaluates after every epoch "
-                        "(scripts/standard.py:155)",
-    "SOLVER.CHECKPOINT_PERIOD": "periodic checkpoints for --resume; the official code keeps the best one by "
-                                "e_recall@1 (scripts/parameters.py:86)",
-    "TEST.RETRIEVAL.RECALL_KS": "SOP 1/10/100/1000 and In-Shop 1/10/.../50 as usually reported; the official "
-                                "default is 1/2/4/8 for every dataset (scripts/parameters.py:80)",
+    "TEST.EVAL_PERIOD": ("every 5 epochs to save time; the official code evaluates after every epoch "
+                         "(scripts/standard.py:155)"),
+    "SOLVER.CHECKPOINT_PERIOD": ("periodic checkpoints for --resume; the official code keeps the best one by "
+                                 "e_recall@1 (scripts/parameters.py:86)"),
+    "TEST.RETRIEVAL.RECALL_KS": ("SOP 1/10/100/1000 and In-Shop 1/10/.../50 as usually reported; official "
+                                 "default: 1/2/4/8 for every dataset (scripts/parameters.py:80)"),
     "TEST.RETRIEVAL.KMEANS_SEED": "fixed k-means seed for repeatable NMI / F1",
     "DATALOADER.NUM_WORKERS": "loader processes only (the official --kernels 6); no effect on results",
     "DATASETS.TEST_GALLERY": "In-Shop query -> gallery protocol (dataset/in_shop.py has the same split)",
     "DATASETS.TEST": "the test half of the same dataset",
     "MODEL.META_ARCHITECTURE": "our model class",
     "MODEL.DEVICE": "resolved at run time",
-    "MODEL.LOSS.POS_MARGIN": "lifted: the positive margin of pytorch-metric-learning's generalized lifted loss, "
-                             "0 = none (the official lifted loss has only a negative margin, "
-                             "scripts/parameters.py:178); contrastive: official, scripts/parameters.py:117",
+    "MODEL.LOSS.POS_MARGIN": ("lifted: the positive margin of pytorch-metric-learning's generalized lifted "
+                              "loss, 0 = none (the official lifted loss has only a negative margin, "
+                              "scripts/parameters.py:178); contrastive: official, scripts/parameters.py:117"),
 }
 
 
@@ -176,11 +209,19 @@ def official_config(flags: str) -> Dict[str, Tuple[Any, str]]:
         "MODEL.EMBEDDING.BACKBONE": ("bninception" if bnin else "resnet50", "--arch"),
         "MODEL.EMBEDDING.FREEZE_BN": ("frozen" in arch, "--arch ..._frozen (BN in eval mode)"),
         "MODEL.EMBEDDING.NORMALIZE": ("normalize" in arch, "--arch ..._normalize"),
-        "MODEL.EMBEDDING.POOLING": ("avg+max" if "double" in arch else "avg", "--arch ..._double (GAP + GMP)"),
+        "MODEL.EMBEDDING.POOLING": (
+            "avg+max" if "double" in arch else "avg",
+            "--arch ..._double (GAP + GMP)",
+        ),
         "MODEL.EMBEDDING.DIM": (o["embed_dim"], f"--embed_dim / {p}:61"),
-        "MODEL.PIXEL_MEAN": ([0.4078, 0.4588, 0.502] if bnin else [0.485, 0.456, 0.406],
-                             f"{scaffold}:31 (BGR order)" if bnin else f"{scaffold}:28"),
-        "MODEL.PIXEL_STD": ([0.0039] * 3 if bnin else [0.229, 0.224, 0.225], f"{scaffold}:{31 if bnin else 28}"),
+        "MODEL.PIXEL_MEAN": (
+            [0.4078, 0.4588, 0.502] if bnin else [0.485, 0.456, 0.406],
+            f"{scaffold}:31 (BGR order)" if bnin else f"{scaffold}:28",
+        ),
+        "MODEL.PIXEL_STD": (
+            [0.0039] * 3 if bnin else [0.229, 0.224, 0.225],
+            f"{scaffold}:{31 if bnin else 28}",
+        ),
         "INPUT.FORMAT": ("BGR" if bnin else "RGB", f"{scaffold}:94 (BGR flip for bninception)"),
         "MODEL.INPUT_SCALE": (1.0, f"{scaffold}:58 (ToTensor, [0, 1])"),
         "INPUT.TRAIN_SIZE": (224, f"{scaffold}:33,41"),
@@ -196,20 +237,27 @@ def official_config(flags: str) -> Dict[str, Tuple[Any, str]]:
         "SOLVER.WARMUP_ITERS": (o["n_warm"] * per_epoch, f"{p}:40"),
         "SOLVER.IMS_PER_BATCH": (o["bs"], "--bs"),
         "DATALOADER.SAMPLES_PER_CLASS": (o["samples_per_class"], "--samples_per_class"),
-        "SOLVER.MAX_ITER": (o["n_epochs"] * per_epoch,
-                            f"--n_epochs x floor({TRAIN_IMAGES[data]}/bs) (datasampler/class_random_sampler.py:26)"),
+        "SOLVER.MAX_ITER": (
+            o["n_epochs"] * per_epoch,
+            f"--n_epochs x floor({TRAIN_IMAGES[data]}/bs) (datasampler/class_random_sampler.py:26)",
+        ),
         "SOLVER.STEPS": (tuple(t * per_epoch for t in o["tau"]), "--tau x iterations per epoch"),
         "TEST.RETRIEVAL.NUM_CLUSTERS": (TRAIN_CLASSES[data], "training classes (metric/__init__.py:71)"),
         "MODEL.DAS.ENABLED": (o["embedding_producer_used"], "--embedding_producer_used"),
         "MODEL.DAS.NUM_PRODUCE": (o["das_num_produce"], f"{p}:275"),
         "MODEL.DAS.DFS.NUM_SCALE": (o["das_dfs_num_scale"], f"--das_dfs_num_scale / {p}:281"),
-        "MODEL.DAS.DFS.RANGE": ((o["das_dfs_scale_left"], o["das_dfs_scale_right"]),
-                                f"--das_dfs_scale_left/right / {p}:283,285"),
+        "MODEL.DAS.DFS.RANGE": (
+            (o["das_dfs_scale_left"], o["das_dfs_scale_right"]),
+            f"--das_dfs_scale_left/right / {p}:283,285",
+        ),
         "MODEL.DAS.MTS.BANK_SIZE": (o["das_mts_num_transformation_bank"], f"{p}:289"),
         "MODEL.DAS.MTS.SCALE": (o["das_mts_scale"], f"--das_mts_scale / {p}:291"),
         "MODEL.DAS.DETACH": (o["detach"], "--detach"),
         "MODEL.DAS.NORMALIZE": (not o["das_not_normalize"], "--das_not_normalize"),
-        "MODEL.DAS.AUX_LOSS_WEIGHT": (o["aux_loss_weight"] if o["aux_loss"] else 0.0, f"--aux_loss / {p}:298"),
+        "MODEL.DAS.AUX_LOSS_WEIGHT": (
+            o["aux_loss_weight"] if o["aux_loss"] else 0.0,
+            f"--aux_loss / {p}:298",
+        ),
         "MODEL.LOSS.NAME": (LOSS_NAMES[loss], "--loss"),
     }
     if loss == "triplet":
@@ -222,13 +270,19 @@ def official_config(flags: str) -> Dict[str, Tuple[Any, str]]:
         out["MODEL.LOSS.BETA_LR"] = (o["loss_margin_beta_lr"], f"{p}:131")
         out["MODEL.LOSS.MARGIN_BETA"] = (o["loss_margin_beta"], f"{p}:133")
         out["MODEL.LOSS.MARGIN_NU"] = (o["loss_margin_nu"], f"{p}:135")
-        out["MODEL.LOSS.LEARN_BETA"] = (True, f"{p}:137 (beta constant only with --loss_margin_beta_constant)")
+        out["MODEL.LOSS.LEARN_BETA"] = (
+            True,
+            f"{p}:137 (beta constant only with --loss_margin_beta_constant)",
+        )
     elif loss == "multisimilarity":
         out["MODEL.LOSS.MS_ALPHA"] = (o["loss_multisimilarity_pos_weight"], f"{p}:169")
         out["MODEL.LOSS.MS_BETA"] = (o["loss_multisimilarity_neg_weight"], f"{p}:171")
         out["MODEL.MINER.MS_EPSILON"] = (o["loss_multisimilarity_margin"], f"{p}:173 (mined inside the loss)")
         out["MODEL.LOSS.MS_BASE"] = (o["loss_multisimilarity_thresh"], f"{p}:175")
-        out["MODEL.MINER.NAME"] = ("multi_similarity", "loss/multisimilarity.py (pair mining inside the loss)")
+        out["MODEL.MINER.NAME"] = (
+            "multi_similarity",
+            "loss/multisimilarity.py (pair mining inside the loss)",
+        )
     elif loss == "lifted":
         out["MODEL.LOSS.NEG_MARGIN"] = (o["loss_lifted_neg_margin"], f"{p}:178")
         out["MODEL.LOSS.L2_REG_WEIGHT"] = (o["loss_lifted_l2"], f"{p}:179")
@@ -246,10 +300,21 @@ def official_config(flags: str) -> Dict[str, Tuple[Any, str]]:
 
 def markdown_table() -> str:
     """One row per preset: the official run and the values that vary between runs."""
-    varying = ("MODEL.EMBEDDING.BACKBONE", "MODEL.EMBEDDING.DIM", "MODEL.EMBEDDING.POOLING", "SOLVER.IMS_PER_BATCH",
-               "SOLVER.WEIGHT_DECAY", "SOLVER.MAX_ITER", "SOLVER.STEPS", "MODEL.DAS.DFS.NUM_SCALE",
-               "MODEL.DAS.DFS.RANGE", "MODEL.DAS.MTS.SCALE", "MODEL.DAS.DETACH", "MODEL.DAS.AUX_LOSS_WEIGHT",
-               "MODEL.DAS.NORMALIZE")
+    varying = (
+        "MODEL.EMBEDDING.BACKBONE",
+        "MODEL.EMBEDDING.DIM",
+        "MODEL.EMBEDDING.POOLING",
+        "SOLVER.IMS_PER_BATCH",
+        "SOLVER.WEIGHT_DECAY",
+        "SOLVER.MAX_ITER",
+        "SOLVER.STEPS",
+        "MODEL.DAS.DFS.NUM_SCALE",
+        "MODEL.DAS.DFS.RANGE",
+        "MODEL.DAS.MTS.SCALE",
+        "MODEL.DAS.DETACH",
+        "MODEL.DAS.AUX_LOSS_WEIGHT",
+        "MODEL.DAS.NORMALIZE",
+    )
     short = ("backbone", "D", "pool", "batch", "WD", "MAX_ITER", "STEPS", "K", "DFS range", "MTS β", "detach",
              "aux w", "norm")
     lines = ["| preset | official run | " + " | ".join(short) + " |", "|---" * (len(short) + 2) + "|"]

@@ -1,5 +1,5 @@
-"""``DASTrainer``: the shared :class:`shared.engine.trainer.GenericTrainer` with the DAS model, the P×K loader,
-Adam with the margin-β parameter group, retrieval evaluation and a best/last evaluation record."""
+"""``DASTrainer``: the shared :class:`shared.engine.trainer.GenericTrainer` with the DAS model, the P×K
+loader, Adam with the margin-β parameter group, retrieval evaluation and a best/last evaluation record."""
 from __future__ import annotations
 
 import json
@@ -35,9 +35,9 @@ def primary_metric_key(cfg) -> str:
 
 
 class EvalHistory(hooks.HookBase):
-    """Records every evaluation (iteration, results), and writes ``OUTPUT_DIR/eval_history.json`` with the last
-    and the best (by :func:`primary_metric_key`) ones: the "best-epoch and last-epoch" numbers. Only the main
-    process records (the others get empty results from the gathered evaluation)."""
+    """Records every evaluation (iteration, results), and writes ``OUTPUT_DIR/eval_history.json`` with the
+    last and the best (by :func:`primary_metric_key`) ones: the "best-epoch and last-epoch" numbers. Only the
+    main process records (the others get empty results from the gathered evaluation)."""
 
     def __init__(self, key: str, output_dir: str):
         self.key = key
@@ -88,7 +88,8 @@ class DASTrainer(GenericTrainer):
 
     @classmethod
     def build_model(cls, cfg) -> torch.nn.Module:
-        """The registered meta-architecture; ``MODEL.DAS.NUM_CLASSES = 0`` is filled from ``DATASETS.TRAIN``."""
+        """The registered meta-architecture; ``MODEL.DAS.NUM_CLASSES = 0`` is filled from
+        ``DATASETS.TRAIN``."""
         if cfg.MODEL.DAS.ENABLED and cfg.MODEL.DAS.NUM_CLASSES <= 0:
             cfg = cfg.clone()
             cfg.defrost()
@@ -103,8 +104,8 @@ class DASTrainer(GenericTrainer):
 
     @classmethod
     def build_optimizer(cls, cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
-        """``SOLVER.OPTIMIZER`` over two groups: the network (BASE_LR, WEIGHT_DECAY) and the loss's own parameters
-        (the learnable margin β: ``MODEL.LOSS.BETA_LR``, no weight decay)."""
+        """``SOLVER.OPTIMIZER`` over two groups: the network (BASE_LR, WEIGHT_DECAY) and the loss's own
+        parameters (the learnable margin β: ``MODEL.LOSS.BETA_LR``, no weight decay)."""
         build = get_or_raise(OPTIMIZERS, cfg.SOLVER.OPTIMIZER, "SOLVER.OPTIMIZER")
         loss_params = [p for p in model.criterion.parameters() if p.requires_grad]
         loss_ids = {id(p) for p in loss_params}

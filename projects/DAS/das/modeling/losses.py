@@ -56,8 +56,11 @@ def multi_similarity(cfg) -> nn.Module:
 def lifted(cfg) -> nn.Module:
     c = cfg.MODEL.LOSS
     return losses.GeneralizedLiftedStructureLoss(
-        neg_margin=c.NEG_MARGIN, pos_margin=c.POS_MARGIN, distance=distances.LpDistance(normalize_embeddings=False),
-        embedding_regularizer=regularizers.LpRegularizer(), embedding_reg_weight=c.L2_REG_WEIGHT,
+        neg_margin=c.NEG_MARGIN,
+        pos_margin=c.POS_MARGIN,
+        distance=distances.LpDistance(normalize_embeddings=False),
+        embedding_regularizer=regularizers.LpRegularizer(),
+        embedding_reg_weight=c.L2_REG_WEIGHT,
     )
 
 

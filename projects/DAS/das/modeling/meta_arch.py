@@ -94,7 +94,8 @@ class EmbeddingNet(nn.Module):
 class DASEmbeddingModel(nn.Module):
     """Embedding network + (optional) DAS producer + pytorch-metric-learning miner and loss.
 
-    Training loss: L(miner(cat[e, ê…]), …) — or L(e) + w · L(cat[e, ê…]) with ``MODEL.DAS.AUX_LOSS_WEIGHT`` w > 0.
+    Training loss: L(miner(cat[e, ê…]), …) — or L(e) + w · L(cat[e, ê…]) with ``MODEL.DAS.AUX_LOSS_WEIGHT`` w
+    > 0.
     """
 
     def __init__(self, cfg):
@@ -106,7 +107,9 @@ class DASEmbeddingModel(nn.Module):
         self.producer: Optional[DASEmbeddingProducer] = None
         if cfg.MODEL.DAS.ENABLED:
             if cfg.MODEL.DAS.NUM_CLASSES <= 0:
-                raise ValueError("MODEL.DAS.NUM_CLASSES must be set (the trainer fills it from DATASETS.TRAIN)")
+                raise ValueError(
+                    "MODEL.DAS.NUM_CLASSES must be set (the trainer fills it from DATASETS.TRAIN)"
+                )
             seed = cfg.SEED if cfg.SEED >= 0 else None
             self.producer = build_das_producer(cfg, cfg.MODEL.DAS.NUM_CLASSES, seed=seed)
         self.aux_loss_weight = float(cfg.MODEL.DAS.AUX_LOSS_WEIGHT)
