@@ -160,7 +160,6 @@ OURS: Dict[str, str] = {
     "DATASETS.TEST_GALLERY": "In-Shop query -> gallery protocol (dataset/in_shop.py has the same split)",
     "DATASETS.TEST": "the test half of the same dataset",
     "MODEL.META_ARCHITECTURE": "our model class",
-    "MODEL.DEVICE": "resolved at run time",
     "MODEL.LOSS.POS_MARGIN": ("lifted: the positive margin of pytorch-metric-learning's generalized lifted "
                               "loss, 0 = none (the official lifted loss has only a negative margin, "
                               "scripts/parameters.py:178); contrastive: official, scripts/parameters.py:117"),
