@@ -80,8 +80,8 @@ class MetricLearningResult:
     extras: Dict[str, Any] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> Dict[str, float]:
-        """Flat dict ``{"R@1": .., "NMI": .., "F1": .., "MAP@R": .., "RP": .., "mAP_c": ..}`` (the requested
-        metrics only)."""
+        """Flat dict of the requested metrics: ``{"R@1": .., "NMI": .., "F1": .., "MAP@R": .., "RP": ..,
+        "mAP_c": ..}``."""
         out = {f"R@{k}": v for k, v in self.recall_at_k.items()}
         for key, value in (("NMI", self.nmi), ("F1", self.f1), ("MAP@R", self.map_at_r),
                            ("RP", self.r_precision), ("mAP_c", self.map_c)):
@@ -135,8 +135,7 @@ def _average_precision_at(match: np.ndarray, r: np.ndarray, denom: np.ndarray) -
 
 
 def map_at_r(knn_labels: np.ndarray, query_labels: np.ndarray, relevant_counts: np.ndarray) -> tuple:
-    """Musgrave's MAP@R and R-precision (percent), R = ``relevant_counts`` per query (queries with R = 0
-    skipped)."""
+    """Musgrave's MAP@R and R-precision (percent), R = ``relevant_counts`` per query (R = 0: skipped)."""
     r = np.asarray(relevant_counts, dtype=np.int64)
     keep = r > 0
     if not keep.any():
@@ -166,8 +165,7 @@ def map_c(knn_labels: np.ndarray, query_labels: np.ndarray, class_sizes: np.ndar
 
 
 def kmeans_cluster(embeddings: np.ndarray, n_clusters: int, niter: int = 20, seed: int = 1234) -> np.ndarray:
-    """faiss k-means (``faiss.Kmeans(d, n_clusters, niter, seed)``) and nearest-centroid assignment of every
-    point."""
+    """faiss k-means (``faiss.Kmeans(d, n_clusters, niter, seed)``), then each point's nearest centroid."""
     x = as_float32_matrix(embeddings, "embeddings")
     n_clusters = int(n_clusters)
     if not 1 <= n_clusters <= x.shape[0]:

@@ -104,8 +104,7 @@ def embed_dataset(cfg, model: torch.nn.Module, dataset_name: str) -> Optional[Em
 
 
 def retrieval_metrics(cfg, query: EmbeddedSet, gallery: Optional[EmbeddedSet] = None) -> Dict[str, float]:
-    """Flat ``{"R@1": .., "NMI": .., "F1": .., "MAP@R": .., ...}`` in percent for one test set (or query and
-    gallery)."""
+    """Flat ``{"R@1": .., "NMI": .., ...}`` in percent for one test set (or a query/gallery pair)."""
     ks = tuple(cfg.TEST.RETRIEVAL.RECALL_KS)
     if gallery is None:
         n_clusters = cfg.TEST.RETRIEVAL.NUM_CLUSTERS or None
@@ -120,11 +119,10 @@ def retrieval_metrics(cfg, query: EmbeddedSet, gallery: Optional[EmbeddedSet] = 
 def evaluate_retrieval(
     cfg, model: torch.nn.Module, output_dir: Optional[str] = None
 ) -> "OrderedDict[str, Dict]":
-    """``{test set: metrics}`` for every ``DATASETS.TEST`` entry (paired with ``DATASETS.TEST_GALLERY`` if
-    set).
+    """``{test set: metrics}`` for every ``DATASETS.TEST`` entry (with its ``DATASETS.TEST_GALLERY`` entry).
 
-    With ``TEST.RETRIEVAL.VIS_QUERIES > 0`` and an ``output_dir``, a top-k retrieval grid PNG is saved per
-    set.
+    With ``TEST.RETRIEVAL.VIS_QUERIES > 0`` and an ``output_dir``, a top-k retrieval grid PNG is saved for
+    each set. Under DDP only the main process returns metrics (the others ``{}``).
     """
     from das.visualization import save_retrieval_grid  # matplotlib only when needed
 

@@ -31,8 +31,7 @@ def intra_class_differences(embeddings: torch.Tensor, labels: torch.Tensor):
 
 
 class TransformationBank(nn.Module):
-    """C ring buffers of capacity S over D-dim vectors (``bank`` C×S×D, ``write_ptr`` and ``count`` per
-    class).
+    """C ring buffers of capacity S over D-dim vectors (``bank`` C×S×D; ``write_ptr``, ``count`` per class).
 
     ``write_ptr[c]`` is the slot the next vector of class c goes to; ``count[c]`` how many slots hold data.
     All three are buffers, so they are saved in checkpoints.

@@ -16,8 +16,7 @@ WRONG_BGR = (30, 30, 220)
 
 
 def framed_thumbnail(path: str, size: int, color: Sequence[int], border: int) -> np.ndarray:
-    """The image at ``path`` resized to ``size``×``size`` inside a ``border``-pixel frame of ``color``
-    (BGR)."""
+    """The image at ``path``, resized to ``size``×``size``, in a ``border``-pixel frame of BGR ``color``."""
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None:
         raise OSError(f"cannot read image {path!r}")
@@ -28,8 +27,7 @@ def framed_thumbnail(path: str, size: int, color: Sequence[int], border: int) ->
 def retrieval_grid(query_files: Sequence[str], query_labels: np.ndarray, gallery_files: Sequence[str],
                    gallery_labels: np.ndarray, neighbours: np.ndarray, thumb: int = 96, border: int = 5,
                    gap: int = 4) -> np.ndarray:
-    """BGR grid image: row i = query i then ``gallery[neighbours[i, j]]`` for j = 0..k−1, with correctness
-    frames."""
+    """BGR grid: row i = query i, then ``gallery[neighbours[i, j]]`` for j = 0..k−1 in correctness frames."""
     rows: List[np.ndarray] = []
     cell = thumb + 2 * border
     spacer = np.full((cell, gap, 3), 255, np.uint8)

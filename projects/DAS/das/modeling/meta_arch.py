@@ -94,8 +94,8 @@ class EmbeddingNet(nn.Module):
 class DASEmbeddingModel(nn.Module):
     """Embedding network + (optional) DAS producer + pytorch-metric-learning miner and loss.
 
-    Training loss: L(miner(cat[e, ê…]), …) — or L(e) + w · L(cat[e, ê…]) with ``MODEL.DAS.AUX_LOSS_WEIGHT`` w
-    > 0.
+    Training loss: L(miner(cat[e, ê…]), …), or L(e) + w · L(cat[e, ê…]) with ``MODEL.DAS.AUX_LOSS_WEIGHT``
+    w > 0.
     """
 
     def __init__(self, cfg):
@@ -173,7 +173,7 @@ class _GatherRows(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.contiguous()
+        grad = grad.contiguous().clone()  # reduced in place; the incoming gradient is left untouched
         dist.all_reduce(grad)
         return grad[ctx.rank * ctx.rows:(ctx.rank + 1) * ctx.rows]
 
