@@ -175,3 +175,21 @@ def test_missing_augly_falls_back_and_logs_once(monkeypatch, caplog):
         assert sum("AugLy is not installed" in r.getMessage() for r in caplog.records) == 1
     finally:
         transforms.augly_asset_dirs.cache_clear()
+
+
+def test_text_overlay_skips_text_the_font_engine_cannot_lay_out(monkeypatch):
+    """Some AugLy font / character pairs make Pillow raise (raqm_layout() failed, invalid composite glyph):
+    the image is returned unchanged instead of killing the data loader (SSCD skips such text too)."""
+    from PIL import ImageFont
+
+    from rdcd.transforms import AugLyTextOverlay, augly_asset_dirs
+
+    pytest.importorskip("augly")
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("raqm_layout() failed.")
+
+    monkeypatch.setattr(ImageFont.FreeTypeFont, "getbbox", broken)
+    image = Image.new("RGB", (64, 64), (128, 128, 128))
+    out = AugLyTextOverlay(augly_asset_dirs()[0], opacity=(1.0, 1.0))(image)
+    assert np.array_equal(np.asarray(out), np.asarray(image))

@@ -127,14 +127,16 @@ class AugLyTextOverlay:
                 return image
             text = text[: rng.randint(1, low)]
             width, height = self._size(font, text)
-        except OSError as exc:  # a broken glyph in a font's character set: no overlay, as SSCD
+            xy = (rng.uniform(0, 1) * (image.width - width), rng.uniform(0, 1) * (image.height - height))
+            alpha = int(rng.uniform(*self.opacity) * 255 + 0.5)
+            colour = tuple(rng.randint(0, 255) for _ in range(3))
+            layer = Image.new("RGBA", image.size, (255, 255, 255, 0))
+            ImageDraw.Draw(layer).text(xy, text, fill=colour + (alpha,), font=font)
+        except (OSError, RuntimeError, ValueError) as exc:
+            # a glyph of the font's character set the font engine cannot lay out (FreeType "invalid composite
+            # glyph", raqm_layout() failed): no overlay, as SSCD does
             logger.debug("text overlay skipped (%s, %s)", os.path.basename(path), exc)
             return image
-        xy = (rng.uniform(0, 1) * (image.width - width), rng.uniform(0, 1) * (image.height - height))
-        alpha = int(rng.uniform(*self.opacity) * 255 + 0.5)
-        colour = tuple(rng.randint(0, 255) for _ in range(3))
-        layer = Image.new("RGBA", image.size, (255, 255, 255, 0))
-        ImageDraw.Draw(layer).text(xy, text, fill=colour + (alpha,), font=font)
         return Image.alpha_composite(image.convert("RGBA"), layer).convert("RGB")
 
 
