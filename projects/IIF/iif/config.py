@@ -1,6 +1,8 @@
 """Config keys of the IIF project (detectron2 v0.6 yacs config)."""
 from detectron2.config import CfgNode as CN
 
+from shared.evaluation.config import add_evaluation_config
+
 
 def add_iif_config(cfg: CN) -> None:
     """Add the IIF keys (each documented inline) to a detectron2 config, in place."""
@@ -33,3 +35,5 @@ def add_iif_config(cfg: CN) -> None:
     # (detectron2: normal std 0.01, bias 0), "iif" (constant 0.001, bias 0), "softmax_baseline"
     # (constant 0.001, bias -6.5, the official softmax-baseline init).
     box_head.CLS_INIT = "auto"
+    # TEST.EVAL_BACKEND: "faster_coco_eval" (default) or "lvis" (lvis-api; shared.evaluation)
+    add_evaluation_config(cfg)

@@ -7,10 +7,11 @@ import os
 from collections import OrderedDict
 
 from detectron2.engine import DefaultTrainer
-from detectron2.evaluation import COCOEvaluator, DatasetEvaluator, LVISEvaluator
+from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
 from shared.engine import AtomicCheckpointing, atomic_write_bytes
+from shared.evaluation import LVISEvaluator, build_coco_evaluator
 
 __all__ = ["IIFTrainer", "evaluation_record"]
 
@@ -50,10 +51,12 @@ class IIFTrainer(AtomicCheckpointing, DefaultTrainer):
 
         output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
         evaluator_type = MetadataCatalog.get(dataset_name).get("evaluator_type", "lvis")
+        backend = cfg.TEST.EVAL_BACKEND  # shared.evaluation: faster-coco-eval or the reference tools
         if evaluator_type == "coco":
-            return COCOEvaluator(dataset_name, output_dir=output_folder, use_fast_impl=False,
-                                 max_dets_per_image=cfg.TEST.DETECTIONS_PER_IMAGE)
-        return LVISEvaluator(dataset_name, output_dir=output_folder, max_dets_per_image=cfg.TEST.DETECTIONS_PER_IMAGE)
+            return build_coco_evaluator(dataset_name, backend, output_dir=output_folder,
+                                        max_dets_per_image=cfg.TEST.DETECTIONS_PER_IMAGE)
+        return LVISEvaluator(dataset_name, output_dir=output_folder,
+                             max_dets_per_image=cfg.TEST.DETECTIONS_PER_IMAGE, backend=backend)
 
     @classmethod
     def test(cls, cfg, model, evaluators=None) -> OrderedDict:
