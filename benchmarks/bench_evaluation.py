@@ -12,8 +12,9 @@ Parts:
   Ours = :func:`shared.evaluation.evaluate_lvis` on faster-coco-eval, reference = the same on lvis-api
   (``LVISResults`` + ``LVISEval``), both from one lvis-api ``LVIS`` ground truth.
 
-Every measured call runs in a forked child process: its wall time and its peak RSS growth (VmHWM minus the
-RSS at fork) are its own. Ours is the median of ``--repeat`` runs, the reference runs once. The metrics of
+Every measured call runs in a forked child process: its wall time, its CPU time (user + system, its own
+process only: the number to trust on a machine shared with other jobs) and its peak RSS growth (VmHWM minus
+the RSS at fork) are its own. Ours is the median of ``--repeat`` runs, the reference runs once. The metrics of
 both sides are compared (max |difference| printed).
 
     .venv/bin/python benchmarks/bench_evaluation.py                        # both parts, full size
@@ -24,6 +25,7 @@ import copy
 import json
 import multiprocessing as mp
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -40,16 +42,21 @@ def _status_kb(field: str) -> int:
     return 0
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _child(fn, queue):
     start_rss = _status_kb("VmRSS")
-    t0 = time.perf_counter()
+    c0, t0 = _cpu_seconds(), time.perf_counter()
     metrics = fn()
-    seconds = time.perf_counter() - t0
-    queue.put((seconds, (_status_kb("VmHWM") - start_rss) / 1024.0, dict(metrics)))
+    seconds, cpu = time.perf_counter() - t0, _cpu_seconds() - c0
+    queue.put((seconds, cpu, (_status_kb("VmHWM") - start_rss) / 1024.0, dict(metrics)))
 
 
 def run_in_child(fn):
-    """``(seconds, peak RSS growth in MB, metrics)`` of ``fn()`` run in a forked child process."""
+    """``(wall seconds, CPU seconds, peak RSS growth in MB, metrics)`` of ``fn()`` run in a forked child."""
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(fn, queue))
@@ -62,14 +69,17 @@ def run_in_child(fn):
 
 
 def compare(name: str, ours: list, ref: tuple) -> dict:
-    times = [t for t, _, _ in ours]
+    times = [t for t, _, _, _ in ours]
     t_ours = statistics.median(times)
-    mem_ours = max(m for _, m, _ in ours)
-    t_ref, mem_ref, m_ref = ref
-    m_ours = ours[0][2]
+    cpu_ours = statistics.median(c for _, c, _, _ in ours)
+    mem_ours = max(m for _, _, m, _ in ours)
+    t_ref, cpu_ref, mem_ref, m_ref = ref
+    m_ours = ours[0][3]
     diff = max(abs(m_ours[k] - m_ref[k]) for k in m_ref)
     row = {"part": name, "ours_s": round(t_ours, 3), "ours_runs_s": [round(t, 3) for t in times],
            "reference_s": round(t_ref, 3), "ratio": round(t_ours / t_ref, 4),
+           "ours_cpu_s": round(cpu_ours, 3), "reference_cpu_s": round(cpu_ref, 3),
+           "cpu_ratio": round(cpu_ours / cpu_ref, 4),
            "ours_peak_rss_growth_mb": round(mem_ours, 1), "reference_peak_rss_growth_mb": round(mem_ref, 1),
            "max_abs_metric_diff": diff, "AP_ours": m_ours.get("AP"), "AP_reference": m_ref.get("AP")}
     print(json.dumps(row), flush=True)
@@ -141,9 +151,11 @@ def main() -> None:
     if args.part in ("all", "lvis"):
         rows.append(bench_lvis(args.repeat, args.lvis_images))
     for row in rows:
-        print(f"{row['part']}: ours {row['ours_s']:.2f} s (peak +{row['ours_peak_rss_growth_mb']:.0f} MB), "
-              f"reference {row['reference_s']:.2f} s (peak +{row['reference_peak_rss_growth_mb']:.0f} MB), "
-              f"ratio {row['ratio']:.3f} (target <= 0.1), max |metric diff| {row['max_abs_metric_diff']:.2e}")
+        print(f"{row['part']}: ours {row['ours_s']:.2f} s wall / {row['ours_cpu_s']:.2f} s CPU "
+              f"(peak +{row['ours_peak_rss_growth_mb']:.0f} MB), reference {row['reference_s']:.2f} s wall / "
+              f"{row['reference_cpu_s']:.2f} s CPU (peak +{row['reference_peak_rss_growth_mb']:.0f} MB), "
+              f"ratio {row['ratio']:.3f} wall / {row['cpu_ratio']:.3f} CPU (target <= 0.1), "
+              f"max |metric diff| {row['max_abs_metric_diff']:.2e}")
 
 
 if __name__ == "__main__":
