@@ -189,7 +189,8 @@ class FasterCOCOeval(COCOeval_faster):
                     self.ious[img_id, cat_id] = value
                     table[img_index[img_id]][cat_index[cat_id]] = value
             self._paramsEval = copy.deepcopy(p)
-            if self.per_class and p.useCats and not self.separate_eval:
+            grouped = self.per_class and p.useCats and not self.separate_eval
+            if grouped and len(cat_ids) > self.classes_per_call:
                 self._evaluate_per_class(table, img_index, cat_ids)
             elif self.separate_eval:
                 self._evalImgs_cpp = _fce_cpp.COCOevalEvaluateImages(
@@ -202,12 +203,11 @@ class FasterCOCOeval(COCOeval_faster):
 
     def _evaluate_per_class(self, table: list, img_index: dict, cat_ids: list) -> None:
         p = self._paramsEval
-        images_of: dict = {c: set() for c in cat_ids}
-        for coco in (self.cocoGt, self.cocoDt):
-            for ann in coco.anns.values():
-                c = ann["category_id"]
-                if c in images_of and ann["image_id"] in img_index and not ann.get("drop"):  # LVIS-dropped
-                    images_of[c].add(ann["image_id"])
+        # images holding a GT or a detection of each class (a detection that lvis_style drops may add an image
+        # whose (image, class) result is then empty: harmless, as in the one-call path)
+        wanted = img_index.keys()
+        gt_map, dt_map = self.cocoGt.catToImgs, self.cocoDt.catToImgs
+        images_of = {c: (set(gt_map.get(c, ())) | set(dt_map.get(c, ()))) & wanted for c in cat_ids}
         n_t, n_r, n_k, n_a, n_m = len(p.iouThrs), len(p.recThrs), len(cat_ids), len(p.areaRng), len(p.maxDets)
         precision = -np.ones((n_t, n_r, n_k, n_a, n_m))
         scores = -np.ones((n_t, n_r, n_k, n_a, n_m))
