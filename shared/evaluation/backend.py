@@ -49,6 +49,29 @@ def is_fast(backend: str) -> bool:
     return check_backend(backend) == "faster_coco_eval"
 
 
+class IndexedCOCO(FasterCOCO):
+    """faster-coco-eval's ``COCO`` with a faster ``getAnnIds`` / ``loadAnns`` for what ``COCOeval._prepare``
+    asks (annotations of given images and classes): the same annotations in the same order, built with one
+    list comprehension instead of per-annotation ``filter``/``map`` lambdas and an id type check (about half
+    of the Python time of preparing 230k detections). Other queries go to faster-coco-eval's own methods."""
+
+    def getAnnIds(self, imgIds=None, catIds=None, areaRng=None, iscrowd=None):  # noqa: N802,N803 (COCO API)
+        if areaRng or iscrowd is not None or not imgIds or not isinstance(imgIds, (list, tuple, set)):
+            return super().getAnnIds(imgIds, catIds, areaRng, iscrowd)
+        per_image = self.imgToAnns
+        anns = [a for i in set(imgIds) for a in per_image.get(i, ())]  # faster-coco-eval's order: set(imgIds)
+        if catIds:
+            cats = set(catIds) if isinstance(catIds, (list, tuple, set)) else {catIds}
+            return [a["id"] for a in anns if a["category_id"] in cats]
+        return [a["id"] for a in anns]
+
+    def loadAnns(self, ids=None):  # noqa: N802 (COCO API)
+        if type(ids) is list:
+            anns = self.anns
+            return [anns[i] for i in ids]
+        return super().loadAnns(ids)
+
+
 def to_faster_coco(coco: Any) -> Any:
     """A ``faster_coco_eval.COCO`` over the same annotations as ``coco`` (a pycocotools ``COCO``, an lvis-api
     ``LVIS`` or already a faster-coco-eval ``COCO``).
@@ -67,7 +90,7 @@ def to_faster_coco(coco: Any) -> Any:
     converted = dict(dataset)
     if "annotations" in dataset:
         converted["annotations"] = [dict(ann) for ann in dataset["annotations"]]
-    out = FasterCOCO(converted)
+    out = IndexedCOCO(converted)
     try:
         coco._shared_faster_coco = (dataset.get("annotations"), len(dataset.get("annotations", ())), out)
     except AttributeError:  # pragma: no cover - objects without a __dict__
@@ -102,7 +125,7 @@ def _load_bbox_results(gt: FasterCOCO, results: List[dict]) -> FasterCOCO:
             raise ValueError(f"a detection has image_id {r['image_id']!r}, which is not in the ground truth")
     anns = [{**r, "area": r["bbox"][2] * r["bbox"][3], "id": i, "iscrowd": 0}
             for i, r in enumerate(results, 1)]
-    out = FasterCOCO()
+    out = IndexedCOCO()
     out.dataset = {"images": list(gt.dataset.get("images", [])), "annotations": anns,
                    "categories": list(gt.dataset.get("categories", []))}
     out.createIndex()

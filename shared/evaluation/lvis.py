@@ -25,8 +25,8 @@ from typing import Any, Dict, List
 import numpy as np
 from faster_coco_eval import COCO as FasterCOCO
 
-from shared.evaluation.backend import (DEFAULT_BACKEND, FasterCOCOeval, gc_paused, is_fast, load_results,
-                                       mean_valid)
+from shared.evaluation.backend import (DEFAULT_BACKEND, FasterCOCOeval, IndexedCOCO, gc_paused, is_fast,
+                                       load_results, mean_valid)
 
 __all__ = ["LVIS_AP_METRICS", "evaluate_lvis", "limit_dets_per_image", "lvis_summary"]
 
@@ -82,7 +82,7 @@ def _faster_lvis_gt(lvis_gt: Any) -> FasterCOCO:
                              f"expected one of {list(_FREQUENCIES)}")
     converted = dict(dataset)
     converted["annotations"] = [dict(ann, iscrowd=0) for ann in anns]
-    out = FasterCOCO(converted)
+    out = IndexedCOCO(converted)
     try:
         lvis_gt._shared_faster_lvis = (anns, len(anns), out)
     except AttributeError:  # pragma: no cover

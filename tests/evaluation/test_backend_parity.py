@@ -214,3 +214,18 @@ def test_results_are_not_modified():
     load_results(_pycoco(gt), results, "faster_coco_eval")
     load_results(_pycoco(gt), results, "pycocotools")
     assert results == before
+
+
+def test_indexed_coco_queries_equal_faster_coco():
+    from faster_coco_eval import COCO as FasterCOCO
+
+    from shared.evaluation.backend import IndexedCOCO
+
+    gt, _ = random_detection_set(num_images=15, num_classes=6, seed=9)
+    plain, indexed = FasterCOCO(copy.deepcopy(gt)), IndexedCOCO(copy.deepcopy(gt))
+    img_ids = [img["id"] for img in gt["images"]]
+    for imgs, cats in ((img_ids, [1, 3]), (img_ids[:4], []), (img_ids[2:9], [2]), ([], [1])):
+        ids = indexed.getAnnIds(imgIds=imgs, catIds=cats)
+        assert ids == plain.getAnnIds(imgIds=imgs, catIds=cats)
+        assert indexed.loadAnns(ids) == plain.loadAnns(ids)
+    assert len(indexed.getAnnIds(imgIds=img_ids, catIds=[1, 3])) > 0
