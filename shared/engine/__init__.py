@@ -11,6 +11,9 @@ from shared.engine.defaults import build_cfg, default_argument_parser, launch_fr
 from shared.engine.device import default_device, resolve_device
 from shared.engine.trainer import GenericTrainer
 from shared.engine.validation import ConfigValueError, config_check
+from shared.datasets.readers import install_reader_hooks
+
+install_reader_hooks()  # detectron2 / pycocotools readers name a truncated image or malformed json
 
 __all__ = [
     "AtomicCheckpointMixin",
