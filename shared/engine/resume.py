@@ -32,6 +32,7 @@ bit-deterministic in general, so the guarantee is for the CPU.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import random
 from typing import Any, Dict, Iterator, Optional, Tuple
@@ -116,8 +117,12 @@ class ResumableSampler(torch.utils.data.Sampler):
 
     ``state_dict()`` = ``{"consumed": items yielded, "seed": the sampler's seed}``; after
     ``load_state_dict`` the next iteration rebuilds the wrapped stream and skips ``consumed`` items before
-    yielding. Each draw runs in a private RNG sandbox seeded from the sampler's seed (see module doc).
+    yielding. The wrapped sampler draws in a private RNG sandbox seeded from the sampler's seed (see module
+    doc), ``chunk_size`` items at a time.
     """
+
+    #: items drawn from the wrapped sampler per RNG-sandbox activation
+    chunk_size: int = 256
 
     def __init__(self, sampler: Any) -> None:
         self.sampler = sampler
@@ -141,13 +146,15 @@ class ResumableSampler(torch.utils.data.Sampler):
                 next(stream)
         self.consumed, self._skip = self._skip, 0
         while True:
+            # draw ahead in chunks: swapping numpy's global state costs ~0.1 ms; once per chunk, not per item;
+            # the stream depends only on the seed, so items drawn ahead are regenerated identically on resume
             with sandbox.active():
-                try:
-                    item = next(stream)
-                except StopIteration:
-                    return
-            self.consumed += 1
-            yield item
+                chunk = list(itertools.islice(stream, self.chunk_size))
+            for item in chunk:
+                self.consumed += 1
+                yield item
+            if len(chunk) < self.chunk_size:
+                return
 
     def __len__(self) -> int:
         return len(self.sampler)

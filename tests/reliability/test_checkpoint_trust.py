@@ -214,3 +214,27 @@ def test_trainer_checkpointers_made_atomic_are_strict_on_full_checkpoints(tmp_pa
     ckpt = make_atomic(DetectionCheckpointer(Net(), str(tmp_path)))
     with pytest.raises(IncompatibleCheckpointError):
         ckpt.resume_or_load(path, resume=False)
+
+
+def test_eval_only_through_the_front_door_refuses_weights_that_do_not_fit(tmp_path):
+    """train_or_evaluate (every train_net.py) loads --eval-only weights through build_checkpointer: strict."""
+    import argparse
+
+    from shared.engine import GenericTrainer, train_or_evaluate
+
+    class Toy(GenericTrainer):
+        @classmethod
+        def build_model(cls, cfg):
+            return Net()
+
+        @classmethod
+        def test(cls, cfg, model):
+            return {"toy": {"ok": 1.0}}
+
+    args = argparse.Namespace(eval_only=True, resume=False)
+    cfg = _cfg(tmp_path)
+    cfg.MODEL.WEIGHTS, _ = _saved(tmp_path, Other())
+    with pytest.raises(IncompatibleCheckpointError, match="none of the model's"):
+        train_or_evaluate(Toy, cfg, args)
+    cfg.MODEL.WEIGHTS, _ = _saved(tmp_path, Net(), name="good")
+    assert train_or_evaluate(Toy, cfg, args) == {"toy": {"ok": 1.0}}

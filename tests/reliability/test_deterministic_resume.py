@@ -107,15 +107,21 @@ def test_resumable_sampler_skips_exactly_even_when_augmentations_share_the_globa
                 np.random.rand(7)  # an augmentation drawing from the same global generator
         return out
 
-    reference = draw(ResumableSampler(_GlobalNumpySampler(3)), 35, augment=True)
-    first = ResumableSampler(_GlobalNumpySampler(3))
-    assert draw(first, 12, augment=True) == reference[:12]
+    def wrap(seed):
+        wrapped = ResumableSampler(_GlobalNumpySampler(seed))
+        wrapped.chunk_size = 4  # several chunks, a skip that ends mid-chunk
+        return wrapped
+
+    reference = draw(wrap(3), 35, augment=True)
+    assert sorted(reference[:10]) == list(range(10))
+    first = wrap(3)
+    assert draw(first, 13, augment=True) == reference[:13]
     saved = first.state_dict()
-    assert saved == {"consumed": 12, "seed": 3}
-    again = ResumableSampler(_GlobalNumpySampler(99))  # the seed comes back from the checkpoint
+    assert saved == {"consumed": 13, "seed": 3}
+    again = wrap(99)  # the seed comes back from the checkpoint
     again.load_state_dict(saved)
     np.random.seed(1234)
-    assert draw(again, 23, augment=True) == reference[12:]
+    assert draw(again, 22, augment=True) == reference[13:]
 
 
 # --------------------------------------------------------------------------------------- GenericTrainer (DAS)
