@@ -137,8 +137,11 @@ def das_root(tmp_path_factory):
 
 def test_generic_trainer_das_resume_is_bit_identical(das_root, tmp_path, monkeypatch):
     import das  # noqa: F401
-    from das.trainer import DASTrainer, get_das_cfg
+    from das.config import add_das_config
+    from das.trainer import DASTrainer
     from detectron2.engine import HookBase
+
+    from shared.engine import build_cfg
 
     monkeypatch.setenv("DETECTRON2_DATASETS", str(das_root))
     config = str(ROOT / "projects" / "DAS" / "configs" / "Synthetic" / "triplet_distance.yaml")
@@ -146,10 +149,14 @@ def test_generic_trainer_das_resume_is_bit_identical(das_root, tmp_path, monkeyp
             "MODEL.DAS.NUM_CLASSES", "4",
             "INPUT.TRAIN_SIZE", "32", "INPUT.TEST_RESIZE", "32", "INPUT.TEST_SIZE", "32",
             "SOLVER.IMS_PER_BATCH", "6", "SOLVER.MAX_ITER", "7", "SOLVER.CHECKPOINT_PERIOD", "3",
-            "TEST.EVAL_PERIOD", "0", "DATALOADER.NUM_WORKERS", "0", "SEED", "7"]
+            "TEST.EVAL_PERIOD", "0", "DATALOADER.NUM_WORKERS", "0", "SEED", "7",
+            # the set generated above (8 classes x 4 images, 32 px)
+            "DATASETS.SYNTHETIC_FINE_GRAINED.NUM_CLASSES", "8",
+            "DATASETS.SYNTHETIC_FINE_GRAINED.IMAGES_PER_CLASS", "4",
+            "DATASETS.SYNTHETIC_FINE_GRAINED.IMAGE_SIZE", "32"]
 
     def make(name):
-        return DASTrainer(get_das_cfg(config, opts + ["OUTPUT_DIR", str(tmp_path / name)]))
+        return DASTrainer(build_cfg(add_das_config, config, opts + ["OUTPUT_DIR", str(tmp_path / name)]))
 
     reference, resumed = _run_killed_and_resumed(make, _kill_hook(HookBase, iteration=2), seed=7)
     _assert_bit_identical(reference, resumed)
@@ -195,12 +202,13 @@ def test_detectron2_simd_resume_is_bit_identical(tmp_path):
 # --------------------------------------------------------------------------------------- FastReID (AdaSP)
 def test_fastreid_adasp_resume_is_bit_identical(tmp_path, monkeypatch):
     import adasp  # noqa: F401
-    from adasp.config import build_adasp_cfg
+    from adasp.config import add_adasp_config
     from adasp.datasets import SYNTHETIC_SUBDIR
     from adasp.trainer import AdaSPTrainer
     from fastreid.engine.hooks import HookBase
 
     from shared.datasets.synthetic_reid import SyntheticReIDSpec, generate_synthetic_market1501
+    from shared.engine import build_cfg
 
     root = tmp_path / "reid"
     generate_synthetic_market1501(str(root / SYNTHETIC_SUBDIR), SyntheticReIDSpec(
@@ -210,11 +218,12 @@ def test_fastreid_adasp_resume_is_bit_identical(tmp_path, monkeypatch):
     opts = ["INPUT.SIZE_TRAIN", "[32, 16]", "INPUT.SIZE_TEST", "[32, 16]", "SOLVER.IMS_PER_BATCH", "8",
             "DATALOADER.NUM_WORKERS", "0", "SOLVER.MAX_EPOCH", "2", "TEST.EVAL_PERIOD", "100",
             "SOLVER.CHECKPOINT_PERIOD", "1", "SOLVER.WARMUP_ITERS", "2", "TEST.IMS_PER_BATCH", "64",
-            "SOLVER.SCHED", "MultiStepLR"]  # no SEED key in FastReID: the sampler seed is saved
+            "SOLVER.SCHED", "MultiStepLR", "SEED", "11"]
 
     def make(name):
         os.makedirs(tmp_path / name, exist_ok=True)  # default_setup's job; FastReID writes config.yaml there
-        return AdaSPTrainer(build_adasp_cfg(config, opts + ["OUTPUT_DIR", str(tmp_path / name)]))
+        return AdaSPTrainer(build_cfg(add_adasp_config, config, opts + ["OUTPUT_DIR", str(tmp_path / name)],
+                                      framework="fastreid"))
 
     reference, resumed = _run_killed_and_resumed(make, _kill_hook(HookBase, epoch=0), seed=11)
     _assert_bit_identical(reference, resumed)
