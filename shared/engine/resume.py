@@ -27,7 +27,9 @@ augmentation seed is drawn anew, so the sample order restarts and a warning says
 aspect-ratio grouping keeps the images of the not-yet-full orientation bucket in memory -- they are not
 in the checkpoint, so with images of both orientations the resumed run skips them; a mapper that returns
 ``None`` makes detectron2's ``MapDataset`` retry with its own RNG, which is not saved. CUDA kernels are not
-bit-deterministic in general, so the guarantee is for the CPU.
+bit-deterministic in general, so the guarantee is for the CPU. The position is exact for the infinite
+training samplers detectron2, FastReID and the projects use; a finite sampler re-iterated per epoch
+resumes within its first pass only.
 """
 from __future__ import annotations
 
@@ -129,6 +131,7 @@ class ResumableSampler(torch.utils.data.Sampler):
         self.consumed = 0
         self._skip = 0
         self._started = False
+        self._sandbox: Optional[_RNGSandbox] = None
 
     def _seed(self) -> Optional[int]:
         for attr in _SEED_ATTRS:
@@ -139,7 +142,9 @@ class ResumableSampler(torch.utils.data.Sampler):
 
     def __iter__(self):
         self._started = True
-        sandbox = _RNGSandbox(self._seed() or 0)
+        if self._sandbox is None:  # one per wrapper: a finite sampler iterated again draws a new order
+            self._sandbox = _RNGSandbox(self._seed() or 0)
+        sandbox = self._sandbox
         with sandbox.active():
             stream = iter(self.sampler)
             for _ in range(self._skip):

@@ -124,6 +124,37 @@ def test_resumable_sampler_skips_exactly_even_when_augmentations_share_the_globa
     assert draw(again, 22, augment=True) == reference[13:]
 
 
+def test_loader_layouts_are_found_and_worker_processes_are_warned_about(caplog):
+    import logging
+
+    from detectron2.data import build_batch_data_loader
+    from detectron2.data.samplers import TrainingSampler
+    from torch.utils.data import DataLoader
+
+    from shared.engine.resume import TrainingResumeState, make_loader_resumable
+
+    data = list(range(10))
+    for loader in (DataLoader(data, batch_size=2, sampler=TrainingSampler(10, seed=1)),  # RDCD, IIF cls
+                   build_batch_data_loader(data, TrainingSampler(10, seed=1), 2, aspect_ratio_grouping=False),
+                   build_batch_data_loader(data, TrainingSampler(10, seed=1), 2, aspect_ratio_grouping=True)):
+        sampler, workers = make_loader_resumable(loader)
+        assert isinstance(sampler, ResumableSampler) and sampler.state_dict()["seed"] == 1 and workers == 0
+        assert make_loader_resumable(loader)[0] is sampler  # idempotent
+    plain = DataLoader(data, batch_size=2, sampler=TrainingSampler(10, seed=1))
+    first = [b.tolist() for _, b in zip(range(4), plain)]
+    resumed = DataLoader(data, batch_size=2, sampler=TrainingSampler(10, seed=1))
+    sampler, _ = make_loader_resumable(resumed)
+    sampler.load_state_dict({"consumed": 4, "seed": 1})
+    assert [b.tolist() for _, b in zip(range(2), resumed)] == first[2:]
+
+    with_workers = DataLoader(data, batch_size=2, sampler=TrainingSampler(10, seed=1), num_workers=2)
+    state = TrainingResumeState(*make_loader_resumable(with_workers))
+    with caplog.at_level(logging.WARNING):
+        state.load_state_dict({"rng": capture_rng_state(), "sampler": {"consumed": 4, "seed": 1},
+                               "num_workers": 2})
+    assert "NUM_WORKERS > 0" in caplog.text and state.sampler._skip == 0
+
+
 # --------------------------------------------------------------------------------------- GenericTrainer (DAS)
 @pytest.fixture
 def das_root(tmp_path_factory):
