@@ -36,6 +36,7 @@ from detectron2.engine import launch
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
+from shared.engine.checkpoint import add_checkpoint_config
 from shared.engine.device import resolve_device
 from shared.engine.validation import run_config_checks
 from shared.registry import get_or_raise
@@ -84,6 +85,7 @@ def build_cfg(add_project_config: Union[ConfigAdder, Sequence[ConfigAdder]], con
     """
     get_cfg, _ = get_or_raise(FRAMEWORKS, framework, "framework")()
     cfg = get_cfg()
+    add_checkpoint_config(cfg)  # MODEL.WEIGHTS_REINIT, read by every checkpointer
     # detectron2 and FastReID default to "cuda"; here the default is "auto" (CUDA when present, else the CPU),
     # so a config that does not choose runs anywhere while an explicit "cuda" still demands a GPU
     cfg.MODEL.DEVICE = "auto"

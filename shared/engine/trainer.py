@@ -38,7 +38,7 @@ from detectron2.utils import comm
 from detectron2.utils.events import CommonMetricPrinter, EventWriter, JSONWriter, TensorboardXWriter
 from detectron2.utils.logger import setup_logger
 
-from shared.engine.checkpoint import AtomicCheckpointing
+from shared.engine.checkpoint import AtomicCheckpointing, _rng_neutral_eval
 
 __all__ = ["GenericTrainer"]
 
@@ -78,7 +78,8 @@ class GenericTrainer(AtomicCheckpointing, TrainerBase):
         model = create_ddp_model(model, broadcast_buffers=False)
         self._trainer = SimpleTrainer(model, data_loader, optimizer)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = self.build_checkpointer(model, cfg, trainer=weakref.proxy(self))
+        # strict=None: a resume or a full-model MODEL.WEIGHTS must fit entirely, backbone-only files need not
+        self.checkpointer = self.build_checkpointer(model, cfg, strict=None, trainer=weakref.proxy(self))
         self.start_iter = 0
         self.max_iter = int(cfg.SOLVER.MAX_ITER)
         self.cfg = cfg
@@ -132,6 +133,7 @@ class GenericTrainer(AtomicCheckpointing, TrainerBase):
     def build_hooks(self) -> List[hooks.HookBase]:
         """Timer, LR scheduler, checkpoints (main process), evaluation, then the writers."""
         cfg = self.cfg
+        self._install_reliability()  # verified checkpoints, MODEL.WEIGHTS_REINIT, deterministic resume
         ret: List[Optional[hooks.HookBase]] = [hooks.IterationTimer(), hooks.LRScheduler()]
         if comm.is_main_process():
             ret.append(hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD))
@@ -144,7 +146,7 @@ class GenericTrainer(AtomicCheckpointing, TrainerBase):
         ret.append(hooks.EvalHook(cfg.TEST.EVAL_PERIOD, test_and_save_results))
         if comm.is_main_process():
             ret.append(hooks.PeriodicWriter(self.build_writers(), period=self.writer_period))
-        return [h for h in ret if h is not None]
+        return _rng_neutral_eval([h for h in ret if h is not None])
 
     def resume_or_load(self, resume: bool = True) -> None:
         """Resume from ``OUTPUT_DIR/last_checkpoint`` (model, optimizer, scheduler, iteration) when
@@ -205,12 +207,6 @@ class GenericTrainer(AtomicCheckpointing, TrainerBase):
         self.grad_scaler.step(trainer.optimizer)
         self.grad_scaler.update()
 
-    def state_dict(self) -> Dict[str, Any]:
-        ret = super().state_dict()
-        ret["_trainer"] = self._trainer.state_dict()
-        return ret
-
-    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        super().load_state_dict(state_dict)
-        self._trainer.load_state_dict(state_dict["_trainer"])
+    # state_dict / load_state_dict (iteration, hooks, and the inner trainer's optimizer) come from
+    # AtomicCheckpointing
 
