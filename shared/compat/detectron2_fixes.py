@@ -1,0 +1,129 @@
+"""Repairs of detectron2 v0.6 defects that surface under Python >= 3.11 and torch >= 2 (installed by
+:func:`shared.compat.apply` through import hooks; each one is pinned by ``tests/foundation/test_compat.py``).
+
+* ``detectron2.export.api`` imports ``caffe2.proto`` at module level. caffe2 left torch long ago, so the whole
+  ``detectron2.export`` package -- ``TracingAdapter``, ``scripting_with_instances``, ``dump_torchscript_IR``
+  -- and ``detectron2.utils.analysis`` (flop / parameter / activation counting, which imports
+  ``TracingAdapter``) fail to import. Without caffe2 we load :func:`caffe2_free_export_api` instead: the
+  same public names, where ``add_export_config`` works and the caffe2 exporters raise an ``ImportError``
+  that says why.
+* ``MapDataset.__getitem__`` retries an element its mapper dropped (returned ``None``) with
+  ``random.sample(a_set, k=1)``, which raises ``TypeError`` since Python 3.11. :func:`map_dataset_getitem`
+  draws the retry from a sorted list instead (same uniform choice) and refuses, naming the cause, when the
+  mapper has dropped every element.
+* ``hooks.LRScheduler.state_dict`` / ``load_state_dict`` only handle
+  ``torch.optim.lr_scheduler._LRScheduler``; torch 2's schedulers derive from ``LRScheduler`` instead, so
+  their state was never checkpointed and ``--resume`` restarted the schedule at ``last_epoch`` 0.
+"""
+from __future__ import annotations
+
+import logging
+import types
+
+__all__ = [
+    "caffe2_free_export_api",
+    "lr_scheduler_hook_load_state_dict",
+    "lr_scheduler_hook_state_dict",
+    "map_dataset_getitem",
+    "patch_data_common",
+    "patch_engine_hooks",
+]
+
+_CAFFE2_MISSING = ("{name} needs caffe2, which is no longer part of torch (removed in torch 2.x); "
+                   "detectron2's caffe2/ONNX export is unavailable. TorchScript export "
+                   "(detectron2.export.scripting_with_instances, TracingAdapter + torch.jit.trace) works.")
+
+
+def _caffe2_only(name: str):
+    def unavailable(*args, **kwargs):
+        raise ImportError(_CAFFE2_MISSING.format(name=name))
+
+    unavailable.__name__ = unavailable.__qualname__ = name
+    unavailable.__doc__ = _CAFFE2_MISSING.format(name=name)
+    return unavailable
+
+
+def add_export_config(cfg):
+    """detectron2's ``add_export_config`` (no caffe2 needed): adds ``EXPORT_CAFFE2.USE_HEATMAP_MAX_KEYPOINT``
+    (default ``False``) and keeps the config's frozen state."""
+    from detectron2.config import CfgNode
+
+    frozen = cfg.is_frozen()
+    cfg.defrost()
+    cfg.EXPORT_CAFFE2 = CfgNode()
+    cfg.EXPORT_CAFFE2.USE_HEATMAP_MAX_KEYPOINT = False
+    if frozen:
+        cfg.freeze()
+    return cfg
+
+
+def caffe2_free_export_api(module: types.ModuleType) -> None:
+    """Fill ``module`` (standing in for ``detectron2.export.api``) with the v0.6 public names."""
+    module.__doc__ = "caffe2-free stand-in for detectron2.export.api (shared.compat): no caffe2 installed."
+    module.add_export_config = add_export_config
+    for name in ("Caffe2Tracer", "Caffe2Model", "export_caffe2_model", "export_onnx_model"):
+        setattr(module, name, _caffe2_only(name))
+    module.__all__ = ["add_export_config", "export_caffe2_model", "Caffe2Model", "export_onnx_model",
+                      "Caffe2Tracer"]
+
+
+def map_dataset_getitem(self, idx):
+    """``MapDataset.__getitem__``: apply the mapper; when it returns ``None`` retry a uniformly drawn other
+    element (the failed index leaves the pool of candidates until it maps again), warning from the third
+    retry on, as detectron2 v0.6 -- but drawing from a sequence, which Python >= 3.11 requires."""
+    retries = 0
+    cur = int(idx)
+    while True:
+        data = self._map_func(self._dataset[cur])
+        if data is not None:
+            self._fallback_candidates.add(cur)
+            return data
+        retries += 1
+        self._fallback_candidates.discard(cur)
+        if not self._fallback_candidates:
+            raise RuntimeError(
+                f"MapDataset: the mapper returned None for every element tried (started at index {idx}, "
+                f"{retries} tries over a dataset of {len(self._dataset)}); nothing is left to fall back on "
+                "-- check the mapper (e.g. a crop that drops every box)")
+        cur = self._rng.choice(sorted(self._fallback_candidates))
+        if retries >= 3:
+            logging.getLogger("detectron2.data.common").warning(
+                "Failed to apply `_map_func` for idx: %s, retry count: %d", idx, retries)
+
+
+def patch_data_common(module: types.ModuleType) -> bool:
+    if getattr(module.MapDataset.__getitem__, "_shared_compat", False):
+        return False
+    map_dataset_getitem._shared_compat = True  # type: ignore[attr-defined]
+    module.MapDataset.__getitem__ = map_dataset_getitem
+    return True
+
+
+def _is_torch_scheduler(obj) -> bool:
+    import torch
+
+    base = getattr(torch.optim.lr_scheduler, "LRScheduler", torch.optim.lr_scheduler._LRScheduler)
+    return isinstance(obj, base)
+
+
+def lr_scheduler_hook_state_dict(self) -> dict:
+    """``hooks.LRScheduler.state_dict`` for every torch scheduler (``LRScheduler`` base of torch >= 2)."""
+    return self.scheduler.state_dict() if _is_torch_scheduler(self.scheduler) else {}
+
+
+def lr_scheduler_hook_load_state_dict(self, state_dict: dict) -> None:
+    """``hooks.LRScheduler.load_state_dict`` for every torch scheduler (``LRScheduler`` base, torch >= 2)."""
+    if _is_torch_scheduler(self.scheduler):
+        logging.getLogger("detectron2.engine.hooks").info("Loading scheduler from state_dict ...")
+        self.scheduler.load_state_dict(state_dict)
+
+
+def patch_engine_hooks(module: types.ModuleType) -> bool:
+    hook = module.LRScheduler
+    if getattr(hook.state_dict, "_shared_compat", False):
+        return False
+    for fn in (lr_scheduler_hook_state_dict, lr_scheduler_hook_load_state_dict):
+        fn._shared_compat = True  # type: ignore[attr-defined]
+    hook.state_dict = lr_scheduler_hook_state_dict
+    hook.load_state_dict = lr_scheduler_hook_load_state_dict
+    return True
