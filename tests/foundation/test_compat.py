@@ -159,6 +159,24 @@ def test_detectron2_export_imports_without_caffe2_and_traces_faster_rcnn():
     assert rebuilt.pred_boxes.tensor.shape[0] == eager[0].shape[0]
 
 
+def test_detectron2_torchscript_scripting_of_faster_rcnn():
+    from detectron2.export import scripting_with_instances
+    from detectron2.structures import Boxes
+
+    _, model, inputs = _tiny_faster_rcnn()
+    fields = {"proposal_boxes": Boxes, "objectness_logits": torch.Tensor, "pred_boxes": Boxes,
+              "scores": torch.Tensor, "pred_classes": torch.Tensor}
+    scripted = scripting_with_instances(model, fields)
+    images = [{"image": inputs[0]["image"]}]
+    with torch.no_grad():
+        eager = model.inference(images, do_postprocess=False)[0]
+        out = scripted.inference(images, do_postprocess=False)[0]
+    assert len(eager) == 20
+    torch.testing.assert_close(out.pred_boxes.tensor, eager.pred_boxes.tensor)
+    torch.testing.assert_close(out.scores, eager.scores)
+    assert torch.equal(out.pred_classes, eager.pred_classes)
+
+
 def test_detectron2_model_analysis_counts_faster_rcnn():
     from detectron2.utils.analysis import flop_count_operators, parameter_count
 
