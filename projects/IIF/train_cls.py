@@ -127,11 +127,11 @@ def main() -> None:
     model = build_classifier(cfg.MODEL.BACKBONE, cfg.DATA.NUM_CLASSES).to(device)
     stage1 = os.path.join(cfg.OUTPUT_DIR, "stage1.pth")
     if args.resume and os.path.exists(stage1):
-        model.load_state_dict(torch.load(stage1, map_location=device))
+        model.load_state_dict(torch.load(stage1, map_location=device, weights_only=True))
         logger.info("loaded stage-1 model from %s", stage1)
     else:
         if cfg.MODEL.WEIGHTS:
-            model.load_state_dict(torch.load(cfg.MODEL.WEIGHTS, map_location=device), strict=False)
+            model.load_state_dict(torch.load(cfg.MODEL.WEIGHTS, map_location=device, weights_only=True), strict=False)
         train_stage1(cfg, model, train_loader, device)
         buffer = io.BytesIO()
         torch.save(model.state_dict(), buffer)
