@@ -47,6 +47,9 @@ def test_iif_classification_refuses_crafted_model_weights(tmp_path, monkeypatch)
     spec.loader.exec_module(train_cls)
     path, marker = _crafted_weights(tmp_path)
     monkeypatch.setattr(train_cls, "train_stage1", lambda *a, **k: pytest.fail("training started"))
+    # no images needed: the weights are read before training (labels of a 10-class long-tailed set)
+    monkeypatch.setattr(train_cls, "build_loaders", lambda cfg: (None, None, [c for c in range(10)
+                                                                             for _ in range(20 - c)]))
     monkeypatch.setattr(sys, "argv", [
         "train_cls.py", "--config-file", str(REPO / "projects/IIF/configs/classification/synthetic_lt.yaml"),
         "DATA.ROOT", str(tmp_path / "data"), "OUTPUT_DIR", str(tmp_path / "out"), "MODEL.WEIGHTS", str(path),
