@@ -17,9 +17,10 @@ broken name               who needs it                                   restore
 ``torch._six``            ``fastreid.data.build`` (import time)          stub module
 ``DataLoaderX``           fastreid train/test loaders (CUDA stream)      CPU-safe when CUDA is absent
 ``build_optimizer``       fastreid ``DefaultTrainer`` (ContiguousParams)  ``contiguous=False`` default
-``detectron2.export.api``  ``detectron2.export`` / ``utils.analysis``     caffe2-free module (no caffe2)
-``MapDataset`` retry       mappers returning ``None`` (Python >= 3.11)    sample from a sorted list
-``hooks.LRScheduler``      ``--resume`` with torch 2 schedulers           saves ``LRScheduler`` state
+d2 ``export.api``          ``detectron2.export`` / ``utils.analysis``     caffe2-free module (no caffe2)
+d2 ``MapDataset``          mappers returning ``None`` (Python >= 3.11)    sample from a sorted list
+d2 ``LRScheduler`` hook    ``--resume`` with torch 2 schedulers           saves ``LRScheduler`` state
+DDP (d2 and fastreid)     ``create_ddp_model``, fastreid trainer         no ``device_ids`` on the CPU
 ========================  =============================================  ==============================
 
 The detectron2 repairs live in :mod:`shared.compat.detectron2_fixes`. detectron2 v0.6's own test suite runs
@@ -245,6 +246,8 @@ def _install_import_hooks() -> None:
         "fastreid.solver.build": _patch_fastreid_solver_build,
         "detectron2.data.common": _recorded(d2.patch_data_common, "detectron2.MapDataset"),
         "detectron2.engine.hooks": _recorded(d2.patch_engine_hooks, "detectron2.hooks.LRScheduler"),
+        "detectron2.engine.defaults": _recorded(d2.patch_ddp_name, "detectron2.DDP-on-CPU"),
+        "fastreid.engine.defaults": _recorded(d2.patch_ddp_name, "fastreid.DDP-on-CPU"),
     }
     replacements = {}
     if "detectron2.export.api" not in sys.modules:

@@ -14,6 +14,10 @@
 * ``hooks.LRScheduler.state_dict`` / ``load_state_dict`` only handle
   ``torch.optim.lr_scheduler._LRScheduler``; torch 2's schedulers derive from ``LRScheduler`` instead, so
   their state was never checkpointed and ``--resume`` restarted the schedule at ``last_epoch`` 0.
+* detectron2's ``create_ddp_model`` and fastreid's ``DefaultTrainer`` wrap the model in
+  ``DistributedDataParallel(model, device_ids=[local_rank])``, which torch refuses for a CPU model. Their
+  module-level name is replaced by :func:`cpu_capable_ddp_class` (drops ``device_ids`` / ``output_device``
+  for CPU modules), so ``shared.engine.launch`` can run their trainers as gloo processes on the CPU.
 """
 from __future__ import annotations
 
@@ -22,6 +26,8 @@ import types
 
 __all__ = [
     "caffe2_free_export_api",
+    "cpu_capable_ddp_class",
+    "patch_ddp_name",
     "lr_scheduler_hook_load_state_dict",
     "lr_scheduler_hook_state_dict",
     "map_dataset_getitem",
@@ -126,4 +132,36 @@ def patch_engine_hooks(module: types.ModuleType) -> bool:
         fn._shared_compat = True  # type: ignore[attr-defined]
     hook.state_dict = lr_scheduler_hook_state_dict
     hook.load_state_dict = lr_scheduler_hook_load_state_dict
+    return True
+
+
+_CPU_DDP = None
+
+
+def cpu_capable_ddp_class():
+    """A ``DistributedDataParallel`` subclass that ignores ``device_ids`` / ``output_device`` when the
+    module's parameters are on the CPU (torch requires ``None`` there); on GPUs it is DDP unchanged."""
+    global _CPU_DDP
+    if _CPU_DDP is None:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        class DistributedDataParallel(DDP):
+            def __init__(self, module, device_ids=None, output_device=None, *args, **kwargs):
+                first = next(module.parameters(), None)
+                if first is not None and first.device.type == "cpu":
+                    device_ids = output_device = None
+                super().__init__(module, device_ids, output_device, *args, **kwargs)
+
+        DistributedDataParallel.__module__ = __name__
+        _CPU_DDP = DistributedDataParallel
+    return _CPU_DDP
+
+
+def patch_ddp_name(module: types.ModuleType) -> bool:
+    """Point ``module.DistributedDataParallel`` (detectron2/fastreid ``engine.defaults``) at the CPU-capable
+    subclass."""
+    cls = cpu_capable_ddp_class()
+    if module.DistributedDataParallel is cls:
+        return False
+    module.DistributedDataParallel = cls
     return True
