@@ -18,6 +18,10 @@
   ``DistributedDataParallel(model, device_ids=[local_rank])``, which torch refuses for a CPU model. Their
   module-level name is replaced by :func:`cpu_capable_ddp_class` (drops ``device_ids`` / ``output_device``
   for CPU modules), so ``shared.engine.launch`` can run their trainers as gloo processes on the CPU.
+  fastreid's DDP also gets ``find_unused_parameters=True`` (its own comment in ``DefaultTrainer`` points at
+  the need but never sets it): with a metric-only loss (e.g. AdaSP alone) the classifier gets no gradient,
+  and DDP then never all-reduces the gradients at the first iteration (every rank steps on its own
+  gradient) and fails at the second.
 """
 from __future__ import annotations
 
@@ -135,14 +139,14 @@ def patch_engine_hooks(module: types.ModuleType) -> bool:
     return True
 
 
-_CPU_DDP = None
+_DDP_CLASSES: dict = {}
 
 
-def cpu_capable_ddp_class():
+def cpu_capable_ddp_class(find_unused_parameters: bool = False):
     """A ``DistributedDataParallel`` subclass that ignores ``device_ids`` / ``output_device`` when the
-    module's parameters are on the CPU (torch requires ``None`` there); on GPUs it is DDP unchanged."""
-    global _CPU_DDP
-    if _CPU_DDP is None:
+    module's parameters are on the CPU (torch requires ``None`` there); on GPUs it is DDP unchanged.
+    ``find_unused_parameters`` is its default for that argument."""
+    if find_unused_parameters not in _DDP_CLASSES:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         class DistributedDataParallel(DDP):
@@ -150,17 +154,18 @@ def cpu_capable_ddp_class():
                 first = next(module.parameters(), None)
                 if first is not None and first.device.type == "cpu":
                     device_ids = output_device = None
+                kwargs.setdefault("find_unused_parameters", find_unused_parameters)
                 super().__init__(module, device_ids, output_device, *args, **kwargs)
 
         DistributedDataParallel.__module__ = __name__
-        _CPU_DDP = DistributedDataParallel
-    return _CPU_DDP
+        _DDP_CLASSES[find_unused_parameters] = DistributedDataParallel
+    return _DDP_CLASSES[find_unused_parameters]
 
 
 def patch_ddp_name(module: types.ModuleType) -> bool:
     """Point ``module.DistributedDataParallel`` (detectron2/fastreid ``engine.defaults``) at the CPU-capable
-    subclass."""
-    cls = cpu_capable_ddp_class()
+    subclass (for fastreid, finding unused parameters: see the module docstring)."""
+    cls = cpu_capable_ddp_class(find_unused_parameters=module.__name__.startswith("fastreid"))
     if module.DistributedDataParallel is cls:
         return False
     module.DistributedDataParallel = cls
