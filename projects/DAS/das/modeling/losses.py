@@ -1,6 +1,7 @@
 """Metric losses and miners from pytorch-metric-learning, selected by name through registries.
 
-Defaults follow the Revisiting-DML / DAS scripts (spec §4):
+Defaults follow the official DAS scripts (scripts/parameters.py of the official repository, on the
+Revisiting-DML codebase):
 
 * ``triplet``: ``TripletMarginLoss(margin=0.2)``
 * ``contrastive``: ``ContrastiveLoss(pos_margin=0, neg_margin=1)`` on the L2 distance
@@ -20,6 +21,8 @@ from typing import Optional
 from fvcore.common.registry import Registry
 from pytorch_metric_learning import distances, losses, miners, regularizers
 from torch import nn
+
+from shared.registry import get_or_raise, register_as
 
 LOSS_REGISTRY = Registry("DAS_LOSS")
 LOSS_REGISTRY.__doc__ = "Metric losses: fn(cfg) -> pytorch-metric-learning loss module."
@@ -53,8 +56,11 @@ def multi_similarity(cfg) -> nn.Module:
 def lifted(cfg) -> nn.Module:
     c = cfg.MODEL.LOSS
     return losses.GeneralizedLiftedStructureLoss(
-        neg_margin=c.NEG_MARGIN, pos_margin=c.POS_MARGIN, distance=distances.LpDistance(normalize_embeddings=False),
-        embedding_regularizer=regularizers.LpRegularizer(), embedding_reg_weight=c.L2_REG_WEIGHT,
+        neg_margin=c.NEG_MARGIN,
+        pos_margin=c.POS_MARGIN,
+        distance=distances.LpDistance(normalize_embeddings=False),
+        embedding_regularizer=regularizers.LpRegularizer(),
+        embedding_reg_weight=c.L2_REG_WEIGHT,
     )
 
 
@@ -82,35 +88,16 @@ def distance_weighted(cfg) -> nn.Module:
     return miners.DistanceWeightedMiner(cutoff=c.CUTOFF, nonzero_loss_cutoff=c.NONZERO_LOSS_CUTOFF)
 
 
-def _register_as(registry: Registry, name: str):
-    """Register a builder under ``name`` (fvcore registries key on ``__name__``)."""
-
-    def wrap(fn):
-        fn.__name__ = name
-        registry.register(fn)
-        return fn
-
-    return wrap
-
-
-@_register_as(MINER_REGISTRY, "multi_similarity")
+@register_as(MINER_REGISTRY, "multi_similarity")
 def multi_similarity_miner(cfg) -> nn.Module:
     return miners.MultiSimilarityMiner(epsilon=cfg.MODEL.MINER.MS_EPSILON)
 
 
-def _lookup(registry: Registry, name: str, key: str):
-    try:
-        return registry.get(name)
-    except KeyError:
-        known = sorted(k for k, _ in registry)
-        raise KeyError(f"unknown {key} {name!r}; available: {known}") from None
-
-
 def build_loss(cfg) -> nn.Module:
     """The loss named by ``MODEL.LOSS.NAME``."""
-    return _lookup(LOSS_REGISTRY, cfg.MODEL.LOSS.NAME, "MODEL.LOSS.NAME")(cfg)
+    return get_or_raise(LOSS_REGISTRY, cfg.MODEL.LOSS.NAME, "MODEL.LOSS.NAME")(cfg)
 
 
 def build_miner(cfg) -> Optional[nn.Module]:
     """The miner named by ``MODEL.MINER.NAME``, or None for ``"none"``."""
-    return _lookup(MINER_REGISTRY, cfg.MODEL.MINER.NAME, "MODEL.MINER.NAME")(cfg)
+    return get_or_raise(MINER_REGISTRY, cfg.MODEL.MINER.NAME, "MODEL.MINER.NAME")(cfg)

@@ -7,17 +7,22 @@ nor fastreid handle, so a typo such as ``"AdaSpLoss"`` fails loudly instead of t
 
 Select them with ``MODEL.META_ARCHITECTURE: "AdaSPBaseline"`` or ``"AdaSPMGN"`` (registered in fastreid's
 ``META_ARCH_REGISTRY`` on ``import adasp``).
+
+``MODEL.HEADS.CLS_ENABLE False`` (a key of the official AdaSP fork, used by its VeRi / VehicleID metric-only
+presets) gives ``AdaSPBaseline`` a head without identity classifier: :class:`FeatureOnlyEmbeddingHead`.
 """
 from __future__ import annotations
 
 from typing import Dict, Iterable
 
 import torch
+from fastreid.modeling.heads import EmbeddingHead
 from fastreid.modeling.meta_arch import META_ARCH_REGISTRY, MGN, Baseline
 
-from adasp.loss import SparsePairLoss
+from adasp.modeling.loss import SparsePairLoss
 
-__all__ = ["ADASP_LOSS_NAME", "FASTREID_LOSS_NAMES", "AdaSPBaseline", "AdaSPMGN", "check_loss_names"]
+__all__ = ["ADASP_LOSS_NAME", "FASTREID_LOSS_NAMES", "AdaSPBaseline", "AdaSPMGN", "FeatureOnlyEmbeddingHead",
+           "check_loss_names"]
 
 ADASP_LOSS_NAME = "AdaSPLoss"
 # Names that fastreid's Baseline.losses / MGN.losses act on (fastreid 1.4.0, meta_arch/baseline.py, mgn.py).
@@ -70,17 +75,52 @@ class _SparsePairLossMixin:
         return kwargs
 
 
+class FeatureOnlyEmbeddingHead(EmbeddingHead):
+    """fastreid's ``EmbeddingHead`` without the identity classifier (``MODEL.HEADS.CLS_ENABLE False``): the
+    same pooling and BNNeck; in training it returns only ``{"features": ...}`` (``NECK_FEAT`` before/after),
+    as the official fork's head does with ``CLS_ENABLE False``, so metric-only checkpoints carry no unused
+    classifier matrix."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        del self.weight  # the [num_classes, dim] classifier
+        del self.cls_layer
+
+    def forward(self, features, targets=None):
+        pool_feat = self.pool_layer(features)
+        neck_feat = self.bottleneck(pool_feat)[..., 0, 0]
+        if not self.training:
+            return neck_feat
+        if self.neck_feat == "before":
+            return {"features": pool_feat[..., 0, 0]}
+        if self.neck_feat == "after":
+            return {"features": neck_feat}
+        raise KeyError(f"{self.neck_feat} is invalid for MODEL.HEADS.NECK_FEAT")
+
+
 @META_ARCH_REGISTRY.register()
 class AdaSPBaseline(_SparsePairLossMixin, Baseline):
     """fastreid ``Baseline`` + ``loss_adasp = SCALE * SparsePair(outputs["features"], labels)``.
 
     ``outputs["features"]`` is the pooled feature with ``HEADS.NECK_FEAT "before"`` and the BNNeck output with
     ``"after"``. Metric-only training keeps the classifier (fastreid always builds it and logs its accuracy)
-    and simply leaves ``CrossEntropyLoss`` out of ``MODEL.LOSSES.NAME``.
+    and simply leaves ``CrossEntropyLoss`` out of ``MODEL.LOSSES.NAME``, unless ``MODEL.HEADS.CLS_ENABLE`` is
+    False: then the head has no classifier (:class:`FeatureOnlyEmbeddingHead`) and ``AdaSPLoss`` must be the
+    only loss (checked when the config is built).
     """
 
+    @classmethod
+    def from_config(cls, cfg):
+        kwargs = super().from_config(cfg)
+        if not cfg.MODEL.HEADS.CLS_ENABLE:
+            kwargs["heads"] = FeatureOnlyEmbeddingHead(cfg)
+        return kwargs
+
     def losses(self, outputs, gt_labels):
-        loss_dict = super().losses(outputs, gt_labels)
+        if isinstance(self.heads, FeatureOnlyEmbeddingHead):
+            loss_dict = {}  # no logits: fastreid's losses (and its accuracy log) need the classifier
+        else:
+            loss_dict = super().losses(outputs, gt_labels)
         if self.uses_adasp:
             loss_dict["loss_adasp"] = self.sparse_pair_loss(outputs["features"], gt_labels) * self.adasp_scale
         return loss_dict

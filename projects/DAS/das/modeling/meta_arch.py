@@ -1,8 +1,14 @@
-"""The embedding network (timm backbone → global pooling → linear → optional L2) and the DAS meta-architecture.
+"""The embedding network (backbone → global pooling → linear → optional L2) and the DAS meta-architecture.
 
 ``DASEmbeddingModel`` is registered in detectron2's ``META_ARCH_REGISTRY`` (``MODEL.META_ARCHITECTURE``). In
 training its ``forward(batch)`` returns the metric loss of the (DAS-enlarged) batch; in eval mode it returns
 the embeddings.
+
+Distributed training: each process embeds its share of the global batch; the shares are all-gathered (with a
+backward that sums every process's gradient for its own rows) and every process runs the DAS producer, the
+miner and the loss on the whole global batch, as one process would. DDP then averages the identical
+gradients, so N processes compute the single-process loss and gradient, and the DAS state (frequency matrix,
+banks) stays identical on every process.
 """
 from __future__ import annotations
 
@@ -11,14 +17,17 @@ from typing import Dict, Optional
 
 import timm
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from detectron2.modeling import META_ARCH_REGISTRY
+from detectron2.utils import comm
 from detectron2.utils.events import get_event_storage
 from torch import nn
 
-from das.losses import build_loss, build_miner
-from das.producer import DASEmbeddingProducer, build_das_producer
-from shared.engine import resolve_device
+from das.modeling.bninception import build_bninception
+from das.modeling.losses import build_loss, build_miner
+from das.modeling.producer import DASEmbeddingProducer, build_das_producer
+from shared.registry import get_or_raise
 
 
 def global_avg_pool(x: torch.Tensor) -> torch.Tensor:
@@ -34,8 +43,15 @@ def global_avg_max_pool(x: torch.Tensor) -> torch.Tensor:
 POOLINGS = {"avg": global_avg_pool, "avg+max": global_avg_max_pool}
 
 
+#: backbones built here rather than by timm (name -> builder(weights))
+LOCAL_BACKBONES = {"bninception": build_bninception}
+
+
 def build_backbone(name: str, weights: str = "") -> nn.Module:
-    """A timm feature extractor without classifier or pooling, optionally loaded from a local weight file."""
+    """A feature extractor without classifier or pooling (``forward_features``, ``num_features``): one of
+    :data:`LOCAL_BACKBONES` or a timm model, optionally loaded from a local weight file."""
+    if name in LOCAL_BACKBONES:
+        return LOCAL_BACKBONES[name](weights)
     if weights and not os.path.isfile(weights):
         raise FileNotFoundError(f"MODEL.EMBEDDING.BACKBONE_WEIGHTS={weights!r} does not exist")
     kwargs = dict(num_classes=0, global_pool="")
@@ -55,10 +71,8 @@ class EmbeddingNet(nn.Module):
     def __init__(self, backbone: str, dim: int, pooling: str = "avg", normalize: bool = True,
                  freeze_bn: bool = True, weights: str = ""):
         super().__init__()
-        if pooling not in POOLINGS:
-            raise KeyError(f"unknown MODEL.EMBEDDING.POOLING {pooling!r}; available: {sorted(POOLINGS)}")
+        self.pool = get_or_raise(POOLINGS, pooling, "MODEL.EMBEDDING.POOLING")
         self.backbone = build_backbone(backbone, weights)
-        self.pool = POOLINGS[pooling]
         self.head = nn.Linear(self.backbone.num_features, dim)
         self.normalize = normalize
         self.freeze_bn = freeze_bn
@@ -80,7 +94,8 @@ class EmbeddingNet(nn.Module):
 class DASEmbeddingModel(nn.Module):
     """Embedding network + (optional) DAS producer + pytorch-metric-learning miner and loss.
 
-    Training loss: L(miner(cat[e, ê…]), …) — or L(e) + w · L(cat[e, ê…]) with ``MODEL.DAS.AUX_LOSS_WEIGHT`` w > 0.
+    Training loss: L(miner(cat[e, ê…]), …), or L(e) + w · L(cat[e, ê…]) with ``MODEL.DAS.AUX_LOSS_WEIGHT``
+    w > 0.
     """
 
     def __init__(self, cfg):
@@ -92,22 +107,29 @@ class DASEmbeddingModel(nn.Module):
         self.producer: Optional[DASEmbeddingProducer] = None
         if cfg.MODEL.DAS.ENABLED:
             if cfg.MODEL.DAS.NUM_CLASSES <= 0:
-                raise ValueError("MODEL.DAS.NUM_CLASSES must be set (the trainer fills it from DATASETS.TRAIN)")
+                raise ValueError(
+                    "MODEL.DAS.NUM_CLASSES must be set (the trainer fills it from DATASETS.TRAIN)"
+                )
             seed = cfg.SEED if cfg.SEED >= 0 else None
             self.producer = build_das_producer(cfg, cfg.MODEL.DAS.NUM_CLASSES, seed=seed)
         self.aux_loss_weight = float(cfg.MODEL.DAS.AUX_LOSS_WEIGHT)
         self.register_buffer("pixel_mean", torch.tensor(cfg.MODEL.PIXEL_MEAN).view(1, -1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(cfg.MODEL.PIXEL_STD).view(1, -1, 1, 1), False)
         self.input_scale = float(cfg.MODEL.INPUT_SCALE)
-        self.to(resolve_device(cfg.MODEL.DEVICE))
+        self.bgr = cfg.INPUT.FORMAT == "BGR"
+        self.to(torch.device(cfg.MODEL.DEVICE))
 
     @property
     def device(self) -> torch.device:
         return self.pixel_mean.device
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:
-        """Embeddings of images given in [0, 1] ([B, 3, H, W] → [B, D])."""
-        x = (images.to(self.device) * self.input_scale - self.pixel_mean) / self.pixel_std
+        """Embeddings of RGB images given in [0, 1] ([B, 3, H, W] → [B, D]); with ``INPUT.FORMAT BGR`` the
+        channels are reversed first (PIXEL_MEAN / PIXEL_STD are then in BGR order)."""
+        x = images.to(self.device)
+        if self.bgr:
+            x = x.flip(1)
+        x = (x * self.input_scale - self.pixel_mean) / self.pixel_std
         return self.net(x)
 
     def metric_loss(self, embeddings: torch.Tensor, labels: torch.Tensor, name: str) -> torch.Tensor:
@@ -133,7 +155,39 @@ class DASEmbeddingModel(nn.Module):
         labels = batch["labels"].to(self.device)
         if labels.numel() == 0:
             raise ValueError("empty training batch")
+        if comm.get_world_size() > 1:
+            embeddings, labels = gather_batch(embeddings, labels)
         return self.losses(embeddings, labels)
+
+
+class _GatherRows(torch.autograd.Function):
+    """all_gather of equally sized row blocks; backward: all_reduce (sum) of the gradient, own rows kept."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        world = dist.get_world_size()
+        ctx.rank, ctx.rows = dist.get_rank(), x.shape[0]
+        parts = [torch.empty_like(x) for _ in range(world)]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()  # reduced in place; the incoming gradient is left untouched
+        dist.all_reduce(grad)
+        return grad[ctx.rank * ctx.rows:(ctx.rank + 1) * ctx.rows]
+
+
+def gather_batch(embeddings: torch.Tensor, labels: torch.Tensor):
+    """The global batch, in rank order, from every process's share (equal shares, see ``das.sampler``).
+
+    The gradient reaching a process's own rows is the sum over processes of the gradient of their losses,
+    i.e. N × the single-process gradient when all processes compute the same loss; DDP's averaging over the
+    N processes then gives exactly the single-process gradient.
+    """
+    gathered_labels = [torch.empty_like(labels) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered_labels, labels.contiguous())
+    return _GatherRows.apply(embeddings), torch.cat(gathered_labels)
 
 
 def _put_scalar(name: str, value: float) -> None:

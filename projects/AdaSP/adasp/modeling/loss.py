@@ -31,15 +31,16 @@ Degenerate batches (documented behaviour, each covered by a test):
 from __future__ import annotations
 
 import logging
-from typing import Callable, Tuple
+from typing import Callable, Dict, Tuple
 
 import torch
 import torch.nn.functional as F
-from fvcore.common.registry import Registry
 from torch import Tensor
 
+from shared.registry import get_or_raise
+
 __all__ = [
-    "POSITIVE_RULE_REGISTRY",
+    "POSITIVE_RULES",
     "adaptive_weight",
     "class_pair_similarities",
     "sparse_pair_loss",
@@ -47,12 +48,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-POSITIVE_RULE_REGISTRY = Registry("SPARSE_PAIR_POSITIVE")
-POSITIVE_RULE_REGISTRY.__doc__ = """How a class's single positive similarity is chosen
-(``MODEL.LOSSES.ADASP.TYPE``).
-Rules are registered under the config spelling with "-" written "_" (``sp-h`` -> ``sp_h``); each is called as
-``rule(s_h, s_lh, eps)`` with the per-class hardest / least-hard positive similarities."""
 
 _warned: set[str] = set()
 
@@ -116,33 +111,33 @@ def adaptive_weight(s_h: Tensor, s_lh: Tensor, eps: float = 1e-12) -> Tensor:
     return torch.where(s_h < 0, torch.zeros_like(harmonic), harmonic)
 
 
-@POSITIVE_RULE_REGISTRY.register()
 def sp_h(s_h: Tensor, s_lh: Tensor, eps: float) -> Tensor:
     """SP-H: ``s_pos = s_H``."""
     return s_h
 
 
-@POSITIVE_RULE_REGISTRY.register()
 def sp_lh(s_h: Tensor, s_lh: Tensor, eps: float) -> Tensor:
     """SP-LH: ``s_pos = s_LH``."""
     return s_lh
 
 
-@POSITIVE_RULE_REGISTRY.register()
 def adasp(s_h: Tensor, s_lh: Tensor, eps: float) -> Tensor:
     """AdaSP: ``s_pos = w s_H + (1 - w) s_LH`` with the detached weight of :func:`adaptive_weight`."""
     weight = adaptive_weight(s_h, s_lh, eps)
     return weight * s_h + (1.0 - weight) * s_lh
 
 
+#: ``MODEL.LOSSES.ADASP.TYPE`` -> how a class's single positive similarity is chosen; each rule is called as
+#: ``rule(s_h, s_lh, eps)`` with the per-class hardest / least-hard positive similarities (official spellings,
+#: AdaSP repository, fastreid/modeling/losses/adasp_loss.py).
+POSITIVE_RULES: Dict[str, Callable[[Tensor, Tensor, float], Tensor]] = {"sp-h": sp_h, "sp-lh": sp_lh,
+                                                                       "adasp": adasp}
+
+
 def positive_rule(loss_type: str) -> Callable[[Tensor, Tensor, float], Tensor]:
-    """The registered positive rule for ``loss_type`` (case-insensitive); a clear ``KeyError`` otherwise."""
-    name = loss_type.lower().replace("-", "_")
-    if name not in POSITIVE_RULE_REGISTRY:
-        known = sorted(key.replace("_", "-") for key, _ in POSITIVE_RULE_REGISTRY)
-        raise KeyError(f"unknown sparse-pair loss type {loss_type!r} (MODEL.LOSSES.ADASP.TYPE); "
-                       f"known: {known}")
-    return POSITIVE_RULE_REGISTRY.get(name)
+    """The positive rule for ``loss_type`` (case-insensitive); an unknown type is a ``KeyError`` naming
+    ``MODEL.LOSSES.ADASP.TYPE`` and the known types."""
+    return get_or_raise(POSITIVE_RULES, str(loss_type).lower(), "MODEL.LOSSES.ADASP.TYPE")
 
 
 def _check_inputs(features: Tensor, labels: Tensor, temperature: float) -> None:

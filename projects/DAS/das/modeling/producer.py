@@ -86,7 +86,9 @@ class DASEmbeddingProducer(nn.Module):
 
     def _check_inputs(self, embeddings: torch.Tensor, labels: torch.Tensor) -> None:
         if embeddings.dim() != 2 or embeddings.shape[1] != self.dim:
-            raise ValueError(f"DAS expects embeddings of shape [B, {self.dim}], got {tuple(embeddings.shape)}")
+            raise ValueError(
+                f"DAS expects embeddings of shape [B, {self.dim}], got {tuple(embeddings.shape)}"
+            )
         if labels.shape != (embeddings.shape[0],):
             raise ValueError(f"DAS expects one label per embedding, got {tuple(labels.shape)} labels")
         if embeddings.shape[0] == 0:
@@ -94,7 +96,8 @@ class DASEmbeddingProducer(nn.Module):
         low, high = (int(v) for v in torch.aminmax(labels))
         if low < 0 or high >= self.num_classes:
             raise ValueError(
-                f"DAS labels must lie in [0, {self.num_classes}) (MODEL.DAS.NUM_CLASSES), got range [{low}, {high}]"
+                f"DAS labels must lie in [0, {self.num_classes}) (MODEL.DAS.NUM_CLASSES), "
+                f"got range [{low}, {high}]"
             )
         if not torch.isfinite(embeddings).all():
             raise FloatingPointError("DAS received non-finite embeddings (NaN/Inf) from the model")
@@ -143,7 +146,8 @@ class DASEmbeddingProducer(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"num_classes={self.num_classes}, dim={self.dim}, num_produce={self.num_produce}, "
-            f"num_scale={self.frequency.num_scale}, range={self.scale_range}, bank_size={self.banks.bank_size}, "
+            f"num_scale={self.frequency.num_scale}, range={self.scale_range}, "
+            f"bank_size={self.banks.bank_size}, "
             f"beta={self.shift_scale}, detach={self.detach}, normalize={self.normalize}, "
             f"dfs={self.use_dfs}, mts={self.use_mts}"
         )
