@@ -12,10 +12,11 @@ import pytest
 import torch
 
 import adasp  # noqa: F401
-from adasp.config import build_adasp_cfg
+from adasp.config import add_adasp_config
 from adasp.datasets import SYNTHETIC_SUBDIR
 from adasp.trainer import AdaSPTrainer
 from shared.datasets.synthetic_reid import SyntheticReIDSpec, generate_synthetic_market1501
+from shared.engine import build_cfg
 from shared.engine.launch import launch
 
 CONFIG = str(Path(__file__).resolve().parents[2] / "projects/AdaSP/configs/Synthetic/adasp_R18.yml")
@@ -25,7 +26,9 @@ OPTS = ["INPUT.SIZE_TRAIN", "[32, 16]", "INPUT.SIZE_TEST", "[32, 16]", "SOLVER.I
 
 
 def _cfg(out: str):
-    return build_adasp_cfg(CONFIG, OPTS + ["OUTPUT_DIR", out])
+    cfg = build_cfg(add_adasp_config, CONFIG, OPTS + ["OUTPUT_DIR", out], framework="fastreid")
+    cfg.freeze()
+    return cfg
 
 
 def _distributed_step(args: Namespace) -> None:
