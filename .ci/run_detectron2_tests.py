@@ -1,6 +1,6 @@
 """Run detectron2 v0.6's own test suite on this stack, the way our README tells users to use detectron2.
 
-    python .ci/run_detectron2_tests.py /path/to/detectron2 [--keep coco] [-- extra pytest arguments]
+    python .ci/run_detectron2_tests.py /path/to/detectron2 [--keep coco] [-- pytest arguments / test paths]
     make detectron2-tests D2=/path/to/detectron2
 
 ``/path/to/detectron2`` is a checkout (or an unpacked source archive) of detectron2 v0.6 -- only its
@@ -41,8 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("detectron2", type=Path, help="detectron2 v0.6 checkout (its tests/ folder is run)")
     parser.add_argument("--keep", action="append", default=[], metavar="CATEGORY",
                         help="run the excluded tests of this category anyway")
-    parser.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []
+    args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    args.pytest_args = extra  # everything after --
 
     root = args.detectron2.resolve()
     if not (root / "tests" / "test_engine.py").is_file():
