@@ -15,13 +15,16 @@ project-specific pieces to a subclass:
 * :meth:`GenericTrainer.test` (default: no evaluation) -- returns a (nested) dict of metrics.
 
 Config keys read here (all present in detectron2's ``get_cfg()``): ``OUTPUT_DIR``, ``MODEL.WEIGHTS``,
-``SOLVER.MAX_ITER``, ``SOLVER.CHECKPOINT_PERIOD``, ``TEST.EVAL_PERIOD`` and the ``SOLVER`` keys used by the
-default optimizer / scheduler builders.
+``SOLVER.MAX_ITER``, ``SOLVER.CHECKPOINT_PERIOD``, ``TEST.EVAL_PERIOD``, ``SOLVER.AMP.ENABLED`` (mixed
+precision, see :meth:`GenericTrainer.autocast`) and the ``SOLVER`` keys used by the default optimizer /
+scheduler builders.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import time
 import weakref
 from collections import OrderedDict
 from typing import Any, Dict, Iterable, List, Optional
@@ -80,6 +83,7 @@ class GenericTrainer(AtomicCheckpointing, TrainerBase):
         self.max_iter = int(cfg.SOLVER.MAX_ITER)
         self.cfg = cfg
         self._last_eval_results: Optional[Dict[str, Any]] = None
+        self._setup_amp(cfg)
         self.register_hooks(self.build_hooks())
 
     # ------------------------------------------------------------------ pieces a project provides
@@ -157,7 +161,49 @@ class GenericTrainer(AtomicCheckpointing, TrainerBase):
 
     def run_step(self) -> None:
         self._trainer.iter = self.iter
-        self._trainer.run_step()
+        if self.amp_enabled:
+            self._run_amp_step()
+        else:
+            self._trainer.run_step()
+
+    # ------------------------------------------------------------------ mixed precision (SOLVER.AMP.ENABLED)
+    def _setup_amp(self, cfg) -> None:
+        """Mixed precision as the official RDCD / SSCD runs (Lightning ``precision=16``): float16 autocast
+        with
+        a gradient scaler on CUDA, bfloat16 autocast on the CPU (no scaler needed: bfloat16 has float32's
+        exponent range). detectron2's own ``AMPTrainer`` is CUDA-only."""
+        amp = getattr(getattr(cfg.SOLVER, "AMP", None), "ENABLED", False)
+        self.amp_enabled = bool(amp)
+        device = str(getattr(cfg.MODEL, "DEVICE", "cpu"))
+        self.amp_device = "cuda" if device.startswith("cuda") else "cpu"
+        self.amp_dtype = torch.float16 if self.amp_device == "cuda" else torch.bfloat16
+        use_scaler = self.amp_enabled and self.amp_device == "cuda"
+        self.grad_scaler = torch.amp.GradScaler(self.amp_device, enabled=use_scaler)
+
+    def autocast(self):
+        """The autocast context of the forward pass (a no-op context when AMP is off)."""
+        if not self.amp_enabled:
+            return contextlib.nullcontext()
+        return torch.autocast(self.amp_device, dtype=self.amp_dtype)
+
+    def _run_amp_step(self) -> None:
+        """detectron2's ``SimpleTrainer.run_step`` with the forward under :meth:`autocast` and the backward /
+        step through the gradient scaler."""
+        trainer = self._trainer
+        assert trainer.model.training, "[GenericTrainer] model was changed to eval mode!"
+        start = time.perf_counter()
+        data = next(trainer._data_loader_iter)
+        data_time = time.perf_counter() - start
+        with self.autocast():
+            loss_dict = trainer.model(data)
+            if isinstance(loss_dict, torch.Tensor):
+                loss_dict = {"total_loss": loss_dict}
+            losses = sum(loss_dict.values())
+        trainer.optimizer.zero_grad()
+        self.grad_scaler.scale(losses.float()).backward()
+        trainer._write_metrics(loss_dict, data_time)
+        self.grad_scaler.step(trainer.optimizer)
+        self.grad_scaler.update()
 
     def state_dict(self) -> Dict[str, Any]:
         ret = super().state_dict()
