@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.utils import comm
 
 from rdcd.datasets import build_train_loader
@@ -15,16 +14,21 @@ from rdcd.modeling.networks import load_weights_file
 from rdcd.modeling.student import is_official_rdcd_state, official_rdcd_to_ours
 from rdcd.solver import build_optimizer
 from rdcd.transforms import build_train_transform
-from shared.engine.trainer import GenericTrainer
+from shared.engine import AtomicDetectionCheckpointer, GenericTrainer
 
 logger = logging.getLogger(__name__)
 
 
-class RDCDCheckpointer(DetectionCheckpointer):
-    """detectron2's checkpointer that also reads the official RDCD Lightning checkpoints
+#: model tensors an official RDCD ``.ckpt`` does not hold
+OFFICIAL_CKPT_REINIT = r"^relational_kd\."
+
+
+class RDCDCheckpointer(AtomicDetectionCheckpointer):
+    """The toolkit's checkpointer that also reads the official RDCD Lightning checkpoints
     (``epoch=99-step=390599.ckpt``, through :func:`rdcd.modeling.networks.load_weights_file`, i.e.
-    ``torch.load(weights_only=True)``): ``MODEL.WEIGHTS`` may name one directly. Every other file goes through
-    detectron2 / fvcore's reader (``torch.load``, whose default is ``weights_only=True`` since torch 2.6)."""
+    ``torch.load(weights_only=True)`` with Lightning's ``argparse.Namespace`` allowed): ``MODEL.WEIGHTS`` may
+    name one directly. Every other file goes through the atomic checkpointer's safe reader (digest check,
+    ``weights_only`` loading, restricted ``.pkl`` unpickler)."""
 
     def _load_file(self, filename: str):
         if not filename.endswith(".ckpt"):
@@ -33,6 +37,9 @@ class RDCDCheckpointer(DetectionCheckpointer):
         state = loaded.get("state_dict") if isinstance(loaded, dict) else None
         if isinstance(state, dict) and is_official_rdcd_state(state):
             logger.info("%s is an official RDCD checkpoint: renamed to this model's keys", filename)
+            # the official release carries no relational-distillation queue (its module was never published):
+            # that training-only state starts empty instead of making a strict load fail
+            self.reinit_patterns = tuple(self.reinit_patterns) + (OFFICIAL_CKPT_REINIT,)
             return {"model": official_rdcd_to_ours(state), "matching_heuristics": False}
         if isinstance(loaded, dict) and "model" not in loaded:
             loaded = {"model": loaded.get("state_dict", loaded)}
