@@ -34,7 +34,9 @@ def _train_and_evaluate(label: str, config_file: str, output_dir: str, iters: in
     from detectron2.engine import HookBase
     from detectron2.utils.logger import setup_logger
 
-    from simd.engine import SimDTrainer, build_cfg, prepare_cfg
+    from shared.engine import build_cfg
+    from simd.config import add_simd_config
+    from simd.trainer import SimDTrainer, prepare_cfg
 
     setup_logger(output=os.path.join(output_dir, "log.txt"), name="detectron2", abbrev_name="d2")
     setup_logger(output=os.path.join(output_dir, "log.txt"), name="simd")
@@ -45,7 +47,7 @@ def _train_and_evaluate(label: str, config_file: str, output_dir: str, iters: in
     from detectron2.utils.env import seed_all_rng
 
     overrides = ["OUTPUT_DIR", output_dir, "SOLVER.MAX_ITER", str(iters)] + (["SEED", str(seed)] if seed >= 0 else [])
-    cfg = prepare_cfg(build_cfg(config_file, overrides))
+    cfg = prepare_cfg(build_cfg(add_simd_config, config_file, overrides))
     # seeded right before the model and the data loader are built (the normaliser estimation draws no random
     # numbers), so both variants start from the same weights (train_net.py seeds in default_setup)
     seed_all_rng(cfg.SEED)

@@ -12,7 +12,8 @@ import simd  # noqa: F401  (compat layer + registrations)
 from detectron2.utils.logger import setup_logger
 
 from simd.datasets import register_datasets_for
-from simd.engine import build_cfg
+from shared.engine import build_cfg
+from simd.config import add_simd_config
 from simd.normalisers import CACHE_FILE, cached_estimate
 
 
@@ -23,7 +24,7 @@ def main() -> None:
     args = parser.parse_args()
     setup_logger(name="simd")
     logging.getLogger("simd").setLevel(logging.INFO)
-    cfg = build_cfg(args.config_file, args.opts)
+    cfg = build_cfg(add_simd_config, args.config_file, args.opts)
     register_datasets_for(list(cfg.DATASETS.TRAIN))
     estimate = cached_estimate(cfg, cfg.OUTPUT_DIR)
     print(f"datasets {list(cfg.DATASETS.TRAIN)} at {max(cfg.INPUT.MIN_SIZE_TRAIN)}/{cfg.INPUT.MAX_SIZE_TRAIN} px, "

@@ -8,7 +8,7 @@
 """
 import simd  # noqa: F401  (compat layer first; registers SimilarityRPN / heads / RetinaNet)
 from simd.config import add_simd_config
-from simd.engine import SimDTrainer, prepare_cfg
+from simd.trainer import SimDTrainer, prepare_cfg
 
 from shared.engine import default_argument_parser, launch_from_args, setup, train_or_evaluate
 

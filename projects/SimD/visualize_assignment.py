@@ -13,7 +13,9 @@ import argparse
 import simd  # noqa: F401  (compat layer + registrations)
 from detectron2.data import DatasetCatalog
 
-from simd.engine import build_cfg, prepare_cfg
+from shared.engine import build_cfg
+from simd.config import add_simd_config
+from simd.trainer import prepare_cfg
 from simd.visualization import draw_assignment, save_png
 
 
@@ -28,7 +30,7 @@ def main() -> None:
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
     args = parser.parse_args()
 
-    cfg = prepare_cfg(build_cfg(args.config_file, args.opts))
+    cfg = prepare_cfg(build_cfg(add_simd_config, args.config_file, args.opts))
     name = args.dataset or cfg.DATASETS.TRAIN[0]
     records = DatasetCatalog.get(name)
     if not 0 <= args.index < len(records):

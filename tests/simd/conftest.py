@@ -21,9 +21,10 @@ def tiny_root(tmp_path_factory):
 @pytest.fixture
 def small_cfg(tiny_root, tmp_path):
     """The synthetic R18 config shrunk further: 128 px, batch 2, tiny heads, on the test set."""
-    from simd.engine import build_cfg
+    from shared.engine import build_cfg
+    from simd.config import add_simd_config
 
-    return build_cfg(os.path.join(CONFIG_DIR, "synthetic", "faster_rcnn_R18_FPN_iou.yaml"), [
+    return build_cfg(add_simd_config, os.path.join(CONFIG_DIR, "synthetic", "faster_rcnn_R18_FPN_iou.yaml"), [
         "DATASETS.TRAIN", "('simdtest_tiny_train',)", "DATASETS.TEST", "('simdtest_tiny_val',)",
         "INPUT.MIN_SIZE_TRAIN", "(128,)", "INPUT.MAX_SIZE_TRAIN", "128",
         "INPUT.MIN_SIZE_TEST", "128", "INPUT.MAX_SIZE_TEST", "128",

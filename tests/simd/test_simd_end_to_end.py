@@ -11,7 +11,7 @@ from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 
 from shared.engine import AtomicDetectionCheckpointer
-from simd.engine import SimDTrainer, prepare_cfg
+from simd.trainer import SimDTrainer, prepare_cfg
 
 
 def _simd(cfg, **extra):

@@ -105,5 +105,5 @@ def test_hand_computed_single_tiny_object():
 
 
 def test_unknown_protocol():
-    with pytest.raises(ValueError, match="unknown evaluation protocol 'voc'"):
+    with pytest.raises(KeyError, match="unknown TEST.SIMD_EVAL.PROTOCOL 'voc'"):
         get_protocol("voc")

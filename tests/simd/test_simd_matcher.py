@@ -62,5 +62,5 @@ def test_empty_gt_all_negative():
 
 
 def test_unknown_mode_is_a_clear_error():
-    with pytest.raises(ValueError, match="low-quality matching mode 'mmdetection'"):
+    with pytest.raises(KeyError, match="unknown LOW_QUALITY_MODE 'mmdetection'"):
         build_matcher(THRESHOLDS, LABELS, True, "mmdetection")

@@ -8,9 +8,12 @@ from detectron2.data import DatasetCatalog
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_anchor_generator
 
-from simd.engine import build_cfg
+from shared.engine import build_cfg
+from simd.config import add_simd_config
 from simd.normalisers import (CACHE_FILE, anchor_levels_from_cfg, cached_estimate, estimate_from_records,
                               pooled_sums, resolve_normalisers)
+
+BASE = os.path.join(os.path.dirname(__file__), "..", "..", "projects", "SimD", "configs", "Base-SimD-RCNN-FPN.yaml")
 
 
 def _brute_force(gt, anchors):
@@ -78,5 +81,5 @@ def test_cache_and_resolution_at_training_start(small_cfg):
 
 
 def test_without_estimation_config_is_unchanged():
-    cfg = build_cfg(opts=["MODEL.SIMD.M", "6.13", "MODEL.SIMD.N", "4.59"])
+    cfg = build_cfg(add_simd_config, BASE, ["MODEL.SIMD.M", "6.13", "MODEL.SIMD.N", "4.59"])
     assert resolve_normalisers(cfg) is cfg

@@ -32,6 +32,8 @@ from detectron2.evaluation import COCOEvaluator
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from shared.registry import get_or_raise
+
 logger = logging.getLogger(__name__)
 _BIG = 1e5 ** 2
 
@@ -88,12 +90,12 @@ def _sodad_protocol(max_dets: Sequence[int] = (100, 300, 1000)) -> Protocol:
 
 
 PROTOCOLS = {"aitod": _aitod_protocol, "sodad": _sodad_protocol}
+#: every TEST.SIMD_EVAL.PROTOCOL value: the area-range protocols above and detectron2's "coco"
+PROTOCOL_NAMES = (*PROTOCOLS, "coco")
 
 
 def get_protocol(name: str, max_dets: Sequence[int] = ()) -> Protocol:
-    if name not in PROTOCOLS:
-        raise ValueError(f"unknown evaluation protocol {name!r}; expected one of {sorted(PROTOCOLS)} or 'coco'")
-    return PROTOCOLS[name](*([tuple(max_dets)] if max_dets else []))
+    return get_or_raise(PROTOCOLS, name, "TEST.SIMD_EVAL.PROTOCOL")(*([tuple(max_dets)] if max_dets else []))
 
 
 class ProtocolCOCOeval(COCOeval):
@@ -209,7 +211,6 @@ def build_simd_evaluator(cfg: CfgNode, dataset_name: str, output_dir: Optional[s
     if protocol == "coco":
         return COCOEvaluator(dataset_name, tasks=("bbox",), output_dir=output_dir,
                              max_dets_per_image=(max_dets[-1] if max_dets else 1000), use_fast_impl=False)
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"TEST.SIMD_EVAL.PROTOCOL={protocol!r}; expected one of {sorted(PROTOCOLS)} or 'coco'")
+    get_or_raise(PROTOCOLS, protocol, "TEST.SIMD_EVAL.PROTOCOL")
     MetadataCatalog.get(dataset_name)  # make sure it exists before COCOEvaluator converts it
     return TinyObjectEvaluator(dataset_name, protocol, output_dir=output_dir, max_dets=max_dets)

@@ -1,4 +1,4 @@
-"""Estimate SimD's normalisers m and n from the training set (paper Eqs. 4-5, as the spec defines them).
+"""Estimate SimD's normalisers m and n from the training set (paper Eqs. 4-5 as the official code computes them).
 
     m = mean over all (GT, anchor) pairs of |x_gt - x_anc| / (w_gt + w_anc)
     n = mean over all (GT, anchor) pairs of |y_gt - y_anc| / (h_gt + h_anc)

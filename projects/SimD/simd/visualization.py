@@ -20,7 +20,7 @@ from detectron2.structures import Boxes
 from detectron2.utils.visualizer import Visualizer
 
 from shared.engine import AtomicDetectionCheckpointer
-from simd.rpn import valid_gt_mask
+from simd.similarity import valid_gt_mask
 
 PANEL_COLOURS = {"iou": (0.1, 0.4, 1.0), "simd": (1.0, 0.15, 0.15), "nwd": (0.8, 0.2, 0.9), "dotd": (1.0, 0.6, 0.0),
                  "giou": (0.0, 0.7, 0.7), "diou": (0.5, 0.5, 0.0), "ciou": (0.3, 0.3, 0.3)}
@@ -102,9 +102,3 @@ def draw_assignment(cfg: CfgNode, record: dict, dataset_name: str, similarities:
 def save_png(image_rgb: np.ndarray, path: str) -> None:
     if not cv2.imwrite(path, image_rgb[:, :, ::-1]):
         raise OSError(f"could not write {path}")
-
-
-def count_by_similarity(cfg: CfgNode, record: dict, similarities: Sequence[str]) -> Dict[str, int]:
-    """Number of positive anchors per similarity for one record (used by tests and the CLI summary)."""
-    image, instances = load_training_view(cfg, record)
-    return {k: len(positive_anchors(cfg, k, image, instances.gt_boxes)[0]) for k in similarities}

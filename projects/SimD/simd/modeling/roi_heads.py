@@ -21,8 +21,7 @@ from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import get_event_storage
 
 from simd.nms import BatchedNMS, build_batched_nms, detections_with_nms
-from simd.rpn import valid_gt_mask
-from simd.similarity import SimilarityFn, build_similarity, check_similarity_kind, checked_quality
+from simd.similarity import SimilarityFn, build_similarity, checked_quality, valid_gt_mask
 
 
 class SimilarityNMSOutputLayers(FastRCNNOutputLayers):
@@ -92,9 +91,9 @@ class SimilarityLabellingMixin:
     @classmethod
     def from_config(cls, cfg: CfgNode, input_shape):
         ret = super().from_config(cfg, input_shape)
-        kind = check_similarity_kind(cfg.MODEL.ROI_HEADS.SIMILARITY, "MODEL.ROI_HEADS.SIMILARITY")
-        ret["similarity_name"] = kind
+        kind = cfg.MODEL.ROI_HEADS.SIMILARITY
         ret["similarity"] = build_similarity(cfg, kind, "MODEL.ROI_HEADS.SIMILARITY")
+        ret["similarity_name"] = kind
         return ret
 
     @torch.no_grad()
@@ -112,9 +111,8 @@ class SimilarityROIHeads(SimilarityLabellingMixin, StandardROIHeads):
     def _init_box_head(cls, cfg: CfgNode, input_shape):
         ret = super()._init_box_head(cfg, input_shape)
         heads = cfg.MODEL.ROI_HEADS
-        nms_kind = check_similarity_kind(heads.NMS_SIMILARITY, "MODEL.ROI_HEADS.NMS_SIMILARITY")
-        if nms_kind != "iou":
-            nms = build_batched_nms(cfg, nms_kind, heads.NMS_THRESH_TEST, heads.SIM_NMS_THRESH_TEST,
+        if heads.NMS_SIMILARITY != "iou":
+            nms = build_batched_nms(cfg, heads.NMS_SIMILARITY, heads.NMS_THRESH_TEST, heads.SIM_NMS_THRESH_TEST,
                                     "MODEL.ROI_HEADS.NMS_SIMILARITY")
             ret["box_predictor"] = SimilarityNMSOutputLayers(cfg, ret["box_head"].output_shape, nms)
         return ret
@@ -128,7 +126,7 @@ class SimilarityCascadeROIHeads(SimilarityLabellingMixin, CascadeROIHeads):
 
     @classmethod
     def from_config(cls, cfg: CfgNode, input_shape):
-        if check_similarity_kind(cfg.MODEL.ROI_HEADS.NMS_SIMILARITY, "MODEL.ROI_HEADS.NMS_SIMILARITY") != "iou":
+        if cfg.MODEL.ROI_HEADS.NMS_SIMILARITY != "iou":
             raise NotImplementedError(
                 "SimilarityCascadeROIHeads: MODEL.ROI_HEADS.NMS_SIMILARITY must be 'iou' (similarity NMS is "
                 "implemented for SimilarityROIHeads only)")

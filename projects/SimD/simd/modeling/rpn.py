@@ -18,15 +18,9 @@ from detectron2.utils.events import get_event_storage
 
 from simd.matcher import build_matcher
 from simd.nms import BatchedNMS, build_batched_nms, top_proposals_with_nms
-from simd.similarity import SimilarityFn, build_similarity, check_similarity_kind, checked_quality
+from simd.similarity import SimilarityFn, build_similarity, checked_quality, valid_gt_mask
 
 logger = logging.getLogger(__name__)
-
-
-def valid_gt_mask(gt_boxes: Boxes) -> torch.Tensor:
-    """GT boxes that can be matched: finite coordinates and positive width and height."""
-    t = gt_boxes.tensor
-    return torch.isfinite(t).all(dim=1) & (t[:, 2] > t[:, 0]) & (t[:, 3] > t[:, 1])
 
 
 @PROPOSAL_GENERATOR_REGISTRY.register()
@@ -50,11 +44,11 @@ class SimilarityRPN(RPN):
     def from_config(cls, cfg: CfgNode, input_shape: Dict[str, ShapeSpec]):
         ret = super().from_config(cfg, input_shape)
         rpn = cfg.MODEL.RPN
-        ret["similarity_name"] = check_similarity_kind(rpn.SIMILARITY, "MODEL.RPN.SIMILARITY")
         ret["similarity"] = build_similarity(cfg, rpn.SIMILARITY, "MODEL.RPN.SIMILARITY")
+        ret["similarity_name"] = rpn.SIMILARITY
         ret["anchor_matcher"] = build_matcher(rpn.IOU_THRESHOLDS, rpn.IOU_LABELS, True, rpn.LOW_QUALITY_MODE,
-                                              rpn.MIN_POS_SIM)
-        ret["nms_similarity_name"] = check_similarity_kind(rpn.NMS_SIMILARITY, "MODEL.RPN.NMS_SIMILARITY")
+                                              rpn.MIN_POS_SIM, rpn.GT_MAX_ASSIGN_ALL, "MODEL.RPN.LOW_QUALITY_MODE")
+        ret["nms_similarity_name"] = rpn.NMS_SIMILARITY
         ret["proposal_nms"] = build_batched_nms(cfg, rpn.NMS_SIMILARITY, rpn.NMS_THRESH, rpn.SIM_NMS_THRESH,
                                                 "MODEL.RPN.NMS_SIMILARITY")
         return ret
@@ -97,8 +91,8 @@ class SimilarityRPN(RPN):
 
     @staticmethod
     def _log_coverage(num_gt: int, num_without_positive: int, num_images: int) -> None:
-        """Put the number of GTs per image without any positive anchor into the event storage (the spec
-        asks to watch it: with SimD's strict normalisers tiny GTs can end up with none)."""
+        """Put the number of GTs per image without any positive anchor into the event storage (worth
+        watching: with SimD's strict normalisers tiny GTs can end up with none)."""
         try:
             storage = get_event_storage()
         except AssertionError:  # called outside a training loop (tests, visualisation)

@@ -15,8 +15,7 @@ from detectron2.structures import Boxes, Instances
 
 from simd.matcher import build_matcher
 from simd.nms import BatchedNMS, build_batched_nms
-from simd.rpn import valid_gt_mask
-from simd.similarity import SimilarityFn, build_similarity, check_similarity_kind, checked_quality
+from simd.similarity import SimilarityFn, build_similarity, checked_quality, valid_gt_mask
 
 
 @META_ARCH_REGISTRY.register()
@@ -34,10 +33,11 @@ class SimilarityRetinaNet(RetinaNet):
     def from_config(cls, cfg: CfgNode):
         ret = super().from_config(cfg)
         head = cfg.MODEL.RETINANET
-        ret["similarity_name"] = check_similarity_kind(head.SIMILARITY, "MODEL.RETINANET.SIMILARITY")
         ret["similarity"] = build_similarity(cfg, head.SIMILARITY, "MODEL.RETINANET.SIMILARITY")
+        ret["similarity_name"] = head.SIMILARITY
         ret["anchor_matcher"] = build_matcher(head.IOU_THRESHOLDS, head.IOU_LABELS, True, head.LOW_QUALITY_MODE,
-                                              head.MIN_POS_SIM)
+                                              head.MIN_POS_SIM, head.GT_MAX_ASSIGN_ALL,
+                                              "MODEL.RETINANET.LOW_QUALITY_MODE")
         ret["detection_nms"] = build_batched_nms(cfg, head.NMS_SIMILARITY, head.NMS_THRESH_TEST,
                                                  head.SIM_NMS_THRESH_TEST, "MODEL.RETINANET.NMS_SIMILARITY")
         return ret

@@ -1,16 +1,15 @@
-"""Trainer and setup shared by ``train_net.py``, ``demo.py`` and the tools."""
+"""The SimD trainer and the project step of ``setup`` (``prepare_cfg``), used by ``train_net.py``, ``demo.py``
+and the tools; configs are built with ``shared.engine.build_cfg(add_simd_config, file, opts)``."""
 from __future__ import annotations
 
 import logging
-from typing import List, Optional
+from typing import Optional
 
 from detectron2.config import CfgNode
 from detectron2.engine import DefaultTrainer
 from detectron2.utils import comm
 
 from shared.engine import AtomicCheckpointing
-from shared.engine import build_cfg as _build_cfg
-from simd.config import add_simd_config
 from simd.datasets import register_datasets_for
 from simd.evaluation import build_simd_evaluator
 from simd.normalisers import resolve_normalisers
@@ -24,11 +23,6 @@ class SimDTrainer(AtomicCheckpointing, DefaultTrainer):
     @classmethod
     def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder: Optional[str] = None):
         return build_simd_evaluator(cfg, dataset_name, output_folder)
-
-
-def build_cfg(config_file: str = "", opts: Optional[List[str]] = None) -> CfgNode:
-    """:func:`shared.engine.build_cfg` with the SimD keys."""
-    return _build_cfg(add_simd_config, config_file, list(opts or []))
 
 
 def prepare_cfg(cfg: CfgNode) -> CfgNode:
