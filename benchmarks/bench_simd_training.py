@@ -22,14 +22,15 @@ from detectron2.utils.events import EventStorage
 
 from shared.datasets.synthetic_tiny import generate_synthetic_tiny, register_synthetic_tiny
 from simd.datasets import synthetic_tiny_root
-from simd.engine import build_cfg
+from shared.engine import build_cfg
+from simd.config import add_simd_config
 
 CONFIG = os.path.join(os.path.dirname(__file__), "..", "projects", "SimD", "configs", "synthetic",
                       "faster_rcnn_R18_FPN_iou.yaml")
 
 
 def _cfg(size: int, similarity: str):
-    return build_cfg(CONFIG, [
+    return build_cfg(add_simd_config, CONFIG, [
         "INPUT.MIN_SIZE_TRAIN", f"({size},)", "INPUT.MAX_SIZE_TRAIN", str(size),
         "MODEL.RPN.SIMILARITY", similarity, "MODEL.SIMD.M", "4.4", "MODEL.SIMD.N", "4.4",
     ])
