@@ -20,8 +20,8 @@ from detectron2.data import DatasetCatalog, DatasetMapper
 from detectron2.modeling import build_model
 from detectron2.utils.events import EventStorage
 
-from shared.datasets.synthetic_tiny import generate_synthetic_tiny, register_synthetic_tiny
-from simd.datasets import synthetic_tiny_root
+from shared.datasets.synthetic_tiny import generate_synthetic_tiny
+from simd.datasets import register_synthetic, synthetic_tiny_root
 from shared.engine import build_cfg
 from simd.config import add_simd_config
 
@@ -52,7 +52,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     args = parser.parse_args()
 
-    register_synthetic_tiny(generate_synthetic_tiny(synthetic_tiny_root()))
+    register_synthetic(generate_synthetic_tiny(synthetic_tiny_root()))
     torch.manual_seed(0)
     cfg_iou, cfg_simd = _cfg(args.size, "iou"), _cfg(args.size, "simd")
     base_iou = build_model(cfg_iou).train()

@@ -25,7 +25,7 @@ def main() -> None:
     setup_logger(name="simd")
     logging.getLogger("simd").setLevel(logging.INFO)
     cfg = build_cfg(add_simd_config, args.config_file, args.opts)
-    register_datasets_for(list(cfg.DATASETS.TRAIN))
+    register_datasets_for(list(cfg.DATASETS.TRAIN), cfg.DATASETS.DROP_INVALID_BOXES)
     estimate = cached_estimate(cfg, cfg.OUTPUT_DIR)
     print(f"datasets {list(cfg.DATASETS.TRAIN)} at {max(cfg.INPUT.MIN_SIZE_TRAIN)}/{cfg.INPUT.MAX_SIZE_TRAIN} px, "
           f"anchors {cfg.MODEL.ANCHOR_GENERATOR.SIZES}: {estimate.num_images} images, {estimate.num_gt} GT boxes, "

@@ -320,3 +320,17 @@ def register_synthetic_tiny(root: str, prefix: str = DATASET_PREFIX) -> List[str
             MetadataCatalog.remove(name)
         register_coco_instances(name, {"thing_classes": list(AITOD_CLASSES)}, json_file, image_dir)
     return names
+
+
+def write_aitod_toolkit_tree(root: str, dest: str) -> str:
+    """Copy the set generated under ``root`` into the tree the official AI-TOD toolkit
+    (``generate_aitod_imgs.py``) writes: ``dest/annotations/aitod_<split>_v1.json`` and
+    ``dest/images/<split>/<file>``. Returns ``dest``."""
+    import shutil
+
+    for split in SPLIT_NAMES:
+        json_file, image_dir = synthetic_tiny_split_files(root, split)
+        os.makedirs(os.path.join(dest, "annotations"), exist_ok=True)
+        shutil.copyfile(json_file, os.path.join(dest, "annotations", os.path.basename(json_file)))
+        shutil.copytree(image_dir, os.path.join(dest, "images", split), dirs_exist_ok=True)
+    return dest

@@ -77,6 +77,12 @@ def add_simd_config(cfg: CN) -> None:
     # suppression threshold when NMS_SIMILARITY is not "iou"
     cfg.MODEL.RETINANET.SIM_NMS_THRESH_TEST = 0.5
 
+    # --- datasets (simd.datasets) --------------------------------------------------------------------------
+    # a box with a non-finite number or a non-positive width/height in a training/test json is an error naming
+    # the file, annotation id and field (False); True drops such boxes and logs how many (the m/n estimator
+    # and training read the same records, so they see the same boxes)
+    cfg.DATASETS.DROP_INVALID_BOXES = False
+
     # --- evaluation (simd.evaluation) ----------------------------------------------------------------------
     cfg.TEST.SIMD_EVAL = CN()
     # "aitod" (AI-TOD / AI-TOD-v2 area ranges, AP at 1500), "sodad" (SODA-D, AP at 100) or "coco"

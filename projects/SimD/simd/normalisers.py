@@ -20,7 +20,7 @@ import logging
 import math
 import os
 from dataclasses import asdict, dataclass
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 from detectron2.config import CfgNode
@@ -146,9 +146,25 @@ def estimate_from_records(records: Iterable[dict], levels: Sequence[AnchorLevel]
                               num_gt=num_gt, num_pairs=total_pairs)
 
 
+def dataset_file_signature(dataset_name: str) -> Optional[List[object]]:
+    """``[absolute path, size in bytes, mtime in ns]`` of the annotation file a registered dataset reads
+    (``MetadataCatalog`` ``json_file``), or None when it has none or it does not exist."""
+    from detectron2.data import MetadataCatalog
+
+    path = MetadataCatalog.get(dataset_name).get("json_file")
+    if not path or not os.path.exists(path):
+        return None
+    stat = os.stat(path)
+    return [os.path.abspath(path), int(stat.st_size), int(stat.st_mtime_ns)]
+
+
 def _fingerprint(cfg: CfgNode) -> Dict[str, object]:
+    """What the estimate depends on: the training files (path, size, mtime), the invalid-box policy, the
+    input size and the anchor layout."""
     return {
         "datasets": list(cfg.DATASETS.TRAIN),
+        "dataset_files": [dataset_file_signature(name) for name in cfg.DATASETS.TRAIN],
+        "drop_invalid_boxes": bool(cfg.DATASETS.DROP_INVALID_BOXES),
         "min_size_train": max(cfg.INPUT.MIN_SIZE_TRAIN),
         "max_size_train": cfg.INPUT.MAX_SIZE_TRAIN,
         "anchor_sizes": [list(map(float, s)) for s in cfg.MODEL.ANCHOR_GENERATOR.SIZES],
@@ -173,7 +189,8 @@ def estimate_normalisers(cfg: CfgNode) -> NormaliserEstimate:
 
 def cached_estimate(cfg: CfgNode, output_dir: str) -> NormaliserEstimate:
     """``estimate_normalisers`` cached in ``output_dir/simd_normalisers.json`` (recomputed when the
-    datasets, input size or anchor layout differ from the cached ones)."""
+    training files -- path, size, modification time --, the invalid-box policy, the input size or the anchor
+    layout differ from the cached ones)."""
     fingerprint = _fingerprint(cfg)
     key = hashlib.sha1(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
     path = os.path.join(output_dir, CACHE_FILE)

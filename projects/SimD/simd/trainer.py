@@ -28,7 +28,7 @@ class SimDTrainer(AtomicCheckpointing, DefaultTrainer):
 def prepare_cfg(cfg: CfgNode) -> CfgNode:
     """Register the datasets the config names and resolve SimD's normalisers (estimated on the main
     process, read back from the OUTPUT_DIR cache by the others). Returns a frozen cfg."""
-    register_datasets_for(list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST))
+    register_datasets_for(list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST), cfg.DATASETS.DROP_INVALID_BOXES)
     if comm.is_main_process():
         cfg = resolve_normalisers(cfg)
     comm.synchronize()
