@@ -52,6 +52,46 @@ def test_simd_rpn_assigns_anchors_and_trainer_runs_one_step(small_cfg):
     # the final evaluation ran with the AI-TOD protocol
     results = trainer._last_eval_results
     assert {"AP", "AP25", "AP50", "APvt", "APt", "APs", "APm"} <= set(results["bbox"])
+    _check_trained_model_is_usable(cfg)
+
+
+def _check_trained_model_is_usable(cfg):
+    """m, n in the checkpoint and config.yaml; predictions on disk; DefaultPredictor from config.yaml +
+    model_final.pth detects; --eval-only in a fresh directory needs no training json."""
+    import argparse
+
+    import cv2
+    from detectron2.engine import DefaultPredictor
+
+    from shared.engine import build_cfg, train_or_evaluate
+    from simd.config import add_simd_config
+
+    final = os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
+    stored = torch.load(final, map_location="cpu", weights_only=True)["simd_normalisers"]
+    assert stored == {"m": cfg.MODEL.SIMD.M, "n": cfg.MODEL.SIMD.N}
+    inference = os.path.join(cfg.OUTPUT_DIR, "inference", cfg.DATASETS.TEST[0])
+    assert os.path.exists(os.path.join(inference, "instances_predictions.pth"))
+    with open(os.path.join(inference, "coco_instances_results.json")) as f:
+        assert isinstance(json.load(f), list)
+    dumped = build_cfg(add_simd_config, os.path.join(cfg.OUTPUT_DIR, "config.yaml"), ["MODEL.WEIGHTS", final])
+    assert dumped.MODEL.SIMD.M == cfg.MODEL.SIMD.M and dumped.MODEL.SIMD.N == cfg.MODEL.SIMD.N
+    record = DatasetCatalog.get(cfg.DATASETS.TEST[0])[0]
+    outputs = DefaultPredictor(dumped)(cv2.imread(record["file_name"]))
+    assert len(outputs["instances"]) >= 0 and outputs["instances"].image_size == (record["height"], record["width"])
+    # --eval-only in a fresh directory, original config (m, n unset, estimation on), no training set at all
+    fresh = cfg.clone()
+    fresh.defrost()
+    fresh.MODEL.SIMD.M = fresh.MODEL.SIMD.N = -1.0
+    fresh.DATASETS.TRAIN = ("simdtest_no_such_dataset",)
+    fresh.OUTPUT_DIR = cfg.OUTPUT_DIR + "_fresh"
+    fresh.MODEL.WEIGHTS = final
+    fresh = prepare_cfg(fresh)
+    assert (fresh.MODEL.SIMD.M, fresh.MODEL.SIMD.N) == (cfg.MODEL.SIMD.M, cfg.MODEL.SIMD.N)
+    args = argparse.Namespace(eval_only=True, resume=False)
+    results = train_or_evaluate(SimDTrainer, fresh, args)
+    assert "AP" in results["bbox"]
+    assert os.path.exists(os.path.join(fresh.OUTPUT_DIR, "inference", cfg.DATASETS.TEST[0],
+                                       "coco_instances_results.json"))
 
 
 def test_simd_and_iou_assignment_differ_on_the_same_anchors(small_cfg):

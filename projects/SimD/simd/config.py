@@ -25,8 +25,9 @@ def add_simd_config(cfg: CN) -> None:
     cfg.MODEL.SIMD.EPS = 1e-6
     # "multiply" (official code: m * dx / (w_a + w_b)) or "divide" (dx / (w_a + w_b) / m), for experiments
     cfg.MODEL.SIMD.NORM_MODE = "multiply"
-    # estimate m, n from the training set's GT boxes and the anchor layout at training start
-    # (cached in OUTPUT_DIR/simd_normalisers.json, logged); overrides M / N when on
+    # when M / N are not given: take them from a SimD checkpoint given as MODEL.WEIGHTS, else estimate them from
+    # the training set's GT boxes and the anchor layout (cached in OUTPUT_DIR/simd_normalisers.json, logged);
+    # the values used are written into OUTPUT_DIR/config.yaml and every checkpoint
     cfg.MODEL.SIMD.ESTIMATE_NORMALISERS = False
     # at most this many training images are read by the estimator (0 = all of them)
     cfg.MODEL.SIMD.ESTIMATE_MAX_IMAGES = 0

@@ -20,7 +20,9 @@ import contextlib
 import copy
 import io
 import itertools
+import json
 import logging
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -188,6 +190,9 @@ class TinyObjectEvaluator(COCOEvaluator):
                     raise ValueError(f"a prediction has class {result['category_id']}, but the dataset has "
                                      f"{len(reverse)} classes")
                 result["category_id"] = reverse[result["category_id"]]
+        if self._output_dir:  # detectron2's file name, for external tools (LRP, VisDrone/SODA-D toolkits)
+            with open(os.path.join(self._output_dir, "coco_instances_results.json"), "w") as f:
+                json.dump(coco_results, f)
         if not self._do_evaluation:
             return
         names = [m.name for m in self.protocol.metrics]

@@ -215,20 +215,54 @@ def cached_estimate(cfg: CfgNode, output_dir: str) -> NormaliserEstimate:
     return estimate
 
 
-def resolve_normalisers(cfg: CfgNode) -> CfgNode:
-    """At training start: with ``MODEL.SIMD.ESTIMATE_NORMALISERS`` fill ``MODEL.SIMD.M/N`` from the
-    (cached) estimate and return a new cfg; otherwise return ``cfg`` unchanged (a SimD model without
-    M/N then fails at build time with a message naming the keys)."""
-    if not cfg.MODEL.SIMD.ESTIMATE_NORMALISERS:
-        if simd_normalisers_are_set(cfg):
-            logger.info("SimD normalisers from the config: m=%s n=%s", cfg.MODEL.SIMD.M, cfg.MODEL.SIMD.N)
-        return cfg
-    estimate = cached_estimate(cfg, cfg.OUTPUT_DIR)
+CHECKPOINT_KEY = "simd_normalisers"
+
+
+def normalisers_from_checkpoint(path: str) -> Optional[Tuple[float, float]]:
+    """``(m, n)`` stored by :class:`simd.trainer.SimDTrainer` in a checkpoint (key ``simd_normalisers``), or
+    None for any other weights file (an ImageNet ``.pkl``, a checkpoint without them, a missing path)."""
+    if not path or not path.endswith(".pth") or not os.path.isfile(path):
+        return None
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - not a plain-data checkpoint: it cannot carry ours either
+        return None
+    stored = data.get(CHECKPOINT_KEY) if isinstance(data, dict) else None
+    if not isinstance(stored, dict) or "m" not in stored or "n" not in stored:
+        return None
+    return float(stored["m"]), float(stored["n"])
+
+
+def _with_normalisers(cfg: CfgNode, m: float, n: float) -> CfgNode:
     cfg = cfg.clone()
     was_frozen = cfg.is_frozen()
     cfg.defrost()
-    cfg.MODEL.SIMD.M = float(estimate.m)
-    cfg.MODEL.SIMD.N = float(estimate.n)
+    cfg.MODEL.SIMD.M, cfg.MODEL.SIMD.N = float(m), float(n)
     if was_frozen:
         cfg.freeze()
     return cfg
+
+
+def resolve_normalisers(cfg: CfgNode) -> CfgNode:
+    """``MODEL.SIMD.M/N`` for the run, in this order:
+
+    1. given in the config (``M``/``N`` not -1): used as they are;
+    2. ``MODEL.SIMD.ESTIMATE_NORMALISERS`` off: unchanged (a SimD model without M/N then fails at build
+       time with a message naming the keys);
+    3. ``MODEL.WEIGHTS`` is a SimD checkpoint (it stores the m, n it was trained with): those, so
+       ``--eval-only`` in a fresh directory needs no training json;
+    4. the estimate from the training set (cached in ``OUTPUT_DIR/simd_normalisers.json``).
+
+    Returns a new cfg when M/N were filled in.
+    """
+    if simd_normalisers_are_set(cfg):
+        logger.info("SimD normalisers from the config: m=%s n=%s", cfg.MODEL.SIMD.M, cfg.MODEL.SIMD.N)
+        return cfg
+    if not cfg.MODEL.SIMD.ESTIMATE_NORMALISERS:
+        return cfg
+    stored = normalisers_from_checkpoint(cfg.MODEL.WEIGHTS)
+    if stored is not None:
+        logger.info("SimD normalisers from the checkpoint %s: m=%.4f n=%.4f", cfg.MODEL.WEIGHTS, *stored)
+        return _with_normalisers(cfg, *stored)
+    estimate = cached_estimate(cfg, cfg.OUTPUT_DIR)
+    return _with_normalisers(cfg, estimate.m, estimate.n)
