@@ -101,6 +101,18 @@ def format_table(summaries) -> str:
     return "\n".join(lines)
 
 
+def _assignment_table(config_file: str, simd_output_dir: str) -> str:
+    """The assignment-statistics table (IoU vs SimD) of the SimD variant's config, m and n from its run."""
+    from shared.engine import build_cfg
+    from simd.assignment_stats import format_table as format_stats
+    from simd.assignment_stats import statistics_for_cfg
+    from simd.config import add_simd_config
+    from simd.trainer import prepare_cfg
+
+    cfg = prepare_cfg(build_cfg(add_simd_config, config_file, ["OUTPUT_DIR", simd_output_dir]))
+    return format_stats(statistics_for_cfg(cfg, ["iou", "simd"]))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", default="./output/simd_demo")
@@ -129,9 +141,14 @@ def main(argv=None) -> int:
     print(f"Faster R-CNN R18-FPN from scratch, {args.iters} iterations, batch 4, 256 px, AI-TOD protocol "
           f"(AP at maxDets 1500) on {root}/val:")
     print(format_table(summaries))
+    stats = _assignment_table(os.path.join(CONFIG_DIR, VARIANTS[1][1]), os.path.join(args.output_dir, "simd"))
+    print()
+    print("Why: RPN label assignment on the training set (projects/SimD/assignment_stats.py), same anchors and "
+          "matcher, SimD with the m, n above:")
+    print(stats)
     print(f"total wall time {time.time() - wall:.0f}s")
     with open(os.path.join(args.output_dir, "demo_table.txt"), "w") as f:
-        f.write(format_table(summaries) + "\n")
+        f.write(format_table(summaries) + "\n\n" + stats + "\n")
     return 0
 
 

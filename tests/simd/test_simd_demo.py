@@ -40,3 +40,14 @@ def test_demo_worker_is_deterministic(small_demo_config, tmp_path):
         runs.append((losses, summary["metrics"]))
     assert runs[0][0] and runs[0][0] == runs[1][0]  # identical training losses, bit for bit
     assert json.dumps(runs[0][1]) == json.dumps(runs[1][1])  # identical metrics (NaN for empty size ranges)
+
+
+def test_demo_prints_the_assignment_table(small_demo_config, tmp_path):
+    simd_config = tmp_path / "demo_small_simd.yaml"
+    simd_config.write_text(f'_BASE_: "{small_demo_config}"\nMODEL:\n  RPN:\n    SIMILARITY: "simd"\n'
+                           "  SIMD:\n    ESTIMATE_NORMALISERS: True\n")
+    table = _load_demo()._assignment_table(str(simd_config), str(tmp_path / "simd"))
+    lines = table.splitlines()
+    assert lines[0].split()[:3] == ["RPN", "similarity", "very"] and lines[2].startswith("iou")
+    assert lines[3].startswith("simd") and "%" in lines[3]
+    assert os.path.exists(tmp_path / "simd" / "simd_normalisers.json")  # m, n estimated as in training
