@@ -334,3 +334,36 @@ def write_aitod_toolkit_tree(root: str, dest: str) -> str:
         shutil.copyfile(json_file, os.path.join(dest, "annotations", os.path.basename(json_file)))
         shutil.copytree(image_dir, os.path.join(dest, "images", split), dirs_exist_ok=True)
     return dest
+
+
+def _load_split(root: str, split: str) -> Tuple[dict, str]:
+    json_file, image_dir = synthetic_tiny_split_files(root, split)
+    with open(json_file) as f:
+        return json.load(f), image_dir
+
+
+def write_visdrone_release(root: str, dest: str, split: str = "train") -> str:
+    """Write one split of the set under ``root`` in VisDrone2019-DET's release form: ``dest/images/<name>.jpg``
+    and ``dest/annotations/<name>.txt``, one object per line ``x,y,w,h,score,category,truncation,occlusion``
+    (category 1-10 = the classes, 0 = ignored region with score 0, 11 = "others"). Class ``k`` of the set
+    becomes VisDrone category ``k % 10 + 1``; each image also gets one ignored region (its top-left 20 x 20
+    px) and one "others" object. Returns ``dest``."""
+    data, image_dir = _load_split(root, split)
+    os.makedirs(os.path.join(dest, "images"), exist_ok=True)
+    os.makedirs(os.path.join(dest, "annotations"), exist_ok=True)
+    by_image: Dict[int, List[dict]] = {}
+    for ann in data["annotations"]:
+        by_image.setdefault(ann["image_id"], []).append(ann)
+    for image in data["images"]:
+        stem = os.path.splitext(image["file_name"])[0]
+        picture = cv2.imread(os.path.join(image_dir, image["file_name"]))
+        cv2.imwrite(os.path.join(dest, "images", stem + ".jpg"), picture)
+        lines = []
+        for ann in by_image.get(image["id"], []):
+            x, y, w, h = (int(round(v)) for v in ann["bbox"])
+            lines.append(f"{x},{y},{max(w, 1)},{max(h, 1)},1,{(ann['category_id'] - 1) % 10 + 1},0,0")
+        lines.append("0,0,20,20,0,0,0,0")  # ignored region
+        lines.append("40,40,6,6,1,11,0,1")  # "others"
+        with open(os.path.join(dest, "annotations", stem + ".txt"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+    return dest

@@ -1,11 +1,14 @@
 """Dataset registrations: published layouts, class lists, clear errors for missing paths; synthetic set."""
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from shared.datasets.synthetic_tiny import AITOD_CLASSES, generate_synthetic_tiny, write_aitod_toolkit_tree
+from shared.datasets.synthetic_tiny import (AITOD_CLASSES, generate_synthetic_tiny, write_aitod_toolkit_tree,
+                                           write_visdrone_release)
 from simd.datasets import DATASET_LAYOUTS, SODAD_CLASSES, VISDRONE_CLASSES, load_simd_coco, register_simd_datasets
 
 
@@ -130,3 +133,23 @@ def test_ignore_objects_and_ignored_regions_become_crowd_and_others_is_dropped(t
     path = _json_with(tmp_path, annotations, categories)
     anns = load_simd_coco(path, str(tmp_path / "img"), "simdtest_visdrone_json", VISDRONE_CLASSES)[0]["annotations"]
     assert [(a["id"], a["category_id"], a["iscrowd"]) for a in anns] == [(1, 3, 0), (2, 3, 1), (3, 0, 1)]
+
+
+def test_visdrone_release_converts_and_loads(tmp_path):
+    generate_synthetic_tiny(str(tmp_path / "src"), seed=2, image_size=96, num_train=3, num_val=1)
+    release = write_visdrone_release(str(tmp_path / "src"), str(tmp_path / "VisDrone2019-DET-train"))
+    out = tmp_path / "visdrone" / "train" / "annotations" / "result.json"
+    tool = os.path.join(os.path.dirname(__file__), "..", "..", "projects", "SimD", "tools", "convert_visdrone.py")
+    printed = subprocess.run([sys.executable, tool, release, str(out)], check=True, capture_output=True,
+                             text=True).stdout
+    assert "3 ignored regions" in printed and "left out 3 'others'" in printed
+    os.symlink(os.path.join(release, "images"), tmp_path / "visdrone" / "train" / "images")
+    source = json.loads((tmp_path / "src" / "annotations" / "aitod_train_v1.json").read_text())
+    records = _load("simdtest_visdrone_train", DATASET_LAYOUTS["visdrone2019_det_train"], str(tmp_path))
+    assert len(records) == 3 and all(os.path.exists(r["file_name"]) for r in records)
+    objects = [a for r in records for a in r["annotations"] if not a["iscrowd"]]
+    regions = [a for r in records for a in r["annotations"] if a["iscrowd"]]
+    assert len(objects) == len(source["annotations"]) and len(regions) == 3
+    assert regions[0]["bbox"] == [0.0, 0.0, 20.0, 20.0]
+    first = source["annotations"][0]
+    assert objects[0]["category_id"] == (first["category_id"] - 1) % 10  # VisDrone category k -> class k - 1
