@@ -367,3 +367,90 @@ def write_visdrone_release(root: str, dest: str, split: str = "train") -> str:
         with open(os.path.join(dest, "annotations", stem + ".txt"), "w") as f:
             f.write("\n".join(lines) + "\n")
     return dest
+
+
+SODAD_NAMES: Tuple[str, ...] = (
+    "people", "rider", "bicycle", "motor", "vehicle", "traffic-sign", "traffic-light", "traffic-camera",
+    "warning-cone",
+)
+SODAD_IGNORE_ID = 10  # category id of SODA-D's "ignore" regions
+
+
+def _patch_starts(size: int, patch: int, overlap: int) -> List[int]:
+    """Patch origins along one axis as SODA-D's split tool places them (the last patch flush with the edge)."""
+    starts, start = [], 0
+    while True:
+        if start + patch >= size:
+            starts.append(max(size - patch, 0))
+            return starts
+        starts.append(start)
+        start += patch - overlap
+
+
+def write_sodad_release(root: str, dest: str, split: str = "val", patch: int = 128, overlap: int = 40,
+                        ignore_area_ratio: float = 0.4) -> str:
+    """Write one split of the set under ``root`` as SODA-D ships it and as its split tool (tools/img_split/
+    sodad_split.py of SODA-mmdetection) cuts it:
+
+    * ``dest/rawData/Images/<name>.jpg``, ``dest/rawData/Annotations/<split>.json`` (objects of the 9 classes,
+      class ``k`` of the set -> SODA-D category ``k % 9 + 1``, ``"ignore": false``; plus one ignore region of
+      category 10 per image) and ``<split>_wo_ignore.json`` (without category 10, as generate_wo_ignore.py);
+    * ``dest/divData/Images/<split>/<name>_<k>.jpg`` patches of ``patch`` px overlapping by ``overlap`` px and
+      ``dest/divData/Annotations/<split>.json``: images carry ``ori_id`` and ``start_coord`` (x, y), objects
+      are clipped to the patch and get ``"ignore": true`` when at most ``ignore_area_ratio`` of their area is
+      inside it (or when they are an ignore region).
+
+    Returns ``dest``."""
+    data, image_dir = _load_split(root, split)
+    raw_dir, patch_dir = os.path.join(dest, "rawData"), os.path.join(dest, "divData")
+    for sub in (os.path.join(raw_dir, "Images"), os.path.join(raw_dir, "Annotations"),
+                os.path.join(patch_dir, "Images", split), os.path.join(patch_dir, "Annotations")):
+        os.makedirs(sub, exist_ok=True)
+    categories = [{"id": i + 1, "name": n} for i, n in enumerate(SODAD_NAMES)]
+    categories.append({"id": SODAD_IGNORE_ID, "name": "ignore"})
+    raw_images, raw_anns = [], []
+    for image in data["images"]:
+        name = os.path.splitext(image["file_name"])[0] + ".jpg"
+        cv2.imwrite(os.path.join(raw_dir, "Images", name), cv2.imread(os.path.join(image_dir, image["file_name"])))
+        raw_images.append({"id": image["id"], "file_name": name, "width": image["width"], "height": image["height"]})
+        raw_anns.append({"id": 0, "image_id": image["id"], "category_id": SODAD_IGNORE_ID,
+                         "bbox": [0.0, 0.0, 12.0, 12.0], "area": 144.0, "iscrowd": 0, "ignore": True})
+    for ann in data["annotations"]:
+        raw_anns.append({"id": 0, "image_id": ann["image_id"], "category_id": (ann["category_id"] - 1) % 9 + 1,
+                         "bbox": list(ann["bbox"]), "area": ann["area"], "iscrowd": 0, "ignore": False})
+    for index, ann in enumerate(raw_anns, start=1):
+        ann["id"] = index
+    raw = {"images": raw_images, "annotations": raw_anns, "categories": categories}
+    with open(os.path.join(raw_dir, "Annotations", f"{split}.json"), "w") as f:
+        json.dump(raw, f)
+    without = dict(raw, annotations=[a for a in raw_anns if a["category_id"] != SODAD_IGNORE_ID])
+    with open(os.path.join(raw_dir, "Annotations", f"{split}_wo_ignore.json"), "w") as f:
+        json.dump(without, f)
+    patches, patch_anns = [], []
+    for image in raw_images:
+        picture = cv2.imread(os.path.join(raw_dir, "Images", image["file_name"]))
+        objects = [a for a in raw_anns if a["image_id"] == image["id"]]
+        k = 0
+        for left in _patch_starts(image["width"], patch, overlap):
+            for up in _patch_starts(image["height"], patch, overlap):
+                pid = len(patches) + 1
+                name = os.path.splitext(image["file_name"])[0] + f"_{k}.jpg"
+                k += 1
+                cv2.imwrite(os.path.join(patch_dir, "Images", split, name), picture[up:up + patch, left:left + patch])
+                patches.append({"id": pid, "file_name": name, "width": patch, "height": patch,
+                                "ori_id": image["id"], "start_coord": [left, up]})
+                for obj in objects:
+                    x, y, w, h = obj["bbox"]
+                    x0, y0 = max(x, left), max(y, up)
+                    x1, y1 = min(x + w, left + patch), min(y + h, up + patch)
+                    if x1 <= x0 or y1 <= y0:
+                        continue
+                    inside = (x1 - x0) * (y1 - y0) / (w * h)
+                    patch_anns.append({
+                        "id": len(patch_anns) + 1, "image_id": pid, "category_id": obj["category_id"],
+                        "bbox": [round(x0 - left, 2), round(y0 - up, 2), round(x1 - x0, 2), round(y1 - y0, 2)],
+                        "area": round((x1 - x0) * (y1 - y0), 2), "iscrowd": 0,
+                        "ignore": bool(inside <= ignore_area_ratio or obj["category_id"] == SODAD_IGNORE_ID)})
+    with open(os.path.join(patch_dir, "Annotations", f"{split}.json"), "w") as f:
+        json.dump({"images": patches, "annotations": patch_anns, "categories": categories}, f)
+    return dest

@@ -17,7 +17,7 @@ from simd.presets import BACKBONE_PRESETS, preset_opts
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "..", "..", "projects", "SimD", "configs")
 TOOLS = os.path.join(os.path.dirname(__file__), "..", "..", "projects", "SimD", "tools")
-SMALL = ["MODEL.RPN.POST_NMS_TOPK_TEST", "10", "MODEL.ROI_HEADS.NUM_CLASSES", "8", "MODEL.DEVICE", "cpu"]
+SMALL = ["MODEL.ROI_HEADS.NUM_CLASSES", "8", "MODEL.DEVICE", "cpu"]
 
 # the facts each preset must carry (torchvision's and MSRA's published preprocessing)
 EXPECTED = {
@@ -108,3 +108,31 @@ def test_msra_pkl_loads_into_the_msra_preset_with_no_missing_backbone_key(tmp_pa
     model, missing, unexpected = _backbone_incompatible(cfg, str(tmp_path / "R-50.pkl"))
     assert missing == [] and [k for k in unexpected if not k.startswith("fc1000")] == []
     assert torch.equal(model.backbone.bottom_up.stem.conv1.weight, reference["stem.conv1.weight"])
+
+
+CONFIG_FILES = sorted(os.path.relpath(os.path.join(d, f), CONFIGS) for d, _, files in os.walk(CONFIGS)
+                      for f in files if f.endswith(".yaml") and "synthetic" not in d)
+
+
+@pytest.mark.parametrize("config", CONFIG_FILES)
+def test_every_preset_scales_with_the_number_of_gpus(config):
+    from detectron2.engine import DefaultTrainer
+
+    cfg = _cfg(config)
+    assert cfg.SOLVER.REFERENCE_WORLD_SIZE >= 1
+    scaled = DefaultTrainer.auto_scale_workers(cfg, 8 * cfg.SOLVER.REFERENCE_WORLD_SIZE)
+    assert scaled.SOLVER.IMS_PER_BATCH == 8 * cfg.SOLVER.IMS_PER_BATCH
+    assert scaled.SOLVER.BASE_LR == pytest.approx(8 * cfg.SOLVER.BASE_LR)
+    assert scaled.SOLVER.MAX_ITER == round(cfg.SOLVER.MAX_ITER / 8)
+
+
+def test_sodad_preset_is_the_official_config():
+    from detectron2.engine import DefaultTrainer
+
+    cfg = _cfg("sodad/faster_rcnn_R_50_FPN_1x_iou.yaml")
+    rpn = cfg.MODEL.RPN
+    assert (rpn.PRE_NMS_TOPK_TRAIN, rpn.POST_NMS_TOPK_TRAIN, rpn.PRE_NMS_TOPK_TEST, rpn.POST_NMS_TOPK_TEST) == \
+        (2000, 1000, 1000, 1000)
+    assert (cfg.SOLVER.IMS_PER_BATCH, cfg.SOLVER.BASE_LR, cfg.TEST.DETECTIONS_PER_IMAGE) == (16, 0.02, 200)
+    one_gpu = DefaultTrainer.auto_scale_workers(cfg, 1)
+    assert one_gpu.SOLVER.IMS_PER_BATCH == 2 and one_gpu.SOLVER.BASE_LR == pytest.approx(0.0025)

@@ -9,6 +9,8 @@ Accepted layouts (relative to the root; the first one found is used)::
     VisDrone2019-DET:          visdrone/{split}/annotations/result.json, visdrone/{split}/images/
                                (tools/convert_visdrone.py writes it from the release's txt files)
     SODA-D (split patches):    SODA-D/divData/Annotations/{split}.json, SODA-D/divData/Images/{split}/
+                               (written by SODA-D's split tool; evaluation merges the patches and scores the
+                               full images against SODA-D/rawData/Annotations/{split}_wo_ignore.json)
 
 Loading (:func:`load_simd_coco`) reads the json itself rather than through detectron2's ``load_coco_json``:
 
@@ -48,7 +50,7 @@ SODAD_CLASSES: Tuple[str, ...] = (
     "warning-cone",
 )
 #: category names that mark ignore regions (VisDrone's category 0) rather than a class
-IGNORED_REGION_NAMES = ("ignored regions", "ignored-regions", "ignored_regions", "ignored region")
+IGNORED_REGION_NAMES = ("ignored regions", "ignored-regions", "ignored_regions", "ignored region", "ignore")
 DROP_HINT = ("Fix the json, or set DATASETS.DROP_INVALID_BOXES True to drop such boxes (the count is logged).")
 
 
@@ -60,6 +62,7 @@ class DatasetLayout:
     candidates: Tuple[Tuple[str, str], ...]
     classes: Tuple[str, ...]
     protocol: str  # simd.evaluation protocol name
+    full_image_json: str = ""  # SODA-D: the full-image annotations the patch detections are scored against
 
     def resolve(self, root: str, name: str) -> Tuple[str, str]:
         for json_file, image_dir in self.candidates:
@@ -91,7 +94,8 @@ DATASET_LAYOUTS: Dict[str, DatasetLayout] = {
     **{f"sodad_{split}": DatasetLayout((
         (os.path.join("SODA-D", "divData", "Annotations", f"{split}.json"),
          os.path.join("SODA-D", "divData", "Images", split)),
-    ), SODAD_CLASSES, "sodad") for split in ("train", "val", "test")},
+    ), SODAD_CLASSES, "sodad", os.path.join("SODA-D", "rawData", "Annotations", f"{split}_wo_ignore.json"))
+       for split in ("train", "val", "test")},
 }
 
 
@@ -174,6 +178,8 @@ def _register_layout(name: str, layout: DatasetLayout, root: str, drop_invalid_b
     MetadataCatalog.get(name).set(json_file=os.path.join(root, json_file), image_root=os.path.join(root, image_dir),
                                   evaluator_type=layout.protocol, thing_classes=list(layout.classes),
                                   drop_invalid_boxes=drop_invalid_boxes, root=root)
+    if layout.full_image_json:
+        MetadataCatalog.get(name).set(full_image_json_file=os.path.join(root, layout.full_image_json))
 
 
 def register_simd_datasets(root: str = "", drop_invalid_boxes: bool = False) -> List[str]:

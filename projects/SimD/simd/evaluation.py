@@ -6,7 +6,7 @@
   IoU threshold 0.25 is evaluated in addition to 0.50:0.95 (so AP@0.25 is a real number, not the -1 that
   cocoapi-aitod prints); AP/AR average over 0.50:0.95 only. Each threshold is matched independently in
   COCOeval, so the extra threshold does not change any other number.
-* ``sodad`` (SODA-D): every metric over "Small" [0, 32^2]; sub-ranges eS [0, 12^2], rS [12^2, 20^2],
+* ``sodad`` (SODA-D; patches merged into full images first, see :mod:`simd.sodad`): every metric over "Small" [0, 32^2]; sub-ranges eS [0, 12^2], rS [12^2, 20^2],
   gS [20^2, 32^2] and Normal [32^2, 40*50]; maxDets [100, 300, 1000]; AP at 100.
   Metrics: AP, AP50, AP75, APeS, APrS, APgS, APN, AR@100/300/1000.
 * ``coco`` (VisDrone as in the SimD repository): detectron2's ``COCOEvaluator`` with
@@ -218,4 +218,8 @@ def build_simd_evaluator(cfg: CfgNode, dataset_name: str, output_dir: Optional[s
                              max_dets_per_image=(max_dets[-1] if max_dets else 1000), use_fast_impl=False)
     get_or_raise(PROTOCOLS, protocol, "TEST.SIMD_EVAL.PROTOCOL")
     MetadataCatalog.get(dataset_name)  # make sure it exists before COCOEvaluator converts it
+    if protocol == "sodad":  # patches merged into full images, SODA-D's official protocol
+        from simd.sodad import SodaDEvaluator
+
+        return SodaDEvaluator(dataset_name, protocol, output_dir=output_dir, max_dets=max_dets)
     return TinyObjectEvaluator(dataset_name, protocol, output_dir=output_dir, max_dets=max_dets)
