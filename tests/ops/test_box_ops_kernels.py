@@ -147,6 +147,30 @@ def test_pairwise_kernel_equals_torch_path(kind):
 
 
 @needs_kernel
+@pytest.mark.parametrize("kind", KINDS)
+def test_kernel_and_torch_agree_at_extreme_float32_coordinates(kind):
+    # up to 1e18: the same finite values; beyond (1e19 used to give 1.65e38 from the NWD/DotD kernels, NaN from
+    # GIoU/DIoU/CIoU, inf from IoU): the same clear error from both backends and from the NMS
+    params = PARAMS.get(kind, {})
+    s = 2.4e17  # largest coordinate 4 * s = 9.6e17
+    a = torch.tensor([[s, s, 2 * s, 3 * s], [0.0, 0.0, 10.0, 10.0], [-s, -s, 0.5 * s, s]])
+    b = torch.tensor([[0.5 * s, s, 2 * s, 4 * s], [s, s, s + 5e13, s + 5e13], [0.0, 0.0, 1.0, 1.0]])
+    kernel = sb.pairwise_similarity(kind, a, b, backend="kernel", **params)
+    reference = sb.pairwise_similarity(kind, a, b, backend="torch", **params)
+    assert torch.isfinite(kernel).all() and torch.isfinite(reference).all()
+    torch.testing.assert_close(kernel, reference, rtol=3e-5, atol=1e-6)
+    huge = torch.tensor([[1e19, 1e19, 3e19, 3e19], [0.0, 0.0, 10.0, 10.0]])
+    for backend in ("kernel", "torch"):
+        with pytest.raises(ValueError, match="exceeds 1e\\+18.*float64"):
+            sb.pairwise_similarity(kind, huge, b, backend=backend, **params)
+    if kind in so.NMS_KINDS:
+        with pytest.raises(ValueError, match="exceeds 1e\\+18"):
+            so.batched_similarity_nms(huge, torch.ones(2), torch.zeros(2, dtype=torch.int64), kind, 0.5, **params)
+    # float64 is computed by PyTorch and stays exact far beyond
+    assert torch.isfinite(sb.pairwise_similarity(kind, huge.double(), b.double(), **params)).all()
+
+
+@needs_kernel
 def test_auto_backend_uses_kernel_and_grad_inputs_use_torch(monkeypatch):
     calls = []
     original = kernels.pairwise_kernel
