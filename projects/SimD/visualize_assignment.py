@@ -1,13 +1,16 @@
 #!/usr/bin/env python
 """Draw GT boxes, the RPN's positive anchors under IoU and SimD assignment, and optionally detections.
 
-    python projects/SimD/visualize_assignment.py --config-file projects/SimD/configs/synthetic/faster_rcnn_R18_FPN_simd.yaml \\
-        --index 0 --output assignment.png [--weights output/.../model_final.pth] [--similarities iou simd nwd] \\
+    python projects/SimD/visualize_assignment.py \\
+        --config-file projects/SimD/configs/synthetic/faster_rcnn_R18_FPN_simd.yaml \\
+        --index 0 --output assignment.png [--weights output/.../model_final.pth] \\
+        [--similarities iou simd nwd] \\
         [KEY VALUE ...]
 
 The image is taken from the first training dataset of the config, resized like training. SimD's m and n
 come from the config (or its OUTPUT_DIR cache when MODEL.SIMD.ESTIMATE_NORMALISERS is on).
 """
+
 import argparse
 
 import simd  # noqa: F401  (compat layer + registrations)
@@ -20,7 +23,9 @@ from simd.visualization import draw_assignment, save_png
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config-file", required=True)
     parser.add_argument("--index", type=int, default=0, help="index of the image in the training set")
     parser.add_argument("--dataset", default="", help="dataset name (default: the first of DATASETS.TRAIN)")

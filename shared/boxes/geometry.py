@@ -1,4 +1,5 @@
 """Box inputs → float tensors of per-box geometry (corners, centres, sizes) for the similarity formulas."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,9 +11,10 @@ from torch import Tensor
 __all__ = ["BoxGeometry", "MAX_FLOAT32_COORDINATE", "as_xyxy_tensor", "compute_dtype"]
 
 #: largest |coordinate| accepted for boxes computed in float32 (every dtype but float64). The formulas square
-#: differences of coordinates (DIoU/CIoU diagonals, NWD) and multiply sides (areas): with |x| <= 1e18 every such
-#: term stays below float32's 3.4e38, so the compiled kernels and the PyTorch path give the same finite values;
-#: beyond it they would overflow differently (inf, NaN or 1.65e38 instead of ~0). Larger coordinates need float64.
+#: differences of coordinates (DIoU/CIoU diagonals, NWD) and multiply sides (areas): with |x| <= 1e18 every
+#: such term stays below float32's 3.4e38, so the compiled kernels and the PyTorch path give the same finite
+#: values; beyond it they would overflow differently (inf, NaN or 1.65e38 instead of ~0). Larger coordinates
+#: need float64.
 MAX_FLOAT32_COORDINATE = 1e18
 
 
@@ -35,9 +37,11 @@ def as_xyxy_tensor(boxes: Any, name: str = "boxes") -> Tensor:
     if tensor.numel() and tensor.dtype != torch.float64:
         largest = float(tensor.detach().abs().max())
         if largest > MAX_FLOAT32_COORDINATE:
-            raise ValueError(f"{name}: a coordinate of magnitude {largest:.3g} exceeds {MAX_FLOAT32_COORDINATE:.0e}, "
-                             "the largest computed exactly in float32 (squares and areas would overflow); "
-                             "pass float64 boxes")
+            raise ValueError(
+                f"{name}: a coordinate of magnitude {largest:.3g} exceeds {MAX_FLOAT32_COORDINATE:.0e}, "
+                "the largest computed exactly in float32 (squares and areas would overflow); "
+                "pass float64 boxes"
+            )
     return tensor
 
 
@@ -70,9 +74,14 @@ class BoxGeometry:
         cx, cy = (x1 + x2) * 0.5, (y1 + y2) * 0.5
         # min/max with the centre: no-op for valid boxes, collapses an inverted box onto its centre
         return cls(
-            x1=torch.minimum(x1, cx), y1=torch.minimum(y1, cy),
-            x2=torch.maximum(x2, cx), y2=torch.maximum(y2, cy),
-            cx=cx, cy=cy, w=(x2 - x1).clamp(min=0), h=(y2 - y1).clamp(min=0),
+            x1=torch.minimum(x1, cx),
+            y1=torch.minimum(y1, cy),
+            x2=torch.maximum(x2, cx),
+            y2=torch.maximum(y2, cy),
+            cx=cx,
+            cy=cy,
+            w=(x2 - x1).clamp(min=0),
+            h=(y2 - y1).clamp(min=0),
         )
 
     @property

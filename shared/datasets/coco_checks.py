@@ -10,6 +10,7 @@ drop them and report how many were dropped (the caller logs the count).
     data = read_coco_json(path)                     # a malformed json / wrong top-level type names the file
     data, dropped = check_coco_json_boxes(data, path, drop=False)
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,14 @@ import math
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-__all__ = ["InvalidBox", "InvalidBoxError", "box_problem", "check_coco_json_boxes", "find_invalid_boxes",
-           "read_coco_json"]
+__all__ = [
+    "InvalidBox",
+    "InvalidBoxError",
+    "box_problem",
+    "check_coco_json_boxes",
+    "find_invalid_boxes",
+    "read_coco_json",
+]
 
 _FIELDS = ("x", "y", "width", "height")
 
@@ -45,7 +52,9 @@ class InvalidBoxError(ValueError):
         self.source, self.boxes = source, list(boxes)
         shown = "; ".join(b.describe() for b in self.boxes[:3])
         more = f" (and {len(self.boxes) - 3} more)" if len(self.boxes) > 3 else ""
-        super().__init__(f"{source}: {len(self.boxes)} invalid box(es): {shown}{more}.{(' ' + hint) if hint else ''}")
+        super().__init__(
+            f"{source}: {len(self.boxes)} invalid box(es): {shown}{more}.{(' ' + hint) if hint else ''}"
+        )
 
 
 def box_problem(bbox: Any) -> Optional[Tuple[str, Any]]:
@@ -66,7 +75,8 @@ def box_problem(bbox: Any) -> Optional[Tuple[str, Any]]:
 
 
 def find_invalid_boxes(data: Dict[str, Any]) -> List[Tuple[int, InvalidBox]]:
-    """``(index in data["annotations"], InvalidBox)`` for every annotation whose box :func:`box_problem` refuses."""
+    """``(index in data["annotations"], InvalidBox)`` for every annotation whose box :func:`box_problem`
+    refuses."""
     files = {img.get("id"): img.get("file_name") for img in data.get("images", []) if isinstance(img, dict)}
     found = []
     for index, ann in enumerate(data.get("annotations", [])):
@@ -77,8 +87,9 @@ def find_invalid_boxes(data: Dict[str, Any]) -> List[Tuple[int, InvalidBox]]:
     return found
 
 
-def check_coco_json_boxes(data: Dict[str, Any], source: str, drop: bool = False,
-                          hint: str = "") -> Tuple[Dict[str, Any], List[InvalidBox]]:
+def check_coco_json_boxes(
+    data: Dict[str, Any], source: str, drop: bool = False, hint: str = ""
+) -> Tuple[Dict[str, Any], List[InvalidBox]]:
     """Refuse (``drop=False``: :class:`InvalidBoxError`) or drop (``drop=True``) the invalid boxes of a
     loaded COCO json. Returns ``(data without them, the dropped boxes)``; ``data`` itself is not modified."""
     found = find_invalid_boxes(data)
@@ -101,8 +112,10 @@ def read_coco_json(path: str) -> Dict[str, Any]:
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: not valid json ({e})") from e
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: the top level is a {type(data).__name__}; a COCO json is an object with "
-                         "'images', 'annotations' and 'categories'")
+        raise ValueError(
+            f"{path}: the top level is a {type(data).__name__}; a COCO json is an object with "
+            "'images', 'annotations' and 'categories'"
+        )
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
             raise ValueError(f"{path}: '{key}' must be a list (got {type(data.get(key)).__name__})")

@@ -1,5 +1,6 @@
 """Invalid boxes in a training json: refused by default by training *and* the m/n estimator, or dropped
 identically by both with DATASETS.DROP_INVALID_BOXES; the m/n cache follows the dataset files."""
+
 import json
 import os
 
@@ -28,7 +29,9 @@ def test_training_and_estimator_refuse_invalid_boxes_by_default(small_cfg, tiny_
     cfg = small_cfg.clone()
     cfg.DATASETS.TRAIN = ("simdtest_badboxes_train",)
     bad_id = data["annotations"][0]["id"]
-    with pytest.raises(ValueError, match=rf"bad_train.json: 2 invalid box.*annotation id {bad_id}.*bbox.width"):
+    with pytest.raises(
+        ValueError, match=rf"bad_train.json: 2 invalid box.*annotation id {bad_id}.*bbox.width"
+    ):
         SimDTrainer.build_train_loader(cfg)
     with pytest.raises(ValueError, match="bad_train.json: 2 invalid box"):
         estimate_normalisers(cfg)
@@ -54,8 +57,13 @@ def test_normaliser_cache_follows_the_annotation_file(small_cfg, tiny_root, tmp_
     data = json.load(open(src))
     path = tmp_path / "train.json"
     path.write_text(json.dumps(data))
-    register_coco_dataset("simdtest_cachekey_train", str(path), os.path.join(tiny_root, "train", "images"),
-                          AITOD_CLASSES, "aitod")
+    register_coco_dataset(
+        "simdtest_cachekey_train",
+        str(path),
+        os.path.join(tiny_root, "train", "images"),
+        AITOD_CLASSES,
+        "aitod",
+    )
     cfg = small_cfg.clone()
     cfg.DATASETS.TRAIN = ("simdtest_cachekey_train",)
     cfg.OUTPUT_DIR = str(tmp_path / "out")

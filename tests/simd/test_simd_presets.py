@@ -1,5 +1,7 @@
 """Backbone presets match their weights: each weights format loads into its preset's model with zero missing
-or unexpected backbone keys, and each preset's pixel format / mean / std / stride is the one its weights need."""
+or unexpected backbone keys, and each preset's pixel format / mean / std / stride is the one its weights
+need."""
+
 import os
 import pickle
 import subprocess
@@ -48,8 +50,10 @@ def test_preset_carries_the_preprocessing_of_its_weights(preset):
     assert cfg.MODEL.PIXEL_MEAN == pytest.approx(mean) and cfg.MODEL.PIXEL_STD == pytest.approx(std)
 
 
-@pytest.mark.parametrize("config", ["Base-SimD-RCNN-FPN.yaml", "Base-SimD-RetinaNet-FPN.yaml",
-                                    "visdrone/faster_rcnn_R_50_FPN_1x_simd.yaml"])
+@pytest.mark.parametrize(
+    "config",
+    ["Base-SimD-RCNN-FPN.yaml", "Base-SimD-RetinaNet-FPN.yaml", "visdrone/faster_rcnn_R_50_FPN_1x_simd.yaml"],
+)
 def test_shipped_configs_default_to_the_official_torchvision_preset(config):
     cfg = _cfg(config)
     for key, value in BACKBONE_PRESETS["torchvision"].items():
@@ -66,10 +70,19 @@ def test_torchvision_weights_convert_and_load_with_no_missing_backbone_key(tmp_p
     torch.manual_seed(0)
     state = torchvision.models.resnet50(weights=None).state_dict()  # the real names and shapes
     torch.save(state, tmp_path / "resnet50.pth")
-    subprocess.run([sys.executable, TOOLS + "/convert_torchvision_r50.py", str(tmp_path / "resnet50.pth"),
-                    str(tmp_path / "r50.pkl")], check=True, capture_output=True)
-    model, missing, unexpected = _backbone_incompatible(_cfg("aitod/faster_rcnn_R_50_FPN_1x_iou.yaml"),
-                                                        str(tmp_path / "r50.pkl"))
+    subprocess.run(
+        [
+            sys.executable,
+            TOOLS + "/convert_torchvision_r50.py",
+            str(tmp_path / "resnet50.pth"),
+            str(tmp_path / "r50.pkl"),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    model, missing, unexpected = _backbone_incompatible(
+        _cfg("aitod/faster_rcnn_R_50_FPN_1x_iou.yaml"), str(tmp_path / "r50.pkl")
+    )
     assert missing == [] and unexpected == []
     bottom_up = model.backbone.bottom_up
     assert torch.equal(bottom_up.stem.conv1.weight, state["conv1.weight"])
@@ -91,7 +104,9 @@ def _c2_name(name):
     if name == "stem.conv1.weight":
         return "conv1_w"
     stage, block, layer = name.split(".")[:3]
-    prefix = f"{stage}_{block}_" + ("branch1" if layer == "shortcut" else "branch2" + "abc"[int(layer[-1]) - 1])
+    prefix = f"{stage}_{block}_" + (
+        "branch1" if layer == "shortcut" else "branch2" + "abc"[int(layer[-1]) - 1]
+    )
     if ".norm." in name:
         return prefix + "_bn_" + {"weight": "s", "bias": "b"}[name.split(".")[-1]]
     return prefix + "_w"
@@ -100,7 +115,11 @@ def _c2_name(name):
 def test_msra_pkl_loads_into_the_msra_preset_with_no_missing_backbone_key(tmp_path):
     cfg = _cfg("aitod/faster_rcnn_R_50_FPN_1x_iou.yaml", "msra")
     reference = build_model(cfg).backbone.bottom_up.state_dict()
-    blobs = {_c2_name(k): v.numpy() for k, v in reference.items() if not k.endswith(("running_mean", "running_var"))}
+    blobs = {
+        _c2_name(k): v.numpy()
+        for k, v in reference.items()
+        if not k.endswith(("running_mean", "running_var"))
+    }
     blobs["fc1000_w"], blobs["fc1000_b"] = torch.zeros(1000, 2048).numpy(), torch.zeros(1000).numpy()
     assert "res2_0_branch2a_bn_s" in blobs and "res5_2_branch2c_w" in blobs and "res3_0_branch1_w" in blobs
     with open(tmp_path / "R-50.pkl", "wb") as f:
@@ -110,8 +129,12 @@ def test_msra_pkl_loads_into_the_msra_preset_with_no_missing_backbone_key(tmp_pa
     assert torch.equal(model.backbone.bottom_up.stem.conv1.weight, reference["stem.conv1.weight"])
 
 
-CONFIG_FILES = sorted(os.path.relpath(os.path.join(d, f), CONFIGS) for d, _, files in os.walk(CONFIGS)
-                      for f in files if f.endswith(".yaml") and "synthetic" not in d)
+CONFIG_FILES = sorted(
+    os.path.relpath(os.path.join(d, f), CONFIGS)
+    for d, _, files in os.walk(CONFIGS)
+    for f in files
+    if f.endswith(".yaml") and "synthetic" not in d
+)
 
 
 @pytest.mark.parametrize("config", CONFIG_FILES)
@@ -131,8 +154,12 @@ def test_sodad_preset_is_the_official_config():
 
     cfg = _cfg("sodad/faster_rcnn_R_50_FPN_1x_iou.yaml")
     rpn = cfg.MODEL.RPN
-    assert (rpn.PRE_NMS_TOPK_TRAIN, rpn.POST_NMS_TOPK_TRAIN, rpn.PRE_NMS_TOPK_TEST, rpn.POST_NMS_TOPK_TEST) == \
-        (2000, 1000, 1000, 1000)
+    assert (
+        rpn.PRE_NMS_TOPK_TRAIN,
+        rpn.POST_NMS_TOPK_TRAIN,
+        rpn.PRE_NMS_TOPK_TEST,
+        rpn.POST_NMS_TOPK_TEST,
+    ) == (2000, 1000, 1000, 1000)
     assert (cfg.SOLVER.IMS_PER_BATCH, cfg.SOLVER.BASE_LR, cfg.TEST.DETECTIONS_PER_IMAGE) == (16, 0.02, 200)
     one_gpu = DefaultTrainer.auto_scale_workers(cfg, 1)
     assert one_gpu.SOLVER.IMS_PER_BATCH == 2 and one_gpu.SOLVER.BASE_LR == pytest.approx(0.0025)

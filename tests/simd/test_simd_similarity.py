@@ -1,4 +1,5 @@
-"""Config -> similarity: SimD values from the spec's table, IoU identity, unit-interval mapping, bad config."""
+"""Config -> similarity: SimD reference values, IoU identity, unit-interval mapping, bad config."""
+
 import os
 import math
 
@@ -12,13 +13,19 @@ from simd.config import add_simd_config
 from simd.nms import build_batched_nms
 from simd.similarity import build_similarity, checked_quality
 
-BASE = os.path.join(os.path.dirname(__file__), "..", "..", "projects", "SimD", "configs", "Base-SimD-RCNN-FPN.yaml")
+BASE = os.path.join(
+    os.path.dirname(__file__), "..", "..", "projects", "SimD", "configs", "Base-SimD-RCNN-FPN.yaml"
+)
 
 
 def _cxcywh(*rows):
     t = torch.tensor(rows, dtype=torch.float64)
-    return Boxes(torch.stack([t[:, 0] - t[:, 2] / 2, t[:, 1] - t[:, 3] / 2,
-                              t[:, 0] + t[:, 2] / 2, t[:, 1] + t[:, 3] / 2], dim=1))
+    return Boxes(
+        torch.stack(
+            [t[:, 0] - t[:, 2] / 2, t[:, 1] - t[:, 3] / 2, t[:, 0] + t[:, 2] / 2, t[:, 1] + t[:, 3] / 2],
+            dim=1,
+        )
+    )
 
 
 SPEC_VECTORS = [  # SimD.md section 2, m = 6.13, n = 4.59
@@ -41,7 +48,11 @@ def test_simd_from_config_matches_spec_vectors():
 
 
 def test_simd_hand_computed_divide_mode():
-    cfg = build_cfg(add_simd_config, BASE, ["MODEL.SIMD.M", "2.0", "MODEL.SIMD.N", "4.0", "MODEL.SIMD.NORM_MODE", "divide"])
+    cfg = build_cfg(
+        add_simd_config,
+        BASE,
+        ["MODEL.SIMD.M", "2.0", "MODEL.SIMD.N", "4.0", "MODEL.SIMD.NORM_MODE", "divide"],
+    )
     value = float(build_similarity(cfg, "simd")(_cxcywh((0, 0, 10, 10)), _cxcywh((4, 0, 10, 10))))
     # loc = (4 / 20) / 2 = 0.1, shape = 0
     assert value == pytest.approx(math.exp(-0.1), rel=1e-5)
@@ -78,7 +89,9 @@ def test_simd_without_normalisers_is_a_clear_error():
     with pytest.raises(ValueError, match="MODEL.SIMD.M / MODEL.SIMD.N are not set"):
         build_similarity(build_cfg(add_simd_config, BASE), "simd")
     with pytest.raises(ConfigValueError, match="MODEL.SIMD.M=0.0"):
-        build_similarity(build_cfg(add_simd_config, BASE, ["MODEL.SIMD.M", "0.0", "MODEL.SIMD.N", "1.0"]), "simd")
+        build_similarity(
+            build_cfg(add_simd_config, BASE, ["MODEL.SIMD.M", "0.0", "MODEL.SIMD.N", "1.0"]), "simd"
+        )
 
 
 def test_nan_boxes_raise_instead_of_silent_nan():

@@ -6,7 +6,8 @@ thresholds, ...) are set in the base yaml files under ``configs/``.
 """
 from detectron2.config import CfgNode as CN
 
-from shared.engine.validation import ConfigValueError, check_choice, check_positive, check_range, config_check, get_key
+from shared.engine.validation import (ConfigValueError, check_choice, check_positive, check_range,
+                                      config_check, get_key)
 from shared.kernels import NMS_KINDS
 from simd.matcher import LOW_QUALITY_MATCHERS
 from simd.similarity import NORM_MODES, UNSET, similarity_kind
@@ -25,9 +26,9 @@ def add_simd_config(cfg: CN) -> None:
     cfg.MODEL.SIMD.EPS = 1e-6
     # "multiply" (official code: m * dx / (w_a + w_b)) or "divide" (dx / (w_a + w_b) / m), for experiments
     cfg.MODEL.SIMD.NORM_MODE = "multiply"
-    # when M / N are not given: take them from a SimD checkpoint given as MODEL.WEIGHTS, else estimate them from
-    # the training set's GT boxes and the anchor layout (cached in OUTPUT_DIR/simd_normalisers.json, logged);
-    # the values used are written into OUTPUT_DIR/config.yaml and every checkpoint
+    # when M / N are not given: take them from a SimD checkpoint given as MODEL.WEIGHTS, else estimate them
+    # from the training set's GT boxes and the anchor layout (cached in OUTPUT_DIR/simd_normalisers.json,
+    # logged); the values used are written into OUTPUT_DIR/config.yaml and every checkpoint
     cfg.MODEL.SIMD.ESTIMATE_NORMALISERS = False
     # at most this many training images are read by the estimator (0 = all of them)
     cfg.MODEL.SIMD.ESTIMATE_MAX_IMAGES = 0
@@ -40,7 +41,7 @@ def add_simd_config(cfg: CN) -> None:
     # S in DotD = exp(-||c_a - c_b|| / S) (mmdet-aitod passes 12.7)
     cfg.MODEL.DOTD.CONSTANT = 12.7
 
-    # --- RPN (simd.modeling.rpn.SimilarityRPN) ----------------------------------------------------------------------
+    # --- RPN (simd.modeling.rpn.SimilarityRPN) ------------------------------------------------------------
     # similarity used to label anchors (replaces pairwise_iou); thresholds stay RPN.IOU_THRESHOLDS
     cfg.MODEL.RPN.SIMILARITY = "iou"
     # "mmdet": MaxIoUAssigner semantics (low-quality step gated by MIN_POS_SIM, GT index reassigned);
@@ -56,7 +57,7 @@ def add_simd_config(cfg: CN) -> None:
     # suppression threshold when NMS_SIMILARITY is not "iou" (no published value for SimD-NMS)
     cfg.MODEL.RPN.SIM_NMS_THRESH = 0.7
 
-    # --- ROI heads (simd.modeling.roi_heads) --------------------------------------------------------------------
+    # --- ROI heads (simd.modeling.roi_heads) --------------------------------------------------------------
     # similarity used to label proposals (all stages of Cascade R-CNN); thresholds stay IOU_THRESHOLDS
     cfg.MODEL.ROI_HEADS.SIMILARITY = "iou"
     # similarity of the final per-class NMS; "iou" uses NMS_THRESH_TEST
@@ -64,7 +65,7 @@ def add_simd_config(cfg: CN) -> None:
     # suppression threshold when NMS_SIMILARITY is not "iou"
     cfg.MODEL.ROI_HEADS.SIM_NMS_THRESH_TEST = 0.5
 
-    # --- RetinaNet (simd.modeling.retinanet.SimilarityRetinaNet) ---------------------------------------------------
+    # --- RetinaNet (simd.modeling.retinanet.SimilarityRetinaNet) ------------------------------------------
     # similarity used to label anchors; thresholds stay RETINANET.IOU_THRESHOLDS
     cfg.MODEL.RETINANET.SIMILARITY = "iou"
     # low-quality semantics, as for the RPN ("detectron2" reproduces stock RetinaNet)

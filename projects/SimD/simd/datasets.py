@@ -3,7 +3,8 @@ under ``$DETECTRON2_DATASETS`` (default ``./datasets``), each with its class lis
 
 Accepted layouts (relative to the root; the first one found is used)::
 
-    AI-TOD, official toolkit (generate_aitod_imgs.py): aitod/annotations/aitod_{split}_v1.json, aitod/images/{split}/
+    AI-TOD, official toolkit (generate_aitod_imgs.py):
+                               aitod/annotations/aitod_{split}_v1.json, aitod/images/{split}/
     AI-TOD, older layout:      AI-TOD/annotations/aitod_{split}_v1.json, AI-TOD/{split}/images/
     AI-TOD-v2:                 the same trees with aitodv2_{split}.json
     VisDrone2019-DET:          visdrone/{split}/annotations/result.json, visdrone/{split}/images/
@@ -26,6 +27,7 @@ Registration is lazy and never touches the disk; loading a split whose json or i
 missing raises ``FileNotFoundError`` naming the paths and ``$DETECTRON2_DATASETS``. VisDrone "test" means
 test-dev.
 """
+
 from __future__ import annotations
 
 import logging
@@ -43,15 +45,31 @@ from shared.datasets.synthetic_tiny import AITOD_CLASSES, generate_synthetic_tin
 logger = logging.getLogger(__name__)
 
 VISDRONE_CLASSES: Tuple[str, ...] = (
-    "pedestrian", "people", "bicycle", "car", "van", "truck", "tricycle", "awning-tricycle", "bus", "motor",
+    "pedestrian",
+    "people",
+    "bicycle",
+    "car",
+    "van",
+    "truck",
+    "tricycle",
+    "awning-tricycle",
+    "bus",
+    "motor",
 )
 SODAD_CLASSES: Tuple[str, ...] = (
-    "people", "rider", "bicycle", "motor", "vehicle", "traffic-sign", "traffic-light", "traffic-camera",
+    "people",
+    "rider",
+    "bicycle",
+    "motor",
+    "vehicle",
+    "traffic-sign",
+    "traffic-light",
+    "traffic-camera",
     "warning-cone",
 )
 #: category names that mark ignore regions (VisDrone's category 0) rather than a class
 IGNORED_REGION_NAMES = ("ignored regions", "ignored-regions", "ignored_regions", "ignored region", "ignore")
-DROP_HINT = ("Fix the json, or set DATASETS.DROP_INVALID_BOXES True to drop such boxes (the count is logged).")
+DROP_HINT = "Fix the json, or set DATASETS.DROP_INVALID_BOXES True to drop such boxes (the count is logged)."
 
 
 @dataclass(frozen=True)
@@ -70,51 +88,86 @@ class DatasetLayout:
             if os.path.isfile(json_path) and os.path.isdir(image_path):
                 return json_path, image_path
         tried = "; ".join(f"{j} + {i}" for j, i in self.candidates)
-        return (require_path(os.path.join(root, self.candidates[0][0]), name, hint=f"Layouts tried: {tried}"),
-                require_path(os.path.join(root, self.candidates[0][1]), name, hint=f"Layouts tried: {tried}"))
+        return (
+            require_path(os.path.join(root, self.candidates[0][0]), name, hint=f"Layouts tried: {tried}"),
+            require_path(os.path.join(root, self.candidates[0][1]), name, hint=f"Layouts tried: {tried}"),
+        )
 
 
 def _aitod_splits(version: str) -> Dict[str, DatasetLayout]:
     layouts = {}
     for split in ("train", "val", "trainval", "test"):
         json_name = f"aitod_{split}_v1.json" if version == "v1" else f"aitodv2_{split}.json"
-        layouts[f"aitod{'' if version == 'v1' else 'v2'}_{split}"] = DatasetLayout((
-            (os.path.join("aitod", "annotations", json_name), os.path.join("aitod", "images", split)),
-            (os.path.join("AI-TOD", "annotations", json_name), os.path.join("AI-TOD", split, "images")),
-        ), AITOD_CLASSES, "aitod")
+        layouts[f"aitod{'' if version == 'v1' else 'v2'}_{split}"] = DatasetLayout(
+            (
+                (os.path.join("aitod", "annotations", json_name), os.path.join("aitod", "images", split)),
+                (os.path.join("AI-TOD", "annotations", json_name), os.path.join("AI-TOD", split, "images")),
+            ),
+            AITOD_CLASSES,
+            "aitod",
+        )
     return layouts
 
 
 DATASET_LAYOUTS: Dict[str, DatasetLayout] = {
     **_aitod_splits("v1"),
     **_aitod_splits("v2"),
-    **{f"visdrone2019_det_{split}": DatasetLayout((
-        (os.path.join("visdrone", split, "annotations", "result.json"), os.path.join("visdrone", split, "images")),
-    ), VISDRONE_CLASSES, "coco") for split in ("train", "val", "test")},
-    **{f"sodad_{split}": DatasetLayout((
-        (os.path.join("SODA-D", "divData", "Annotations", f"{split}.json"),
-         os.path.join("SODA-D", "divData", "Images", split)),
-    ), SODAD_CLASSES, "sodad", os.path.join("SODA-D", "rawData", "Annotations", f"{split}_wo_ignore.json"))
-       for split in ("train", "val", "test")},
+    **{
+        f"visdrone2019_det_{split}": DatasetLayout(
+            (
+                (
+                    os.path.join("visdrone", split, "annotations", "result.json"),
+                    os.path.join("visdrone", split, "images"),
+                ),
+            ),
+            VISDRONE_CLASSES,
+            "coco",
+        )
+        for split in ("train", "val", "test")
+    },
+    **{
+        f"sodad_{split}": DatasetLayout(
+            (
+                (
+                    os.path.join("SODA-D", "divData", "Annotations", f"{split}.json"),
+                    os.path.join("SODA-D", "divData", "Images", split),
+                ),
+            ),
+            SODAD_CLASSES,
+            "sodad",
+            os.path.join("SODA-D", "rawData", "Annotations", f"{split}_wo_ignore.json"),
+        )
+        for split in ("train", "val", "test")
+    },
 }
 
 
-def load_simd_coco(json_file: str, image_dir: str, name: str, classes: Sequence[str],
-                   drop_invalid_boxes: bool = False) -> List[dict]:
+def load_simd_coco(
+    json_file: str, image_dir: str, name: str, classes: Sequence[str], drop_invalid_boxes: bool = False
+) -> List[dict]:
     """detectron2 dataset dicts of a COCO json (see the module docstring for classes, ignore regions and
     invalid boxes). Annotations keep their ``id``; ``bbox_mode`` is ``XYWH_ABS``."""
     data = read_coco_json(json_file)
     data, dropped = check_coco_json_boxes(data, json_file, drop=drop_invalid_boxes, hint=DROP_HINT)
     if dropped:
-        logger.warning("dataset %r: dropped %d invalid box(es) of %s (DATASETS.DROP_INVALID_BOXES), first: %s",
-                       name, len(dropped), json_file, dropped[0].describe())
+        logger.warning(
+            "dataset %r: dropped %d invalid box(es) of %s (DATASETS.DROP_INVALID_BOXES), first: %s",
+            name,
+            len(dropped),
+            json_file,
+            dropped[0].describe(),
+        )
     by_name = {c.get("name"): c.get("id") for c in data["categories"]}
     missing = [c for c in classes if c not in by_name]
     if missing:
-        raise ValueError(f"dataset {name!r}: {json_file} has no categories named {missing}; its categories are "
-                         f"{sorted(map(str, by_name))} and {list(classes)} are expected")
+        raise ValueError(
+            f"dataset {name!r}: {json_file} has no categories named {missing}; its categories are "
+            f"{sorted(map(str, by_name))} and {list(classes)} are expected"
+        )
     id_map = {by_name[c]: i for i, c in enumerate(classes)}
-    ignore_ids = {c.get("id") for c in data["categories"] if str(c.get("name", "")).lower() in IGNORED_REGION_NAMES}
+    ignore_ids = {
+        c.get("id") for c in data["categories"] if str(c.get("name", "")).lower() in IGNORED_REGION_NAMES
+    }
     per_image: Dict[object, List[dict]] = {}
     for ann in data["annotations"]:
         category = ann.get("category_id")
@@ -125,25 +178,48 @@ def load_simd_coco(json_file: str, image_dir: str, name: str, classes: Sequence[
             crowd, label = 1, 0
         else:
             continue  # e.g. VisDrone "others": outside the class list, dropped as mmdet's CocoDataset does
-        per_image.setdefault(ann.get("image_id"), []).append({
-            "id": ann.get("id"), "bbox": [float(v) for v in ann["bbox"]], "bbox_mode": BoxMode.XYWH_ABS,
-            "category_id": label, "iscrowd": crowd})
+        per_image.setdefault(ann.get("image_id"), []).append(
+            {
+                "id": ann.get("id"),
+                "bbox": [float(v) for v in ann["bbox"]],
+                "bbox_mode": BoxMode.XYWH_ABS,
+                "category_id": label,
+                "iscrowd": crowd,
+            }
+        )
     records = []
     for image in data["images"]:
         try:
-            records.append({"file_name": os.path.join(image_dir, image["file_name"]), "height": int(image["height"]),
-                            "width": int(image["width"]), "image_id": image["id"],
-                            "annotations": per_image.get(image["id"], [])})
+            records.append(
+                {
+                    "file_name": os.path.join(image_dir, image["file_name"]),
+                    "height": int(image["height"]),
+                    "width": int(image["width"]),
+                    "image_id": image["id"],
+                    "annotations": per_image.get(image["id"], []),
+                }
+            )
         except KeyError as e:
             raise ValueError(f"{json_file}: image record {image!r} has no {e.args[0]!r}") from e
     MetadataCatalog.get(name).set(thing_dataset_id_to_contiguous_id=id_map)
-    logger.info("dataset %r: %d images, %d annotations from %s", name, len(records),
-                sum(len(r["annotations"]) for r in records), json_file)
+    logger.info(
+        "dataset %r: %d images, %d annotations from %s",
+        name,
+        len(records),
+        sum(len(r["annotations"]) for r in records),
+        json_file,
+    )
     return records
 
 
-def register_coco_dataset(name: str, json_file: str, image_dir: str, classes: Sequence[str], protocol: str,
-                          drop_invalid_boxes: bool = False) -> None:
+def register_coco_dataset(
+    name: str,
+    json_file: str,
+    image_dir: str,
+    classes: Sequence[str],
+    protocol: str,
+    drop_invalid_boxes: bool = False,
+) -> None:
     """Register ``name`` (re-registering when the files or the invalid-box policy changed)."""
     if name in DatasetCatalog.list():
         meta = MetadataCatalog.get(name)
@@ -151,14 +227,24 @@ def register_coco_dataset(name: str, json_file: str, image_dir: str, classes: Se
             return
         DatasetCatalog.remove(name)
         MetadataCatalog.remove(name)
-    DatasetCatalog.register(name, lambda: load_simd_coco(json_file, image_dir, name, classes, drop_invalid_boxes))
-    MetadataCatalog.get(name).set(json_file=json_file, image_root=image_dir, evaluator_type=protocol,
-                                  thing_classes=list(classes), drop_invalid_boxes=bool(drop_invalid_boxes))
+    DatasetCatalog.register(
+        name, lambda: load_simd_coco(json_file, image_dir, name, classes, drop_invalid_boxes)
+    )
+    MetadataCatalog.get(name).set(
+        json_file=json_file,
+        image_root=image_dir,
+        evaluator_type=protocol,
+        thing_classes=list(classes),
+        drop_invalid_boxes=bool(drop_invalid_boxes),
+    )
 
 
 def _register_layout(name: str, layout: DatasetLayout, root: str, drop_invalid_boxes: bool) -> None:
-    if name in DatasetCatalog.list() and MetadataCatalog.get(name).get("drop_invalid_boxes") == drop_invalid_boxes \
-            and MetadataCatalog.get(name).get("root") == root:
+    if (
+        name in DatasetCatalog.list()
+        and MetadataCatalog.get(name).get("drop_invalid_boxes") == drop_invalid_boxes
+        and MetadataCatalog.get(name).get("root") == root
+    ):
         return
     if name in DatasetCatalog.list():
         DatasetCatalog.remove(name)
@@ -175,9 +261,14 @@ def _register_layout(name: str, layout: DatasetLayout, root: str, drop_invalid_b
         if os.path.isfile(os.path.join(root, candidate[0])):
             json_file, image_dir = candidate
             break
-    MetadataCatalog.get(name).set(json_file=os.path.join(root, json_file), image_root=os.path.join(root, image_dir),
-                                  evaluator_type=layout.protocol, thing_classes=list(layout.classes),
-                                  drop_invalid_boxes=drop_invalid_boxes, root=root)
+    MetadataCatalog.get(name).set(
+        json_file=os.path.join(root, json_file),
+        image_root=os.path.join(root, image_dir),
+        evaluator_type=layout.protocol,
+        thing_classes=list(layout.classes),
+        drop_invalid_boxes=drop_invalid_boxes,
+        root=root,
+    )
     if layout.full_image_json:
         MetadataCatalog.get(name).set(full_image_json_file=os.path.join(root, layout.full_image_json))
 
@@ -199,12 +290,16 @@ def synthetic_tiny_root() -> str:
     return os.path.join(dataset_root(), SYNTHETIC_PREFIX)
 
 
-def register_synthetic(root: str, prefix: str = SYNTHETIC_PREFIX, drop_invalid_boxes: bool = False) -> List[str]:
-    """Register ``<prefix>_train`` / ``<prefix>_val`` of the synthetic set under ``root`` with the SimD loader."""
+def register_synthetic(
+    root: str, prefix: str = SYNTHETIC_PREFIX, drop_invalid_boxes: bool = False
+) -> List[str]:
+    """Register ``<prefix>_train`` / ``<prefix>_val`` of the synthetic set under ``root`` (SimD loader)."""
     names = []
     for split in ("train", "val"):
         json_file, image_dir = synthetic_tiny_split_files(root, split)
-        register_coco_dataset(f"{prefix}_{split}", json_file, image_dir, AITOD_CLASSES, "aitod", drop_invalid_boxes)
+        register_coco_dataset(
+            f"{prefix}_{split}", json_file, image_dir, AITOD_CLASSES, "aitod", drop_invalid_boxes
+        )
         names.append(f"{prefix}_{split}")
     return names
 
@@ -221,6 +316,11 @@ def register_datasets_for(dataset_names: Iterable[str], drop_invalid_boxes: bool
         register_synthetic(root, drop_invalid_boxes=drop)
     for name in dataset_names:
         meta = MetadataCatalog.get(name) if name in DatasetCatalog.list() else None
-        if meta is not None and name not in DATASET_LAYOUTS and meta.get("drop_invalid_boxes") not in (None, drop):
-            register_coco_dataset(name, meta.json_file, meta.image_root, meta.thing_classes, meta.evaluator_type,
-                                  drop)
+        if (
+            meta is not None
+            and name not in DATASET_LAYOUTS
+            and meta.get("drop_invalid_boxes") not in (None, drop)
+        ):
+            register_coco_dataset(
+                name, meta.json_file, meta.image_root, meta.thing_classes, meta.evaluator_type, drop
+            )

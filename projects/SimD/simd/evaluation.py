@@ -6,7 +6,8 @@
   IoU threshold 0.25 is evaluated in addition to 0.50:0.95 (so AP@0.25 is a real number, not the -1 that
   cocoapi-aitod prints); AP/AR average over 0.50:0.95 only. Each threshold is matched independently in
   COCOeval, so the extra threshold does not change any other number.
-* ``sodad`` (SODA-D; patches merged into full images first, see :mod:`simd.sodad`): every metric over "Small" [0, 32^2]; sub-ranges eS [0, 12^2], rS [12^2, 20^2],
+* ``sodad`` (SODA-D; patches merged into full images first, see :mod:`simd.sodad`): every metric over
+  "Small" [0, 32^2]; sub-ranges eS [0, 12^2], rS [12^2, 20^2],
   gS [20^2, 32^2] and Normal [32^2, 40*50]; maxDets [100, 300, 1000]; AP at 100.
   Metrics: AP, AP50, AP75, APeS, APrS, APgS, APN, AR@100/300/1000.
 * ``coco`` (VisDrone as in the SimD repository): detectron2's ``COCOEvaluator`` with

@@ -4,13 +4,15 @@ weights expects. A preset that does not match its weights trains from badly scal
 
 * ``torchvision`` (the default of ``configs/Base-SimD-*.yaml``, equal to the official SimD run): a torchvision
   ResNet-50 (``torchvision://resnet50`` in the official config), converted with
-  ``tools/convert_torchvision_r50.py``; RGB input, mean [123.675, 116.28, 103.53], std [58.395, 57.12, 57.375],
+  ``tools/convert_torchvision_r50.py``; RGB input, mean [123.675, 116.28, 103.53],
+  std [58.395, 57.12, 57.375],
   stride in the 3x3 conv (``STRIDE_IN_1X1 False``), BN statistics frozen with trainable affine.
 * ``msra``: detectron2's ImageNet ``R-50.pkl`` (MSRA / Caffe2 weights): BGR input, mean
   [103.53, 116.28, 123.675], std 1, stride in the 1x1 conv, ``FrozenBN``.
 
 ``preset_opts(name)`` gives the ``KEY VALUE`` overrides, e.g. for the command line of ``train_net.py``.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, List
@@ -38,7 +40,8 @@ BACKBONE_PRESETS: Dict[str, Dict[str, Any]] = {
 
 #: which weights each preset is for (the README's preset table)
 PRESET_WEIGHTS = {
-    "torchvision": "torchvision ResNet-50 state_dict, converted with projects/SimD/tools/convert_torchvision_r50.py",
+    "torchvision": "torchvision ResNet-50 state_dict, converted with "
+                   "projects/SimD/tools/convert_torchvision_r50.py",
     "msra": "detectron2's ImageNet R-50.pkl (MSRA, Caffe2 names)",
 }
 

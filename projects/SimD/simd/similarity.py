@@ -12,6 +12,7 @@
 A similarity name is validated in one place, :func:`similarity_kind` (used by the config checks of
 :mod:`simd.config` and by every builder).
 """
+
 from __future__ import annotations
 
 import functools
@@ -105,7 +106,8 @@ def build_similarity(cfg: CfgNode, kind: str, key: str = "similarity") -> Simila
 
 def checked_quality(similarity: SimilarityFn, gt: Boxes, boxes: Boxes, what: str) -> torch.Tensor:
     """``similarity(gt, boxes)``, raising ``FloatingPointError`` naming ``what`` and the culprit (instead of a
-    silent NaN loss or an assert deep inside detectron2's Matcher) when an input or the result is not finite."""
+    silent NaN loss or an assert deep inside detectron2's Matcher) when an input or the result is not
+    finite."""
     for name, b in (("ground-truth boxes", gt), ("boxes being matched (anchors / proposals)", boxes)):
         finite = torch.isfinite(b.tensor).all(dim=1)
         if not bool(finite.all()):

@@ -12,6 +12,7 @@ mmdet/datasets/sodad_eval/sodadeval.py).
 :class:`SodaDEvaluator` does this after inference and also reports the patch-level numbers, under the
 separate task name ``bbox_patches`` (not comparable with published SODA-D results).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,8 +32,9 @@ from simd.evaluation import ProtocolCOCOeval, TinyObjectEvaluator, get_protocol
 MERGE_NMS_THRESH = 0.5  # SODA-mmdetection evaluate(): merge_dets(nms_iou_thr=0.5)
 
 
-def merge_patch_detections(results: Sequence[dict], patches: Dict[int, dict],
-                           nms_thresh: float = MERGE_NMS_THRESH) -> List[dict]:
+def merge_patch_detections(
+    results: Sequence[dict], patches: Dict[int, dict], nms_thresh: float = MERGE_NMS_THRESH
+) -> List[dict]:
     """COCO-format patch detections -> COCO-format full-image detections (steps 1-2 of the module docstring).
 
     Args:
@@ -43,12 +45,15 @@ def merge_patch_detections(results: Sequence[dict], patches: Dict[int, dict],
     for det in results:
         patch = patches.get(det["image_id"])
         if patch is None or "ori_id" not in patch or "start_coord" not in patch:
-            raise ValueError(f"detection on image id {det['image_id']!r}, which is not a patch of the split json "
-                             "(its image records need 'ori_id' and 'start_coord', as SODA-D's split tool writes)")
+            raise ValueError(
+                f"detection on image id {det['image_id']!r}, which is not a patch of the split json "
+                "(its image records need 'ori_id' and 'start_coord', as SODA-D's split tool writes)"
+            )
         dx, dy = patch["start_coord"]
         x, y, w, h = det["bbox"]
-        grouped[patch["ori_id"]].append(([x + dx, y + dy, x + dx + w, y + dy + h], float(det["score"]),
-                                         int(det["category_id"])))
+        grouped[patch["ori_id"]].append(
+            ([x + dx, y + dy, x + dx + w, y + dy + h], float(det["score"]), int(det["category_id"]))
+        )
     merged = []
     for image_id, dets in grouped.items():
         boxes = torch.tensor([d[0] for d in dets], dtype=torch.float32)
@@ -56,8 +61,14 @@ def merge_patch_detections(results: Sequence[dict], patches: Dict[int, dict],
         classes = torch.tensor([d[2] for d in dets], dtype=torch.int64)
         for i in batched_nms(boxes, scores, classes, nms_thresh).tolist():
             (x0, y0, x1, y1), score, category = dets[i]  # the float64 values, not the NMS tensors' float32
-            merged.append({"image_id": image_id, "category_id": category, "bbox": [x0, y0, x1 - x0, y1 - y0],
-                           "score": score})
+            merged.append(
+                {
+                    "image_id": image_id,
+                    "category_id": category,
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "score": score,
+                }
+            )
     return merged
 
 
@@ -78,7 +89,9 @@ class SodaDCOCOeval(ProtocolCOCOeval):
                 gt["ignore"] = gt["_sodad_ignore"]
 
 
-def evaluate_full_images(full_image_json: str, merged: List[dict], max_dets: Sequence[int] = ()) -> SodaDCOCOeval:
+def evaluate_full_images(
+    full_image_json: str, merged: List[dict], max_dets: Sequence[int] = ()
+) -> SodaDCOCOeval:
     """Score merged detections on the full images of ``full_image_json`` with the SODA-D protocol."""
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO(full_image_json)
@@ -101,9 +114,11 @@ class SodaDEvaluator(TinyObjectEvaluator):
         full_json = self._metadata.get("full_image_json_file", None)
         if not full_json or not os.path.isfile(full_json):
             raise FileNotFoundError(
-                f"SODA-D evaluation needs the full-image annotations rawData/Annotations/<split>_wo_ignore.json "
+                "SODA-D evaluation needs the full-image annotations "
+                f"rawData/Annotations/<split>_wo_ignore.json "
                 f"(metadata full_image_json_file={full_json!r}); patch-level numbers are not comparable with "
-                "published ones")
+                "published ones"
+            )
         results = [r for x in predictions for r in x["instances"]]  # the base class mapped them to json ids
         merged = merge_patch_detections(results, self._coco_api.imgs)
         if self._output_dir:
@@ -114,7 +129,8 @@ class SodaDEvaluator(TinyObjectEvaluator):
             self._results["bbox"] = {name: 0.0 for name in names}
         else:
             evaluator = evaluate_full_images(full_json, merged, self.protocol.max_dets)
-            self._results["bbox"] = {name: 100.0 * v if v >= 0 else float("nan")
-                                     for name, v in evaluator.metrics.items()}
+            self._results["bbox"] = {
+                name: 100.0 * v if v >= 0 else float("nan") for name, v in evaluator.metrics.items()
+            }
         if patch_metrics is not None:
             self._results["bbox_patches"] = patch_metrics

@@ -1,5 +1,6 @@
 """The SimD trainer and the project step of ``setup`` (``prepare_cfg``), used by ``train_net.py``, ``demo.py``
 and the tools; configs are built with ``shared.engine.build_cfg(add_simd_config, file, opts)``."""
+
 from __future__ import annotations
 
 import logging
@@ -30,8 +31,13 @@ class NormaliserState:
     def load_state_dict(self, state: Dict[str, float]) -> None:
         # the config's values rule (they were resolved before the model was built); a mismatch is reported
         if (float(state["m"]), float(state["n"])) != (self.m, self.n):
-            logger.warning("checkpoint trained with SimD m=%s n=%s, config uses m=%s n=%s", state["m"],
-                           state["n"], self.m, self.n)
+            logger.warning(
+                "checkpoint trained with SimD m=%s n=%s, config uses m=%s n=%s",
+                state["m"],
+                state["n"],
+                self.m,
+                self.n,
+            )
 
 
 class SimDTrainer(AtomicCheckpointing, DefaultTrainer):
@@ -40,7 +46,9 @@ class SimDTrainer(AtomicCheckpointing, DefaultTrainer):
 
     def __init__(self, cfg: CfgNode):
         super().__init__(cfg)
-        self.checkpointer.checkpointables[CHECKPOINT_KEY] = NormaliserState(cfg.MODEL.SIMD.M, cfg.MODEL.SIMD.N)
+        self.checkpointer.checkpointables[CHECKPOINT_KEY] = NormaliserState(
+            cfg.MODEL.SIMD.M, cfg.MODEL.SIMD.N
+        )
 
     @classmethod
     def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder: Optional[str] = None):

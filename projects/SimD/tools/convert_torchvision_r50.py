@@ -9,6 +9,7 @@ The result is for the ``torchvision`` preset (the configs' default: RGB, torchvi
 ``res<k+1>.<i>``; ``bn<j>`` -> ``conv<j>.norm``; ``downsample.0``/``downsample.1`` -> ``shortcut``/
 ``shortcut.norm``; the classifier ``fc`` and BN's ``num_batches_tracked`` counters are left out.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,9 @@ def convert_state_dict(state: Dict[str, torch.Tensor]) -> Dict[str, np.ndarray]:
     if "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not any(k.startswith("layer1.") for k in state):
-        raise ValueError("not a torchvision ResNet state_dict: no 'layer1.*' keys "
-                         f"(first keys: {sorted(state)[:5]})")
+        raise ValueError(
+            f"not a torchvision ResNet state_dict: no 'layer1.*' keys (first keys: {sorted(state)[:5]})"
+        )
     out = {}
     for name, value in state.items():
         if name.startswith("fc.") or name.endswith("num_batches_tracked"):
@@ -46,7 +48,9 @@ def convert_state_dict(state: Dict[str, torch.Tensor]) -> Dict[str, np.ndarray]:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("input", help="torchvision ResNet-50 state_dict (.pth)")
     parser.add_argument("output", help="detectron2 weights file to write (.pkl)")
     args = parser.parse_args(argv)
