@@ -17,7 +17,8 @@ def median_time(fn, repeat: int, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
-def random_boxes(n: int, generator: torch.Generator, width: float = 1333.0, height: float = 800.0) -> torch.Tensor:
+def random_boxes(n: int, generator: torch.Generator, width: float = 1333.0,
+                 height: float = 800.0) -> torch.Tensor:
     """``n`` XYXY boxes with top-left corners uniform in the image and sides uniform in [4, 128) px."""
     xy = torch.rand(n, 2, generator=generator) * torch.tensor([width, height])
     wh = 4.0 + torch.rand(n, 2, generator=generator) * 124.0

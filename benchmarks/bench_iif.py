@@ -2,7 +2,8 @@
 """IIF vs softmax-baseline Mask R-CNN training iteration time, side by side in one run.
 
 Both models are built from the same config (IIF on / off), with the same initial weights (kept identical:
-lr 0) and the same in-memory batch; iterations (forward + backward + SGD step) alternate between the two models to share
+lr 0) and the same in-memory batch; iterations (forward + backward + SGD step) alternate between the two
+models to share
 machine-load drift; after warm-up the median of the repeats is reported with the ratio IIF / baseline.
 
     python benchmarks/bench_iif.py                       # synthetic preset: R18-FPN, 12 classes, 128 px
@@ -25,7 +26,8 @@ from iif.config import add_iif_config
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "projects", "IIF", "configs")
 PRESETS = {
-    "synthetic": dict(config="synthetic/Base-IIF-Synthetic.yaml", num_classes=12, size=128, batch=8, objects=3),
+    "synthetic": dict(config="synthetic/Base-IIF-Synthetic.yaml", num_classes=12, size=128, batch=8,
+                      objects=3),
     "lvis": dict(config="Base-IIF-LVIS-R50-FPN-1x.yaml", num_classes=1203, size=512, batch=2, objects=8),
 }
 COUNTS_DATASET = "bench_iif_counts"
@@ -57,14 +59,16 @@ def make_batch(preset: dict, generator: torch.Generator) -> list[dict]:
         boxes = torch.cat([xy, xy + wh], 1)
         inst.gt_boxes = Boxes(boxes)
         inst.gt_classes = torch.randint(0, k, (preset["objects"],), generator=generator)
-        inst.gt_masks = PolygonMasks([[[b[0], b[1], b[2], b[1], b[2], b[3], b[0], b[3]]] for b in boxes.tolist()])
+        inst.gt_masks = PolygonMasks([[[b[0], b[1], b[2], b[1], b[2], b[3], b[0], b[3]]]
+                                      for b in boxes.tolist()])
         batch.append({"image": torch.rand(3, size, size, generator=generator) * 255, "instances": inst,
                       "height": size, "width": size})
     return batch
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="synthetic")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=15)
@@ -110,7 +114,8 @@ def main() -> None:
                     times[name].append(elapsed)
     medians = {name: statistics.median(v) for name, v in times.items()}
     print(f"preset {args.preset}: {k} classes, batch {preset['batch']} x {preset['size']} px, "
-          f"torch threads {torch.get_num_threads()}, {args.repeats} repeats after {args.warmup} warm-up (alternating)")
+          f"torch threads {torch.get_num_threads()}, {args.repeats} repeats after {args.warmup} warm-up "
+          "(alternating)")
     for name, med in medians.items():
         print(f"  {name:17s} median {med * 1000:8.1f} ms/iter  (min {min(times[name]) * 1000:.1f}, "
               f"max {max(times[name]) * 1000:.1f})")
@@ -137,7 +142,8 @@ def main() -> None:
     extra = pmed["IIF raw"] - pmed["softmax baseline"]
     print(f"  box predictor alone ({num_rois} RoIs x {k + 1} logits, fwd + CE + bwd, median of 200): "
           f"baseline {pmed['softmax baseline'] * 1e3:.3f} ms, IIF {pmed['IIF raw'] * 1e3:.3f} ms, "
-          f"extra {extra * 1e3:+.3f} ms = {extra / medians['softmax baseline'] * 100:+.3f}% of a baseline iteration")
+          f"extra {extra * 1e3:+.3f} ms = {extra / medians['softmax baseline'] * 100:+.3f}% of a baseline "
+          "iteration")
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ def choices_of(registry: Union[Mapping[str, Any], Any]) -> List[str]:
 
 
 def get_or_raise(registry: Union[Mapping[str, T], Any], name: str, key: str) -> T:
-    """``registry[name]``; an unknown ``name`` raises ``KeyError("unknown <key> '<name>'; choose one of [...]")``.
+    """``registry[name]``; an unknown name raises ``KeyError("unknown <key> '<name>'; choose one of [...]")``.
 
     Args:
         registry: a dict or an fvcore-style registry.

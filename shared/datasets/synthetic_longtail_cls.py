@@ -5,7 +5,7 @@ Layout written under ``root``::
     root/train/<class_name>/<index>.png
     root/val/<class_name>/<index>.png
     root/test/<class_name>/<index>.png
-    root/SyntheticLT_train.txt    lines "train/<class_name>/<index>.png <label>"  (ImageNet_LT_train.txt style)
+    root/SyntheticLT_train.txt    lines "train/<class_name>/<index>.png <label>"  (ImageNet_LT_train style)
     root/SyntheticLT_val.txt
     root/SyntheticLT_test.txt
 
@@ -23,7 +23,8 @@ from typing import Optional
 
 import numpy as np
 
-__all__ = ["SyntheticLTSpec", "generate_synthetic_longtail", "longtail_class_sizes", "synthetic_longtail_paths"]
+__all__ = ["SyntheticLTSpec", "generate_synthetic_longtail", "longtail_class_sizes",
+           "synthetic_longtail_paths"]
 
 LIST_PREFIX = "SyntheticLT"
 
@@ -73,7 +74,8 @@ def synthetic_longtail_paths(root: str) -> dict[str, str]:
     return {split: os.path.join(root, f"{LIST_PREFIX}_{split}.txt") for split in ("train", "val", "test")}
 
 
-def generate_synthetic_longtail(root: str, spec: Optional[SyntheticLTSpec] = None, overwrite: bool = False) -> dict:
+def generate_synthetic_longtail(root: str, spec: Optional[SyntheticLTSpec] = None,
+                                overwrite: bool = False) -> dict:
     """Write the set under ``root`` unless its three list files exist; return the list-file paths."""
     from PIL import Image
 

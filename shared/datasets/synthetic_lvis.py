@@ -71,7 +71,8 @@ def class_names(num_classes: int) -> list[str]:
     colours = list(COLOURS)
     num_shapes = max(1, math.ceil(num_classes / len(colours)))
     if num_shapes > len(SHAPES):
-        raise ValueError(f"synthetic LVIS supports at most {len(SHAPES) * len(colours)} classes, got {num_classes}")
+        raise ValueError(f"synthetic LVIS supports at most {len(SHAPES) * len(colours)} classes, "
+                         f"got {num_classes}")
     names = []
     for k in range(num_classes):
         j, g = k % len(colours), k // len(colours)
@@ -116,8 +117,8 @@ def _frequency(image_count: int, spec: SyntheticLVISSpec) -> str:
     return "c" if image_count <= spec.common_max_images else "f"
 
 
-def _render_split(rng, image_classes: list[list[int]], names: list[str], spec, split_dir, split, first_image_id,
-                  first_ann_id):
+def _render_split(rng, image_classes: list[list[int]], names: list[str], spec, split_dir, split,
+                  first_image_id, first_ann_id):
     import cv2
 
     size = spec.image_size
@@ -150,7 +151,8 @@ def _render_split(rng, image_classes: list[list[int]], names: list[str], spec, s
                 "image_id": image_id,
                 "category_id": cat + 1,
                 "segmentation": [[round(float(v), 2) for v in poly.reshape(-1)]],
-                "bbox": [round(float(x0), 2), round(float(y0), 2), round(float(x1 - x0), 2), round(float(y1 - y0), 2)],
+                "bbox": [round(float(x0), 2), round(float(y0), 2), round(float(x1 - x0), 2),
+                         round(float(y1 - y0), 2)],
                 "area": round(_polygon_area(poly), 2),
             })
             ann_id += 1
@@ -175,7 +177,8 @@ def _render_split(rng, image_classes: list[list[int]], names: list[str], spec, s
 
 
 def synthetic_lvis_paths(root: str) -> dict[str, str]:
-    """Paths of the generated files under ``root`` (image roots end with '/', as detectron2's LVIS loader joins)."""
+    """Paths of the generated files under ``root`` (image roots end with '/', as detectron2's LVIS loader
+    joins)."""
     return {
         "image_root": os.path.join(root, "coco") + os.sep,
         "train_json": os.path.join(root, "lvis", "lvis_v1_train.json"),
@@ -183,8 +186,10 @@ def synthetic_lvis_paths(root: str) -> dict[str, str]:
     }
 
 
-def generate_synthetic_lvis(root: str, spec: Optional[SyntheticLVISSpec] = None, overwrite: bool = False) -> dict:
-    """Write the dataset under ``root`` (skipped if both jsons exist and not ``overwrite``); return its paths."""
+def generate_synthetic_lvis(root: str, spec: Optional[SyntheticLVISSpec] = None,
+                            overwrite: bool = False) -> dict:
+    """Write the dataset under ``root`` (skipped if both jsons exist and not ``overwrite``); return its
+    paths."""
     spec = spec or SyntheticLVISSpec()
     paths = synthetic_lvis_paths(root)
     if not overwrite and os.path.exists(paths["train_json"]) and os.path.exists(paths["val_json"]):
@@ -220,8 +225,8 @@ def generate_synthetic_lvis(root: str, spec: Optional[SyntheticLVISSpec] = None,
     for split, image_classes in (("train2017", train_classes), ("val2017", val_classes)):
         split_dir = os.path.join(root, "coco", split)
         os.makedirs(split_dir, exist_ok=True)
-        images, anns, next_ann_id = _render_split(rng, image_classes, names, spec, split_dir, split, next_image_id,
-                                                  next_ann_id)
+        images, anns, next_ann_id = _render_split(rng, image_classes, names, spec, split_dir, split,
+                                                  next_image_id, next_ann_id)
         next_image_id += len(images)
         splits[split] = (images, anns)
 

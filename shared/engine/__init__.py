@@ -7,7 +7,13 @@ from shared.engine.checkpoint import (
     atomic_write_bytes,
     make_atomic,
 )
-from shared.engine.defaults import build_cfg, default_argument_parser, launch_from_args, setup, train_or_evaluate
+from shared.engine.defaults import (
+    build_cfg,
+    default_argument_parser,
+    launch_from_args,
+    setup,
+    train_or_evaluate,
+)
 from shared.engine.device import default_device, resolve_device
 from shared.engine.trainer import GenericTrainer
 from shared.engine.validation import ConfigValueError, config_check

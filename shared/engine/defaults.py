@@ -76,13 +76,17 @@ def build_cfg(add_project_config: Union[ConfigAdder, Sequence[ConfigAdder]], con
               opts: Sequence[str] = (), *, framework: str = "detectron2"):
     """``framework`` defaults + ``add_project_config`` + ``config_file`` + ``opts``; returns an unfrozen cfg.
 
-    ``MODEL.DEVICE`` ``"auto"`` becomes ``cuda`` or ``cpu`` (a CUDA device asked for on a machine without one
-    is an error that says so). FastReID's AMP is CUDA-only, so on the CPU it is switched off with a warning.
+    ``MODEL.DEVICE`` defaults to ``"auto"``, which becomes ``cuda`` or ``cpu`` (a CUDA device asked for on a
+    machine without one is an error that says so). FastReID's AMP is CUDA-only, so on the CPU it is switched
+    off with a warning.
     The checks registered for the adders (:mod:`shared.engine.validation`) run last, so a value out of its
     range is an error naming its key before any data or model is loaded.
     """
     get_cfg, _ = get_or_raise(FRAMEWORKS, framework, "framework")()
     cfg = get_cfg()
+    # detectron2 and FastReID default to "cuda"; here the default is "auto" (CUDA when present, else the CPU),
+    # so a config that does not choose runs anywhere while an explicit "cuda" still demands a GPU
+    cfg.MODEL.DEVICE = "auto"
     adders = add_project_config if isinstance(add_project_config, (list, tuple)) else [add_project_config]
     for add in adders:
         add(cfg)
@@ -91,7 +95,8 @@ def build_cfg(add_project_config: Union[ConfigAdder, Sequence[ConfigAdder]], con
     cfg.merge_from_list(list(opts))
     cfg.MODEL.DEVICE = resolve_device(cfg.MODEL.DEVICE)
     if framework == "fastreid" and cfg.MODEL.DEVICE == "cpu" and cfg.SOLVER.AMP.ENABLED:
-        logging.getLogger(__name__).warning("SOLVER.AMP.ENABLED ignored on the CPU (FastReID's AMP is CUDA-only)")
+        logging.getLogger(__name__).warning(
+            "SOLVER.AMP.ENABLED ignored on the CPU (FastReID's AMP is CUDA-only)")
         cfg.SOLVER.AMP.ENABLED = False
     run_config_checks(cfg, adders)
     return cfg
@@ -135,9 +140,9 @@ def train_or_evaluate(trainer_cls: Any, cfg, args: argparse.Namespace) -> Option
         model = trainer_cls.build_model(cfg)
         checkpointer = trainer_cls.build_checkpointer(model, cfg)
         if not cfg.MODEL.WEIGHTS and not (args.resume and checkpointer.has_checkpoint()):
-            raise ValueError("--eval-only needs weights: set MODEL.WEIGHTS (or pass --resume with a checkpoint "
-                             f"in OUTPUT_DIR={cfg.OUTPUT_DIR!r}); evaluating a randomly initialised model is "
-                             "refused")
+            raise ValueError("--eval-only needs weights: set MODEL.WEIGHTS (or pass --resume with a "
+                             f"checkpoint in OUTPUT_DIR={cfg.OUTPUT_DIR!r}); evaluating a randomly "
+                             "initialised model is refused")
         checkpointer.resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
         results = trainer_cls.test(cfg, model)
         if comm.is_main_process() and hasattr(cfg.TEST, "EXPECTED_RESULTS"):

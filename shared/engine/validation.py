@@ -63,9 +63,11 @@ def check_range(cfg: Any, key: str, *, low: Optional[float] = None, high: Option
     if ok and high is not None:
         ok = value <= high if high_inclusive else value < high
     if not ok:
+        opening = "[" if low_inclusive and low is not None else "("
+        closing = "]" if high_inclusive and high is not None else ")"
         lo = "-inf" if low is None else f"{low}"
         hi = "inf" if high is None else f"{high}"
-        interval = f"{'[' if low_inclusive and low is not None else '('}{lo}, {hi}{']' if high_inclusive and high is not None else ')'}"
+        interval = f"{opening}{lo}, {hi}{closing}"
         raise ConfigValueError(key, value, f"must be a finite number in {interval}")
 
 

@@ -4,7 +4,8 @@ import pytest
 
 from shared.datasets.synthetic_lvis import SyntheticLVISSpec, generate_synthetic_lvis, register_synthetic_lvis
 
-TINY_SPEC = SyntheticLVISSpec(num_classes=6, num_train_images=16, num_val_images=6, image_size=64, head_images=12,
+TINY_SPEC = SyntheticLVISSpec(num_classes=6, num_train_images=16, num_val_images=6, image_size=64,
+                              head_images=12,
                               tail_images=1, val_images_per_class=2, min_object_size=12, max_object_size=22,
                               rare_max_images=2, common_max_images=6)
 

@@ -12,10 +12,11 @@ from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 
 from iif.config import add_iif_config
-from iif.fast_rcnn import IIFOutputLayers, NormedLinear
+from iif.modeling.fast_rcnn import IIFOutputLayers, NormedLinear
 
 NUM_CLASSES = 3
-SYNTHETIC_BASE = Path(__file__).resolve().parents[2] / "projects/IIF/configs/synthetic/Base-IIF-Synthetic.yaml"
+SYNTHETIC_BASE = (Path(__file__).resolve().parents[2] / "projects" / "IIF" / "configs" / "synthetic"
+                  / "Base-IIF-Synthetic.yaml")
 DATASET = "iif_test_head_dicts"
 
 
@@ -33,7 +34,8 @@ def _toy_dataset():
     DatasetCatalog.register(DATASET, lambda: dicts)
     yield
     DatasetCatalog.remove(DATASET)
-    MetadataCatalog.remove(DATASET)
+    if DATASET in MetadataCatalog.list():
+        MetadataCatalog.remove(DATASET)
 
 
 def make_cfg(enabled=True, **overrides):
@@ -83,6 +85,12 @@ def test_iif_init_constant_and_baseline_default():
     sb = IIFOutputLayers(make_cfg(enabled=False, **{"MODEL.ROI_BOX_HEAD.CLS_INIT": "softmax_baseline"}),
                          ShapeSpec(channels=8))
     assert torch.all(sb.cls_score.bias == -6.5)
+    # a cosine IIF classifier keeps the official NormedLinear init, normal(std 0.01), under "auto"
+    torch.manual_seed(0)
+    cos = IIFOutputLayers(make_cfg(**{"MODEL.ROI_BOX_HEAD.CLS_PREDICTOR": "cosine"}), ShapeSpec(channels=256))
+    assert isinstance(cos.cls_score, NormedLinear) and cos.iif_weights is not None
+    assert cos.cls_score.weight.std().item() == pytest.approx(0.01, rel=0.1)
+    assert torch.all(cos.cls_score.bias == 0)
 
 
 def test_loss_is_ce_of_scaled_logits_and_gradient_is_w_times_softmax_residual():
@@ -142,7 +150,7 @@ def test_sigmoid_and_federated_loss_refused():
 
 
 def test_unknown_names_raise():
-    with pytest.raises(KeyError, match="valid names"):
+    with pytest.raises(KeyError, match="unknown IIF variant 'log_adj'; choose one of"):
         IIFOutputLayers(make_cfg(**{"MODEL.ROI_BOX_HEAD.IIF.VARIANT": "log_adj"}), ShapeSpec(channels=8))
     with pytest.raises(KeyError, match="COUNT_SOURCE"):
         IIFOutputLayers(make_cfg(**{"MODEL.ROI_BOX_HEAD.IIF.COUNT_SOURCE": "web"}), ShapeSpec(channels=8))

@@ -30,7 +30,8 @@ def tiny_cfg(tiny_lvis, output_dir, config="iif_raw.yaml", iters=1):
     cfg.merge_from_list([
         "DATASETS.TRAIN", (train_name,), "DATASETS.TEST", (val_name,),
         "MODEL.ROI_HEADS.NUM_CLASSES", spec.num_classes,
-        "INPUT.MIN_SIZE_TRAIN", (64,), "INPUT.MAX_SIZE_TRAIN", 64, "INPUT.MIN_SIZE_TEST", 64, "INPUT.MAX_SIZE_TEST", 64,
+        "INPUT.MIN_SIZE_TRAIN", (64,), "INPUT.MAX_SIZE_TRAIN", 64, "INPUT.MIN_SIZE_TEST", 64,
+        "INPUT.MAX_SIZE_TEST", 64,
         "SOLVER.IMS_PER_BATCH", 2, "SOLVER.MAX_ITER", iters, "SOLVER.STEPS", (), "SOLVER.WARMUP_ITERS", 1,
         "TEST.DETECTIONS_PER_IMAGE", 20, "MODEL.RPN.POST_NMS_TOPK_TEST", 20, "OUTPUT_DIR", str(output_dir),
     ])
@@ -44,14 +45,16 @@ def test_one_training_step_resume_and_eval_record(tiny_lvis, tmp_path):
     cfg.DATASETS.TEST = ()  # evaluation is tested below; keep this test to the training loop
     trainer = IIFTrainer(cfg)
     predictor = trainer.model.roi_heads.box_predictor
-    expected = iif_weight_vector(counts_from_lvis_json(os.path.join(root, "lvis", "lvis_v1_train.json")), "raw")
+    expected = iif_weight_vector(counts_from_lvis_json(os.path.join(root, "lvis", "lvis_v1_train.json")),
+                                 "raw")
     torch.testing.assert_close(predictor.iif_weights, expected)
     trainer.resume_or_load(resume=False)
     trainer.train()
     metrics = [json.loads(line) for line in open(tmp_path / "metrics.json")]
     assert all(math.isfinite(m["total_loss"]) for m in metrics if "total_loss" in m)
     assert {"loss_cls", "loss_box_reg", "loss_mask"} <= set(metrics[-1])
-    assert (tmp_path / "model_final.pth").is_file() and (tmp_path / "last_checkpoint").read_text() == "model_final.pth"
+    assert (tmp_path / "model_final.pth").is_file()
+    assert (tmp_path / "last_checkpoint").read_text() == "model_final.pth"
     # --resume continues after the saved iteration, with the IIF buffer restored
     resumed = IIFTrainer(tiny_cfg(tiny_lvis, tmp_path, iters=2))
     resumed.resume_or_load(resume=True)
@@ -67,7 +70,41 @@ def test_trainer_test_writes_lvis_metrics_and_record(tiny_lvis, tmp_path):
         assert {"AP", "APr", "APc", "APf"} <= set(results[task])
     record = json.loads((tmp_path / "iif_evaluation.json").read_text())
     assert record["iif_variant"] == "raw" and record["mask_threshold"] == 0.5
+    assert record["num_images"] == tiny_lvis[3].num_val_images and record["dataset"] == tiny_lvis[2]
     assert 0 <= record["mean_detections_per_image"] <= 20
+    assert record["results"]["bbox"]["AP"] == results["bbox"]["AP"]
+
+
+def test_iif_evaluator_counts_detections_per_image_from_the_outputs(tiny_lvis, tmp_path):
+    """The record's mean is the hand count of the outputs' instances: (3 + 0 + 1) / 3 images."""
+    from detectron2.evaluation import DatasetEvaluator
+
+    from iif.evaluation import IIFEvaluator
+
+    class Metrics(DatasetEvaluator):
+        def reset(self):
+            self.seen = 0
+
+        def process(self, inputs, outputs):
+            self.seen += len(outputs)
+
+        def evaluate(self):
+            return {"bbox": {"AP": 12.5, "seen": self.seen}}
+
+    cfg = tiny_cfg(tiny_lvis, tmp_path)
+    evaluator = IIFEvaluator(cfg, Metrics(), distributed=False)
+    evaluator.reset()
+    outputs = [{"instances": Instances((8, 8), scores=torch.ones(n))} for n in (3, 0, 1)]
+    evaluator.process([{"image_id": i} for i in range(3)], outputs)
+    assert evaluator.evaluate() == {"bbox": {"AP": 12.5, "seen": 3}}
+    record = json.loads((tmp_path / "iif_evaluation.json").read_text())
+    assert record["num_images"] == 3 and record["mean_detections_per_image"] == pytest.approx(4 / 3)
+    assert record["results"] == {"bbox": {"AP": 12.5, "seen": 3}}
+    assert record["nms_thresh_test"] == cfg.MODEL.ROI_HEADS.NMS_THRESH_TEST
+    evaluator.reset()  # a second evaluation starts from zero
+    evaluator.process([{"image_id": 0}], outputs[:1])
+    evaluator.evaluate()
+    assert json.loads((tmp_path / "iif_evaluation.json").read_text())["mean_detections_per_image"] == 3
 
 
 def _gt_as_predictions(dataset_dicts, drop_classes=()):
@@ -117,7 +154,7 @@ def test_lvis_evaluator_perfect_predictions_and_frequency_groups(tiny_lvis):
 
 
 def test_missing_lvis_files_name_the_path_and_env_var():
-    from iif.data import prepare_datasets
+    from iif.datasets import prepare_datasets
 
     with pytest.raises(FileNotFoundError, match="lvis_v1_val.*lvis_v1_val.json.*DETECTRON2_DATASETS"):
         prepare_datasets(["lvis_v1_val"])

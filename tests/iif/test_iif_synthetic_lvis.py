@@ -28,7 +28,8 @@ def test_lvis_v1_fields(dataset):
     for data in (train, val):
         assert {"images", "annotations", "categories"} <= set(data)
         for img in data["images"]:
-            assert {"id", "width", "height", "coco_url", "neg_category_ids", "not_exhaustive_category_ids"} <= set(img)
+            assert {"id", "width", "height", "coco_url", "neg_category_ids",
+                    "not_exhaustive_category_ids"} <= set(img)
             split, name = img["coco_url"].split("/")[-2:]
             assert (root / "coco" / split / name).is_file()
         for cat in data["categories"]:

@@ -1,12 +1,19 @@
 """IIF: Inverse Image Frequency logit adjustment for long-tailed instance segmentation and classification.
 
-Importing ``iif`` applies the shared compatibility layer first, then registers ``IIFROIHeads``.
+Importing ``iif`` applies the shared compatibility layer first, then registers ``IIFROIHeads`` and
+``NormedMaskRCNNConvUpsampleHead``.
 """
 import shared  # noqa: F401  (applies the compatibility layer before detectron2/fastreid are imported)
 
 from iif.config import add_iif_config
-from iif.fast_rcnn import IIFOutputLayers, NormedLinear, iif_weights_from_cfg
-from iif.roi_heads import IIFROIHeads
+from iif.modeling import (
+    IIFOutputLayers,
+    IIFROIHeads,
+    NormedConv2d,
+    NormedLinear,
+    NormedMaskRCNNConvUpsampleHead,
+    iif_weights_from_cfg,
+)
 from iif.weights import (
     ClassCounts,
     compute_iif_weights,
@@ -21,7 +28,9 @@ __all__ = [
     "ClassCounts",
     "IIFOutputLayers",
     "IIFROIHeads",
+    "NormedConv2d",
     "NormedLinear",
+    "NormedMaskRCNNConvUpsampleHead",
     "add_iif_config",
     "compute_iif_weights",
     "counts_from_dataset_dicts",

@@ -1,6 +1,8 @@
 """Config keys of the IIF project (detectron2 v0.6 yacs config)."""
 from detectron2.config import CfgNode as CN
 
+from shared.engine.validation import check_choice, check_positive, check_range, config_check
+
 
 def add_iif_config(cfg: CN) -> None:
     """Add the IIF keys (each documented inline) to a detectron2 config, in place."""
@@ -29,7 +31,24 @@ def add_iif_config(cfg: CN) -> None:
     box_head.CLS_PREDICTOR = "linear"
     # Temperature of the cosine classifier (8 in the official IIF configs, 20 in their softmax baseline).
     box_head.COSINE_SCALE = 8.0
-    # Classifier initialisation: "auto" (= "iif" when IIF is enabled, else "default"), "default"
-    # (detectron2: normal std 0.01, bias 0), "iif" (constant 0.001, bias 0), "softmax_baseline"
-    # (constant 0.001, bias -6.5, the official softmax-baseline init).
+    # Classifier initialisation: "auto" (= "iif" for a linear IIF classifier, else "default"), "default"
+    # (normal std 0.01, bias 0: detectron2, and the official cosine runs), "iif" (constant 0.001, bias 0,
+    # the official linear IIF runs), "softmax_baseline" (constant 0.001, bias -6.5, the official softmax
+    # baselines).
     box_head.CLS_INIT = "auto"
+
+    # Temperature of the cosine mask predictor (NormedConv2d, 20 in the official runs); used by
+    # MODEL.ROI_MASK_HEAD.NAME "NormedMaskRCNNConvUpsampleHead".
+    cfg.MODEL.ROI_MASK_HEAD.COSINE_SCALE = 20.0
+
+
+@config_check(add_iif_config)
+def _check_iif_config(cfg: CN) -> None:
+    """Value checks run by ``shared.engine.build_cfg`` once the yaml and overrides are merged."""
+    check_choice(cfg, "MODEL.ROI_BOX_HEAD.IIF.COUNT_SOURCE", ("json", "dicts", "csv"))
+    check_choice(cfg, "MODEL.ROI_BOX_HEAD.CLS_PREDICTOR", ("linear", "cosine"))
+    check_choice(cfg, "MODEL.ROI_BOX_HEAD.CLS_INIT", ("auto", "default", "iif", "softmax_baseline"))
+    check_range(cfg, "MODEL.ROI_BOX_HEAD.IIF.NORM_P", low=0.0)
+    check_range(cfg, "MODEL.ROI_BOX_HEAD.IIF.BG_WEIGHT")
+    check_positive(cfg, "MODEL.ROI_BOX_HEAD.COSINE_SCALE")
+    check_positive(cfg, "MODEL.ROI_MASK_HEAD.COSINE_SCALE")

@@ -34,6 +34,8 @@ import torch
 from fvcore.common.registry import Registry
 from scipy.special import ndtri
 
+from shared.registry import get_or_raise, register_as
+
 __all__ = [
     "IIF_VARIANTS",
     "ClassCounts",
@@ -57,53 +59,43 @@ _SINGULAR_AT_N = frozenset({"rel", "normit", "gombit"})
 OBJ_SUFFIX = "_obj"
 
 
-def _register_variant(name: str) -> Callable:
-    """Register a variant function under ``name`` (fvcore's decorator would use the function name)."""
-
-    def decorator(fn: Callable[[np.ndarray, float], np.ndarray]) -> Callable[[np.ndarray, float], np.ndarray]:
-        IIF_VARIANTS._do_register(name, fn)
-        return fn
-
-    return decorator
-
-
-@_register_variant("raw")
+@register_as(IIF_VARIANTS, "raw")
 def raw_iif(n: np.ndarray, total: float) -> np.ndarray:
     """w_c = ln(N / n_c)."""
     return np.log(total / n)
 
 
-@_register_variant("smooth")
+@register_as(IIF_VARIANTS, "smooth")
 def smooth_iif(n: np.ndarray, total: float) -> np.ndarray:
     """w_c = ln((N + 1) / (n_c + 1)) + 1."""
     return np.log((total + 1.0) / (n + 1.0)) + 1.0
 
 
-@_register_variant("rel")
+@register_as(IIF_VARIANTS, "rel")
 def relative_iif(n: np.ndarray, total: float) -> np.ndarray:
     """w_c = ln((N - n_c) / n_c) (official CSV column ``prob``)."""
     return np.log((total - n) / n)
 
 
-@_register_variant("normit")
+@register_as(IIF_VARIANTS, "normit")
 def normit_iif(n: np.ndarray, total: float) -> np.ndarray:
     """w_c = -Phi^{-1}(n_c / N), Phi^{-1} the inverse standard-normal CDF."""
     return -ndtri(n / total)
 
 
-@_register_variant("gombit")
+@register_as(IIF_VARIANTS, "gombit")
 def gombit_iif(n: np.ndarray, total: float) -> np.ndarray:
     """w_c = -ln(-ln(1 - n_c / N))."""
     return -np.log(-np.log1p(-n / total))
 
 
-@_register_variant("base2")
+@register_as(IIF_VARIANTS, "base2")
 def base2_iif(n: np.ndarray, total: float) -> np.ndarray:
     """w_c = log2(N / n_c)."""
     return np.log2(total / n)
 
 
-@_register_variant("base10")
+@register_as(IIF_VARIANTS, "base10")
 def base10_iif(n: np.ndarray, total: float) -> np.ndarray:
     """w_c = log10(N / n_c)."""
     return np.log10(total / n)
@@ -123,9 +115,7 @@ def parse_variant(name: str) -> tuple[str, bool]:
         key = key[: -len(OBJ_SUFFIX)]
     key = VARIANT_ALIASES.get(key, key)
     if key not in IIF_VARIANTS:
-        raise KeyError(
-            f"unknown IIF variant {name!r}; valid names: {', '.join(valid_variant_names())}"
-        )
+        get_or_raise(dict.fromkeys(valid_variant_names()), name, "IIF variant")  # raises, listing them
     return key, use_instances
 
 
@@ -260,7 +250,8 @@ def counts_from_lvis_json(json_or_path: str | Mapping) -> ClassCounts:
     return ClassCounts(image_counts, len(data["images"]), instance_counts, num_instances, source=str(where))
 
 
-def counts_from_dataset_dicts(dataset_dicts: Iterable[Mapping], num_classes: int, source: str = "") -> ClassCounts:
+def counts_from_dataset_dicts(dataset_dicts: Iterable[Mapping], num_classes: int,
+                              source: str = "") -> ClassCounts:
     """Count ``n_c`` (images containing class c), instances per class, ``N`` and ``N_obj`` from a
     detectron2 dataset-dict list (contiguous ``category_id`` in [0, num_classes)). Crowd boxes count too."""
     image_counts = np.zeros(num_classes, dtype=np.int64)
@@ -292,7 +283,8 @@ def weights_from_csv(path: str, variant: str, num_classes: int, bg_weight: float
     """
     base, use_instances = parse_variant(variant)
     names = [base + (OBJ_SUFFIX if use_instances else "")]
-    names += [alias + (OBJ_SUFFIX if use_instances else "") for alias, b in VARIANT_ALIASES.items() if b == base]
+    names += [alias + (OBJ_SUFFIX if use_instances else "")
+              for alias, b in VARIANT_ALIASES.items() if b == base]
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
         columns = [c.strip() for c in (reader.fieldnames or [])]

@@ -1,19 +1,28 @@
-"""Long-tailed image classification with IIF: post-hoc logit scaling and decoupled classifier re-training."""
-from iif.classification.config import get_cls_cfg
-from iif.classification.data import TextListDataset, class_counts, longtail_indices, shot_groups
-from iif.classification.engine import decoupled_retrain, evaluate, train_one_epoch
-from iif.classification.modeling import IIFLogitScaler, build_classifier, classifier_layer
+"""Long-tailed image classification with IIF (post-hoc and decoupled), on shared.engine.GenericTrainer."""
+from iif.classification.config import add_iif_cls_config
+from iif.classification.datasets import (
+    Cutout,
+    TextListDataset,
+    build_cls_datasets,
+    build_transforms,
+    class_counts,
+    longtail_indices,
+    prepare_cls_cfg,
+    shot_groups,
+)
+from iif.classification.trainer import IIFClsTrainer, evaluate_logits, iif_weights_for_counts
 
 __all__ = [
-    "IIFLogitScaler",
+    "Cutout",
+    "IIFClsTrainer",
     "TextListDataset",
-    "build_classifier",
+    "add_iif_cls_config",
+    "build_cls_datasets",
+    "build_transforms",
     "class_counts",
-    "classifier_layer",
-    "decoupled_retrain",
-    "evaluate",
-    "get_cls_cfg",
+    "evaluate_logits",
+    "iif_weights_for_counts",
     "longtail_indices",
+    "prepare_cls_cfg",
     "shot_groups",
-    "train_one_epoch",
 ]

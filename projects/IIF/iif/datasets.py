@@ -21,7 +21,7 @@ SYNTHETIC_PREFIX = "synthetic_lvis"
 
 
 def synthetic_lvis_root() -> str:
-    """Where the synthetic LVIS set lives: ``$DETECTRON2_DATASETS/synthetic_lvis`` (default ./datasets/...)."""
+    """Where the synthetic LVIS set lives: ``$DETECTRON2_DATASETS/synthetic_lvis`` (default ./datasets)."""
     return os.path.join(dataset_root(), SYNTHETIC_PREFIX)
 
 
@@ -36,7 +36,8 @@ def prepare_datasets(dataset_names: Iterable[str]) -> None:
         meta = MetadataCatalog.get(name)
         json_file = meta.get("json_file", None)
         if json_file is not None:
-            require_path(json_file, name, hint="LVIS v1 expects lvis/lvis_v1_{train,val}.json and COCO images "
+            require_path(json_file, name,
+                         hint="LVIS v1 expects lvis/lvis_v1_{train,val}.json and COCO images "
                                              "under coco/{train,val}2017/.")
         image_root = meta.get("image_root", None)
         if image_root is not None:
@@ -44,6 +45,6 @@ def prepare_datasets(dataset_names: Iterable[str]) -> None:
 
 
 def prepare_cfg(cfg):
-    """``setup``'s project step: make the datasets the config names available (see :func:`prepare_datasets`)."""
+    """``setup``'s project step: make the datasets the config names available (:func:`prepare_datasets`)."""
     prepare_datasets(list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST))
     return cfg

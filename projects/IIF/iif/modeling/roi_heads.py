@@ -1,7 +1,8 @@
-"""``IIFROIHeads``: detectron2's StandardROIHeads with the IIF box predictor (v0.6 has no predictor registry)."""
+"""``IIFROIHeads``: detectron2's StandardROIHeads with the IIF box predictor (detectron2 v0.6 has no
+predictor registry)."""
 from detectron2.modeling import ROI_HEADS_REGISTRY, StandardROIHeads
 
-from iif.fast_rcnn import IIFOutputLayers
+from iif.modeling.fast_rcnn import IIFOutputLayers
 
 __all__ = ["IIFROIHeads"]
 

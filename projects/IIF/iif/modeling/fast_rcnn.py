@@ -8,14 +8,13 @@ and at inference, as in the official code.
 from __future__ import annotations
 
 import logging
-from typing import Callable, Optional
+from typing import Callable, Dict, Optional
 
 import torch
 import torch.nn.functional as F
 from detectron2.config import configurable
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.modeling.roi_heads.fast_rcnn import FastRCNNOutputLayers
-from fvcore.common.registry import Registry
 from torch import nn
 
 from iif.weights import (
@@ -25,58 +24,72 @@ from iif.weights import (
     iif_weight_vector,
     weights_from_csv,
 )
+from shared.registry import get_or_raise
 
 __all__ = ["CLS_INITS", "COUNT_SOURCES", "IIFOutputLayers", "NormedLinear", "iif_weights_from_cfg"]
 
 logger = logging.getLogger(__name__)
 
-COUNT_SOURCES = Registry("IIF_COUNT_SOURCES")
-COUNT_SOURCES.__doc__ = "fn(cfg, dataset_names) -> (K+1,) IIF weight tensor, selected by IIF.COUNT_SOURCE."
-CLS_INITS = Registry("IIF_CLS_INITS")
-CLS_INITS.__doc__ = "fn(linear: nn.Linear) -> None, initialises the box classifier; selected by CLS_INIT."
-
 
 class NormedLinear(nn.Linear):
-    """Cosine classifier: ``scale * <x/|x|, W_k/|W_k|> + b_k`` (the official configs' NormedLinear)."""
+    """Cosine classifier of the official IIF configs (``NormedLinear``, IIF repository,
+    instance_segmentation/mmdet/models/utils/normed_predictor.py)::
+
+        z_k = T * <x / (|x| + eps), W_k / (|W_k| + eps)> + b_k
+
+    with temperature ``T`` (``scale``; 8 in the official IIF runs, 20 in their softmax baselines). It
+    initialises itself as the official layer does: weights normal(std 0.01), bias 0.
+    """
 
     def __init__(self, in_features: int, out_features: int, scale: float = 8.0, eps: float = 1e-6):
         super().__init__(in_features, out_features)
         self.scale = float(scale)
         self.eps = eps
+        nn.init.normal_(self.weight, std=0.01)
+        nn.init.constant_(self.bias, 0.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.normalize(x, dim=1, eps=self.eps) * self.scale
-        weight = F.normalize(self.weight, dim=1, eps=self.eps)
+        x = x / (x.norm(dim=1, keepdim=True) + self.eps) * self.scale
+        weight = self.weight / (self.weight.norm(dim=1, keepdim=True) + self.eps)
         return F.linear(x, weight, self.bias)
 
 
-def _register(registry: Registry, name: str) -> Callable:
-    def decorator(fn: Callable) -> Callable:
-        registry._do_register(name, fn)
-        return fn
-
-    return decorator
-
-
-@_register(CLS_INITS, "default")
 def _init_detectron2_default(linear: nn.Linear) -> None:
-    """normal(std 0.01), bias 0 (detectron2's FastRCNNOutputLayers)."""
+    """normal(std 0.01), bias 0 (detectron2's FastRCNNOutputLayers; also mmdet's BBoxHead and the official
+    NormedLinear)."""
     nn.init.normal_(linear.weight, std=0.01)
     nn.init.constant_(linear.bias, 0.0)
 
 
-@_register(CLS_INITS, "iif")
 def _init_iif(linear: nn.Linear) -> None:
-    """constant 0.001, bias 0 (official IIF configs)."""
+    """constant 0.001, bias 0 (official IIF configs, e.g. configs/activations/iif/iif_r50_4x4_1x.py)."""
     nn.init.constant_(linear.weight, 0.001)
     nn.init.constant_(linear.bias, 0.0)
 
 
-@_register(CLS_INITS, "softmax_baseline")
 def _init_softmax_baseline(linear: nn.Linear) -> None:
-    """constant 0.001, bias -6.5 (official softmax/sigmoid baseline configs)."""
+    """constant 0.001, bias -6.5 (official softmax baseline, configs/activations/r50_4x4_1x_softmax.py)."""
     nn.init.constant_(linear.weight, 0.001)
     nn.init.constant_(linear.bias, -6.5)
+
+
+#: MODEL.ROI_BOX_HEAD.CLS_INIT -> fn(linear) initialising the box classifier ("auto" is resolved first)
+CLS_INITS: Dict[str, Callable[[nn.Linear], None]] = {
+    "default": _init_detectron2_default,
+    "iif": _init_iif,
+    "softmax_baseline": _init_softmax_baseline,
+}
+#: MODEL.ROI_BOX_HEAD.CLS_PREDICTOR -> class of the box classifier
+CLS_PREDICTORS: Dict[str, type] = {"linear": nn.Linear, "cosine": NormedLinear}
+
+
+def resolve_cls_init(cls_init: str, iif_enabled: bool, cls_predictor: str) -> str:
+    """``"auto"``: ``"iif"`` (constant 0.001) for a linear IIF classifier, as the official IIF configs;
+    ``"default"`` (normal std 0.01) otherwise -- the official cosine runs set no init, so their
+    NormedLinear keeps its own normal(std 0.01)."""
+    if cls_init != "auto":
+        return cls_init
+    return "iif" if iif_enabled and cls_predictor == "linear" else "default"
 
 
 def _training_dataset_names(cfg) -> list[str]:
@@ -98,7 +111,8 @@ def _sum_counts(parts):
     if len(parts) == 1:
         return first
     if len({p.num_classes for p in parts}) != 1:
-        raise ValueError(f"IIF training datasets have different class counts: {[p.num_classes for p in parts]}")
+        raise ValueError("IIF training datasets have different class counts: "
+                         f"{[p.num_classes for p in parts]}")
     has_inst = all(p.instance_counts is not None for p in parts)
     return ClassCounts(
         sum(p.image_counts for p in parts),
@@ -109,7 +123,6 @@ def _sum_counts(parts):
     )
 
 
-@_register(COUNT_SOURCES, "json")
 def _weights_from_lvis_json(cfg, dataset_names: list[str]) -> torch.Tensor:
     parts = []
     for name in dataset_names:
@@ -121,27 +134,33 @@ def _weights_from_lvis_json(cfg, dataset_names: list[str]) -> torch.Tensor:
     return _weights_from_counts(cfg, _sum_counts(parts))
 
 
-@_register(COUNT_SOURCES, "dicts")
 def _weights_from_dataset_dicts(cfg, dataset_names: list[str]) -> torch.Tensor:
     num_classes = cfg.MODEL.ROI_HEADS.NUM_CLASSES
     parts = [counts_from_dataset_dicts(DatasetCatalog.get(n), num_classes, source=n) for n in dataset_names]
     return _weights_from_counts(cfg, _sum_counts(parts))
 
 
-@_register(COUNT_SOURCES, "csv")
 def _weights_from_csv_file(cfg, dataset_names: list[str]) -> torch.Tensor:
     iif_cfg = cfg.MODEL.ROI_BOX_HEAD.IIF
     if not iif_cfg.CSV_PATH:
         raise ValueError("IIF COUNT_SOURCE 'csv' needs MODEL.ROI_BOX_HEAD.IIF.CSV_PATH")
-    return weights_from_csv(iif_cfg.CSV_PATH, iif_cfg.VARIANT, cfg.MODEL.ROI_HEADS.NUM_CLASSES, iif_cfg.BG_WEIGHT)
+    return weights_from_csv(iif_cfg.CSV_PATH, iif_cfg.VARIANT, cfg.MODEL.ROI_HEADS.NUM_CLASSES,
+                            iif_cfg.BG_WEIGHT)
+
+
+#: MODEL.ROI_BOX_HEAD.IIF.COUNT_SOURCE -> fn(cfg, dataset_names) -> (K+1,) IIF weight tensor
+COUNT_SOURCES: Dict[str, Callable] = {
+    "json": _weights_from_lvis_json,
+    "dicts": _weights_from_dataset_dicts,
+    "csv": _weights_from_csv_file,
+}
 
 
 def iif_weights_from_cfg(cfg) -> torch.Tensor:
     """The (K+1,) CPU weight vector for ``cfg`` (IIF.COUNT_SOURCE selects how it is obtained)."""
-    source = cfg.MODEL.ROI_BOX_HEAD.IIF.COUNT_SOURCE
-    if source not in COUNT_SOURCES:
-        raise KeyError(f"unknown MODEL.ROI_BOX_HEAD.IIF.COUNT_SOURCE {source!r}; valid: {sorted(n for n, _ in COUNT_SOURCES)}")
-    return COUNT_SOURCES.get(source)(cfg, _training_dataset_names(cfg))
+    source = get_or_raise(COUNT_SOURCES, cfg.MODEL.ROI_BOX_HEAD.IIF.COUNT_SOURCE,
+                          "MODEL.ROI_BOX_HEAD.IIF.COUNT_SOURCE")
+    return source(cfg, _training_dataset_names(cfg))
 
 
 def _check_softmax_only(cfg) -> None:
@@ -175,14 +194,10 @@ class IIFOutputLayers(FastRCNNOutputLayers):
     ):
         super().__init__(input_shape, **kwargs)
         in_features = self.cls_score.in_features
-        if cls_predictor == "cosine":
+        predictor_cls = get_or_raise(CLS_PREDICTORS, cls_predictor, "MODEL.ROI_BOX_HEAD.CLS_PREDICTOR")
+        if predictor_cls is NormedLinear:
             self.cls_score = NormedLinear(in_features, self.num_classes + 1, scale=cosine_scale)
-        elif cls_predictor != "linear":
-            raise KeyError(f"unknown MODEL.ROI_BOX_HEAD.CLS_PREDICTOR {cls_predictor!r}; valid: linear, cosine")
-        if cls_init not in CLS_INITS:
-            raise KeyError(f"unknown MODEL.ROI_BOX_HEAD.CLS_INIT {cls_init!r}; valid: "
-                           f"auto, {', '.join(sorted(n for n, _ in CLS_INITS))}")
-        CLS_INITS.get(cls_init)(self.cls_score)
+        get_or_raise(CLS_INITS, cls_init, "MODEL.ROI_BOX_HEAD.CLS_INIT")(self.cls_score)
         if iif_weights is not None:
             iif_weights = torch.as_tensor(iif_weights, dtype=torch.float32).reshape(-1)
             if iif_weights.numel() != self.num_classes + 1:
@@ -203,14 +218,13 @@ class IIFOutputLayers(FastRCNNOutputLayers):
         ret = super().from_config(cfg, input_shape)
         box_head = cfg.MODEL.ROI_BOX_HEAD
         enabled = box_head.IIF.ENABLED
-        cls_init = box_head.CLS_INIT
-        if cls_init == "auto":
-            cls_init = "iif" if enabled else "default"
+        cls_init = resolve_cls_init(box_head.CLS_INIT, enabled, box_head.CLS_PREDICTOR)
         weights = iif_weights_from_cfg(cfg) if enabled else None
         if weights is not None:
             logger.info(
                 "IIF variant %s: %d foreground weights in [%.4f, %.4f], background %.3f",
-                box_head.IIF.VARIANT, weights.numel() - 1, weights[:-1].min(), weights[:-1].max(), weights[-1],
+                box_head.IIF.VARIANT, weights.numel() - 1, weights[:-1].min(), weights[:-1].max(),
+                weights[-1],
             )
         ret.update(
             iif_weights=weights,
@@ -225,10 +239,3 @@ class IIFOutputLayers(FastRCNNOutputLayers):
         if self.iif_weights is not None:
             scores = scores * self.iif_weights
         return scores, proposal_deltas
-
-    def inference(self, predictions, proposals):
-        instances, kept = super().inference(predictions, proposals)
-        # Spec §7.4: scaled logits change the score distribution; count what survives the thresholds.
-        self.inference_images = getattr(self, "inference_images", 0) + len(instances)
-        self.inference_detections = getattr(self, "inference_detections", 0) + sum(len(i) for i in instances)
-        return instances, kept
