@@ -28,7 +28,7 @@ def _cxcywh(*rows):
     )
 
 
-SPEC_VECTORS = [  # SimD.md section 2, m = 6.13, n = 4.59
+REFERENCE_VALUES = [  # by hand from the formula, m = 6.13, n = 4.59: e.g. exp(-6.13 * 2 / 64) = 0.8257
     ((0, 0, 32, 32), (2, 0, 32, 32), 0.8257),
     ((0, 0, 32, 32), (4, 0, 32, 32), 0.6817),
     ((0, 0, 32, 32), (0, 2, 32, 32), 0.8664),
@@ -38,10 +38,10 @@ SPEC_VECTORS = [  # SimD.md section 2, m = 6.13, n = 4.59
 ]
 
 
-def test_simd_from_config_matches_spec_vectors():
+def test_simd_from_config_matches_hand_computed_values():
     cfg = build_cfg(add_simd_config, BASE, ["MODEL.SIMD.M", "6.13", "MODEL.SIMD.N", "4.59"])
     similarity = build_similarity(cfg, "simd")
-    for gt, anchor, expected in SPEC_VECTORS:
+    for gt, anchor, expected in REFERENCE_VALUES:
         value = similarity(_cxcywh(gt), _cxcywh(anchor))
         assert value.shape == (1, 1)
         assert float(value) == pytest.approx(expected, abs=1e-4)
