@@ -1,4 +1,5 @@
-"""shared.boxes: hand-computed values, SimD reference values, parity with detectron2/torchvision, edge cases."""
+"""shared.boxes: hand-computed values, SimD reference values, parity with detectron2 / torchvision, edge
+cases."""
 import math
 import subprocess
 import sys
