@@ -22,6 +22,9 @@ from simd.datasets import (
     register_simd_datasets,
 )
 
+TOOLS = os.path.join(os.path.dirname(__file__), "..", "..", "projects", "SimD", "tools")
+VISDRONE_TOOL = os.path.join(TOOLS, "convert_visdrone.py")
+
 
 def _load(name, layout, root):
     json_file, image_dir = layout.resolve(root, name)
@@ -198,3 +201,29 @@ def test_visdrone_release_converts_and_loads(tmp_path):
     assert regions[0]["bbox"] == [0.0, 0.0, 20.0, 20.0]
     first = source["annotations"][0]
     assert objects[0]["category_id"] == (first["category_id"] - 1) % 10  # VisDrone category k -> class k - 1
+
+
+def test_visdrone_json_with_ignored_regions_evaluates_on_the_10_classes(tmp_path):
+    from shared.engine import build_cfg
+    from simd.config import add_simd_config
+    from simd.datasets import register_coco_dataset
+    from simd.evaluation import build_simd_evaluator
+
+    generate_synthetic_tiny(str(tmp_path / "src"), seed=2, image_size=96, num_train=2, num_val=1)
+    release = write_visdrone_release(str(tmp_path / "src"), str(tmp_path / "release"))
+    subprocess.run([sys.executable, VISDRONE_TOOL, release, str(tmp_path / "result.json")], check=True,
+                   capture_output=True)
+    register_coco_dataset("simdtest_visdrone_eval", str(tmp_path / "result.json"),
+                          os.path.join(release, "images"), VISDRONE_CLASSES, "coco")
+    records = DatasetCatalog.get("simdtest_visdrone_eval")
+    cfg = build_cfg(add_simd_config, "", ["MODEL.DEVICE", "cpu", "TEST.SIMD_EVAL.PROTOCOL", "coco",
+                                          "TEST.SIMD_EVAL.MAX_DETS", "[1, 10, 1000]"])
+    evaluator = build_simd_evaluator(cfg, "simdtest_visdrone_eval", str(tmp_path / "inference"))
+    evaluator.reset()
+    for r in records:  # perfect detections of the objects (not of the ignored regions)
+        evaluator._predictions.append({"image_id": r["image_id"], "instances": [
+            {"image_id": r["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0}
+            for a in r["annotations"] if not a["iscrowd"]]})
+    results = evaluator.evaluate()  # the json's "ignored regions" category is not an 11th class
+    assert results["bbox"]["AP"] == pytest.approx(100.0)
+    assert os.path.exists(tmp_path / "inference" / "coco_instances_results.json")

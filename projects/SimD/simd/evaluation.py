@@ -210,13 +210,43 @@ class TinyObjectEvaluator(COCOEvaluator):
         self._results["bbox"] = results
 
 
+def keep_dataset_classes_(coco_api: COCO, class_names: Sequence[str]) -> int:
+    """Drop, in place, the categories of ``coco_api`` whose names are not in ``class_names`` and their
+    annotations (e.g. VisDrone's "ignored regions" and "others"), so COCO evaluation scores only the
+    dataset's classes; returns the number of annotations dropped."""
+    keep = {c["id"] for c in coco_api.dataset.get("categories", []) if c.get("name") in set(class_names)}
+    annotations = coco_api.dataset.get("annotations", [])
+    if not class_names or len(keep) == len(coco_api.dataset.get("categories", [])):
+        return 0
+    kept = [a for a in annotations if a.get("category_id") in keep]
+    coco_api.dataset = dict(coco_api.dataset, annotations=kept,
+                            categories=[c for c in coco_api.dataset["categories"] if c["id"] in keep])
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_api.createIndex()
+    return len(annotations) - len(kept)
+
+
+class DatasetClassesCOCOEvaluator(COCOEvaluator):
+    """detectron2's ``COCOEvaluator`` on the dataset's classes only (``thing_classes``, by name): a json
+    that keeps extra categories (VisDrone's ignored regions / others) would otherwise add classes to the
+    evaluation."""
+
+    def __init__(self, dataset_name: str, **kwargs):
+        super().__init__(dataset_name, **kwargs)
+        dropped = keep_dataset_classes_(self._coco_api, self._metadata.get("thing_classes", []))
+        if dropped:
+            self._logger.info("%s: %d annotations of categories outside the dataset's classes are not scored",
+                              dataset_name, dropped)
+
+
 def build_simd_evaluator(cfg: CfgNode, dataset_name: str, output_dir: Optional[str] = None):
     """The evaluator of ``TEST.SIMD_EVAL.PROTOCOL`` ("aitod", "sodad" or "coco") for ``dataset_name``."""
     protocol = cfg.TEST.SIMD_EVAL.PROTOCOL
     max_dets = list(cfg.TEST.SIMD_EVAL.MAX_DETS)
     if protocol == "coco":
-        return COCOEvaluator(dataset_name, tasks=("bbox",), output_dir=output_dir,
-                             max_dets_per_image=(max_dets[-1] if max_dets else 1000), use_fast_impl=False)
+        return DatasetClassesCOCOEvaluator(dataset_name, tasks=("bbox",), output_dir=output_dir,
+                                           max_dets_per_image=(max_dets[-1] if max_dets else 1000),
+                                           use_fast_impl=False)
     get_or_raise(PROTOCOLS, protocol, "TEST.SIMD_EVAL.PROTOCOL")
     MetadataCatalog.get(dataset_name)  # make sure it exists before COCOEvaluator converts it
     if protocol == "sodad":  # patches merged into full images, SODA-D's official protocol
