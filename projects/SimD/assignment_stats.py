@@ -42,7 +42,7 @@ def main(argv=None) -> str:
     cfg = build_cfg(add_simd_config, args.config_file, args.opts)
     if "simd" in args.similarities:
         cfg.MODEL.SIMD.ESTIMATE_NORMALISERS = True  # used only when M / N are not given
-    cfg = prepare_cfg(cfg)
+    cfg = prepare_cfg(cfg, write_config=False)
     start = time.time()
     counts = statistics_for_cfg(cfg, args.similarities, args.max_images)
     table = format_table(counts)

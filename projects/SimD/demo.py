@@ -122,7 +122,8 @@ def _assignment_table(config_file: str, simd_output_dir: str) -> str:
     from simd.config import add_simd_config
     from simd.trainer import prepare_cfg
 
-    cfg = prepare_cfg(build_cfg(add_simd_config, config_file, ["OUTPUT_DIR", simd_output_dir]))
+    cfg = build_cfg(add_simd_config, config_file, ["OUTPUT_DIR", simd_output_dir])
+    cfg = prepare_cfg(cfg, write_config=False)  # the run's config.yaml stays as training wrote it
     return format_stats(statistics_for_cfg(cfg, ["iou", "simd"]))
 
 

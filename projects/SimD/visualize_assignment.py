@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE config overrides")
     args = parser.parse_args()
 
-    cfg = prepare_cfg(build_cfg(add_simd_config, args.config_file, args.opts))
+    cfg = prepare_cfg(build_cfg(add_simd_config, args.config_file, args.opts), write_config=False)
     name = args.dataset or cfg.DATASETS.TRAIN[0]
     records = DatasetCatalog.get(name)
     if not 0 <= args.index < len(records):

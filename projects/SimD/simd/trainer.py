@@ -56,18 +56,18 @@ class SimDTrainer(AtomicCheckpointing, DefaultTrainer):
         return build_simd_evaluator(cfg, dataset_name, output_folder)
 
 
-def prepare_cfg(cfg: CfgNode) -> CfgNode:
+def prepare_cfg(cfg: CfgNode, write_config: bool = True) -> CfgNode:
     """Register the datasets the config names and resolve SimD's normalisers (estimated on the main
-    process, read back from the OUTPUT_DIR cache by the others); the main process then writes the resolved
-    config to ``OUTPUT_DIR/config.yaml``, so ``DefaultPredictor`` built from it has m and n. Returns a frozen
-    cfg."""
+    process, read back from the OUTPUT_DIR cache by the others); with ``write_config`` (training) the main
+    process then writes the resolved config to ``OUTPUT_DIR/config.yaml``, so ``DefaultPredictor`` built from
+    it has m and n (the tools pass False and leave a run's config alone). Returns a frozen cfg."""
     register_datasets_for(list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST), cfg.DATASETS.DROP_INVALID_BOXES)
     if comm.is_main_process():
         cfg = resolve_normalisers(cfg)
     comm.synchronize()
     if not comm.is_main_process():
         cfg = resolve_normalisers(cfg)
-    if comm.is_main_process() and cfg.OUTPUT_DIR:
+    if write_config and comm.is_main_process() and cfg.OUTPUT_DIR:
         os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
         with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
             f.write(cfg.dump())
