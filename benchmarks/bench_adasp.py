@@ -15,7 +15,7 @@ import time
 import torch
 
 import adasp  # noqa: F401  (compat layer before fastreid)
-from adasp.loss import sparse_pair_loss
+from adasp.modeling.loss import sparse_pair_loss
 from fastreid.modeling.losses import triplet_loss
 
 

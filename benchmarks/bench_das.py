@@ -8,9 +8,10 @@ Measured side by side in one run (warm-up, then interleaved repeats, median per 
 2. ``loss+miner``: pytorch-metric-learning miner + loss, forward and backward, on the real batch only (what a
    training step spends on the metric loss without DAS), and on the DAS-enlarged batch (448 rows, what the
    loss costs inside a DAS step). Two pairs: triplet + distance-weighted miner, multi-similarity loss + miner.
-3. ``dict recorder``: the official algorithm's per-sample Python-dict frequency recorder (top-K per sample, dict
-   counts updated one ``.item()`` at a time; per generated copy and sample, the class row → tensor → top-K) vs
-   this project's tensor recorder (one ``scatter_add_`` + one ``topk`` on the batch's class rows), same inputs.
+3. ``dict recorder``: the official algorithm's per-sample Python-dict frequency recorder (top-K per sample,
+   dict counts updated one ``.item()`` at a time; per generated copy and sample, the class row → tensor →
+   top-K) vs this project's tensor recorder (one ``scatter_add_`` + one ``topk`` on the batch's class rows),
+   same inputs.
 
 Printed: producer / (loss+miner) overhead in percent (target ≤ 10 %) and dict-recorder / tensor-recorder
 speed-up (target ≥ 20×). Usage: ``python benchmarks/bench_das.py [--repeats 30] [--threads 1]``.
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 
 import das  # noqa: F401  (compat layer)
 from das.dfs import FrequencyRecorder
-from das.producer import DASEmbeddingProducer
+from das.modeling.producer import DASEmbeddingProducer
 from pytorch_metric_learning import losses, miners
 
 NUM_CLASSES, DIM, CLASSES_PER_BATCH, PER_CLASS, NUM_SCALE = 11318, 512, 56, 2, 4
@@ -32,8 +33,8 @@ NUM_CLASSES, DIM, CLASSES_PER_BATCH, PER_CLASS, NUM_SCALE = 11318, 512, 56, 2, 4
 
 class DictFrequencyRecorder:
     """Per-sample Python frequency recorder, the algorithm of the official code (re-written here): a dict of
-    per-class count lists; each sample's top-K dimensions are counted one ``.item()`` at a time, and for each of
-    the ``num_produce`` generated copies each sample's class row is turned into a tensor and top-K'ed."""
+    per-class count lists; each sample's top-K dimensions are counted one ``.item()`` at a time, and for each
+    of the ``num_produce`` generated copies each sample's class row is turned into a tensor and top-K'ed."""
 
     def __init__(self, num_classes: int, dim: int, num_scale: int, num_produce: int):
         self.num_scale, self.num_produce = num_scale, num_produce
@@ -45,8 +46,12 @@ class DictFrequencyRecorder:
                 self.freq[y.item()][d.item()] += 1
 
     def dominant_dimensions(self, labels: torch.Tensor):
-        return [torch.stack([torch.topk(torch.tensor(self.freq[y.item()]), self.num_scale).indices for y in labels])
-                for _ in range(self.num_produce)]
+        return [
+            torch.stack(
+                [torch.topk(torch.tensor(self.freq[y.item()]), self.num_scale).indices for y in labels]
+            )
+            for _ in range(self.num_produce)
+        ]
 
 
 def make_batch(generator: torch.Generator):
@@ -65,7 +70,9 @@ def timed(fn):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 = least noise)")
@@ -74,8 +81,16 @@ def main():
     g = torch.Generator().manual_seed(0)
     batches = [make_batch(g) for _ in range(args.repeats + args.warmup)]
 
-    producer = DASEmbeddingProducer(NUM_CLASSES, DIM, num_produce=3, num_scale=NUM_SCALE, scale_range=(0.5, 2.0),
-                                    bank_size=10, shift_scale=0.1, seed=0)
+    producer = DASEmbeddingProducer(
+        NUM_CLASSES,
+        DIM,
+        num_produce=3,
+        num_scale=NUM_SCALE,
+        scale_range=(0.5, 2.0),
+        bank_size=10,
+        shift_scale=0.1,
+        seed=0,
+    )
     pairs = {
         "triplet + distance-weighted": (losses.TripletMarginLoss(margin=0.2),
                                         miners.DistanceWeightedMiner(cutoff=0.5, nonzero_loss_cutoff=1.4)),
@@ -102,10 +117,16 @@ def main():
         dict_recorder.dominant_dimensions(y)
 
     enlarged = [producer(e, y) for e, y in batches[:1]][0]
-    steps = {"producer": producer_step, "tensor recorder": tensor_recorder_step, "dict recorder": dict_recorder_step}
+    steps = {
+        "producer": producer_step,
+        "tensor recorder": tensor_recorder_step,
+        "dict recorder": dict_recorder_step,
+    }
     for name, (loss_fn, miner) in pairs.items():
         steps[name] = lambda e, y, loss_fn=loss_fn, miner=miner: loss_step(loss_fn, miner, e, y)
-        steps[name + " (448)"] = lambda e, y, loss_fn=loss_fn, miner=miner: loss_step(loss_fn, miner, *enlarged)
+        steps[name + " (448)"] = lambda e, y, loss_fn=loss_fn, miner=miner: loss_step(
+            loss_fn, miner, *enlarged
+        )
     times = {name: [] for name in steps}
     for i, (e, y) in enumerate(batches):  # interleaved, so that load changes hit every variant alike
         for name, step in steps.items():
@@ -118,9 +139,12 @@ def main():
 
 
 def report(clock, median, pairs, args):
-    print(f"DAS producer benchmark: batch {CLASSES_PER_BATCH * PER_CLASS} ({CLASSES_PER_BATCH} classes x {PER_CLASS}) x "
-          f"{DIM}-d, {NUM_CLASSES} classes, K={NUM_SCALE}, 3 generated copies; torch threads {args.threads}; "
-          f"median of {args.repeats} steps after {args.warmup} warm-up; {clock}")
+    print(
+        f"DAS producer benchmark: batch {CLASSES_PER_BATCH * PER_CLASS} "
+        f"({CLASSES_PER_BATCH} classes x {PER_CLASS}) x "
+        f"{DIM}-d, {NUM_CLASSES} classes, K={NUM_SCALE}, 3 generated copies; torch threads {args.threads}; "
+        f"median of {args.repeats} steps after {args.warmup} warm-up; {clock}"
+    )
     for name, value in median.items():
         print(f"  {name:<32} {value * 1e3:9.3f} ms/step")
     for name in pairs:

@@ -14,18 +14,16 @@
 import argparse
 import logging
 import os
-import random
 import time
 
-import numpy as np
-import torch
-
 import adasp  # noqa: F401  (compat layer + fastreid registrations)
-from adasp.config import build_adasp_cfg
+from adasp.config import add_adasp_config
 from adasp.datasets import prepare_synthetic_market1501
 from adasp.trainer import AdaSPTrainer
 from fastreid.utils.logger import setup_logger
 from tabulate import tabulate
+
+from shared.engine import build_cfg
 
 PROJECT_DIR = os.path.dirname(os.path.abspath(__file__))
 CONFIG_FILE = os.path.join(PROJECT_DIR, "configs", "Synthetic", "adasp_R18.yml")
@@ -42,20 +40,14 @@ def parse_args():
     return parser.parse_args()
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)  # also seeds fastreid's identity sampler (comm.shared_random_seed)
-    torch.manual_seed(seed)
-
-
 def train_variant(loss_type: str, output_dir: str, args) -> dict:
-    opts = ["MODEL.LOSSES.ADASP.TYPE", loss_type, "OUTPUT_DIR", output_dir]
+    opts = ["MODEL.LOSSES.ADASP.TYPE", loss_type, "OUTPUT_DIR", output_dir, "SEED", str(args.seed)]
     if args.max_epoch is not None:
         opts += ["SOLVER.MAX_EPOCH", str(args.max_epoch), "TEST.EVAL_PERIOD", str(args.max_epoch),
                  "SOLVER.CHECKPOINT_PERIOD", str(args.max_epoch)]
-    cfg = build_adasp_cfg(CONFIG_FILE, opts + list(args.opts))
+    cfg = build_cfg(add_adasp_config, CONFIG_FILE, opts + list(args.opts), framework="fastreid")
+    cfg.freeze()
     os.makedirs(output_dir, exist_ok=True)
-    seed_everything(args.seed)
     trainer = AdaSPTrainer(cfg)
     trainer.resume_or_load(resume=False)
     return trainer.train()

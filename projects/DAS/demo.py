@@ -5,21 +5,24 @@
     python projects/DAS/demo.py --iters 100 SOLVER.BASE_LR 0.001
 
 Steps: write the synthetic set to ``$DETECTRON2_DATASETS/synthetic_birds`` if missing (40 classes × 20 images,
-64 px; classes 1-20 train, 21-40 test), train ``configs/Synthetic/triplet_distance.yaml`` twice with the same
-seed (``MODEL.DAS.ENABLED`` False / True), evaluate on the unseen test classes and print R@1/R@2/NMI/F1 side by
-side (last evaluation, and the best-R@1 evaluation). Retrieval grids are saved next to the checkpoints.
+64 px, ``DATASETS.SYNTHETIC_FINE_GRAINED``; classes 1-20 train, 21-40 test), train
+``configs/Synthetic/triplet_distance.yaml`` twice with the same seed (``MODEL.DAS.ENABLED`` False / True),
+evaluate on the unseen test classes and print R@1/R@2/NMI/F1 side by side (last evaluation, and the best-R@1
+evaluation). Retrieval grids are saved next to the checkpoints.
 """
 import argparse
 import os
 import time
 
 import das  # noqa: F401  (applies the compatibility layer before detectron2 is imported)
-from das.trainer import DASTrainer, get_das_cfg
+from das.config import add_das_config
+from das.datasets import SYNTHETIC_PREFIX, prepare_synthetic_data
+from das.trainer import DASTrainer
 from detectron2.utils.env import seed_all_rng
 from detectron2.utils.logger import setup_logger
 
 from shared.datasets import dataset_root
-from shared.datasets.synthetic_fine_grained import generate_synthetic_fine_grained
+from shared.engine import build_cfg
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_CONFIG = os.path.join(HERE, "configs", "Synthetic", "triplet_distance.yaml")
@@ -31,7 +34,7 @@ def run_variant(config_file: str, use_das: bool, output_dir: str, iters: int, op
     overrides = ["MODEL.DAS.ENABLED", str(use_das), "OUTPUT_DIR", output_dir] + list(opts)
     if iters > 0:
         overrides += ["SOLVER.MAX_ITER", str(iters)]
-    cfg = get_das_cfg(config_file, overrides)
+    cfg = prepare_synthetic_data(build_cfg(add_das_config, config_file, overrides))
     cfg.freeze()
     seed_all_rng(cfg.SEED)  # both variants start from the same weights (train_net.py seeds in default_setup)
     trainer = DASTrainer(cfg)
@@ -50,7 +53,9 @@ def format_table(rows, columns):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--config-file", default=DEFAULT_CONFIG)
     parser.add_argument("--output-dir", default="./output/das_demo")
     parser.add_argument("--iters", type=int, default=0, help="override SOLVER.MAX_ITER (0 = config value)")
@@ -59,9 +64,7 @@ def main():
     setup_logger(name="das")
     setup_logger()
     start = time.perf_counter()
-    root = os.path.join(dataset_root(), "synthetic_birds")
-    generate_synthetic_fine_grained(root, num_classes=40, images_per_class=20, image_size=64, seed=0)
-    print(f"synthetic CUB-layout set: {root}")
+    print(f"synthetic CUB-form set: {os.path.join(dataset_root(), SYNTHETIC_PREFIX)} (written on first use)")
 
     results = {}
     for name, use_das in (("baseline", False), ("DAS", True)):
@@ -81,7 +84,8 @@ def main():
           f"{cfg.SOLVER.MAX_ITER} iterations; 'best' = evaluation with the highest R@1")
     print(format_table(rows, TABLE_METRICS))
     for name, (_, seconds) in results.items():
-        print(f"{name}: {seconds:.0f} s; retrieval grid: {os.path.join(args.output_dir, name, f'retrieval_{test_set}.png')}")
+        grid = os.path.join(args.output_dir, name, f"retrieval_{test_set}.png")
+        print(f"{name}: {seconds:.0f} s; retrieval grid: {grid}")
     print(f"total demo time: {time.perf_counter() - start:.0f} s")
 
 

@@ -1,17 +1,31 @@
-"""A small synthetic fine-grained image set in CUB-200-2011's folder layout (deep metric learning).
+"""A small synthetic fine-grained image set, written in the release form of a deep-metric-learning dataset.
 
-Layout written under ``root`` (the layout the Revisiting-DML codebase reads for CUB200 and CARS196)::
+``layout`` chooses the form written under ``root`` (each the form its authors release, so that the real
+parsers read it):
 
-    root/images/001.synthetic_bird_001/synthetic_bird_001_0000.jpg
-    root/images/001.synthetic_bird_001/synthetic_bird_001_0001.jpg
-    ...
-    root/images/020.synthetic_bird_020/...
+* ``"cub"`` -- CUB-200-2011 (``CUB_200_2011.tgz``)::
 
-As for CUB, the sorted first half of the class folders is the training split and the second half the test
-split (classes never seen in training). Every image shows one stylised "bird" on a textured background: an
-elliptic body, a head, a wing with a pattern and a tail. A class is a combination of body hue, head hue, wing
-pattern (stripes / dots / bar / plain) and body elongation; classes share the same structure and differ in
-these details (fine-grained), while pose, position, size, lighting and background vary inside a class.
+      root/images/001.synthetic_bird_001/synthetic_bird_001_0000.jpg
+      root/images.txt               <image id> <path under images/>
+      root/image_class_labels.txt   <image id> <class id>
+      root/classes.txt              <class id> <class folder>
+      root/train_test_split.txt     <image id> <is_training_image>  (the release's per-image split, unused in
+      DML)
+
+* ``"cars"`` -- Stanford Cars (``car_ims.tgz`` + ``cars_annos.mat``): ``root/car_ims/000001.jpg`` and a MATLAB
+  file with ``annotations`` (``relative_im_path``, ``bbox_x1..y2``, ``class``, ``test``) and ``class_names``;
+* ``"sop"`` -- Stanford Online Products: ``root/Ebay_{train,test}.txt`` (``image_id class_id super_class_id
+  path`` after a header line) and ``root/<super class>_final/<product>_<n>.JPG``;
+* ``"inshop"`` -- DeepFashion In-Shop: ``root/Eval/list_eval_partition.txt`` (count line, header line, then
+  ``image_name item_id evaluation_status``) and
+  ``root/Img/img/<GENDER>/<category>/id_XXXXXXXX/NN_K_front.jpg``.
+
+As in the DML protocol, the first half of the classes is for training and the second half for testing
+(classes never seen in training); In-Shop splits each test class's images into query and gallery. Every image
+shows one stylised "bird" on a textured background: an elliptic body, a head, a wing with a pattern and a
+tail. A class is a combination of body hue, head hue, wing pattern (stripes / dots / bar / plain) and body
+elongation; classes share the same structure and differ in these details (fine-grained), while pose, position,
+size, lighting and background vary inside a class.
 
 Everything is deterministic from ``seed``: the same arguments give the same images. A ``_meta.json``
 fingerprint makes a second call with the same arguments a no-op.
@@ -27,7 +41,7 @@ from typing import List, Tuple
 import cv2
 import numpy as np
 
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
 WING_PATTERNS: Tuple[str, ...] = ("stripes", "dots", "bar", "plain")
 
 
@@ -136,33 +150,141 @@ def render_bird(style: BirdStyle, rng: np.random.RandomState, size: int) -> np.n
     return np.clip(small, 0, 255).astype(np.uint8)
 
 
-def generate_synthetic_fine_grained(
-    root: str, num_classes: int = 20, images_per_class: int = 20, image_size: int = 64, seed: int = 0
-) -> str:
-    """Write the synthetic set under ``root`` (CUB layout, see the module docstring) and return ``root``.
+LAYOUTS: Tuple[str, ...] = ("cub", "cars", "sop", "inshop")
+SOP_SUPER_CLASSES: Tuple[str, ...] = (
+    "bicycle",
+    "cabinet",
+    "chair",
+    "coffee_maker",
+    "fan",
+    "kettle",
+    "lamp",
+    "mug",
+    "sofa",
+    "stapler",
+    "table",
+    "toaster",
+)
 
-    A second call with the same arguments returns at once; different arguments rewrite the set.
-    """
+
+def _render_all(styles: List[BirdStyle], images_per_class: int, image_size: int, seed: int):
+    """Yield ``(class index, image index, BGR image)`` for every image, deterministic from ``seed``."""
+    for c, style in enumerate(styles):
+        rng = np.random.RandomState([seed, c])
+        for i in range(images_per_class):
+            yield c, i, render_bird(style, rng, image_size)
+
+
+def _write_image(path: str, image: np.ndarray) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    cv2.imwrite(path, image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+
+
+def _write_lines(path: str, lines: List[str]) -> None:
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def _write_cub(root: str, styles, images_per_class: int, image_size: int, seed: int) -> None:
+    images, labels, split = [], [], []
+    for c, i, image in _render_all(styles, images_per_class, image_size, seed):
+        rel = f"{class_folder_name(c)}/synthetic_bird_{c + 1:03d}_{i:04d}.jpg"
+        _write_image(os.path.join(root, "images", rel), image)
+        image_id = len(images) + 1
+        images.append(f"{image_id} {rel}")
+        labels.append(f"{image_id} {c + 1}")
+        split.append(f"{image_id} {int(i % 2 == 0)}")
+    _write_lines(os.path.join(root, "images.txt"), images)
+    _write_lines(os.path.join(root, "image_class_labels.txt"), labels)
+    _write_lines(
+        os.path.join(root, "classes.txt"), [f"{c + 1} {class_folder_name(c)}" for c in range(len(styles))]
+    )
+    _write_lines(os.path.join(root, "train_test_split.txt"), split)
+
+
+def _write_cars(root: str, styles, images_per_class: int, image_size: int, seed: int) -> None:
+    from scipy.io import savemat
+
+    fields = [("relative_im_path", object), ("bbox_x1", object), ("bbox_y1", object), ("bbox_x2", object),
+              ("bbox_y2", object), ("class", object), ("test", object)]
+    rows = []
+    for c, i, image in _render_all(styles, images_per_class, image_size, seed):
+        rel = f"car_ims/{len(rows) + 1:06d}.jpg"
+        _write_image(os.path.join(root, rel), image)
+        rows.append((rel, 1, 1, image_size, image_size, c + 1, int(i % 2)))
+    annotations = np.zeros((1, len(rows)), dtype=fields)
+    for j, (rel, x1, y1, x2, y2, cls, test) in enumerate(rows):
+        boxes = [np.array([[v]], dtype=np.uint16) for v in (x1, y1, x2, y2)]
+        annotations[0, j] = (
+            rel,
+            *boxes,
+            np.array([[cls]], dtype=np.uint8),
+            np.array([[test]], dtype=np.uint8),
+        )
+    class_names = np.empty((1, len(styles)), dtype=object)
+    for c in range(len(styles)):
+        class_names[0, c] = f"Synthetic Car {c + 1:03d}"
+    savemat(os.path.join(root, "cars_annos.mat"), {"annotations": annotations, "class_names": class_names})
+
+
+def _write_sop(root: str, styles, images_per_class: int, image_size: int, seed: int) -> None:
+    half = len(styles) // 2
+    lists = {
+        "train": ["image_id class_id super_class_id path"],
+        "test": ["image_id class_id super_class_id path"],
+    }
+    for c, i, image in _render_all(styles, images_per_class, image_size, seed):
+        super_id = c % len(SOP_SUPER_CLASSES)
+        rel = f"{SOP_SUPER_CLASSES[super_id]}_final/{100000000000 + c}_{i}.JPG"
+        _write_image(os.path.join(root, rel), image)
+        split = "train" if c < half else "test"
+        lists[split].append(f"{len(lists[split])} {c + 1} {super_id + 1} {rel}")
+    for split, lines in lists.items():
+        _write_lines(os.path.join(root, f"Ebay_{split}.txt"), lines)
+
+
+def _write_inshop(root: str, styles, images_per_class: int, image_size: int, seed: int) -> None:
+    half = len(styles) // 2
+    rows = []
+    for c, i, image in _render_all(styles, images_per_class, image_size, seed):
+        gender, category = ("WOMEN", "Dresses") if c % 2 == 0 else ("MEN", "Denim")
+        item = f"id_{c + 1:08d}"
+        rel = f"img/{gender}/{category}/{item}/{i // 4 + 1:02d}_{i % 4 + 1}_front.jpg"
+        _write_image(os.path.join(root, "Img", rel), image)
+        status = "train" if c < half else ("query" if i < images_per_class // 2 else "gallery")
+        rows.append(f"{rel} {item} {status}")
+    os.makedirs(os.path.join(root, "Eval"), exist_ok=True)
+    _write_lines(os.path.join(root, "Eval", "list_eval_partition.txt"),
+                 [str(len(rows)), "image_name item_id evaluation_status"] + rows)
+
+
+_WRITERS = {"cub": _write_cub, "cars": _write_cars, "sop": _write_sop, "inshop": _write_inshop}
+
+
+def generate_synthetic_fine_grained(
+    root: str, num_classes: int = 20, images_per_class: int = 20, image_size: int = 64, seed: int = 0,
+    layout: str = "cub",
+) -> str:
+    """Write the synthetic set under ``root`` in the release form ``layout`` (see the module docstring) and
+    return ``root``. A second call with the same arguments returns at once; different arguments rewrite it."""
     if num_classes < 2 or images_per_class < 2:
-        raise ValueError("need at least 2 classes and 2 images per class for a train/test metric-learning split")
+        raise ValueError(
+            "need at least 2 classes and 2 images per class for a train/test metric-learning split"
+        )
+    if layout not in _WRITERS:
+        raise ValueError(f"unknown layout {layout!r}; choose one of {list(LAYOUTS)}")
     meta = {"version": _FORMAT_VERSION, "num_classes": num_classes, "images_per_class": images_per_class,
-            "image_size": image_size, "seed": seed}
+            "image_size": image_size, "seed": seed, "layout": layout}
     meta_path = os.path.join(root, "_meta.json")
     if os.path.exists(meta_path):
         with open(meta_path) as f:
             if json.load(f) == meta:
                 return root
         os.remove(meta_path)
+    os.makedirs(root, exist_ok=True)
     styles = class_styles(num_classes, seed)
-    for c, style in enumerate(styles):
-        folder = os.path.join(root, "images", class_folder_name(c))
-        os.makedirs(folder, exist_ok=True)
-        rng = np.random.RandomState([seed, c])
-        for i in range(images_per_class):
-            image = render_bird(style, rng, image_size)
-            name = f"synthetic_bird_{c + 1:03d}_{i:04d}.jpg"
-            cv2.imwrite(os.path.join(folder, name), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
-    with open(os.path.join(root, "classes.json"), "w") as f:
+    _WRITERS[layout](root, styles, images_per_class, image_size, seed)
+    with open(os.path.join(root, "styles.json"), "w") as f:
         json.dump({class_folder_name(c): asdict(s) for c, s in enumerate(styles)}, f, indent=1)
     with open(meta_path, "w") as f:
         json.dump(meta, f)

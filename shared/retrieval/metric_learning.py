@@ -1,26 +1,29 @@
-"""Deep-metric-learning metrics (evaluation.md §7): Recall@K, NMI, pair-counting F1, MAP@R, R-precision and the
-Roth/DAS ``mAP_c`` variant, for a test set that is both query and gallery, plus the In-Shop query->gallery protocol.
+"""Deep-metric-learning metrics: Recall@K, NMI, pair-counting F1, MAP@R, R-precision and the Roth/DAS
+``mAP_c`` variant, for a test set that is both query and gallery, plus the In-Shop query->gallery protocol.
 
 Definitions (all results in percent):
 
-* **Recall@K**: exact k-NN (faiss ``IndexFlatL2`` by default) of every point in the whole set, the point itself
-  excluded (pytorch-metric-learning's rule: its own index is dropped, or the (K+1)-th neighbour if the own index is
-  not returned); a hit when any of the first K neighbours has the query's label. Recall@1 equals PML's
-  ``precision_at_1``.
-* **NMI**: faiss k-means (``niter`` iterations, fixed ``seed``) with ``n_clusters`` clusters (default: the number
-  of distinct labels, as PML does; the DAS/Roth code uses the *training* class count, pass it explicitly), every point
-  assigned to its nearest centroid, then ``sklearn.metrics.normalized_mutual_info_score``.
-* **F1**: pair counting over all unordered pairs, on the same k-means clusters: TP = same cluster & same class,
-  FP = same cluster & different class, FN = different cluster & same class; F1 = 2PR / (P + R).
-* **MAP@R** (Musgrave et al., PML ``mean_average_precision_at_r``): R = class size - 1; (1/R) sum over the first R
-  neighbours of precision@i at the relevant positions. **R-precision**: fraction relevant among the first R.
-* **mAP_c** (Revisiting-DML / DAS code): the same average, but with R = class size *including* the query, over the
-  first R neighbours after self-exclusion and divided by that R; it is therefore at most (R-1)/R and differs from
-  MAP@R on purpose.
+* **Recall@K**: exact k-NN (faiss ``IndexFlatL2`` by default) of every point in the whole set, the point
+  itself excluded (pytorch-metric-learning's rule: its own index is dropped, or the (K+1)-th neighbour if the
+  own index is not returned); a hit when any of the first K neighbours has the query's label. Recall@1 equals
+  PML's ``precision_at_1``.
+* **NMI**: faiss k-means (``niter`` iterations, fixed ``seed``) with ``n_clusters`` clusters (default: the
+  number of distinct labels, as PML does; the DAS/Roth code uses the *training* class count, pass it
+  explicitly), every point assigned to its nearest centroid, then
+  ``sklearn.metrics.normalized_mutual_info_score``.
+* **F1**: pair counting over all unordered pairs, on the same k-means clusters: TP = same cluster & same
+  class, FP = same cluster & different class, FN = different cluster & same class; F1 = 2PR / (P + R).
+* **MAP@R** (Musgrave et al., PML ``mean_average_precision_at_r``): R = class size - 1; (1/R) sum over the
+  first R neighbours of precision@i at the relevant positions. **R-precision**: fraction relevant among the
+  first R.
+* **mAP_c** (Revisiting-DML / DAS code): the same average, but with R = class size *including* the query, over
+  the first R neighbours after self-exclusion and divided by that R; it is therefore at most (R-1)/R and
+  differs from MAP@R on purpose.
 
-Lone queries (a class with a single sample, so nothing relevant exists): PML leaves them out of precision_at_1 and
-MAP@R. Here they are left out of MAP@R / R-precision / mAP_c (undefined there) and, by default, counted as misses
-in Recall@K (Roth/DAS behaviour); ``exclude_lone_queries=True`` drops them from Recall@K too (PML behaviour).
+Lone queries (a class with a single sample, so nothing relevant exists): PML leaves them out of precision_at_1
+and MAP@R. Here they are left out of MAP@R / R-precision / mAP_c (undefined there) and, by default, counted as
+misses in Recall@K (Roth/DAS behaviour); ``exclude_lone_queries=True`` drops them from Recall@K too (PML
+behaviour).
 """
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Sequence
@@ -77,7 +80,8 @@ class MetricLearningResult:
     extras: Dict[str, Any] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> Dict[str, float]:
-        """Flat dict ``{"R@1": .., "NMI": .., "F1": .., "MAP@R": .., "RP": .., "mAP_c": ..}`` (requested metrics only)."""
+        """Flat dict of the requested metrics: ``{"R@1": .., "NMI": .., "F1": .., "MAP@R": .., "RP": ..,
+        "mAP_c": ..}``."""
         out = {f"R@{k}": v for k, v in self.recall_at_k.items()}
         for key, value in (("NMI", self.nmi), ("F1", self.f1), ("MAP@R", self.map_at_r),
                            ("RP", self.r_precision), ("mAP_c", self.map_c)):
@@ -131,7 +135,7 @@ def _average_precision_at(match: np.ndarray, r: np.ndarray, denom: np.ndarray) -
 
 
 def map_at_r(knn_labels: np.ndarray, query_labels: np.ndarray, relevant_counts: np.ndarray) -> tuple:
-    """Musgrave's MAP@R and R-precision (percent), R = ``relevant_counts`` per query (queries with R = 0 skipped)."""
+    """Musgrave's MAP@R and R-precision (percent), R = ``relevant_counts`` per query (R = 0: skipped)."""
     r = np.asarray(relevant_counts, dtype=np.int64)
     keep = r > 0
     if not keep.any():
@@ -148,8 +152,8 @@ def map_at_r(knn_labels: np.ndarray, query_labels: np.ndarray, relevant_counts: 
 
 
 def map_c(knn_labels: np.ndarray, query_labels: np.ndarray, class_sizes: np.ndarray) -> float:
-    """Roth/DAS ``mAP_c`` (percent): R = class size including the query, over the first R self-excluded neighbours,
-    divided by R. Lone queries (class size 1) are skipped."""
+    """Roth/DAS ``mAP_c`` (percent): R = class size including the query, over the first R self-excluded
+    neighbours, divided by R. Lone queries (class size 1) are skipped."""
     r = np.asarray(class_sizes, dtype=np.int64)
     keep = r > 1
     if not keep.any():
@@ -161,7 +165,7 @@ def map_c(knn_labels: np.ndarray, query_labels: np.ndarray, class_sizes: np.ndar
 
 
 def kmeans_cluster(embeddings: np.ndarray, n_clusters: int, niter: int = 20, seed: int = 1234) -> np.ndarray:
-    """faiss k-means (``faiss.Kmeans(d, n_clusters, niter, seed)``) and nearest-centroid assignment of every point."""
+    """faiss k-means (``faiss.Kmeans(d, n_clusters, niter, seed)``), then each point's nearest centroid."""
     x = as_float32_matrix(embeddings, "embeddings")
     n_clusters = int(n_clusters)
     if not 1 <= n_clusters <= x.shape[0]:
@@ -178,8 +182,9 @@ def nmi_score(labels: np.ndarray, clusters: np.ndarray) -> float:
 
 
 def pair_f1_score(labels: np.ndarray, clusters: np.ndarray) -> float:
-    """Pair-counting F1 in percent over all unordered pairs (see module docstring), from the contingency table:
-    TP = sum_ij C(n_ij, 2), TP + FP = sum_i C(a_i, 2) (cluster sizes), TP + FN = sum_j C(b_j, 2) (class sizes)."""
+    """Pair-counting F1 in percent over all unordered pairs (see module docstring), from the contingency
+    table: TP = sum_ij C(n_ij, 2), TP + FP = sum_i C(a_i, 2) (cluster sizes), TP + FN = sum_j C(b_j, 2) (class
+    sizes)."""
     labels = np.asarray(labels)
     clusters = np.asarray(clusters)
     _, lab = np.unique(labels, return_inverse=True)
@@ -213,7 +218,8 @@ def evaluate_embeddings(
     metric: str = "l2",
     exclude_lone_queries: bool = False,
 ) -> MetricLearningResult:
-    """All metric-learning metrics of a test set that is both query and gallery (CUB200, CARS196, SOP protocol).
+    """All metric-learning metrics of a test set that is both query and gallery (CUB200, CARS196, SOP
+    protocol).
 
     Args:
         embeddings: [n, d] float array (numpy or torch); NaN raises.
@@ -224,8 +230,8 @@ def evaluate_embeddings(
         n_clusters: k-means clusters; default = number of distinct labels.
         kmeans_niter, seed: faiss k-means iterations and seed (1234 = faiss' default, as PML uses).
         metric: k-NN metric, "l2" (exact IndexFlatL2, the reference) or "cosine" / "ip".
-        exclude_lone_queries: leave queries without any same-label item out of Recall@K (PML) instead of counting
-            them as misses (Roth/DAS).
+        exclude_lone_queries: leave queries without any same-label item out of Recall@K (PML) instead of
+            counting them as misses (Roth/DAS).
     """
     x = as_float32_matrix(embeddings, "embeddings")
     y_raw = as_1d(labels, "labels", x.shape[0])
@@ -275,8 +281,9 @@ def evaluate_query_gallery(
     """In-Shop protocol: separate query and gallery sets, no self-exclusion.
 
     Recall@K over all queries (a query whose label is absent from the gallery counts as a miss); MAP@R /
-    R-precision with R = number of gallery items sharing the query's label (queries with R = 0 skipped), which is
-    PML's ``get_accuracy(query, labels, reference, reference_labels, ref_includes_query=False)`` definition.
+    R-precision with R = number of gallery items sharing the query's label (queries with R = 0 skipped), which
+    is PML's ``get_accuracy(query, labels, reference, reference_labels, ref_includes_query=False)``
+    definition.
     """
     q = as_float32_matrix(query_embeddings, "query_embeddings")
     g = as_float32_matrix(gallery_embeddings, "gallery_embeddings")
@@ -286,7 +293,9 @@ def evaluate_query_gallery(
     yq, yg = _label_codes(yq_raw, yg_raw)
     ks = _check_ks(recall_ks)
     if max(ks) > g.shape[0]:
-        raise ValueError(f"Recall@{max(ks)} needs {max(ks)} neighbours but the gallery has {g.shape[0]} items")
+        raise ValueError(
+            f"Recall@{max(ks)} needs {max(ks)} neighbours but the gallery has {g.shape[0]} items"
+        )
     counts = np.bincount(yg, minlength=int(max(yq.max(), yg.max())) + 1)[yq]
     k_needed = max(ks)
     if compute_map_at_r:

@@ -1,25 +1,25 @@
-"""Person / vehicle re-identification metrics with FastReID's protocol (evaluation.md §6).
+"""Person / vehicle re-identification metrics with FastReID's protocol.
 
-Protocol (``fastreid.evaluation.rank.evaluate_rank``, market1501 mode): per query, the gallery is sorted by ascending
-distance; gallery entries with the query's pid AND camid are removed; queries without any remaining true match are
-skipped; CMC = cumsum(matches) clipped to 1, averaged over valid queries; AP = mean over true matches of the
-precision at each match's rank; INP = (#true matches) / (1-based rank of the last true match).
+Protocol (``fastreid.evaluation.rank.evaluate_rank``, market1501 mode): per query, the gallery is sorted by
+ascending distance; gallery entries with the query's pid AND camid are removed; queries without any remaining
+true match are skipped; CMC = cumsum(matches) clipped to 1, averaged over valid queries; AP = mean over true
+matches of the precision at each match's rank; INP = (#true matches) / (1-based rank of the last true match).
 
-Speed: instead of arg-sorting every gallery row (what FastReID's Cython loop does), only the positions of the true
-matches are needed. Queries are processed in blocks; the "candidates" of a row are the entries not farther than its
-farthest true match (everything else comes after every match).
+Speed: instead of arg-sorting every gallery row (what FastReID's Cython loop does), only the positions of
+the true matches are needed. Queries are processed in blocks; the "candidates" of a row are the entries not
+farther than its farthest true match (everything else comes after every match).
 
 * Sparse blocks (few candidates, i.e. a good model): the candidates of all rows are sorted at once by (row,
-  distance); a match's position is its index in its row's sorted candidates minus the same-pid-same-camid ("junk")
-  entries before it.
+  distance); a match's position is its index in its row's sorted candidates minus the same-pid-same-camid
+  ("junk") entries before it.
 * Dense blocks: per row, with true-match distances t_1 <= ... <= t_m, the position of match j is
-  #{g : d_g < t_j} (+ ties, below) - #junk before it, from one ``searchsorted`` of the row's candidates into the m
-  thresholds and a ``bincount``: O(G log m) per query instead of O(G log G).
+  #{g : d_g < t_j} (+ ties, below) - #junk before it, from one ``searchsorted`` of the row's candidates into
+  the m thresholds and a ``bincount``: O(G log m) per query instead of O(G log G).
 
 Ties: equal distances are ordered by gallery index (a stable sort). FastReID uses numpy's default (unstable)
-quicksort, so on rows with exactly tied distances around a true match the two can differ; on tie-free data (any
-real-valued descriptors in practice) the CMC is identical and AP/INP agree to float rounding (FastReID accumulates
-AP in float32, this module in float64).
+quicksort, so on rows with exactly tied distances around a true match the two can differ; on tie-free data
+(any real-valued descriptors in practice) the CMC is identical and AP/INP agree to float rounding (FastReID
+accumulates AP in float32, this module in float64).
 """
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Sequence, Tuple
@@ -42,14 +42,17 @@ __all__ = [
 
 @dataclass
 class ReIDResult:
-    """ReID metrics. ``rank1/5/10``, ``mAP``, ``mINP`` are percent; ``cmc`` is the fraction curve (length max_rank).
+    """ReID metrics. ``rank1/5/10``, ``mAP``, ``mINP`` are percent; ``cmc`` is the fraction curve (length
+    max_rank).
 
     Attributes:
-        rank1, rank5, rank10: CMC at ranks 1/5/10 in percent (for galleries smaller than 10 the last CMC value).
+        rank1, rank5, rank10: CMC at ranks 1/5/10 in percent (for galleries smaller than 10 the last CMC
+            value).
         mAP, mINP: mean average precision / mean inverse negative penalty over valid queries, percent.
         cmc: float32 array, cmc[r-1] = fraction of valid queries with a true match within the top r.
         num_valid_queries: queries that kept at least one true match after the same-camera removal.
-        all_ap, all_inp: per valid query AP / INP as fractions (query order preserved, invalid queries left out).
+        all_ap, all_inp: per valid query AP / INP as fractions (query order preserved, invalid queries left
+            out).
     """
 
     rank1: float
@@ -96,8 +99,9 @@ def _as_tensor(x: Any, name: str) -> torch.Tensor:
     return torch.from_numpy(as_float32_matrix(x, name))
 
 
-#: a block whose candidate entries (distance <= the row's farthest true match) exceed this fraction of the block is
-#: ranked row by row with searchsorted (O(G log m)); sparser blocks sort only the candidates, all rows at once.
+#: a block whose candidate entries (distance <= the row's farthest true match) exceed this fraction of the
+#: block is ranked row by row with searchsorted (O(G log m)); sparser blocks sort only the candidates, all
+#: rows at once.
 DENSE_BLOCK_FRACTION = 0.01
 
 
@@ -130,9 +134,9 @@ def block_match_ranks(
 ) -> Tuple[np.ndarray, np.ndarray]:
     """Ranks of the true matches of a block of queries.
 
-    Returns ``(rows, ranks)``: for every true match (same pid, other camera) of every query row, the row index and
-    its 0-based position in the row's junk-free gallery order (ascending distance, ties by gallery index), sorted by
-    row then rank. Rows without a true match do not appear.
+    Returns ``(rows, ranks)``: for every true match (same pid, other camera) of every query row, the row index
+    and its 0-based position in the row's junk-free gallery order (ascending distance, ties by gallery index),
+    sorted by row then rank. Rows without a true match do not appear.
     """
     same_pid = q_pids[:, None] == g_pids[None, :]
     is_pos = same_pid & (q_camids[:, None] != g_camids[None, :])
@@ -142,7 +146,8 @@ def block_match_ranks(
     if n_cand > DENSE_BLOCK_FRACTION * candidate.size:
         rows, ranks = [], []
         for i in np.nonzero(np.isfinite(farthest))[0]:
-            r = _row_ranks_searchsorted(dist[i], np.nonzero(is_pos[i])[0], np.nonzero(same_pid[i] & ~is_pos[i])[0])
+            r = _row_ranks_searchsorted(dist[i], np.nonzero(is_pos[i])[0],
+                                        np.nonzero(same_pid[i] & ~is_pos[i])[0])
             rows.append(np.full(len(r), i))
             ranks.append(r)
         if not rows:
@@ -178,7 +183,8 @@ class _Accumulator:
         if len(rows) == 0:
             return
         uniq, first_idx, m = np.unique(rows, return_index=True, return_counts=True)
-        hit_no = np.arange(len(rows)) - np.repeat(first_idx, m) + 1  # 1-based index of the match within its row
+        # 1-based index of each match within its row
+        hit_no = np.arange(len(rows)) - np.repeat(first_idx, m) + 1
         precision_sum = np.add.reduceat(hit_no / (ranks + 1.0), first_idx)
         self.ap.append(precision_sum / m)  # AP = mean over matches of precision at the match
         last = ranks[first_idx + m - 1]
@@ -235,7 +241,8 @@ def evaluate_reid(
         distmat = distmat.detach().cpu().numpy()
     distmat = np.asarray(distmat)
     if distmat.ndim != 2 or distmat.shape[0] == 0 or distmat.shape[1] == 0:
-        raise ValueError(f"distmat must be a non-empty 2-D [num_query, num_gallery] array, got shape {distmat.shape}")
+        raise ValueError("distmat must be a non-empty 2-D [num_query, num_gallery] array, got shape "
+                         f"{distmat.shape}")
     if not np.issubdtype(distmat.dtype, np.floating):
         distmat = distmat.astype(np.float64)
     nq, ng = distmat.shape
@@ -266,9 +273,9 @@ def evaluate_reid_features(
 ) -> ReIDResult:
     """End-to-end ReID evaluation from features, with the formula of :func:`compute_distmat`.
 
-    Distances are computed ``chunk_size`` queries at a time (default: as many as fit in ``max_chunk_bytes`` of
-    float32, i.e. the whole Market-1501 matrix in one matrix product, like FastReID) and ranked ``block_size`` rows
-    at a time, so memory stays bounded for any number of queries."""
+    Distances are computed ``chunk_size`` queries at a time (default: as many as fit in ``max_chunk_bytes``
+    of float32, i.e. the whole Market-1501 matrix in one matrix product, like FastReID) and ranked
+    ``block_size`` rows at a time, so memory stays bounded for any number of queries."""
     qf = _as_tensor(query_features, "query_features")
     gf = _as_tensor(gallery_features, "gallery_features")
     check_same_dim(qf, gf, "query_features", "gallery_features")
@@ -305,7 +312,8 @@ def rerank_k_reciprocal(
     lambda_value: float = 0.3,
     metric: str = "cosine",
 ) -> np.ndarray:
-    """Re-ranked query x gallery distance, as FastReID's ``ReidEvaluator`` with ``TEST.RERANK.ENABLED``, on CPU:
+    """Re-ranked query x gallery distance, as FastReID's ``ReidEvaluator`` with ``TEST.RERANK.ENABLED``, on
+    the CPU:
     ``(1 - lambda) * jaccard + lambda * compute_distmat(q, g, metric)``, the Jaccard distance computed on the
     L2-normalised features for the cosine metric (see :mod:`shared.retrieval.rerank`). Defaults k1 20, k2 6,
     lambda 0.3."""

@@ -1,15 +1,18 @@
-"""k-reciprocal re-ranking (Zhong et al., CVPR 2017) as FastReID's ``compute_jaccard_distance`` defines it, on CPU.
+"""k-reciprocal re-ranking (Zhong et al., CVPR 2017) as FastReID's ``compute_jaccard_distance`` defines it,
+on the CPU.
 
-FastReID 1.4.0 hard-codes GPU faiss and ``.cuda()`` for this step (evaluation.md §6) and builds dense N x N
-matrices; here the same quantities are computed with faiss on the CPU and scipy sparse matrices, and only the
-query x gallery block of the Jaccard distance is formed.
+FastReID 1.4.0 hard-codes GPU faiss and ``.cuda()`` for this step and builds dense N x N matrices; here the
+same quantities are computed with faiss on the CPU and scipy sparse matrices, and only the query x gallery
+block of the Jaccard distance is formed.
 
 With features f (L2-normalised first for the cosine metric), N = num_query + num_gallery:
 
-1. ``initial_rank``: the k1 nearest neighbours of every point among all N (exact squared L2, faiss), self included.
-2. R(i, k): k-reciprocal neighbours, the j among the first k+1 (at most k1) neighbours of i that have i among their
-   own first k+1 neighbours; R(i) = R(i, k1), R_half(i) = R(i, round(k1 / 2)).
-3. Expansion: E(i) = R(i) united with every R_half(c), c in R(i), for which |R_half(c) & R(i)| > 2/3 |R_half(c)|.
+1. ``initial_rank``: the k1 nearest neighbours of every point among all N (exact squared L2, faiss), self
+   included.
+2. R(i, k): k-reciprocal neighbours, the j among the first k+1 (at most k1) neighbours of i that have i among
+   their own first k+1 neighbours; R(i) = R(i, k1), R_half(i) = R(i, round(k1 / 2)).
+3. Expansion: E(i) = R(i) united with every R_half(c), c in R(i), for which
+   |R_half(c) & R(i)| > 2/3 |R_half(c)|.
 4. V[i, j] = softmax_{j in E(i)}(-||f_i - f_j||^2), zero outside E(i).
 5. Local query expansion: V <- mean of the rows V[initial_rank[i, :k2]] (skipped when k2 = 1).
 6. Jaccard distance d_J(i, j) = 1 - m / (2 - m), m = sum_l min(V[i, l], V[j, l]); clipped at 0.
@@ -35,7 +38,8 @@ def _reciprocal(initial_rank: np.ndarray, k: int) -> sp.csr_matrix:
 
 
 def k_reciprocal_neighbours(features: np.ndarray, k1: int) -> Tuple[np.ndarray, sp.csr_matrix]:
-    """``initial_rank`` [N, k1] (faiss exact L2) and the expanded k-reciprocal sets E as a boolean CSR matrix."""
+    """``initial_rank`` [N, k1] (faiss exact L2) and the expanded k-reciprocal sets E as a boolean CSR
+    matrix."""
     n, d = features.shape
     if not 1 <= k1 <= n:
         raise ValueError(f"k1={k1} must be in [1, number of features = {n}]")
@@ -89,7 +93,8 @@ def jaccard_distance(features: np.ndarray, num_query: int, k1: int = 20, k2: int
     if k2 != 1:
         width = min(int(k2), initial_rank.shape[1])
         qe = sp.csr_matrix((np.full(n * width, 1.0 / width, dtype=np.float32),
-                            initial_rank[:, :width].reshape(-1), np.arange(0, n * width + 1, width)), shape=(n, n))
+                            initial_rank[:, :width].reshape(-1), np.arange(0, n * width + 1, width)),
+                           shape=(n, n))
         v = (qe @ v).tocsr()
     v.eliminate_zeros()
     v_csc = v.tocsc()

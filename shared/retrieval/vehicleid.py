@@ -1,9 +1,10 @@
-"""VehicleID small / medium / large protocol (evaluation.md §6) with a fixed, reported seed.
+"""VehicleID small / medium / large protocol with a fixed, reported seed.
 
-FastReID's ``VehicleID`` dataset shuffles the test list with Python's unseeded ``random.shuffle`` and then puts the
-first image of every vehicle id into the gallery and the rest into the queries, so its numbers vary from run to run.
-Here the shuffle is a ``numpy.random.default_rng(seed).permutation``; ``num_splits > 1`` averages seeds
-``seed, seed + 1, ...``. camid = image index, so FastReID's same-pid-same-camid removal removes nothing.
+FastReID's ``VehicleID`` dataset shuffles the test list with Python's unseeded ``random.shuffle`` and then
+puts the first image of every vehicle id into the gallery and the rest into the queries, so its numbers vary
+from run to run. Here the shuffle is a ``numpy.random.default_rng(seed).permutation``; ``num_splits > 1``
+averages seeds ``seed, seed + 1, ...``. camid = image index, so FastReID's same-pid-same-camid removal removes
+nothing.
 """
 import os
 from typing import Any, Dict, Sequence, Tuple
@@ -24,7 +25,8 @@ VEHICLEID_TEST_LISTS: Dict[str, Tuple[str, int]] = {
 
 
 def read_vehicleid_test_list(path: str) -> Tuple[np.ndarray, np.ndarray]:
-    """Parse a VehicleID list file (lines ``<image id> <vehicle id>``) into (image ids as str, vehicle ids)."""
+    """Parse a VehicleID list file (lines ``<image id> <vehicle id>``) into (image ids as str, vehicle
+    ids)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"VehicleID test list not found: {path}")
     images, vids = [], []
@@ -41,7 +43,8 @@ def read_vehicleid_test_list(path: str) -> Tuple[np.ndarray, np.ndarray]:
 
 
 def vehicleid_split(pids: Sequence, seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
-    """(query indices, gallery indices): after a seeded shuffle, the first image of every id is its gallery image."""
+    """(query indices, gallery indices): after a seeded shuffle, the first image of every id is its gallery
+    image."""
     pids = as_1d(pids, "pids")
     if len(pids) == 0:
         raise ValueError("pids is empty")
@@ -53,7 +56,8 @@ def vehicleid_split(pids: Sequence, seed: int = 0) -> Tuple[np.ndarray, np.ndarr
 
 
 def evaluate_vehicleid(
-    features: Any, pids: Sequence, seed: int = 0, num_splits: int = 1, metric: str = "cosine", max_rank: int = 50
+    features: Any, pids: Sequence, seed: int = 0, num_splits: int = 1, metric: str = "cosine",
+    max_rank: int = 50,
 ) -> ReIDResult:
     """ReID metrics on a VehicleID test list, averaged over ``num_splits`` seeded query/gallery splits.
 
@@ -69,8 +73,8 @@ def evaluate_vehicleid(
         q, g = vehicleid_split(pids, seed + split)
         if len(q) == 0:
             raise ValueError("every vehicle id has a single image: no query left")
-        results.append(evaluate_reid_features(x[q], x[g], pids[q], pids[g], camids[q], camids[g], metric=metric,
-                                              max_rank=max_rank))
+        results.append(evaluate_reid_features(x[q], x[g], pids[q], pids[g], camids[q], camids[g],
+                                              metric=metric, max_rank=max_rank))
     if num_splits == 1:
         return results[0]
 

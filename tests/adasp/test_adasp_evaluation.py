@@ -71,7 +71,8 @@ def test_rerank_runs_on_cpu_through_shared_retrieval():
     feats, pids, camids, num_query = _fixture(seed=2)
     ours = _feed(SharedReidEvaluator(cfg, num_query), feats, pids, camids)
     distmat = rerank_k_reciprocal(feats[:num_query], feats[num_query:], k1=8, k2=3, lambda_value=0.3)
-    expected = evaluate_reid(distmat, pids[:num_query], pids[num_query:], camids[:num_query], camids[num_query:])
+    expected = evaluate_reid(distmat, pids[:num_query], pids[num_query:], camids[:num_query],
+                             camids[num_query:])
     assert ours["mAP"] == pytest.approx(expected.mAP, abs=1e-6)
     assert ours["Rank-1"] == pytest.approx(expected.rank1, abs=1e-6)
     cfg.TEST.RERANK.ENABLED = False

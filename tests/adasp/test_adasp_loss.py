@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from adasp.loss import SparsePairLoss, adaptive_weight, class_pair_similarities, sparse_pair_loss
+from adasp.modeling.loss import (SparsePairLoss, adaptive_weight, class_pair_similarities,
+                                 sparse_pair_loss)
 
 TYPES = ("sp-h", "sp-lh", "adasp")
 
@@ -17,7 +18,7 @@ def _lse(values):
 
 
 def reference_loss(features, labels, tau, loss_type, eps=1e-12):
-    """Per-class loops over the formulas of the spec, in float64 numpy."""
+    """Per-class loops over the paper's formulas (with the official code's choices), in float64 numpy."""
     feats = np.asarray(features, dtype=np.float64)
     feats = feats / np.linalg.norm(feats, axis=1, keepdims=True)
     sim = feats @ feats.T
@@ -126,7 +127,7 @@ def test_gradcheck(loss_type):
 def test_gradcheck_adasp_with_weight_held_constant(monkeypatch):
     """AdaSP's weight is stop-gradient, so finite differences must hold it fixed at its current value;
     the analytic gradient of the real loss must then equal that finite-difference gradient."""
-    import adasp.loss as loss_module
+    import adasp.modeling.loss as loss_module
 
     feats, labels = _clustered_batch(3, [3, 2, 3], dim=6, spread=0.2, seed=5)
     _, s_h, s_lh = class_pair_similarities(feats, labels, 0.2)
@@ -150,7 +151,7 @@ def test_adasp_weight_is_detached():
     w = adaptive_weight(s_h, s_lh)
     mixed = (w * s_h_g + (1 - w) * s_lh_g).sum()
     (grad_mixed,) = torch.autograd.grad(mixed, feats, retain_graph=True)
-    from adasp.loss import adasp as adaptive_rule
+    from adasp.modeling.loss import adasp as adaptive_rule
     (grad_rule,) = torch.autograd.grad(adaptive_rule(s_h_g, s_lh_g, 1e-12).sum(), feats)
     torch.testing.assert_close(grad_rule, grad_mixed)
 
@@ -207,7 +208,7 @@ def test_bad_inputs_raise_clear_errors():
         sparse_pair_loss(feats, labels[:3])
     with pytest.raises(ValueError, match="temperature"):
         sparse_pair_loss(feats, labels, temperature=0.0)
-    with pytest.raises(KeyError, match="unknown sparse-pair loss type"):
+    with pytest.raises(KeyError, match="unknown MODEL.LOSSES.ADASP.TYPE 'sp-x'"):
         SparsePairLoss(loss_type="sp-x")
     nan_feats = feats.clone()
     nan_feats[1, 3] = float("nan")

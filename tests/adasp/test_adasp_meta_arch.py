@@ -6,11 +6,13 @@ import torch
 from torch import nn
 
 import adasp  # noqa: F401  (registers the architectures)
-from adasp.config import build_adasp_cfg
-from adasp.loss import sparse_pair_loss
-from adasp.meta_arch import AdaSPBaseline, AdaSPMGN, check_loss_names
+from adasp.config import add_adasp_config
+from adasp.modeling.loss import sparse_pair_loss
+from adasp.modeling.meta_arch import (AdaSPBaseline, AdaSPMGN, FeatureOnlyEmbeddingHead,
+                                      check_loss_names)
 from fastreid.modeling.meta_arch import META_ARCH_REGISTRY, build_model
 from fastreid.utils.events import EventStorage
+from shared.engine import build_cfg
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "projects" / "AdaSP" / "configs"
 SMALL_BASELINE = ["MODEL.DEVICE", "cpu", "MODEL.BACKBONE.DEPTH", "18x", "MODEL.BACKBONE.FEAT_DIM", "512",
@@ -27,10 +29,10 @@ def test_registered_in_fastreid_registry():
 
 
 def test_baseline_adds_scaled_adasp_loss_to_fastreid_losses():
-    cfg = build_adasp_cfg(opts=SMALL_BASELINE + [
+    cfg = build_cfg(add_adasp_config, opts=SMALL_BASELINE + [
         "MODEL.META_ARCHITECTURE", "AdaSPBaseline", "MODEL.LOSSES.NAME", '("CrossEntropyLoss", "AdaSPLoss")',
         "MODEL.LOSSES.ADASP.SCALE", "0.1", "MODEL.LOSSES.ADASP.TEMP", "0.05",
-        "MODEL.LOSSES.ADASP.TYPE", "sp-lh"])
+        "MODEL.LOSSES.ADASP.TYPE", "sp-lh"], framework="fastreid")
     model = build_model(cfg)
     assert isinstance(model, AdaSPBaseline)
     gen = torch.Generator().manual_seed(0)
@@ -45,8 +47,9 @@ def test_baseline_adds_scaled_adasp_loss_to_fastreid_losses():
 
 
 def test_baseline_training_forward_backward_metric_only():
-    cfg = build_adasp_cfg(opts=SMALL_BASELINE + ["MODEL.META_ARCHITECTURE", "AdaSPBaseline",
-                                                 "MODEL.LOSSES.NAME", '("AdaSPLoss",)'])
+    cfg = build_cfg(add_adasp_config, opts=SMALL_BASELINE + ["MODEL.META_ARCHITECTURE", "AdaSPBaseline",
+                                                             "MODEL.LOSSES.NAME", '("AdaSPLoss",)'],
+                    framework="fastreid")
     model = build_model(cfg).train()
     images = torch.rand(8, 3, 32, 16) * 255
     with EventStorage(0):
@@ -62,8 +65,9 @@ def test_baseline_training_forward_backward_metric_only():
 
 @pytest.mark.parametrize("names", [("CrossEntropyLoss", "AdaSpLoss"), ("TripletLos",), ()])
 def test_unknown_or_empty_loss_names_raise_at_build(names):
-    cfg = build_adasp_cfg(opts=SMALL_BASELINE + ["MODEL.META_ARCHITECTURE", "AdaSPBaseline",
-                                                 "MODEL.LOSSES.NAME", repr(tuple(names))])
+    cfg = build_cfg(add_adasp_config, opts=SMALL_BASELINE + ["MODEL.META_ARCHITECTURE", "AdaSPBaseline",
+                                                             "MODEL.LOSSES.NAME", repr(tuple(names))],
+                    framework="fastreid")
     with pytest.raises(ValueError, match="unknown loss name|is empty"):
         build_model(cfg)
 
@@ -75,14 +79,15 @@ def test_check_loss_names_lists_the_culprits():
 
 
 def test_unknown_adasp_type_raises_at_build():
-    cfg = build_adasp_cfg(opts=SMALL_BASELINE + ["MODEL.META_ARCHITECTURE", "AdaSPBaseline",
-                                                 "MODEL.LOSSES.NAME", '("AdaSPLoss",)',
-                                                 "MODEL.LOSSES.ADASP.TYPE", "sp-hard"])
+    """Refused when the config is built, naming the key; a model built from explicit kwargs refuses it too."""
+    with pytest.raises(ValueError, match="MODEL.LOSSES.ADASP.TYPE='sp-hard': must be one of"):
+        build_cfg(add_adasp_config, opts=SMALL_BASELINE + ["MODEL.LOSSES.ADASP.TYPE", "sp-hard"],
+                  framework="fastreid")
     with pytest.raises(KeyError, match="sp-hard"):
-        build_model(cfg)
+        _tiny_mgn(("AdaSPLoss",), scale=1.0, loss_type="sp-hard")
 
 
-def _tiny_mgn(loss_names, scale):
+def _tiny_mgn(loss_names, scale, loss_type="adasp"):
     """AdaSPMGN built from explicit modules (its loss code does not depend on the backbone)."""
     head = nn.Identity()
     return AdaSPMGN(backbone=head, neck1=head, neck2=head, neck3=head, b1_head=head, b2_head=head,
@@ -90,7 +95,7 @@ def _tiny_mgn(loss_names, scale):
                     pixel_mean=[0.0, 0.0, 0.0], pixel_std=[1.0, 1.0, 1.0],
                     loss_kwargs={"loss_names": loss_names,
                                  "ce": {"eps": 0.1, "alpha": 0.2, "scale": 1.0},
-                                 "adasp": {"scale": scale, "temp": 0.04, "type": "adasp"}})
+                                 "adasp": {"scale": scale, "temp": 0.04, "type": loss_type}})
 
 
 def test_mgn_applies_loss_to_five_features_with_official_weights():
@@ -121,11 +126,12 @@ def test_mgn_refuses_unknown_loss_name():
 
 @pytest.mark.slow
 def test_mgn_builds_from_config_and_trains_one_step():
-    cfg = build_adasp_cfg(str(CONFIG_DIR / "Market1501" / "mgn_R50-ibn_adasp.yml"),
-                          ["MODEL.DEVICE", "cpu", "MODEL.HEADS.NUM_CLASSES", "4"])
+    cfg = build_cfg(add_adasp_config, str(CONFIG_DIR / "Market1501" / "mgn_R50-ibn_adasp.yml"),
+                    ["MODEL.DEVICE", "cpu", "MODEL.HEADS.NUM_CLASSES", "4"], framework="fastreid")
     model = build_model(cfg).train()
     with EventStorage(0):
-        losses = model({"images": torch.rand(8, 3, 96, 32) * 255, "targets": _labels()})  # 6 rows: 2- and 3-way splits
+        # 96 rows: MGN's 2- and 3-way stripe splits
+        losses = model({"images": torch.rand(8, 3, 96, 32) * 255, "targets": _labels()})
     assert {k for k in losses if k.startswith("loss_adasp")} == {
         "loss_adasp_b1", "loss_adasp_b2", "loss_adasp_b3", "loss_adasp_b22", "loss_adasp_b33"}
     sum(losses.values()).backward()
@@ -146,8 +152,9 @@ def test_trainer_optimizer_actually_updates_weights():
     detaches its flat gradient buffer); AdaSPTrainer.build_optimizer must give real updates."""
     from adasp.trainer import AdaSPTrainer
 
-    cfg = build_adasp_cfg(opts=SMALL_BASELINE + ["MODEL.META_ARCHITECTURE", "AdaSPBaseline",
-                                                 "MODEL.LOSSES.NAME", '("AdaSPLoss",)'])
+    cfg = build_cfg(add_adasp_config, opts=SMALL_BASELINE + ["MODEL.META_ARCHITECTURE", "AdaSPBaseline",
+                                                             "MODEL.LOSSES.NAME", '("AdaSPLoss",)'],
+                    framework="fastreid")
     images = torch.rand(8, 3, 32, 16) * 255
 
     def weight_change(optimizer_builder):
@@ -163,5 +170,45 @@ def test_trainer_optimizer_actually_updates_weights():
         return (model.backbone.conv1.weight.detach() - before).abs().max().item()
 
     assert weight_change(AdaSPTrainer.build_optimizer) > 1e-5
-    # The upstream default (contiguous=True) gives exactly 0 here with fastreid 1.4.0 + torch 2.x; not asserted,
-    # so that a global fix in shared.compat does not break this test.
+    # The upstream default (contiguous=True) gives exactly 0 here with fastreid 1.4.0 + torch 2.x; not
+    # asserted, so that a global fix in shared.compat does not break this test.
+
+
+def test_cls_enable_false_builds_no_classifier():
+    """MODEL.HEADS.CLS_ENABLE False (official VeRi / VehicleID metric-only presets): no classifier matrix."""
+    cfg = build_cfg(add_adasp_config, opts=SMALL_BASELINE + ["MODEL.META_ARCHITECTURE", "AdaSPBaseline",
+                                                             "MODEL.LOSSES.NAME", '("AdaSPLoss",)',
+                                                             "MODEL.HEADS.CLS_ENABLE", "False",
+                                                             "MODEL.HEADS.NECK_FEAT", "after"],
+                    framework="fastreid")
+    model = build_model(cfg).train()
+    assert isinstance(model.heads, FeatureOnlyEmbeddingHead)
+    with_classifier = build_model(build_cfg(add_adasp_config, opts=SMALL_BASELINE + [
+        "MODEL.META_ARCHITECTURE", "AdaSPBaseline", "MODEL.LOSSES.NAME", '("AdaSPLoss",)'],
+        framework="fastreid"))
+    assert ({n for n, _ in with_classifier.named_parameters()} - {n for n, _ in model.named_parameters()}
+            == {"heads.weight"})
+    images = torch.rand(8, 3, 32, 16) * 255  # fastreid normalises its input in place: pass copies
+    with EventStorage(0):
+        losses = model({"images": images.clone(), "targets": _labels()})
+    assert list(losses) == ["loss_adasp"]
+    model.eval()
+    with torch.no_grad():
+        assert model({"images": images.clone()}).shape == (8, 512)
+    model.train()
+    with torch.no_grad(), EventStorage(0):  # the loss is computed on the BNNeck output ("after")
+        again = model({"images": images.clone(), "targets": _labels()})["loss_adasp"]
+        neck = model.heads(model.backbone(model.preprocess_image({"images": images.clone()})))["features"]
+    assert again.item() == pytest.approx(sparse_pair_loss(neck, _labels(), 0.05).item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("opts, message", [
+    (["MODEL.META_ARCHITECTURE", "AdaSPBaseline", "MODEL.LOSSES.NAME", '("CrossEntropyLoss", "AdaSPLoss")'],
+     r"needs MODEL\.LOSSES\.NAME=\('AdaSPLoss',\)"),
+    (["MODEL.META_ARCHITECTURE", "AdaSPMGN", "MODEL.LOSSES.NAME", '("AdaSPLoss",)'],
+     "is supported by AdaSPBaseline only, not AdaSPMGN"),
+])
+def test_cls_enable_false_is_refused_where_it_cannot_work(opts, message):
+    with pytest.raises(ValueError, match=r"^MODEL\.HEADS\.CLS_ENABLE=False: " + message):
+        build_cfg(add_adasp_config, opts=SMALL_BASELINE + opts + ["MODEL.HEADS.CLS_ENABLE", "False"],
+                  framework="fastreid")

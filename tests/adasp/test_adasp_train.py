@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 import adasp  # noqa: F401
-from adasp.config import build_adasp_cfg
-from adasp.datasets import SYNTHETIC_SUBDIR
-from adasp.trainer import AdaSPTrainer, load_reid_dataset
-from shared.engine import AtomicCheckpointMixin
+from adasp.config import add_adasp_config
+from adasp.datasets import SYNTHETIC_SUBDIR, load_reid_dataset
+from adasp.trainer import AdaSPTrainer
+from shared.engine import AtomicCheckpointMixin, build_cfg
 from shared.datasets.synthetic_reid import SyntheticReIDSpec, generate_synthetic_market1501
 
 PROJECT = Path(__file__).resolve().parents[2] / "projects" / "AdaSP"
@@ -57,7 +57,8 @@ def test_train_resume_and_eval_only(dataset_root, tmp_path, monkeypatch):
     assert glob.glob(os.path.join(out, "events.out.tfevents.*"))
 
     # --resume continues after the saved epoch
-    cfg = build_adasp_cfg(config, ["OUTPUT_DIR", out] + TINY_OPTS + ["SOLVER.MAX_EPOCH", "2"])
+    cfg = build_cfg(add_adasp_config, config, ["OUTPUT_DIR", out] + TINY_OPTS + ["SOLVER.MAX_EPOCH", "2"],
+                    framework="fastreid")
     trainer = AdaSPTrainer(cfg)
     assert isinstance(trainer.checkpointer, AtomicCheckpointMixin)
     trainer.resume_or_load(resume=True)
@@ -75,59 +76,16 @@ def test_missing_dataset_names_env_var(tmp_path, monkeypatch):
     monkeypatch.setenv("FASTREID_DATASETS", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="FASTREID_DATASETS"):
         load_reid_dataset("DukeMTMC")
-    with pytest.raises(KeyError, match="unknown dataset 'Market1502'"):
+    with pytest.raises(KeyError, match="unknown DATASETS.NAMES/TESTS entry 'Market1502'"):
         load_reid_dataset("Market1502")
 
 
 def test_auto_device_and_amp_are_resolved_for_cpu():
-    cfg = build_adasp_cfg(str(PROJECT / "configs" / "Market1501" / "mgn_R50-ibn_adasp.yml"))
+    cfg = build_cfg(add_adasp_config, str(PROJECT / "configs" / "Market1501" / "mgn_R50-ibn_adasp.yml"),
+                    framework="fastreid")
     assert cfg.MODEL.DEVICE in ("cpu", "cuda")
     if cfg.MODEL.DEVICE == "cpu":
         assert not cfg.SOLVER.AMP.ENABLED
-
-
-ARCH_LOSSES = {
-    "mgn_R50-ibn_adasp": ("AdaSPMGN", ("AdaSPLoss",)),
-    "mgn_R50-ibn_ce_adasp": ("AdaSPMGN", ("CrossEntropyLoss", "AdaSPLoss")),
-    "sbs_R50-ibn_adasp": ("AdaSPBaseline", ("AdaSPLoss",)),
-    "sbs_R50-ibn_ce_adasp": ("AdaSPBaseline", ("CrossEntropyLoss", "AdaSPLoss")),
-    "bagtricks_R50-ibn_adasp": ("AdaSPBaseline", ("AdaSPLoss",)),
-    "bagtricks_R50-ibn_ce_adasp": ("AdaSPBaseline", ("CrossEntropyLoss", "AdaSPLoss")),
-}
-# config: (ADASP.SCALE, ADASP.TEMP, sampler, IMS_PER_BATCH, NUM_INSTANCE, SIZE_TRAIN)
-EXPECTED = {
-    "Market1501/mgn_R50-ibn_adasp.yml": (1.0, 0.04, "BalancedIdentitySampler", 128, 8, [384, 128]),
-    "Market1501/mgn_R50-ibn_ce_adasp.yml": (0.1, 0.04, "BalancedIdentitySampler", 128, 8, [256, 128]),
-    "DukeMTMC/mgn_R50-ibn_adasp.yml": (1.0, 0.04, "BalancedIdentitySampler", 128, 8, [384, 128]),
-    "DukeMTMC/mgn_R50-ibn_ce_adasp.yml": (0.1, 0.04, "BalancedIdentitySampler", 128, 8, [256, 128]),
-    "MSMT17/mgn_R50-ibn_adasp.yml": (1.0, 0.04, "NaiveIdentitySampler", 128, 8, [384, 128]),
-    "MSMT17/mgn_R50-ibn_ce_adasp.yml": (0.1, 0.04, "NaiveIdentitySampler", 128, 8, [256, 128]),
-    "VeRi/sbs_R50-ibn_adasp.yml": (1.0, 0.05, "BalancedIdentitySampler", 128, 8, [256, 256]),
-    "VeRi/sbs_R50-ibn_ce_adasp.yml": (0.5, 0.05, "BalancedIdentitySampler", 128, 8, [256, 256]),
-    "VehicleID/bagtricks_R50-ibn_adasp.yml": (1.0, 0.05, "NaiveIdentitySampler", 512, 8, [256, 256]),
-    "VehicleID/bagtricks_R50-ibn_ce_adasp.yml": (0.5, 0.05, "NaiveIdentitySampler", 512, 8, [256, 256]),
-}
-
-
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_dataset_configs_carry_the_official_hyperparameters(name):
-    arch, losses = ARCH_LOSSES[Path(name).stem]
-    scale, temp, sampler, batch, k, size = EXPECTED[name]
-    cfg = build_adasp_cfg(str(PROJECT / "configs" / name), ["MODEL.DEVICE", "cpu"])
-    assert cfg.MODEL.META_ARCHITECTURE == arch
-    assert tuple(cfg.MODEL.LOSSES.NAME) == losses
-    adasp_cfg = cfg.MODEL.LOSSES.ADASP
-    assert (adasp_cfg.SCALE, adasp_cfg.TEMP, adasp_cfg.TYPE) == (scale, temp, "adasp")
-    assert cfg.DATALOADER.SAMPLER_TRAIN == sampler
-    assert (cfg.SOLVER.IMS_PER_BATCH, cfg.DATALOADER.NUM_INSTANCE) == (batch, k)
-    assert list(cfg.INPUT.SIZE_TRAIN) == size
-    assert cfg.MODEL.BACKBONE.WITH_IBN and cfg.MODEL.BACKBONE.DEPTH == "50x"
-    assert cfg.SOLVER.MAX_EPOCH == 60 and cfg.SOLVER.OPT == "Adam"
-    if arch == "AdaSPMGN":
-        assert cfg.MODEL.HEADS.EMBEDDING_DIM == 256 and cfg.MODEL.HEADS.NECK_FEAT == "after"
-        assert cfg.SOLVER.SCHED == "CosineAnnealingLR" and cfg.SOLVER.DELAY_EPOCHS == 30
-        assert cfg.SOLVER.WARMUP_ITERS == (1000 if name.startswith("MSMT17") else 500)
-        assert cfg.SOLVER.FREEZE_ITERS == 500
 
 
 def _fake_vehicleid(root: Path) -> None:
@@ -154,6 +112,6 @@ def test_vehicleid_split_seed_makes_the_random_split_reproducible(tmp_path, monk
     assert len(first.gallery) == 20 and len(first.query) == 60  # one gallery image per vehicle id
     other = load_reid_dataset("SmallVehicleID", split_seed=1)
     assert [g[0] for g in other.gallery] != [g[0] for g in first.gallery]
-    cfg = build_adasp_cfg(str(PROJECT / "configs" / "VehicleID" / "bagtricks_R50-ibn_adasp.yml"),
-                          ["MODEL.DEVICE", "cpu"])
+    cfg = build_cfg(add_adasp_config, str(PROJECT / "configs" / "VehicleID" / "bagtricks_R50-ibn_adasp.yml"),
+                    ["MODEL.DEVICE", "cpu"], framework="fastreid")
     assert cfg.TEST.SPLIT_SEED == 0

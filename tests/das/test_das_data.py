@@ -1,4 +1,5 @@
-"""Dataset loaders in the published layouts, the synthetic CUB-layout generator and the P×K sampler."""
+"""Dataset loaders in the released forms (and their documented fallbacks), the synthetic generator that writes
+those forms, the synthetic-data step of train_net.py, and the P×K sampler."""
 import hashlib
 import os
 
@@ -7,7 +8,14 @@ import pytest
 from detectron2.data import DatasetCatalog
 
 import das  # noqa: F401
-from das.datasets import load_inshop, load_metric_dataset, load_sop
+from das.datasets import (
+    load_cars,
+    load_cub,
+    load_inshop,
+    load_metric_dataset,
+    load_sop,
+    prepare_synthetic_data,
+)
 from das.sampler import ClassBalancedBatchSampler
 from shared.datasets.synthetic_fine_grained import class_folder_name, generate_synthetic_fine_grained
 
@@ -54,6 +62,92 @@ def test_registered_split_first_half_of_classes(synthetic_root, monkeypatch):
     assert {r["class_id"] for r in test} == {class_folder_name(i) for i in range(3, 6)}
     assert sorted({r["label"] for r in train}) == [0, 1, 2] == sorted({r["label"] for r in test})
     assert all(os.path.isfile(r["file_name"]) for r in train + test)
+
+
+@pytest.mark.parametrize("layout, folder, prefix, splits", [
+    ("cub", "CUB_200_2011", "cub200", ("train", "test")),
+    ("cars", "cars196", "cars196", ("train", "test")),
+    ("sop", "Stanford_Online_Products", "sop", ("train", "test")),
+    ("inshop", "In-shop Clothes Retrieval Benchmark", "inshop", ("train", "query", "gallery")),
+])
+def test_release_forms_load_through_the_registered_names(
+    layout, folder, prefix, splits, tmp_path, monkeypatch
+):
+    """The generator writes each dataset as released; the registered dataset reads it with the real parser."""
+    generate_synthetic_fine_grained(str(tmp_path / folder), num_classes=4, images_per_class=4, image_size=16,
+                                    seed=0, layout=layout)
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path))
+    records = {split: load_metric_dataset(f"{prefix}_{split}") for split in splits}
+    assert all(os.path.isfile(r["file_name"]) for rs in records.values() for r in rs)
+    assert [r["label"] for r in records["train"]] == [0] * 4 + [1] * 4  # classes 1-2 train, contiguous labels
+    if layout == "inshop":
+        assert (
+            [r["label"] for r in records["query"]] == [3, 3, 4, 4] == [r["label"] for r in records["gallery"]]
+        )
+        assert records["query"][0]["file_name"].startswith(str(tmp_path / folder / "Img" / "img"))
+    else:
+        assert [r["label"] for r in records["test"]] == [0] * 4 + [1] * 4
+        assert not {r["file_name"] for r in records["train"]} & {r["file_name"] for r in records["test"]}
+    if layout == "cub":
+        assert records["test"][0]["class_id"] == "003.synthetic_bird_003"
+    if layout == "cars":
+        assert records["train"][0]["file_name"] == str(tmp_path / folder / "car_ims" / "000001.jpg")
+
+
+def test_cub_lists_are_read_by_class_id_not_by_file_order(tmp_path):
+    root = tmp_path / "CUB_200_2011"
+    (root / "images").mkdir(parents=True)
+    (root / "images.txt").write_text("1 010.b/x1.jpg\n2 002.a/y1.jpg\n3 010.b/x2.jpg\n4 003.c/z.jpg\n")
+    (root / "image_class_labels.txt").write_text("1 10\n2 2\n3 10\n4 3\n")
+    (root / "classes.txt").write_text("2 002.a\n3 003.c\n10 010.b\n")
+    train = load_cub(str(root), "train", "cub200_train")  # classes {2, 3, 10}: train = [2], test = [3, 10]
+    assert [(r["class_id"], r["label"]) for r in train] == [("002.a", 0)]
+    test = load_cub(str(root), "test", "cub200_test")
+    assert [(r["class_id"], r["label"]) for r in test] == [
+        ("010.b", 1),
+        ("010.b", 1),
+        ("003.c", 0),
+    ]  # by image id
+    assert test[0]["file_name"] == str(root / "images" / "010.b" / "x1.jpg")
+    (root / "image_class_labels.txt").write_text("1 10\n2 2\n3 10\n")
+    with pytest.raises(ValueError, match=r"image ids \['4'\] of images.txt have no class"):
+        load_cub(str(root), "train", "cub200_train")
+
+
+def test_revisiting_dml_class_folders_are_the_documented_fallback(tmp_path, monkeypatch):
+    for folder in ("10.ten", "2.two", "1.one", "3.three"):  # numeric prefixes, not names, give the order
+        (tmp_path / "cub200" / "images" / folder).mkdir(parents=True)
+        (tmp_path / "cub200" / "images" / folder / "a.jpg").write_bytes(b"")
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path))
+    assert [r["class_id"] for r in load_metric_dataset("cub200_train")] == ["1.one", "2.two"]
+    assert [r["class_id"] for r in load_metric_dataset("cub200_test")] == ["3.three", "10.ten"]
+
+
+def test_a_mat_file_that_is_not_stanford_cars_is_refused(tmp_path):
+    from scipy.io import savemat
+
+    savemat(str(tmp_path / "cars_annos.mat"), {"something": [1, 2]})
+    with pytest.raises(ValueError, match="cars_annos.mat is not a Stanford Cars annotation file"):
+        load_cars(str(tmp_path), "train", "cars196_train")
+
+
+def test_train_net_prepares_the_synthetic_set_only_when_asked(tmp_path, monkeypatch):
+    from das.config import add_das_config
+
+    from shared.engine import build_cfg
+
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path))
+    base = os.path.join(os.path.dirname(__file__), "..", "..", "projects", "DAS", "configs")
+    cub = build_cfg(add_das_config, os.path.join(base, "CUB200", "multi_similarity.yaml"))
+    prepare_synthetic_data(cub)
+    assert os.listdir(tmp_path) == []
+    synthetic = build_cfg(add_das_config, os.path.join(base, "Synthetic", "triplet_distance.yaml"),
+                          ["DATASETS.SYNTHETIC_FINE_GRAINED.NUM_CLASSES", "4",
+                           "DATASETS.SYNTHETIC_FINE_GRAINED.IMAGES_PER_CLASS", "2",
+                           "DATASETS.SYNTHETIC_FINE_GRAINED.IMAGE_SIZE", "16"])
+    prepare_synthetic_data(synthetic)
+    assert len(load_metric_dataset("synthetic_birds_train")) == 4
+    assert (tmp_path / "synthetic_birds" / "images.txt").is_file()
 
 
 def test_missing_dataset_names_env_var(tmp_path, monkeypatch):

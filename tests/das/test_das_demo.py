@@ -7,9 +7,31 @@ import os
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", "..", "projects", "DAS", "demo.py")
 TINY = [
-    "MODEL.EMBEDDING.BACKBONE", "test_resnet", "MODEL.EMBEDDING.DIM", "16", "MODEL.DAS.NUM_CLASSES", "4",
-    "INPUT.TRAIN_SIZE", "32", "INPUT.TEST_RESIZE", "32", "INPUT.TEST_SIZE", "32",
-    "SOLVER.IMS_PER_BATCH", "6", "TEST.RETRIEVAL.RECALL_KS", "(1, 2)", "TEST.EVAL_PERIOD", "3",
+    "MODEL.EMBEDDING.BACKBONE",
+    "test_resnet",
+    "MODEL.EMBEDDING.DIM",
+    "16",
+    "MODEL.DAS.NUM_CLASSES",
+    "4",
+    "INPUT.TRAIN_SIZE",
+    "32",
+    "INPUT.TEST_RESIZE",
+    "32",
+    "INPUT.TEST_SIZE",
+    "32",
+    "SOLVER.IMS_PER_BATCH",
+    "6",
+    "TEST.RETRIEVAL.RECALL_KS",
+    "(1, 2)",
+    # the conftest set (8 classes x 4 images, 32 px), so that the synthetic-data step finds it cached
+    "DATASETS.SYNTHETIC_FINE_GRAINED.NUM_CLASSES",
+    "8",
+    "DATASETS.SYNTHETIC_FINE_GRAINED.IMAGES_PER_CLASS",
+    "4",
+    "DATASETS.SYNTHETIC_FINE_GRAINED.IMAGE_SIZE",
+    "32",
+    "TEST.EVAL_PERIOD",
+    "3",
 ]
 
 

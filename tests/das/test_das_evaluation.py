@@ -8,9 +8,15 @@ import torch
 from detectron2.data import DatasetCatalog
 
 import das  # noqa: F401
+from das.config import add_das_config
 from das.evaluation import EmbeddedSet, retrieval_metrics
-from das.trainer import get_das_cfg
 from das.visualization import CORRECT_BGR, QUERY_BGR, WRONG_BGR, save_retrieval_grid
+
+from shared.engine import build_cfg
+
+BASE_CONFIG = os.path.join(
+    os.path.dirname(__file__), "..", "..", "projects", "DAS", "configs", "Base-DAS.yaml"
+)
 
 
 def _set(embeddings, labels, files=None):
@@ -19,7 +25,7 @@ def _set(embeddings, labels, files=None):
 
 
 def test_hand_computed_recall_and_perfect_clustering():
-    cfg = get_das_cfg(opts=["TEST.RETRIEVAL.RECALL_KS", "(1, 2)"])
+    cfg = build_cfg(add_das_config, BASE_CONFIG, opts=["TEST.RETRIEVAL.RECALL_KS", "(1, 2)"])
     # 1-D points: class 0 at 0, 0.1, 5.0 ; class 1 at 5.1, 10, 10.1
     emb = [[0.0], [0.1], [5.0], [5.1], [10.0], [10.1]]
     labels = [0, 0, 0, 1, 1, 1]
@@ -28,12 +34,18 @@ def test_hand_computed_recall_and_perfect_clustering():
     assert m["R@1"] == pytest.approx(400 / 6)
     assert m["R@2"] == pytest.approx(100.0)
     assert {"NMI", "F1", "MAP@R", "mAP_c"} <= set(m)
-    separated = retrieval_metrics(cfg, _set([[0.0], [0.1], [10.0], [10.1], [20.0], [20.2]], [0, 0, 1, 1, 2, 2]))
-    assert separated["R@1"] == 100 and separated["NMI"] == pytest.approx(100) and separated["F1"] == pytest.approx(100)
+    separated = retrieval_metrics(
+        cfg, _set([[0.0], [0.1], [10.0], [10.1], [20.0], [20.2]], [0, 0, 1, 1, 2, 2])
+    )
+    assert (
+        separated["R@1"] == 100
+        and separated["NMI"] == pytest.approx(100)
+        and separated["F1"] == pytest.approx(100)
+    )
 
 
 def test_query_gallery_protocol():
-    cfg = get_das_cfg(opts=["TEST.RETRIEVAL.RECALL_KS", "(1, 2)"])
+    cfg = build_cfg(add_das_config, BASE_CONFIG, opts=["TEST.RETRIEVAL.RECALL_KS", "(1, 2)"])
     query = _set([[0.0], [10.0]], [7, 8])
     gallery = _set([[0.2], [9.0], [10.5]], [8, 7, 8])
     m = retrieval_metrics(cfg, query, gallery)
@@ -81,6 +93,7 @@ def test_non_finite_embeddings_raise(das_dataset_root, monkeypatch):
     from das.evaluation import embed_dataset
 
     monkeypatch.setenv("DETECTRON2_DATASETS", str(das_dataset_root))
-    cfg = get_das_cfg(opts=["INPUT.TEST_RESIZE", "32", "INPUT.TEST_SIZE", "32", "DATALOADER.NUM_WORKERS", "0"])
+    cfg = build_cfg(add_das_config, BASE_CONFIG, opts=["INPUT.TEST_RESIZE", "32", "INPUT.TEST_SIZE", "32",
+                                                       "DATALOADER.NUM_WORKERS", "0"])
     with pytest.raises(FloatingPointError, match="non-finite embeddings on 'synthetic_birds_test'"):
         embed_dataset(cfg, _NaNModel(), "synthetic_birds_test")

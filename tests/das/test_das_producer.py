@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from das.dfs import FrequencyRecorder, top_dimensions
 from das.mts import TransformationBank, intra_class_differences
-from das.producer import DASEmbeddingProducer
+from das.modeling.producer import DASEmbeddingProducer
 
 
 class NaiveDAS:
@@ -166,7 +166,9 @@ def test_gradient_flow(detach):
 
 
 def test_gradcheck_without_detach():
-    prod = DASEmbeddingProducer(2, 4, num_produce=1, scale_range=(0.5, 2.0), shift_scale=0.1, detach=False, seed=3)
+    prod = DASEmbeddingProducer(
+        2, 4, num_produce=1, scale_range=(0.5, 2.0), shift_scale=0.1, detach=False, seed=3
+    )
     prod = prod.double()
     y = torch.tensor([0, 0, 1])
     e0 = torch.randn(3, 4, dtype=torch.float64)

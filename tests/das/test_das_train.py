@@ -10,19 +10,42 @@ import torch
 import torch.nn.functional as F
 
 import das  # noqa: F401
-from das.trainer import DASTrainer, get_das_cfg
+from das.config import add_das_config
+from das.trainer import DASTrainer
+
+from shared.engine import build_cfg
 
 SYNTHETIC_CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "projects", "DAS", "configs",
                                 "Synthetic", "triplet_distance.yaml")
 TINY = [
-    "MODEL.EMBEDDING.BACKBONE", "test_resnet", "MODEL.EMBEDDING.DIM", "16", "MODEL.DAS.NUM_CLASSES", "4",
-    "INPUT.TRAIN_SIZE", "32", "INPUT.TEST_RESIZE", "32", "INPUT.TEST_SIZE", "32",
-    "SOLVER.IMS_PER_BATCH", "6", "TEST.RETRIEVAL.RECALL_KS", "(1, 2)",
+    "MODEL.EMBEDDING.BACKBONE",
+    "test_resnet",
+    "MODEL.EMBEDDING.DIM",
+    "16",
+    "MODEL.DAS.NUM_CLASSES",
+    "4",
+    "INPUT.TRAIN_SIZE",
+    "32",
+    "INPUT.TEST_RESIZE",
+    "32",
+    "INPUT.TEST_SIZE",
+    "32",
+    "SOLVER.IMS_PER_BATCH",
+    "6",
+    "TEST.RETRIEVAL.RECALL_KS",
+    "(1, 2)",
+    # the conftest set (8 classes x 4 images, 32 px), so that the synthetic-data step finds it cached
+    "DATASETS.SYNTHETIC_FINE_GRAINED.NUM_CLASSES",
+    "8",
+    "DATASETS.SYNTHETIC_FINE_GRAINED.IMAGES_PER_CLASS",
+    "4",
+    "DATASETS.SYNTHETIC_FINE_GRAINED.IMAGE_SIZE",
+    "32",
 ]
 
 
 def tiny_cfg(*opts):
-    return get_das_cfg(SYNTHETIC_CONFIG, TINY + list(opts))
+    return build_cfg(add_das_config, SYNTHETIC_CONFIG, TINY + list(opts))
 
 
 def test_losses_equal_direct_pml_calls():
@@ -76,7 +99,9 @@ def test_optimizer_puts_margin_beta_in_its_own_group():
 
 
 def test_frozen_bn_stays_in_eval_mode():
-    model = DASTrainer.build_model(tiny_cfg("MODEL.EMBEDDING.FREEZE_BN", "True", "MODEL.DAS.ENABLED", "False"))
+    model = DASTrainer.build_model(
+        tiny_cfg("MODEL.EMBEDDING.FREEZE_BN", "True", "MODEL.DAS.ENABLED", "False")
+    )
     model.train()
     bns = [m for m in model.net.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert bns and not any(m.training for m in bns)
@@ -106,9 +131,24 @@ def test_local_backbone_weights_are_loaded(tmp_path):
 def test_train_evaluate_checkpoint_resume(das_dataset_root, tmp_path, monkeypatch):
     monkeypatch.setenv("DETECTRON2_DATASETS", str(das_dataset_root))
     out = str(tmp_path / "run")
-    opts = ["OUTPUT_DIR", out, "SOLVER.MAX_ITER", "4", "SOLVER.CHECKPOINT_PERIOD", "2", "TEST.EVAL_PERIOD", "2",
-            "TEST.RETRIEVAL.VIS_QUERIES", "2", "TEST.RETRIEVAL.VIS_TOPK", "3", "MODEL.DAS.NUM_CLASSES", "0",
-            "SOLVER.STEPS", "(3,)"]
+    opts = [
+        "OUTPUT_DIR",
+        out,
+        "SOLVER.MAX_ITER",
+        "4",
+        "SOLVER.CHECKPOINT_PERIOD",
+        "2",
+        "TEST.EVAL_PERIOD",
+        "2",
+        "TEST.RETRIEVAL.VIS_QUERIES",
+        "2",
+        "TEST.RETRIEVAL.VIS_TOPK",
+        "3",
+        "MODEL.DAS.NUM_CLASSES",
+        "0",
+        "SOLVER.STEPS",
+        "(3,)",
+    ]
     cfg = tiny_cfg(*opts)
     trainer = DASTrainer(cfg)
     assert trainer.model.producer.num_classes == 4  # filled from DATASETS.TRAIN (8 classes, first half)

@@ -1,6 +1,6 @@
-"""Metric-learning metrics: parity with pytorch-metric-learning's AccuracyCalculator (precision_at_1 = R@1, MAP@R,
-R-precision, NMI with the same faiss k-means seed), brute-force Recall@K / pair F1, the Roth/DAS mAP_c loop,
-the In-Shop query->gallery protocol and bad input."""
+"""Metric-learning metrics: parity with pytorch-metric-learning's AccuracyCalculator (precision_at_1 = R@1,
+MAP@R, R-precision, NMI with the same faiss k-means seed), brute-force Recall@K / pair F1, the Roth/DAS mAP_c
+loop, the In-Shop query->gallery protocol and bad input."""
 import itertools
 
 import numpy as np
@@ -64,8 +64,8 @@ def test_recall_at_k_and_map_c_against_brute_force():
 
 
 def test_pair_f1_brute_force_and_hand_example():
-    # classes [a a a b b], clusters [0 0 1 1 1]: TP=1 (a,a in 0) + 1 (b,b in 1) = 2; same cluster pairs = 1 + 3 = 4;
-    # same class pairs = 3 + 1 = 4 -> P = R = 0.5, F1 = 0.5
+    # classes [a a a b b], clusters [0 0 1 1 1]: TP=1 (a,a in 0) + 1 (b,b in 1) = 2; same cluster pairs = 1 +
+    # 3 = 4; same class pairs = 3 + 1 = 4 -> P = R = 0.5, F1 = 0.5
     assert pair_f1_score(np.array([0, 0, 0, 1, 1]), np.array([0, 0, 1, 1, 1])) == pytest.approx(50.0)
     rng = np.random.default_rng(0)
     labels, clusters = rng.integers(0, 5, 60), rng.integers(0, 7, 60)
@@ -84,7 +84,9 @@ def test_nmi_uses_seeded_faiss_kmeans_and_n_clusters():
     a = evaluate_embeddings(x, y, seed=5, compute_map_at_r=False)
     b = evaluate_embeddings(x, y, seed=5, compute_map_at_r=False)
     assert a.nmi == b.nmi and a.f1 == b.f1 and a.n_clusters == 25
-    c = evaluate_embeddings(x, y, seed=5, n_clusters=30, compute_map_at_r=False)  # e.g. the training class count
+    c = evaluate_embeddings(
+        x, y, seed=5, n_clusters=30, compute_map_at_r=False
+    )  # e.g. the training class count
     assert c.n_clusters == 30
     np.testing.assert_array_equal(kmeans_cluster(x, 25, seed=5), kmeans_cluster(x, 25, seed=5))
 
@@ -94,7 +96,11 @@ def test_perfect_embeddings_give_perfect_scores():
     x = np.eye(6, dtype=np.float32)[y] * 10
     res = evaluate_embeddings(x, y, recall_ks=(1, 2), compute_map_c=True)
     assert res.recall_at_k == {1: 100.0, 2: 100.0}
-    assert res.map_at_r == pytest.approx(100.0) and res.nmi == pytest.approx(100.0) and res.f1 == pytest.approx(100.0)
+    assert (
+        res.map_at_r == pytest.approx(100.0)
+        and res.nmi == pytest.approx(100.0)
+        and res.f1 == pytest.approx(100.0)
+    )
     assert res.map_c == pytest.approx(4 / 5 * 100)  # at most (R-1)/R by definition
 
 

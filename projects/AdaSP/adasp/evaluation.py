@@ -65,7 +65,8 @@ class SharedReidEvaluator(ReidEvaluator):
         if self.cfg.TEST.RERANK.ENABLED:
             # k-reciprocal re-ranking on CPU or GPU (fastreid 1.4.0's own implementation is GPU-only)
             rr = self.cfg.TEST.RERANK
-            logger.info("Test with k-reciprocal re-ranking (k1=%d, k2=%d, lambda=%.2f)", rr.K1, rr.K2, rr.LAMBDA)
+            logger.info("Test with k-reciprocal re-ranking (k1=%d, k2=%d, lambda=%.2f)", rr.K1, rr.K2,
+                        rr.LAMBDA)
             distmat = reid_metrics.rerank_k_reciprocal(query_features, gallery_features, k1=rr.K1, k2=rr.K2,
                                                        lambda_value=rr.LAMBDA, metric=self.cfg.TEST.METRIC)
         else:

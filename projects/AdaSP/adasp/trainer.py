@@ -1,54 +1,54 @@
-"""``AdaSPTrainer``: fastreid's ``DefaultTrainer`` with this project's evaluator, atomic checkpoints and
-datasets read from ``$FASTREID_DATASETS`` at call time (fastreid reads the variable once, at import)."""
+"""``AdaSPTrainer``: fastreid's ``DefaultTrainer`` with this project's evaluator, atomic checkpoints,
+``SEED``, datasets read from ``$FASTREID_DATASETS`` at call time (fastreid reads the variable once, at
+import), and test sets and schedule lengths checked before the first iteration."""
 from __future__ import annotations
 
 import logging
-import random
-from typing import List
+import math
 
 from fastreid.data import build_reid_test_loader, build_reid_train_loader
 from fastreid.data.common import CommDataset
-from fastreid.data.datasets import DATASET_REGISTRY
 from fastreid.data.transforms import build_transforms
 from fastreid.engine import DefaultTrainer
 from fastreid.utils import comm
 from fastreid.utils.checkpoint import Checkpointer
+from detectron2.utils.env import seed_all_rng
 
+from adasp.datasets import check_test_set, load_reid_dataset
 from adasp.evaluation import SharedReidEvaluator
-from shared.datasets.paths import FASTREID_ENV, dataset_root
 from shared.engine import AtomicCheckpointing
+from shared.engine.validation import ConfigValueError
 
-__all__ = ["AdaSPTrainer", "load_reid_dataset"]
+__all__ = ["AdaSPTrainer", "check_schedule_length", "seed_everything"]
 
 logger = logging.getLogger(__name__)
 
 
-def load_reid_dataset(name: str, split_seed: int = -1, **kwargs):
-    """Instantiate fastreid dataset ``name`` (``DATASETS.NAMES``) under ``$FASTREID_DATASETS``.
+def seed_everything(seed: int) -> None:
+    """``SEED >= 0``: seed Python, numpy and torch with ``SEED + rank`` (detectron2's rule); fastreid's
+    identity samplers draw their own seed from numpy, so they follow. ``SEED < 0``: a fresh random seed,
+    logged. fastreid's ``default_setup`` seeds nothing, so without this no two runs are alike."""
+    seed_all_rng(None if seed < 0 else seed + comm.get_rank())
 
-    ``split_seed >= 0`` seeds the random query/gallery split some loaders draw with Python's ``random``
-    (VehicleID), without disturbing the global random state. A missing folder raises ``FileNotFoundError`` naming the dataset, the path and the env var (fastreid
-    raises a bare ``RuntimeError('"<path>" is not found')``); an unknown name lists the registered ones.
+
+def check_schedule_length(cfg, iters_per_epoch: int) -> None:
+    """Refuse schedules fastreid would crash on or silently mis-run, naming the keys.
+
+    fastreid's cosine schedule runs over ``T_max = MAX_EPOCH - max(ceil(WARMUP_ITERS / iters_per_epoch),
+    DELAY_EPOCHS)`` epochs (fastreid/solver/build.py), which divides by zero after the warm-up when
+    ``T_max = 0``; a training set smaller than one batch has no iteration at all.
     """
-    registered = DATASET_REGISTRY._obj_map  # fastreid's Registry has no public membership test
-    if name not in registered:
-        known = sorted(registered)
-        raise KeyError(f"unknown dataset {name!r} in DATASETS.NAMES/TESTS; registered: {known}")
-    root = dataset_root(FASTREID_ENV)
-    saved_state = random.getstate()
-    if split_seed >= 0:
-        random.seed(split_seed)
-    try:
-        return DATASET_REGISTRY.get(name)(root=root, **kwargs)
-    except RuntimeError as err:
-        if "is not found" not in str(err):
-            raise
-        raise FileNotFoundError(
-            f"dataset {name!r}: {err} (root ${FASTREID_ENV}={root!r}); see projects/AdaSP/README.md for the "
-            "expected folder layout") from err
-    finally:
-        if split_seed >= 0:
-            random.setstate(saved_state)
+    solver = cfg.SOLVER
+    if iters_per_epoch <= 0:
+        raise ConfigValueError("SOLVER.IMS_PER_BATCH", solver.IMS_PER_BATCH,
+                               "larger than the training set: an epoch has no iteration")
+    warmup_epochs = math.ceil(solver.WARMUP_ITERS / iters_per_epoch)
+    if solver.SCHED == "CosineAnnealingLR" and solver.MAX_EPOCH <= max(warmup_epochs, solver.DELAY_EPOCHS):
+        raise ConfigValueError(
+            "SOLVER.MAX_EPOCH", solver.MAX_EPOCH,
+            f"must exceed the warm-up epochs ceil(SOLVER.WARMUP_ITERS={solver.WARMUP_ITERS} / "
+            f"{iters_per_epoch} iterations per epoch) = {warmup_epochs} and SOLVER.DELAY_EPOCHS="
+            f"{solver.DELAY_EPOCHS} for the cosine schedule (SOLVER.SCHED CosineAnnealingLR)")
 
 
 class AdaSPTrainer(AtomicCheckpointing, DefaultTrainer):
@@ -61,6 +61,17 @@ class AdaSPTrainer(AtomicCheckpointing, DefaultTrainer):
     """
 
     checkpointer_cls = Checkpointer
+
+    def __init__(self, cfg):
+        seed_everything(cfg.SEED)
+        for name in cfg.DATASETS.TESTS:  # refuse an unusable test set now, not after training
+            check_test_set(load_reid_dataset(name, split_seed=cfg.TEST.SPLIT_SEED), name)
+        super().__init__(cfg)
+
+    @classmethod
+    def build_lr_scheduler(cls, cfg, optimizer, iters_per_epoch):
+        check_schedule_length(cfg, iters_per_epoch)
+        return super().build_lr_scheduler(cfg, optimizer, iters_per_epoch)
 
     @classmethod
     def build_train_loader(cls, cfg):
@@ -79,6 +90,7 @@ class AdaSPTrainer(AtomicCheckpointing, DefaultTrainer):
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):
         dataset = load_reid_dataset(dataset_name, split_seed=cfg.TEST.SPLIT_SEED)
+        check_test_set(dataset, dataset_name)
         if comm.is_main_process():
             dataset.show_test()
         test_set = CommDataset(dataset.query + dataset.gallery, build_transforms(cfg, is_train=False),

@@ -7,6 +7,6 @@ import shared  # noqa: F401  (applies the compatibility layer before detectron2/
 
 from das import datasets, modeling  # noqa: F401,E402  (registrations)
 from das.config import add_das_config  # noqa: E402
-from das.producer import DASEmbeddingProducer, build_das_producer  # noqa: E402
+from das.modeling.producer import DASEmbeddingProducer, build_das_producer  # noqa: E402
 
 __all__ = ["add_das_config", "DASEmbeddingProducer", "build_das_producer"]

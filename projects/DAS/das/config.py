@@ -2,36 +2,35 @@
 
 Use::
 
-    from detectron2.config import get_cfg
     from das.config import add_das_config
+    from shared.engine import build_cfg
 
-    cfg = get_cfg()
-    add_das_config(cfg)
-    cfg.merge_from_file("projects/DAS/configs/CUB200/triplet_distance_das.yaml")
+    cfg = build_cfg(add_das_config, "projects/DAS/configs/CUB200/triplet_distance.yaml", ["SEED", "0"])
 
-The base default is the CUB200/CARS196 preset of the official scripts (DFS range [0.99, 1.01), MTS β 0.01,
-detach on, K = 4, three produced copies); per-dataset and per-loss presets live in ``projects/DAS/configs``.
+:func:`add_das_config` only ADDS keys. The detectron2 defaults that DAS runs change (meta-architecture,
+device, pixel statistics, solver, sampler) are set in ``configs/Base-DAS.yaml``. The adder's values are the
+CUB200/CARS196 preset of the official scripts (DFS range [0.99, 1.01), MTS beta 0.01, detach on, K = 4, three
+produced copies); per-dataset and per-loss presets live in ``projects/DAS/configs``. Every value is checked
+when the config is built (:func:`_check_das_config`), before any data or model is loaded.
 """
 from detectron2.config import CfgNode as CN
+
+from shared.engine.validation import ConfigValueError, check_choice, check_positive, check_range, config_check
 
 
 def add_das_config(cfg: CN) -> CN:
     """Add every key the DAS project reads to ``cfg`` (in place) and return it."""
-    cfg.MODEL.META_ARCHITECTURE = "DASEmbeddingModel"
-    # "auto" = CUDA when available, else CPU (resolved by shared.engine.resolve_device).
-    cfg.MODEL.DEVICE = "auto"
-    # Per-channel mean / std applied to images scaled to [0, 1] (ImageNet statistics). For BN-Inception-style
-    # weights trained on 0-255 inputs use MODEL.INPUT_SCALE 255 and the matching mean/std.
-    cfg.MODEL.PIXEL_MEAN = [0.485, 0.456, 0.406]
-    cfg.MODEL.PIXEL_STD = [0.229, 0.224, 0.225]
-    # Images are read as uint8 and divided by 255, then multiplied by this factor before normalisation.
+    # Images are read as uint8 and divided by 255, then multiplied by this factor before the normalisation
+    # with MODEL.PIXEL_MEAN / PIXEL_STD (set in Base-DAS.yaml, in the channel order of INPUT.FORMAT).
     cfg.MODEL.INPUT_SCALE = 1.0
 
     # ---------------------------------------------------------------- backbone + embedding head
     cfg.MODEL.EMBEDDING = CN()
-    # Any timm model name (resnet50, resnet18, inception_v3, ...); built with pretrained=False.
+    # "bninception" (das.modeling.bninception, the BN-Inception of Table 1) or any timm model name (resnet50,
+    # resnet18, inception_v3, ...), built without downloading weights.
     cfg.MODEL.EMBEDDING.BACKBONE = "resnet50"
-    # Optional local file with ImageNet weights for the timm backbone (no downloads happen here).
+    # Optional local file with ImageNet weights for the backbone (timm's file for timm names; the
+    # pretrainedmodels bn_inception-*.pth file for "bninception"). Nothing is downloaded here.
     cfg.MODEL.EMBEDDING.BACKBONE_WEIGHTS = ""
     # Keep every BatchNorm of the backbone in eval mode (running statistics frozen; affine parameters still
     # trained), as the "frozen" architectures of the Revisiting-DML codebase.
@@ -45,7 +44,7 @@ def add_das_config(cfg: CN) -> CN:
 
     # ---------------------------------------------------------------- metric loss and miner
     cfg.MODEL.LOSS = CN()
-    # One of das.losses.LOSS_REGISTRY: triplet, contrastive, margin, multi_similarity, lifted, npair.
+    # One of das.modeling.losses.LOSS_REGISTRY: triplet, contrastive, margin, multi_similarity, lifted, npair.
     cfg.MODEL.LOSS.NAME = "triplet"
     # Triplet / margin-loss margin.
     cfg.MODEL.LOSS.MARGIN = 0.2
@@ -64,7 +63,7 @@ def add_das_config(cfg: CN) -> CN:
     # Weight of the L2 embedding regulariser (lifted and N-pair).
     cfg.MODEL.LOSS.L2_REG_WEIGHT = 0.005
     cfg.MODEL.MINER = CN()
-    # One of das.losses.MINER_REGISTRY: none, semihard, distance_weighted, multi_similarity.
+    # One of das.modeling.losses.MINER_REGISTRY: none, semihard, distance_weighted, multi_similarity.
     cfg.MODEL.MINER.NAME = "distance_weighted"
     # Semihard miner margin.
     cfg.MODEL.MINER.MARGIN = 0.2
@@ -107,13 +106,21 @@ def add_das_config(cfg: CN) -> CN:
     cfg.MODEL.DAS.MTS.SCALE = 0.01
 
     # ---------------------------------------------------------------- data
-    # Datasets are read under $DETECTRON2_DATASETS (see das.datasets). Gallery sets for query→gallery evaluation
-    # (In-Shop: TEST = ("inshop_query",), TEST_GALLERY = ("inshop_gallery",)); empty = each TEST set is its own
-    # query and gallery (CUB, CARS, SOP protocol).
+    # Datasets are read under $DETECTRON2_DATASETS (see das.datasets). Gallery sets for query→gallery
+    # evaluation (In-Shop: TEST = ("inshop_query",), TEST_GALLERY = ("inshop_gallery",)); empty = each TEST
+    # set is its own query and gallery (CUB, CARS, SOP protocol).
     cfg.DATASETS.TEST_GALLERY = ()
-    cfg.DATALOADER.SAMPLER_TRAIN = "ClassBalancedSampler"
-    # P×K sampling: each batch holds SOLVER.IMS_PER_BATCH / SAMPLES_PER_CLASS classes with K images each.
+    # P×K sampling: each global batch of SOLVER.IMS_PER_BATCH images (split evenly across the processes under
+    # DDP, as detectron2) holds IMS_PER_BATCH / SAMPLES_PER_CLASS classes with K images each.
     cfg.DATALOADER.SAMPLES_PER_CLASS = 2
+    # The synthetic CUB-layout set (datasets "synthetic_birds_{train,test}" under
+    # $DETECTRON2_DATASETS/synthetic_birds), written by train_net.py / demo.py when a config names it.
+    cfg.DATASETS.SYNTHETIC_FINE_GRAINED = CN()
+    # classes (first half train, second half test), images per class, image side in pixels, generator seed
+    cfg.DATASETS.SYNTHETIC_FINE_GRAINED.NUM_CLASSES = 40
+    cfg.DATASETS.SYNTHETIC_FINE_GRAINED.IMAGES_PER_CLASS = 20
+    cfg.DATASETS.SYNTHETIC_FINE_GRAINED.IMAGE_SIZE = 64
+    cfg.DATASETS.SYNTHETIC_FINE_GRAINED.SEED = 0
     # Training augmentation: RandomResizedCrop to INPUT.TRAIN_SIZE + horizontal flip.
     cfg.INPUT.TRAIN_SIZE = 224
     # Test transform: resize the short side to INPUT.TEST_RESIZE, centre-crop INPUT.TEST_SIZE.
@@ -122,16 +129,9 @@ def add_das_config(cfg: CN) -> CN:
     # Scale range of RandomResizedCrop.
     cfg.INPUT.CROP_SCALE = (0.08, 1.0)
 
-    # ---------------------------------------------------------------- solver (Revisiting-DML defaults)
-    # Optimiser name: "Adam" (as the paper) or "SGD".
+    # ---------------------------------------------------------------- solver
+    # Optimiser name: "Adam" (as the official scripts, Base-DAS.yaml) or "SGD" (momentum SOLVER.MOMENTUM).
     cfg.SOLVER.OPTIMIZER = "Adam"
-    cfg.SOLVER.BASE_LR = 1e-5
-    cfg.SOLVER.WEIGHT_DECAY = 4e-4
-    cfg.SOLVER.IMS_PER_BATCH = 112
-    # Schedule in iterations; configs state the epoch equivalent (300 epochs, steps at 200 / 250, γ 0.3).
-    cfg.SOLVER.LR_SCHEDULER_NAME = "WarmupMultiStepLR"
-    cfg.SOLVER.WARMUP_ITERS = 0
-    cfg.SOLVER.GAMMA = 0.3
 
     # ---------------------------------------------------------------- evaluation
     cfg.TEST.RETRIEVAL = CN()
@@ -146,3 +146,49 @@ def add_das_config(cfg: CN) -> CN:
     cfg.TEST.RETRIEVAL.VIS_QUERIES = 0
     cfg.TEST.RETRIEVAL.VIS_TOPK = 5
     return cfg
+
+
+#: DATALOADER.SAMPLER_TRAIN values this project implements
+TRAIN_SAMPLERS = ("ClassBalancedSampler",)
+
+
+@config_check(add_das_config)
+def _check_das_config(cfg: CN) -> None:
+    """Every DAS value in its valid range, each error naming the key (run by ``shared.engine.build_cfg``)."""
+    check_choice(cfg, "DATALOADER.SAMPLER_TRAIN", TRAIN_SAMPLERS)
+    check_choice(cfg, "INPUT.FORMAT", ("RGB", "BGR"))
+    for key in (
+        "MODEL.EMBEDDING.DIM",
+        "MODEL.DAS.NUM_PRODUCE",
+        "MODEL.DAS.DFS.NUM_SCALE",
+        "MODEL.DAS.MTS.BANK_SIZE",
+        "DATALOADER.SAMPLES_PER_CLASS",
+        "SOLVER.IMS_PER_BATCH",
+        "MODEL.INPUT_SCALE",
+    ):
+        check_positive(cfg, key)
+    check_range(cfg, "MODEL.DAS.NUM_CLASSES", low=0)
+    check_range(cfg, "MODEL.DAS.AUX_LOSS_WEIGHT", low=0.0)
+    check_range(cfg, "MODEL.DAS.MTS.SCALE", low=0.0)
+    if cfg.MODEL.DAS.DFS.NUM_SCALE > cfg.MODEL.EMBEDDING.DIM:
+        raise ConfigValueError("MODEL.DAS.DFS.NUM_SCALE", cfg.MODEL.DAS.DFS.NUM_SCALE,
+                               f"cannot exceed MODEL.EMBEDDING.DIM={cfg.MODEL.EMBEDDING.DIM}")
+    value_range = tuple(cfg.MODEL.DAS.DFS.RANGE)
+    if len(value_range) != 2 or not 0.0 < float(value_range[0]) <= float(value_range[1]):
+        raise ConfigValueError("MODEL.DAS.DFS.RANGE", value_range, "needs (low, high) with 0 < low <= high")
+    if cfg.SOLVER.IMS_PER_BATCH % cfg.DATALOADER.SAMPLES_PER_CLASS:
+        raise ConfigValueError(
+            "SOLVER.IMS_PER_BATCH",
+            cfg.SOLVER.IMS_PER_BATCH,
+            f"must be a multiple of DATALOADER.SAMPLES_PER_CLASS={cfg.DATALOADER.SAMPLES_PER_CLASS}",
+        )
+    if any(int(k) < 1 for k in cfg.TEST.RETRIEVAL.RECALL_KS) or not cfg.TEST.RETRIEVAL.RECALL_KS:
+        raise ConfigValueError("TEST.RETRIEVAL.RECALL_KS", tuple(cfg.TEST.RETRIEVAL.RECALL_KS),
+                               "needs at least one K >= 1")
+    galleries = tuple(cfg.DATASETS.TEST_GALLERY)
+    if galleries and len(galleries) != len(cfg.DATASETS.TEST):
+        raise ConfigValueError(
+            "DATASETS.TEST_GALLERY",
+            galleries,
+            f"must list one gallery per DATASETS.TEST entry {tuple(cfg.DATASETS.TEST)} (or be empty)",
+        )

@@ -1,8 +1,9 @@
-"""Discriminative Feature Scaling (DFS): per-class frequency of dominant dimensions, and the scaling it drives.
+"""Discriminative Feature Scaling (DFS): per-class frequency of dominant dimensions, and the scaling it
+drives.
 
-The frequency matrix F ∈ ℕ^{C×D} counts, for each class c and dimension d, how often d was one of the K largest
-coordinates of a real embedding of class c. It is a C×D int32 buffer updated with one ``scatter_add_`` per
-batch (the official code keeps a Python dict of lists updated per sample, which is slow for SOP's 11,318
+The frequency matrix F ∈ ℕ^{C×D} counts, for each class c and dimension d, how often d was one of the K
+largest coordinates of a real embedding of class c. It is a C×D int32 buffer updated with one ``scatter_add_``
+per batch (the official code keeps a Python dict of lists updated per sample, which is slow for SOP's 11,318
 classes).
 """
 from __future__ import annotations
@@ -16,8 +17,8 @@ from torch import nn
 def top_dimensions(counts: torch.Tensor, k: int) -> torch.Tensor:
     """Indices of the ``k`` largest entries of each row of the integer matrix ``counts`` ([N, D] → [N, k]).
 
-    Ties are broken towards the lower dimension index, so the result is deterministic for frequency rows, where
-    ties are common: one ``topk`` on the unique key ``count · D + (D − 1 − d)``.
+    Ties are broken towards the lower dimension index, so the result is deterministic for frequency rows,
+    where ties are common: one ``topk`` on the unique key ``count · D + (D − 1 − d)``.
     """
     dim = counts.shape[1]
     tie_break = torch.arange(dim - 1, -1, -1, device=counts.device)
@@ -25,7 +26,11 @@ def top_dimensions(counts: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def scale_dimensions(
-    embeddings: torch.Tensor, dims: torch.Tensor, low: float, high: float, generator: Optional[torch.Generator],
+    embeddings: torch.Tensor,
+    dims: torch.Tensor,
+    low: float,
+    high: float,
+    generator: Optional[torch.Generator],
     inplace: bool = False,
 ) -> torch.Tensor:
     """ê = e except ê[i, dims[i, j]] = σ_ij · e[i, dims[i, j]], σ_ij ~ U[low, high) (differentiable in e).

@@ -1,11 +1,14 @@
-"""Retrieval evaluation of an embedding model with the shared metric-learning metrics (evaluation.md §7).
+"""Retrieval evaluation of an embedding model with the shared metric-learning metrics.
 
 * CUB200 / CARS196 / SOP: the test set is both query and gallery (self excluded); Recall@K, NMI and F1 (faiss
   k-means, seeded), Musgrave's MAP@R (R = class size − 1) and the Roth/DAS ``mAP_c`` — all in percent, from
   :func:`shared.retrieval.metric_learning.evaluate_embeddings`.
-* In-Shop: query→gallery with :func:`shared.retrieval.metric_learning.evaluate_query_gallery` (Recall@K, MAP@R).
+* In-Shop: query→gallery with :func:`shared.retrieval.metric_learning.evaluate_query_gallery` (Recall@K,
+  MAP@R).
 
-Embeddings are extracted with detectron2's ``inference_on_dataset`` (eval mode, progress log with ETA).
+Embeddings are extracted with detectron2's ``inference_on_dataset`` (eval mode, progress log with ETA). Under
+DDP every process embeds a contiguous shard of each test set; the shards are gathered on the main process,
+which computes the metrics (the other processes return ``{}``), so every image is embedded once.
 """
 from __future__ import annotations
 
@@ -13,14 +16,15 @@ import logging
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 from detectron2.data import DatasetCatalog
 from detectron2.evaluation import DatasetEvaluator, inference_on_dataset
+from detectron2.utils import comm
 
-from das.data import build_test_loader
+from das.datasets import build_test_loader
 from shared.retrieval.metric_learning import evaluate_embeddings, evaluate_query_gallery
 
 logger = logging.getLogger(__name__)
@@ -52,24 +56,55 @@ class EmbeddingCollector(DatasetEvaluator):
         return {}
 
     def result(self) -> EmbeddedSet:
+        if not self._embeddings:
+            return EmbeddedSet(np.zeros((0, 0), np.float32), np.zeros(0, np.int64), [])
         return EmbeddedSet(torch.cat(self._embeddings).numpy(), torch.cat(self._labels).numpy(), self._files)
 
 
-def embed_dataset(cfg, model: torch.nn.Module, dataset_name: str) -> EmbeddedSet:
-    """Embeddings of every image of a registered dataset (test transform)."""
+def shard_bounds(num_items: int, world_size: int, rank: int) -> Tuple[int, int]:
+    """``[start, end)`` of process ``rank``'s contiguous shard; shard sizes differ by at most one."""
+    base, extra = divmod(num_items, world_size)
+    start = rank * base + min(rank, extra)
+    return start, start + base + (1 if rank < extra else 0)
+
+
+def gather_embedded(part: EmbeddedSet) -> Optional[EmbeddedSet]:
+    """Concatenate every process's shard in rank order on the main process (``None`` elsewhere)."""
+    if comm.get_world_size() == 1:
+        return part
+    parts = comm.gather(part, dst=0)
+    if not comm.is_main_process():
+        return None
+    return EmbeddedSet(
+        np.concatenate([p.embeddings for p in parts]),
+        np.concatenate([p.labels for p in parts]),
+        [f for p in parts for f in p.file_names],
+    )
+
+
+def embed_dataset(cfg, model: torch.nn.Module, dataset_name: str) -> Optional[EmbeddedSet]:
+    """Embeddings of every image of a registered dataset (test transform); under DDP each process embeds its
+    shard and the main process gets the whole set (the others ``None``)."""
     records = DatasetCatalog.get(dataset_name)
     if not records:
         raise ValueError(f"test dataset {dataset_name!r} is empty")
+    start, end = shard_bounds(len(records), comm.get_world_size(), comm.get_rank())
     collector = EmbeddingCollector()
-    inference_on_dataset(model, build_test_loader(cfg, records), collector)
-    embedded = collector.result()
+    if end > start:
+        inference_on_dataset(model, build_test_loader(cfg, records[start:end]), collector)
+        part = collector.result()
+    else:
+        part = EmbeddedSet(np.zeros((0, 0), np.float32), np.zeros(0, np.int64), [])
+    embedded = gather_embedded(part)
+    if embedded is None:
+        return None
     if not np.isfinite(embedded.embeddings).all():
         raise FloatingPointError(f"the model produced non-finite embeddings on {dataset_name!r}")
     return embedded
 
 
 def retrieval_metrics(cfg, query: EmbeddedSet, gallery: Optional[EmbeddedSet] = None) -> Dict[str, float]:
-    """Flat ``{"R@1": .., "NMI": .., "F1": .., "MAP@R": .., ...}`` in percent for one test set (or query/gallery)."""
+    """Flat ``{"R@1": .., "NMI": .., ...}`` in percent for one test set (or a query/gallery pair)."""
     ks = tuple(cfg.TEST.RETRIEVAL.RECALL_KS)
     if gallery is None:
         n_clusters = cfg.TEST.RETRIEVAL.NUM_CLUSTERS or None
@@ -81,20 +116,23 @@ def retrieval_metrics(cfg, query: EmbeddedSet, gallery: Optional[EmbeddedSet] = 
     return result.as_dict()
 
 
-def evaluate_retrieval(cfg, model: torch.nn.Module, output_dir: Optional[str] = None) -> "OrderedDict[str, Dict]":
-    """``{test set: metrics}`` for every ``DATASETS.TEST`` entry (paired with ``DATASETS.TEST_GALLERY`` if set).
+def evaluate_retrieval(
+    cfg, model: torch.nn.Module, output_dir: Optional[str] = None
+) -> "OrderedDict[str, Dict]":
+    """``{test set: metrics}`` for every ``DATASETS.TEST`` entry (with its ``DATASETS.TEST_GALLERY`` entry).
 
-    With ``TEST.RETRIEVAL.VIS_QUERIES > 0`` and an ``output_dir``, a top-k retrieval grid PNG is saved per set.
+    With ``TEST.RETRIEVAL.VIS_QUERIES > 0`` and an ``output_dir``, a top-k retrieval grid PNG is saved for
+    each set. Under DDP only the main process returns metrics (the others ``{}``).
     """
     from das.visualization import save_retrieval_grid  # matplotlib only when needed
 
-    galleries = tuple(cfg.DATASETS.TEST_GALLERY)
-    if galleries and len(galleries) != len(cfg.DATASETS.TEST):
-        raise ValueError("DATASETS.TEST_GALLERY must list one gallery per DATASETS.TEST entry (or be empty)")
+    galleries = tuple(cfg.DATASETS.TEST_GALLERY)  # one per test set or none (checked in das.config)
     results: "OrderedDict[str, Dict]" = OrderedDict()
     for i, name in enumerate(cfg.DATASETS.TEST):
         query = embed_dataset(cfg, model, name)
         gallery = embed_dataset(cfg, model, galleries[i]) if galleries else None
+        if query is None:  # not the main process: its shards went to the main process
+            continue
         results[name] = retrieval_metrics(cfg, query, gallery)
         logger.info("retrieval results on %s: %s", name,
                     ", ".join(f"{k} {v:.2f}" for k, v in results[name].items()))

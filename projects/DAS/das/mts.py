@@ -1,9 +1,10 @@
 """Memorized Transformation Shifting (MTS): per-class FIFO banks of intra-class differences, as tensors.
 
-Each class c owns a ring buffer of ``bank_size`` difference vectors t = e_j − e_k (j ≠ k, y_j = y_k = c, all-zero
-rows dropped). A batch pushes its differences in row-major pair order (j, then k, both in batch order); when it
-brings more than ``bank_size`` for a class only the last ``bank_size`` survive, exactly as pushing them one by
-one into a FIFO. The whole update is vectorised: one sort by class and one indexed write per batch.
+Each class c owns a ring buffer of ``bank_size`` difference vectors t = e_j − e_k (j ≠ k, y_j = y_k = c,
+all-zero rows dropped). A batch pushes its differences in row-major pair order (j, then k, both in batch
+order); when it brings more than ``bank_size`` for a class only the last ``bank_size`` survive, exactly as
+pushing them one by one into a FIFO. The whole update is vectorised: one sort by class and one indexed write
+per batch.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def intra_class_differences(embeddings: torch.Tensor, labels: torch.Tensor):
 
 
 class TransformationBank(nn.Module):
-    """C ring buffers of capacity S over D-dim vectors (``bank`` C×S×D, ``write_ptr`` and ``count`` per class).
+    """C ring buffers of capacity S over D-dim vectors (``bank`` C×S×D; ``write_ptr``, ``count`` per class).
 
     ``write_ptr[c]`` is the slot the next vector of class c goes to; ``count[c]`` how many slots hold data.
     All three are buffers, so they are saved in checkpoints.
@@ -58,7 +59,9 @@ class TransformationBank(nn.Module):
         unique, pushed = torch.unique_consecutive(sorted_classes, return_counts=True)
         starts = torch.cumsum(pushed, 0) - pushed
         rank = torch.empty_like(order)
-        rank[order] = torch.arange(order.numel(), device=order.device) - torch.repeat_interleave(starts, pushed)
+        rank[order] = torch.arange(order.numel(), device=order.device) - torch.repeat_interleave(
+            starts, pushed
+        )
         slot = (self.write_ptr[classes] + rank) % self.bank_size
         if int(pushed.max()) > self.bank_size:  # only the last S vectors of a class survive
             pushed_of_item = pushed[torch.searchsorted(unique, classes)]
@@ -77,7 +80,7 @@ class TransformationBank(nn.Module):
         return torch.cat([self.bank[class_id, ptr:], self.bank[class_id, :ptr]])
 
     def sample(self, labels: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """One uniformly drawn stored vector per label ([B] → [B, D]); a zero vector when the bank is empty."""
+        """One uniformly drawn stored vector per label ([B] → [B, D]); zero when the bank is empty."""
         labels = labels.long()
         count = self.count[labels]
         u = torch.rand(labels.shape, generator=generator, device=self.bank.device)

@@ -1,35 +1,30 @@
-"""``DASTrainer``: the shared :class:`shared.engine.trainer.GenericTrainer` with the DAS model, the P×K loader,
-Adam with the margin-β parameter group, retrieval evaluation and a best/last evaluation record."""
+"""``DASTrainer``: the shared :class:`shared.engine.trainer.GenericTrainer` with the DAS model, the P×K
+loader, Adam with the margin-β parameter group, retrieval evaluation and a best/last evaluation record."""
 from __future__ import annotations
 
 import json
 import logging
 import os
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
-from detectron2.config import CfgNode
 from detectron2.engine import hooks
 from detectron2.modeling import build_model
 from detectron2.utils import comm
 
-from das.config import add_das_config
-from das.data import build_train_loader, num_train_classes
+from das.datasets import build_train_loader, num_train_classes
 from das.evaluation import evaluate_retrieval
-from shared.engine import GenericTrainer, build_cfg
+from shared.engine import GenericTrainer
+from shared.registry import get_or_raise
 
 logger = logging.getLogger(__name__)
 
+#: SOLVER.OPTIMIZER -> builder(param groups, cfg); the official scripts use Adam (scripts/standard.py)
 OPTIMIZERS = {
     "Adam": lambda groups, cfg: torch.optim.Adam(groups),
     "SGD": lambda groups, cfg: torch.optim.SGD(groups, momentum=cfg.SOLVER.MOMENTUM),
 }
-
-
-def get_das_cfg(config_file: str = "", opts: Sequence[str] = ()) -> CfgNode:
-    """:func:`shared.engine.build_cfg` with the DAS keys (unfrozen)."""
-    return build_cfg(add_das_config, config_file, opts)
 
 
 def primary_metric_key(cfg) -> str:
@@ -40,8 +35,9 @@ def primary_metric_key(cfg) -> str:
 
 
 class EvalHistory(hooks.HookBase):
-    """Records every evaluation (iteration, results), and writes ``OUTPUT_DIR/eval_history.json`` with the last
-    and the best (by :func:`primary_metric_key`) ones: the spec's "best-epoch and last-epoch" numbers."""
+    """Records every evaluation (iteration, results), and writes ``OUTPUT_DIR/eval_history.json`` with the
+    last and the best (by :func:`primary_metric_key`) ones: the "best-epoch and last-epoch" numbers. Only the
+    main process records (the others get empty results from the gathered evaluation)."""
 
     def __init__(self, key: str, output_dir: str):
         self.key = key
@@ -52,7 +48,7 @@ class EvalHistory(hooks.HookBase):
     def _record(self, iteration: int) -> None:
         """Store the trainer's latest evaluation if it is new; ``iteration`` = iterations done when it ran."""
         results = self.trainer._last_eval_results
-        if results is None or results is self._seen:
+        if not results or results is self._seen:
             return
         self._seen = results
         self.history.append((iteration, results))
@@ -92,7 +88,8 @@ class DASTrainer(GenericTrainer):
 
     @classmethod
     def build_model(cls, cfg) -> torch.nn.Module:
-        """The registered meta-architecture; ``MODEL.DAS.NUM_CLASSES = 0`` is filled from ``DATASETS.TRAIN``."""
+        """The registered meta-architecture; ``MODEL.DAS.NUM_CLASSES = 0`` is filled from
+        ``DATASETS.TRAIN``."""
         if cfg.MODEL.DAS.ENABLED and cfg.MODEL.DAS.NUM_CLASSES <= 0:
             cfg = cfg.clone()
             cfg.defrost()
@@ -107,17 +104,16 @@ class DASTrainer(GenericTrainer):
 
     @classmethod
     def build_optimizer(cls, cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
-        """``SOLVER.OPTIMIZER`` over two groups: the network (BASE_LR, WEIGHT_DECAY) and the loss's own parameters
-        (the learnable margin β: ``MODEL.LOSS.BETA_LR``, no weight decay)."""
-        if cfg.SOLVER.OPTIMIZER not in OPTIMIZERS:
-            raise KeyError(f"unknown SOLVER.OPTIMIZER {cfg.SOLVER.OPTIMIZER!r}; available: {sorted(OPTIMIZERS)}")
+        """``SOLVER.OPTIMIZER`` over two groups: the network (BASE_LR, WEIGHT_DECAY) and the loss's own
+        parameters (the learnable margin β: ``MODEL.LOSS.BETA_LR``, no weight decay)."""
+        build = get_or_raise(OPTIMIZERS, cfg.SOLVER.OPTIMIZER, "SOLVER.OPTIMIZER")
         loss_params = [p for p in model.criterion.parameters() if p.requires_grad]
         loss_ids = {id(p) for p in loss_params}
         net_params = [p for p in model.parameters() if p.requires_grad and id(p) not in loss_ids]
         groups = [{"params": net_params, "lr": cfg.SOLVER.BASE_LR, "weight_decay": cfg.SOLVER.WEIGHT_DECAY}]
         if loss_params:
             groups.append({"params": loss_params, "lr": cfg.MODEL.LOSS.BETA_LR, "weight_decay": 0.0})
-        return OPTIMIZERS[cfg.SOLVER.OPTIMIZER](groups, cfg)
+        return build(groups, cfg)
 
     @classmethod
     def test(cls, cfg, model: torch.nn.Module) -> "OrderedDict[str, Dict[str, float]]":

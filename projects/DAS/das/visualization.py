@@ -16,7 +16,7 @@ WRONG_BGR = (30, 30, 220)
 
 
 def framed_thumbnail(path: str, size: int, color: Sequence[int], border: int) -> np.ndarray:
-    """The image at ``path`` resized to ``size``×``size`` inside a ``border``-pixel frame of ``color`` (BGR)."""
+    """The image at ``path``, resized to ``size``×``size``, in a ``border``-pixel frame of BGR ``color``."""
     image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None:
         raise OSError(f"cannot read image {path!r}")
@@ -27,12 +27,15 @@ def framed_thumbnail(path: str, size: int, color: Sequence[int], border: int) ->
 def retrieval_grid(query_files: Sequence[str], query_labels: np.ndarray, gallery_files: Sequence[str],
                    gallery_labels: np.ndarray, neighbours: np.ndarray, thumb: int = 96, border: int = 5,
                    gap: int = 4) -> np.ndarray:
-    """BGR grid image: row i = query i then ``gallery[neighbours[i, j]]`` for j = 0..k−1 with correctness frames."""
+    """BGR grid: row i = query i, then ``gallery[neighbours[i, j]]`` for j = 0..k−1 in correctness frames."""
     rows: List[np.ndarray] = []
     cell = thumb + 2 * border
     spacer = np.full((cell, gap, 3), 255, np.uint8)
     for i, qfile in enumerate(query_files):
-        cells = [framed_thumbnail(qfile, thumb, QUERY_BGR, border), np.full((cell, 4 * gap, 3), 255, np.uint8)]
+        cells = [
+            framed_thumbnail(qfile, thumb, QUERY_BGR, border),
+            np.full((cell, 4 * gap, 3), 255, np.uint8),
+        ]
         for j in neighbours[i]:
             color = CORRECT_BGR if gallery_labels[j] == query_labels[i] else WRONG_BGR
             cells += [framed_thumbnail(gallery_files[j], thumb, color, border), spacer]

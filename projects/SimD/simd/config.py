@@ -8,6 +8,7 @@ from detectron2.config import CfgNode as CN
 
 from shared.engine.validation import (ConfigValueError, check_choice, check_positive, check_range,
                                       config_check, get_key)
+from shared.evaluation.config import add_evaluation_config
 from shared.kernels import NMS_KINDS
 from simd.matcher import LOW_QUALITY_MATCHERS
 from simd.similarity import NORM_MODES, UNSET, similarity_kind
@@ -92,6 +93,8 @@ def add_simd_config(cfg: CN) -> None:
     # maxDets of the protocol; empty = the protocol's default ([100, 300, 1500] / [100, 300, 1000] /
     # [1, 10, 1000] for VisDrone's COCO protocol)
     cfg.TEST.SIMD_EVAL.MAX_DETS = []
+    # TEST.EVAL_BACKEND: "faster_coco_eval" (default) or "pycocotools" (shared.evaluation)
+    add_evaluation_config(cfg)
 
 
 # --- checks run by shared.engine.build_cfg -------------------------------------------------------------

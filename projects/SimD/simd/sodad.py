@@ -74,19 +74,24 @@ def merge_patch_detections(
 
 class SodaDCOCOeval(ProtocolCOCOeval):
     """``ProtocolCOCOeval`` with the SODA-D evaluator's ground-truth handling: ``ignore`` comes from the
-    annotation's ``ignore`` key and every box is matched as a non-crowd box."""
+    annotation's ``ignore`` key and every box is matched as a non-crowd box. Always computed with the
+    pycocotools backend, whose Python ``_prepare`` step is where the ignore flags are set."""
 
     def __init__(self, coco_gt: COCO, coco_dt: COCO, protocol, iou_type: str = "bbox"):
         for ann in coco_gt.anns.values():
             ann["_sodad_ignore"] = int(bool(ann.get("ignore", 0)))
             ann["iscrowd"] = 0
-        super().__init__(coco_gt, coco_dt, protocol, iou_type)
+        super().__init__(coco_gt, coco_dt, protocol, iou_type, backend="pycocotools")
+        impl = self.impl
+        prepare = impl._prepare
 
-    def _prepare(self) -> None:
-        super()._prepare()
-        for gts in self._gts.values():
-            for gt in gts:
-                gt["ignore"] = gt["_sodad_ignore"]
+        def prepare_with_ignore_key() -> None:
+            prepare()  # pycocotools sets ignore = iscrowd (0 here); SODA-D takes the ignore key instead
+            for gts in impl._gts.values():
+                for gt in gts:
+                    gt["ignore"] = gt["_sodad_ignore"]
+
+        impl._prepare = prepare_with_ignore_key
 
 
 def evaluate_full_images(

@@ -1,0 +1,121 @@
+"""Provenance: every AdaSP preset resolves, key by key, to the official run
+(the table is tests/adasp/adasp_official_presets.py).
+
+For each preset the expected config is FastReID's defaults + ``add_adasp_config``, then the official file's
+``_BASE_`` chain from the root down, then the keys listed as ours (with the reason). The whole resolved
+config is compared: a key the official run does not set must keep its default, so an unofficial value
+cannot slip in.
+"""
+import importlib.util
+import posixpath
+from pathlib import Path
+
+import pytest
+from fastreid.config import get_cfg
+
+import adasp  # noqa: F401
+from adasp.config import add_adasp_config
+from shared.engine import build_cfg
+from shared.engine.checkpoint import add_checkpoint_config
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "projects" / "AdaSP" / "configs"
+
+
+def _load_table():
+    """The table module next to this file (pytest runs with --import-mode=importlib: no sys.path entry)."""
+    spec = importlib.util.spec_from_file_location("adasp_official_presets",
+                                                  Path(__file__).with_name("adasp_official_presets.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_TABLE = _load_table()
+NOT_IN_FASTREID, OFFICIAL_FILES, OURS = _TABLE.NOT_IN_FASTREID, _TABLE.OFFICIAL_FILES, _TABLE.OURS
+OURS_PER_PRESET, PRESETS = _TABLE.OURS_PER_PRESET, _TABLE.PRESETS
+
+
+def _flatten(node, prefix=""):
+    out = {}
+    for key, value in node.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = list(value) if isinstance(value, (list, tuple)) else value
+    return out
+
+
+def _official_chain(official_file):
+    """[(file, keys)] from the root base down to ``official_file``."""
+    chain = []
+    path = official_file
+    while path is not None:
+        keys = OFFICIAL_FILES[path]
+        chain.append((path, keys))
+        base = keys.get("_BASE_")
+        path = posixpath.normpath(posixpath.join(posixpath.dirname(path), base[0])) if base else None
+    return chain[::-1]
+
+
+def expected_config(preset):
+    """{key: (value, source)} of the official run, with our documented deviations applied."""
+    defaults = get_cfg()
+    add_checkpoint_config(defaults)  # shared keys build_cfg adds for every framework (MODEL.WEIGHTS_REINIT)
+    add_adasp_config(defaults)
+    expected = {key: (value, "default") for key, value in _flatten(defaults).items()}
+    for path, keys in _official_chain(PRESETS[preset]):
+        for key, (value, line) in keys.items():
+            if key == "_BASE_" or key in NOT_IN_FASTREID:
+                continue
+            assert key in expected, f"official key {key} ({path}:{line}) is neither a config key nor listed"
+            expected[key] = (list(value) if isinstance(value, (list, tuple)) else value, f"{path}:{line}")
+    for key, (ours, why) in OURS.items():
+        expected[key] = (ours(preset, expected[key][0]), f"ours: {why}")
+    for key, (value, why) in OURS_PER_PRESET.get(preset, {}).items():
+        expected[key] = (value, why)
+    return expected
+
+
+def test_every_preset_is_covered():
+    on_disk = {str(p.relative_to(CONFIG_DIR)) for p in CONFIG_DIR.rglob("*.yml")
+               if not p.name.startswith("Base-") and p.parent.name != "Synthetic"}
+    assert on_disk == set(PRESETS)
+    adasp_presets = {path for path in OFFICIAL_FILES if "adasp" in path or "sp-h" in path or "sp-lh" in path}
+    assert adasp_presets == set(PRESETS.values())  # every official AdaSP / SP-H / SP-LH run has a preset
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_preset_equals_the_official_run_key_by_key(preset):
+    resolved = build_cfg(add_adasp_config, str(CONFIG_DIR / preset), ["MODEL.DEVICE", "auto"],
+                         framework="fastreid")
+    # MODEL.DEVICE / AMP are resolved for this machine by build_cfg; their file values are checked raw.
+    raw = get_cfg()
+    add_adasp_config(raw)
+    raw.merge_from_file(str(CONFIG_DIR / preset))
+    actual = _flatten(resolved)
+    actual["MODEL.DEVICE"] = raw.MODEL.DEVICE
+    actual["SOLVER.AMP.ENABLED"] = raw.SOLVER.AMP.ENABLED
+
+    expected = expected_config(preset)
+    assert set(actual) == set(expected)
+    wrong = {key: f"ours {actual[key]!r} != {value!r} ({source})"
+             for key, (value, source) in expected.items() if actual[key] != value}
+    assert not wrong, "\n".join(f"{key}: {msg}" for key, msg in sorted(wrong.items()))
+
+
+def test_issue_values_are_pinned():
+    """The fixes of the provenance review, each read from the resolved preset."""
+    def cfg(name):
+        return build_cfg(add_adasp_config, str(CONFIG_DIR / name), framework="fastreid")
+
+    for name in ("Market1501/mgn_R50_ce_adasp.yml", "DukeMTMC/mgn_R50-ibn_ce_adasp.yml",
+                 "MSMT17/mgn_R50-ibn_ce_adasp.yml", "VeRi/sbs_R50-ibn_ce_adasp.yml"):
+        heads = cfg(name).MODEL.HEADS
+        assert (heads.CLS_LAYER, heads.SCALE, heads.MARGIN) == ("Linear", 1, 0.0), name
+    for name in ("VehicleID/bagtricks_R50-ibn_adasp.yml", "VehicleID/bagtricks_R50-ibn_ce_adasp.yml"):
+        heads = cfg(name).MODEL.HEADS
+        assert (heads.NECK_FEAT, heads.POOL_LAYER) == ("after", "GeneralizedMeanPooling"), name
+    assert cfg("Market1501/mgn_R50_ce_adasp.yml").MODEL.BACKBONE.WITH_IBN is False
+    for variant in ("sp-h", "sp-lh"):
+        assert cfg(f"MSMT17/mgn_R50-ibn_{variant}.yml").MODEL.LOSSES.ADASP.TYPE == variant
