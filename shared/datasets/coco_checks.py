@@ -13,10 +13,11 @@ drop them and report how many were dropped (the caller logs the count).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from shared.datasets.readers import load_json
 
 __all__ = [
     "InvalidBox",
@@ -105,17 +106,9 @@ def check_coco_json_boxes(
 
 def read_coco_json(path: str) -> Dict[str, Any]:
     """The json at ``path`` as a dict with ``images``, ``annotations`` and ``categories`` lists; a malformed
-    file or a wrong top-level type is a ``ValueError`` naming the file."""
-    try:
-        with open(path) as f:
-            data = json.load(f)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid json ({e})") from e
-    if not isinstance(data, dict):
-        raise ValueError(
-            f"{path}: the top level is a {type(data).__name__}; a COCO json is an object with "
-            "'images', 'annotations' and 'categories'"
-        )
+    file or a wrong top-level type is a ``ValueError`` naming the file
+    (``shared.datasets.readers.load_json``)."""
+    data = load_json(path, dict, "COCO annotations")  # malformed / wrong top level: InputFileError naming it
     for key in ("images", "annotations", "categories"):
         if not isinstance(data.get(key), list):
             raise ValueError(f"{path}: '{key}' must be a list (got {type(data.get(key)).__name__})")

@@ -146,11 +146,11 @@ def test_invalid_box_is_refused_naming_file_record_and_field(tmp_path, bbox, fie
 def test_malformed_and_wrong_top_level_json_name_the_file(tmp_path):
     broken = tmp_path / "broken.json"
     broken.write_text('{"images": [')
-    with pytest.raises(ValueError, match="broken.json: not valid json"):
+    with pytest.raises(ValueError, match="malformed JSON in COCO annotations file .*broken.json"):
         load_simd_coco(str(broken), str(tmp_path), "simdtest_broken", AITOD_CLASSES)
     listed = tmp_path / "list.json"
     listed.write_text("[]")
-    with pytest.raises(ValueError, match="list.json: the top level is a list"):
+    with pytest.raises(ValueError, match="list.json: the top level must be a JSON object"):
         load_simd_coco(str(listed), str(tmp_path), "simdtest_list", AITOD_CLASSES)
 
 
