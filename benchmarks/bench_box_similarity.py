@@ -6,6 +6,7 @@ backend (compiled kernel when ``shared._box_ops`` is built) and for the pure-PyT
     .venv/bin/python benchmarks/bench_box_similarity.py [--gt 200] [--anchors 200000] [--repeat 5]
         [--threads 2]
 """
+
 import argparse
 
 import torch
@@ -25,22 +26,30 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     generator = torch.Generator().manual_seed(0)
-    gt, anchors = random_boxes(args.gt, generator, 1333.0, 1333.0), random_boxes(args.anchors, generator, 1333.0, 1333.0)
+    gt, anchors = (
+        random_boxes(args.gt, generator, 1333.0, 1333.0),
+        random_boxes(args.anchors, generator, 1333.0, 1333.0),
+    )
     gt_boxes, anchor_boxes = Boxes(gt), Boxes(anchors)
 
-    print(f"shared._box_ops: {sops.extension_status()}; {args.gt} GT x {args.anchors} anchors, "
-          f"{args.threads} threads, median of {args.repeat}")
+    print(
+        f"shared._box_ops: {sops.extension_status()}; {args.gt} GT x {args.anchors} anchors, "
+        f"{args.threads} threads, median of {args.repeat}"
+    )
     t_d2 = median_time(lambda: pairwise_iou(gt_boxes, anchor_boxes), args.repeat)
     rows = [("detectron2 pairwise_iou", t_d2)]
     for backend in ("auto", "torch"):
-        t_simd = median_time(lambda: sb.pairwise_simd(gt_boxes, anchor_boxes, 6.13, 4.59, backend=backend),
-                             args.repeat)
+        t_simd = median_time(
+            lambda: sb.pairwise_simd(gt_boxes, anchor_boxes, 6.13, 4.59, backend=backend), args.repeat
+        )
         rows.append((f"shared pairwise_simd (backend={backend})", t_simd))
     for name, seconds in rows:
         print(f"  {name:<42s} {seconds * 1000:9.1f} ms   ratio to detectron2 IoU: {seconds / t_d2:6.3f}")
     ratio = rows[1][1] / t_d2
-    print(f"RATIO pairwise_simd(default backend) / detectron2 pairwise_iou = {ratio:.3f} "
-          f"(target <= 1.5: {'PASS' if ratio <= 1.5 else 'FAIL'})")
+    print(
+        f"RATIO pairwise_simd(default backend) / detectron2 pairwise_iou = {ratio:.3f} "
+        f"(target <= 1.5: {'PASS' if ratio <= 1.5 else 'FAIL'})"
+    )
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ times the RPN labelling alone (``label_and_sample_anchors``), where the two diff
 
     python benchmarks/bench_simd_training.py [--size 512] [--batch 2] [--repeat 15]
 """
+
 import argparse
 import copy
 import os
@@ -20,19 +21,39 @@ from detectron2.data import DatasetCatalog, DatasetMapper
 from detectron2.modeling import build_model
 from detectron2.utils.events import EventStorage
 
-from shared.datasets.synthetic_tiny import generate_synthetic_tiny, register_synthetic_tiny
-from simd.datasets import synthetic_tiny_root
-from simd.engine import build_cfg
+from shared.datasets.synthetic_tiny import generate_synthetic_tiny
+from simd.datasets import register_synthetic, synthetic_tiny_root
+from shared.engine import build_cfg
+from simd.config import add_simd_config
 
-CONFIG = os.path.join(os.path.dirname(__file__), "..", "projects", "SimD", "configs", "synthetic",
-                      "faster_rcnn_R18_FPN_iou.yaml")
+CONFIG = os.path.join(
+    os.path.dirname(__file__),
+    "..",
+    "projects",
+    "SimD",
+    "configs",
+    "synthetic",
+    "faster_rcnn_R18_FPN_iou.yaml",
+)
 
 
 def _cfg(size: int, similarity: str):
-    return build_cfg(CONFIG, [
-        "INPUT.MIN_SIZE_TRAIN", f"({size},)", "INPUT.MAX_SIZE_TRAIN", str(size),
-        "MODEL.RPN.SIMILARITY", similarity, "MODEL.SIMD.M", "4.4", "MODEL.SIMD.N", "4.4",
-    ])
+    return build_cfg(
+        add_simd_config,
+        CONFIG,
+        [
+            "INPUT.MIN_SIZE_TRAIN",
+            f"({size},)",
+            "INPUT.MAX_SIZE_TRAIN",
+            str(size),
+            "MODEL.RPN.SIMILARITY",
+            similarity,
+            "MODEL.SIMD.M",
+            "4.4",
+            "MODEL.SIMD.N",
+            "4.4",
+        ],
+    )
 
 
 def _step(model, batch, optimizer):
@@ -44,14 +65,16 @@ def _step(model, batch, optimizer):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", type=int, default=512, help="training resolution (images are upsampled)")
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=3)
     args = parser.parse_args()
 
-    register_synthetic_tiny(generate_synthetic_tiny(synthetic_tiny_root()))
+    register_synthetic(generate_synthetic_tiny(synthetic_tiny_root()))
     torch.manual_seed(0)
     cfg_iou, cfg_simd = _cfg(args.size, "iou"), _cfg(args.size, "simd")
     base_iou = build_model(cfg_iou).train()
@@ -79,7 +102,8 @@ def main() -> None:
         images = base_iou.preprocess_image(batch)
         features = base_iou.backbone(images.tensor)
         anchors = base_iou.proposal_generator.anchor_generator(
-            [features[f] for f in cfg_iou.MODEL.RPN.IN_FEATURES])
+            [features[f] for f in cfg_iou.MODEL.RPN.IN_FEATURES]
+        )
     gts = [x["instances"] for x in batch]
     for i in range(args.warmup + args.repeat * 3):
         for name in ("iou", "simd"):
@@ -91,10 +115,18 @@ def main() -> None:
     med = {k: statistics.median(v) for k, v in times.items()}
     rpn_med = {k: statistics.median(v) for k, v in rpn_times.items()}
     num_anchors = sum(len(a) for a in anchors)
-    print(f"Faster R-CNN R18-FPN training iteration, batch {args.batch} at {args.size}px, {num_gt} GT boxes, "
-          f"{num_anchors} anchors, torch threads {torch.get_num_threads()}, median of {args.repeat}:")
-    print(f"  IoU assignment : {med['iou'] * 1000:9.1f} ms/iter   (RPN labelling {rpn_med['iou'] * 1000:7.2f} ms)")
-    print(f"  SimD assignment: {med['simd'] * 1000:9.1f} ms/iter   (RPN labelling {rpn_med['simd'] * 1000:7.2f} ms)")
+    print(
+        f"Faster R-CNN R18-FPN training iteration, batch {args.batch} at {args.size}px, {num_gt} GT boxes, "
+        f"{num_anchors} anchors, torch threads {torch.get_num_threads()}, median of {args.repeat}:"
+    )
+    print(
+        f"  IoU assignment : {med['iou'] * 1000:9.1f} ms/iter   "
+        f"(RPN labelling {rpn_med['iou'] * 1000:7.2f} ms)"
+    )
+    print(
+        f"  SimD assignment: {med['simd'] * 1000:9.1f} ms/iter   "
+        f"(RPN labelling {rpn_med['simd'] * 1000:7.2f} ms)"
+    )
     print(f"  ratio SimD / IoU, training iteration: {med['simd'] / med['iou']:.3f}   (target <= 1.05)")
     print(f"  ratio SimD / IoU, RPN labelling only: {rpn_med['simd'] / rpn_med['iou']:.3f}")
 

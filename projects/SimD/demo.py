@@ -11,6 +11,7 @@
 The two runs are independent processes with one thread each (on 2 cores this is faster than running
 them one after the other with two threads each); ``--sequential`` runs them one after the other.
 """
+
 import argparse
 import json
 import math
@@ -24,8 +25,9 @@ VARIANTS = (("IoU", "faster_rcnn_R18_FPN_iou.yaml"), ("SimD", "faster_rcnn_R18_F
 COLUMNS = ("AP", "AP50", "AP75", "APvt", "APt", "APs", "APm")
 
 
-def _train_and_evaluate(label: str, config_file: str, output_dir: str, iters: int, threads: int,
-                        seed: int = -1) -> dict:
+def _train_and_evaluate(
+    label: str, config_file: str, output_dir: str, iters: int, threads: int, seed: int = -1
+) -> dict:
     """One variant: train, evaluate with the AI-TOD protocol, write and return the metrics."""
     import torch
 
@@ -34,7 +36,9 @@ def _train_and_evaluate(label: str, config_file: str, output_dir: str, iters: in
     from detectron2.engine import HookBase
     from detectron2.utils.logger import setup_logger
 
-    from simd.engine import SimDTrainer, build_cfg, prepare_cfg
+    from shared.engine import build_cfg
+    from simd.config import add_simd_config
+    from simd.trainer import SimDTrainer, prepare_cfg
 
     setup_logger(output=os.path.join(output_dir, "log.txt"), name="detectron2", abbrev_name="d2")
     setup_logger(output=os.path.join(output_dir, "log.txt"), name="simd")
@@ -44,8 +48,10 @@ def _train_and_evaluate(label: str, config_file: str, output_dir: str, iters: in
                 handler.setLevel("WARNING")
     from detectron2.utils.env import seed_all_rng
 
-    overrides = ["OUTPUT_DIR", output_dir, "SOLVER.MAX_ITER", str(iters)] + (["SEED", str(seed)] if seed >= 0 else [])
-    cfg = prepare_cfg(build_cfg(config_file, overrides))
+    overrides = ["OUTPUT_DIR", output_dir, "SOLVER.MAX_ITER", str(iters)] + (
+        ["SEED", str(seed)] if seed >= 0 else []
+    )
+    cfg = prepare_cfg(build_cfg(add_simd_config, config_file, overrides))
     # seeded right before the model and the data loader are built (the normaliser estimation draws no random
     # numbers), so both variants start from the same weights (train_net.py seeds in default_setup)
     seed_all_rng(cfg.SEED)
@@ -61,8 +67,11 @@ def _train_and_evaluate(label: str, config_file: str, output_dir: str, iters: in
                 loss = losses.get("total_loss", (float("nan"),))[0]
                 elapsed = time.time() - self.start
                 eta = elapsed / step * (iters - step)
-                print(f"[{label:>4}] iter {step:4d}/{iters}  total_loss {loss:.3f}  "
-                      f"elapsed {elapsed:5.0f}s  eta {eta:4.0f}s", flush=True)
+                print(
+                    f"[{label:>4}] iter {step:4d}/{iters}  total_loss {loss:.3f}  "
+                    f"elapsed {elapsed:5.0f}s  eta {eta:4.0f}s",
+                    flush=True,
+                )
 
     trainer = SimDTrainer(cfg)
     trainer.register_hooks([Progress()])
@@ -73,9 +82,13 @@ def _train_and_evaluate(label: str, config_file: str, output_dir: str, iters: in
     results = trainer._last_eval_results
     bbox = results["bbox"] if "bbox" in results else results[cfg.DATASETS.TEST[0]]["bbox"]
     summary = {
-        "label": label, "metrics": {k: bbox[k] for k in COLUMNS + ("AP25",)},
-        "m": cfg.MODEL.SIMD.M, "n": cfg.MODEL.SIMD.N, "rpn_similarity": cfg.MODEL.RPN.SIMILARITY,
-        "train_and_eval_seconds": seconds, "iters": iters,
+        "label": label,
+        "metrics": {k: bbox[k] for k in COLUMNS + ("AP25",)},
+        "m": cfg.MODEL.SIMD.M,
+        "n": cfg.MODEL.SIMD.N,
+        "rpn_similarity": cfg.MODEL.RPN.SIMILARITY,
+        "train_and_eval_seconds": seconds,
+        "iters": iters,
     }
     with open(os.path.join(output_dir, "demo_metrics.json"), "w") as f:
         json.dump(summary, f, indent=2)
@@ -93,18 +106,37 @@ def format_table(summaries) -> str:
     for s in summaries:
         m = f"{s['m']:.3f}" if s["rpn_similarity"] == "simd" else "-"
         n = f"{s['n']:.3f}" if s["rpn_similarity"] == "simd" else "-"
-        values = "".join(f"{'n/a':>8}" if math.isnan(s["metrics"][c]) else f"{s['metrics'][c]:8.2f}" for c in COLUMNS)
+        values = "".join(
+            f"{'n/a':>8}" if math.isnan(s["metrics"][c]) else f"{s['metrics'][c]:8.2f}" for c in COLUMNS
+        )
         lines.append(f"{s['label']:<16}" + values + f"{m:>8}{n:>8}")
     lines.append("(n/a: no ground truth in that size range; the synthetic objects are at most 32 px)")
     return "\n".join(lines)
 
 
+def _assignment_table(config_file: str, simd_output_dir: str) -> str:
+    """The assignment-statistics table (IoU vs SimD) of the SimD variant's config, m and n from its run."""
+    from shared.engine import build_cfg
+    from simd.assignment_stats import format_table as format_stats
+    from simd.assignment_stats import statistics_for_cfg
+    from simd.config import add_simd_config
+    from simd.trainer import prepare_cfg
+
+    cfg = build_cfg(add_simd_config, config_file, ["OUTPUT_DIR", simd_output_dir])
+    cfg = prepare_cfg(cfg, write_config=False)  # the run's config.yaml stays as training wrote it
+    return format_stats(statistics_for_cfg(cfg, ["iou", "simd"]))
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--output-dir", default="./output/simd_demo")
     parser.add_argument("--iters", type=int, default=150, help="training iterations of each model")
     parser.add_argument("--sequential", action="store_true", help="train the two models one after the other")
-    parser.add_argument("--seed", type=int, default=-1, help="override the configs' SEED (1) to see the seed spread")
+    parser.add_argument(
+        "--seed", type=int, default=-1, help="override the configs' SEED (1) to see the seed spread"
+    )
     args = parser.parse_args(argv)
     wall = time.time()
 
@@ -115,8 +147,17 @@ def main(argv=None) -> int:
     root = synthetic_tiny_root()
     print(f"synthetic tiny-object set: {root} (generated if missing)", flush=True)
     generate_synthetic_tiny(root)
-    jobs = [(label, os.path.join(CONFIG_DIR, name), os.path.join(args.output_dir, label.lower()), args.iters,
-             2 if args.sequential else 1, args.seed) for label, name in VARIANTS]
+    jobs = [
+        (
+            label,
+            os.path.join(CONFIG_DIR, name),
+            os.path.join(args.output_dir, label.lower()),
+            args.iters,
+            2 if args.sequential else 1,
+            args.seed,
+        )
+        for label, name in VARIANTS
+    ]
     if args.sequential:
         summaries = [_worker(job) for job in jobs]
     else:
@@ -124,12 +165,21 @@ def main(argv=None) -> int:
             summaries = pool.map(_worker, jobs)
 
     print()
-    print(f"Faster R-CNN R18-FPN from scratch, {args.iters} iterations, batch 4, 256 px, AI-TOD protocol "
-          f"(AP at maxDets 1500) on {root}/val:")
+    print(
+        f"Faster R-CNN R18-FPN from scratch, {args.iters} iterations, batch 4, 256 px, AI-TOD protocol "
+        f"(AP at maxDets 1500) on {root}/val:"
+    )
     print(format_table(summaries))
+    stats = _assignment_table(os.path.join(CONFIG_DIR, VARIANTS[1][1]), os.path.join(args.output_dir, "simd"))
+    print()
+    print(
+        "Why: RPN label assignment on the training set (projects/SimD/assignment_stats.py), same anchors and "
+        "matcher, SimD with the m, n above:"
+    )
+    print(stats)
     print(f"total wall time {time.time() - wall:.0f}s")
     with open(os.path.join(args.output_dir, "demo_table.txt"), "w") as f:
-        f.write(format_table(summaries) + "\n")
+        f.write(format_table(summaries) + "\n\n" + stats + "\n")
     return 0
 
 

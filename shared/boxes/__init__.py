@@ -5,6 +5,7 @@
 
 See ``shared/README.md`` ("Box similarities and compiled box ops") for conventions.
 """
+
 from shared.boxes.geometry import BoxGeometry, as_xyxy_tensor, compute_dtype
 from shared.boxes.pairwise import (
     aligned_similarity,
@@ -27,7 +28,11 @@ from shared.boxes.similarity import (
     to_unit_interval,
 )
 
-from shared.boxes import geometry as _geometry, pairwise as _pairwise, similarity as _similarity
-
-__all__ = [*_geometry.__all__, *_pairwise.__all__,
-           *(name for name in _similarity.__all__ if name != "SIMD_MIN_VALUE")]
+__all__ = [
+    "BoxGeometry", "as_xyxy_tensor", "compute_dtype",
+    "aligned_similarity", "pairwise_ciou", "pairwise_diou", "pairwise_dotd", "pairwise_giou", "pairwise_iou",
+    "pairwise_nwd", "pairwise_similarity", "pairwise_simd",
+    "SIMILARITY_REGISTRY", "SimilarityKind", "get_similarity", "needs_unit_interval_mapping",
+    "register_similarity",
+    "similarity_names", "to_unit_interval",
+]

@@ -1,4 +1,5 @@
 """Box inputs → float tensors of per-box geometry (corners, centres, sizes) for the similarity formulas."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,14 +8,22 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
-__all__ = ["BoxGeometry", "as_xyxy_tensor", "compute_dtype"]
+__all__ = ["BoxGeometry", "MAX_FLOAT32_COORDINATE", "as_xyxy_tensor", "compute_dtype"]
+
+#: largest |coordinate| accepted for boxes computed in float32 (every dtype but float64). The formulas square
+#: differences of coordinates (DIoU/CIoU diagonals, NWD) and multiply sides (areas): with |x| <= 1e18 every
+#: such term stays below float32's 3.4e38, so the compiled kernels and the PyTorch path give the same finite
+#: values; beyond it they would overflow differently (inf, NaN or 1.65e38 instead of ~0). Larger coordinates
+#: need float64.
+MAX_FLOAT32_COORDINATE = 1e18
 
 
 def as_xyxy_tensor(boxes: Any, name: str = "boxes") -> Tensor:
     """Return the ``[N, 4]`` XYXY tensor of a detectron2 ``Boxes`` (anything with ``.tensor``) or a tensor.
 
-    Raises ``TypeError`` for other types and ``ValueError`` for a wrong shape, a non-floating dtype or
-    non-finite coordinates (a NaN box would otherwise become a silent NaN similarity).
+    Raises ``TypeError`` for other types and ``ValueError`` for a wrong shape, a non-floating dtype,
+    non-finite coordinates (a NaN box would otherwise become a silent NaN similarity) or, below float64,
+    a coordinate beyond :data:`MAX_FLOAT32_COORDINATE` (where float32 arithmetic overflows).
     """
     tensor = getattr(boxes, "tensor", boxes)
     if not isinstance(tensor, Tensor):
@@ -25,6 +34,14 @@ def as_xyxy_tensor(boxes: Any, name: str = "boxes") -> Tensor:
         raise ValueError(f"{name}: expected a floating-point tensor, got {tensor.dtype}")
     if tensor.numel() and not bool(torch.isfinite(tensor).all()):
         raise ValueError(f"{name}: box coordinates contain NaN or Inf")
+    if tensor.numel() and tensor.dtype != torch.float64:
+        largest = float(tensor.detach().abs().max())
+        if largest > MAX_FLOAT32_COORDINATE:
+            raise ValueError(
+                f"{name}: a coordinate of magnitude {largest:.3g} exceeds {MAX_FLOAT32_COORDINATE:.0e}, "
+                "the largest computed exactly in float32 (squares and areas would overflow); "
+                "pass float64 boxes"
+            )
     return tensor
 
 
@@ -57,9 +74,14 @@ class BoxGeometry:
         cx, cy = (x1 + x2) * 0.5, (y1 + y2) * 0.5
         # min/max with the centre: no-op for valid boxes, collapses an inverted box onto its centre
         return cls(
-            x1=torch.minimum(x1, cx), y1=torch.minimum(y1, cy),
-            x2=torch.maximum(x2, cx), y2=torch.maximum(y2, cy),
-            cx=cx, cy=cy, w=(x2 - x1).clamp(min=0), h=(y2 - y1).clamp(min=0),
+            x1=torch.minimum(x1, cx),
+            y1=torch.minimum(y1, cy),
+            x2=torch.maximum(x2, cx),
+            y2=torch.maximum(y2, cy),
+            cx=cx,
+            cy=cy,
+            w=(x2 - x1).clamp(min=0),
+            h=(y2 - y1).clamp(min=0),
         )
 
     @property

@@ -3,7 +3,8 @@
 Every formula takes two :class:`~shared.boxes.geometry.BoxGeometry` operands whose tensors broadcast
 against each other (``[k, 1]`` against ``[1, M]`` for a pairwise block, ``[N]`` against ``[N]`` for the
 aligned form) and returns the similarity with the broadcast shape. All formulas are symmetric in their
-two operands. ``eps`` values follow the reference code of each method (see ``/work/shared/specs/SimD.md``).
+two operands. ``eps`` values follow the reference code of each method (official SimD repository for SimD,
+mmdet-aitod for NWD and DotD).
 """
 from __future__ import annotations
 

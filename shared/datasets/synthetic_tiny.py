@@ -18,6 +18,7 @@ deterministic from ``seed``: the same arguments give byte-identical json and ima
 the same arguments a no-op), ``register_synthetic_tiny`` registers ``synthetic_tiny_train`` and
 ``synthetic_tiny_val`` in Detectron2's ``DatasetCatalog`` / ``MetadataCatalog``.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,14 @@ import cv2
 import numpy as np
 
 AITOD_CLASSES: Tuple[str, ...] = (
-    "airplane", "bridge", "storage-tank", "ship", "swimming-pool", "vehicle", "person", "wind-mill",
+    "airplane",
+    "bridge",
+    "storage-tank",
+    "ship",
+    "swimming-pool",
+    "vehicle",
+    "person",
+    "wind-mill",
 )
 SPLIT_NAMES: Tuple[str, ...] = ("train", "val")
 DATASET_PREFIX = "synthetic_tiny"
@@ -110,8 +118,9 @@ def _draw_clutter(rng: np.random.Generator, image: np.ndarray, count: int) -> No
         color = tuple(float(np.clip(grey + t, 0, 255)) for t in tint)
         if rng.random() < 0.5:
             axes = (int(rng.uniform(1, 8)), int(rng.uniform(1, 8)))
-            cv2.ellipse(image, (int(cx), int(cy)), axes, float(rng.uniform(0, 180)), 0, 360, color, -1,
-                        cv2.LINE_AA)
+            cv2.ellipse(
+                image, (int(cx), int(cy)), axes, float(rng.uniform(0, 180)), 0, 360, color, -1, cv2.LINE_AA
+            )
         else:
             length = rng.uniform(4, 20)
             angle = rng.uniform(0, math.pi)
@@ -120,8 +129,15 @@ def _draw_clutter(rng: np.random.Generator, image: np.ndarray, count: int) -> No
             cv2.line(image, p1, p2, color, 1, cv2.LINE_AA)
 
 
-def _draw_object(image: np.ndarray, style: ClassStyle, cx: float, cy: float, w: float, h: float,
-                 color: Tuple[float, float, float]) -> None:
+def _draw_object(
+    image: np.ndarray,
+    style: ClassStyle,
+    cx: float,
+    cy: float,
+    w: float,
+    h: float,
+    color: Tuple[float, float, float],
+) -> None:
     """Draw one object filling the axis-aligned box of size (w, h) centred at (cx, cy)."""
     x0, y0, x1, y1 = cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2
     shift = 4  # sub-pixel drawing precision (2**4)
@@ -142,23 +158,37 @@ def _draw_object(image: np.ndarray, style: ClassStyle, cx: float, cy: float, w: 
         cv2.ellipse(image, (fx(cx), fx(cy)), (fx(w / 2), fx(h / 2)), 0, 0, 360, color, -1, cv2.LINE_AA, shift)
         if style.shape == "ring" and min(w, h) >= 6:
             dark = tuple(c * 0.45 for c in color)
-            cv2.ellipse(image, (fx(cx), fx(cy)), (fx(w / 4), fx(h / 4)), 0, 0, 360, dark, -1, cv2.LINE_AA,
-                        shift)
+            cv2.ellipse(
+                image, (fx(cx), fx(cy)), (fx(w / 4), fx(h / 4)), 0, 0, 360, dark, -1, cv2.LINE_AA, shift
+            )
     elif style.shape == "cross":  # fuselage + wings
         t = max(w, h) * 0.22
-        body = np.array([[fx(cx - t / 2), fx(y0)], [fx(cx + t / 2), fx(y0)], [fx(cx + t / 2), fx(y1)],
-                         [fx(cx - t / 2), fx(y1)]], np.int32)
+        body = np.array(
+            [
+                [fx(cx - t / 2), fx(y0)],
+                [fx(cx + t / 2), fx(y0)],
+                [fx(cx + t / 2), fx(y1)],
+                [fx(cx - t / 2), fx(y1)],
+            ],
+            np.int32,
+        )
         wing_y = cy - h * 0.1
-        wings = np.array([[fx(x0), fx(wing_y - t / 2)], [fx(x1), fx(wing_y - t / 2)],
-                          [fx(x1), fx(wing_y + t / 2)], [fx(x0), fx(wing_y + t / 2)]], np.int32)
+        wings = np.array(
+            [
+                [fx(x0), fx(wing_y - t / 2)],
+                [fx(x1), fx(wing_y - t / 2)],
+                [fx(x1), fx(wing_y + t / 2)],
+                [fx(x0), fx(wing_y + t / 2)],
+            ],
+            np.int32,
+        )
         cv2.fillPoly(image, [body, wings], color, cv2.LINE_AA, shift)
     elif style.shape == "tri":  # three blades from the hub
         thickness = max(1, int(round(min(w, h) / 8)))
         for k in range(3):
             angle = -math.pi / 2 + k * 2 * math.pi / 3
             tip = (cx + (w / 2) * math.cos(angle), cy + (h / 2) * math.sin(angle))
-            cv2.line(image, (fx(cx), fx(cy)), (fx(tip[0]), fx(tip[1])), color, thickness, cv2.LINE_AA,
-                     shift)
+            cv2.line(image, (fx(cx), fx(cy)), (fx(tip[0]), fx(tip[1])), color, thickness, cv2.LINE_AA, shift)
     else:  # pragma: no cover - CLASS_STYLES is fixed
         raise ValueError(f"unknown shape {style.shape!r}")
 
@@ -195,15 +225,22 @@ def _sample_objects(rng: np.random.Generator, cfg: SyntheticTinyConfig) -> List[
             w = h = side
         cx = float(rng.uniform(w / 2 + 1, size - w / 2 - 1))
         cy = float(rng.uniform(h / 2 + 1, size - h / 2 - 1))
-        box = _tri_box(cx, cy, w, h) if style.shape == "tri" else (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
-        if any(box[0] < b[2] + 2 and b[0] < box[2] + 2 and box[1] < b[3] + 2 and b[1] < box[3] + 2
-               for b in placed):
+        box = (
+            _tri_box(cx, cy, w, h)
+            if style.shape == "tri"
+            else (cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+        )
+        if any(
+            box[0] < b[2] + 2 and b[0] < box[2] + 2 and box[1] < b[3] + 2 and b[1] < box[3] + 2
+            for b in placed
+        ):
             continue
         jitter = rng.uniform(-18, 18, size=3)
         color = tuple(float(np.clip(c + j, 0, 255)) for c, j in zip(style.color, jitter))
         placed.append(box)
-        objects.append({"category_index": cls, "center": (cx, cy), "size": (w, h), "box": box,
-                        "color": color})
+        objects.append(
+            {"category_index": cls, "center": (cx, cy), "size": (w, h), "box": box, "color": color}
+        )
     return objects
 
 
@@ -233,20 +270,23 @@ def _write_split(root: str, split: str, num_images: int, seed: int, cfg: Synthet
         image_id = index + 1
         file_name = f"{split}_{image_id:05d}.png"
         cv2.imwrite(os.path.join(image_dir, file_name), image)
-        images.append({"id": image_id, "file_name": file_name, "width": cfg.image_size,
-                       "height": cfg.image_size})
+        images.append(
+            {"id": image_id, "file_name": file_name, "width": cfg.image_size, "height": cfg.image_size}
+        )
         for obj in objects:
             x0, y0, x1, y1 = obj["box"]
             w, h = x1 - x0, y1 - y0
-            annotations.append({
-                "id": len(annotations) + 1,
-                "image_id": image_id,
-                "category_id": obj["category_index"] + 1,
-                "bbox": [round(x0, 2), round(y0, 2), round(w, 2), round(h, 2)],
-                "area": round(w * h, 2),
-                "iscrowd": 0,
-                "ignore": 0,
-            })
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": obj["category_index"] + 1,
+                    "bbox": [round(x0, 2), round(y0, 2), round(w, 2), round(h, 2)],
+                    "area": round(w * h, 2),
+                    "iscrowd": 0,
+                    "ignore": 0,
+                }
+            )
     payload = {
         "info": {"description": f"synthetic tiny-object set ({split}), AI-TOD layout", "version": "1.0"},
         "images": images,
@@ -272,9 +312,14 @@ def generate_synthetic_tiny(
     The data is a pure function of the arguments. When ``root/_meta.json`` records the same arguments
     the call returns immediately (cached); otherwise both splits are (re)written.
     """
-    cfg = SyntheticTinyConfig(seed=seed, image_size=image_size, num_train=num_train, num_val=num_val,
-                              objects_per_image=tuple(objects_per_image),
-                              clutter_per_image=tuple(clutter_per_image))
+    cfg = SyntheticTinyConfig(
+        seed=seed,
+        image_size=image_size,
+        num_train=num_train,
+        num_val=num_val,
+        objects_per_image=tuple(objects_per_image),
+        clutter_per_image=tuple(clutter_per_image),
+    )
     if image_size < 64:
         raise ValueError(f"image_size={image_size} is too small for 2-32 px objects (need >= 64)")
     meta_path = os.path.join(root, "_meta.json")
@@ -283,7 +328,8 @@ def generate_synthetic_tiny(
         with open(meta_path) as f:
             try:
                 if json.load(f) == fingerprint and all(
-                        os.path.exists(_annotation_file(root, s)) for s in SPLIT_NAMES):
+                    os.path.exists(_annotation_file(root, s)) for s in SPLIT_NAMES
+                ):
                     return root
             except json.JSONDecodeError:
                 pass
@@ -320,3 +366,201 @@ def register_synthetic_tiny(root: str, prefix: str = DATASET_PREFIX) -> List[str
             MetadataCatalog.remove(name)
         register_coco_instances(name, {"thing_classes": list(AITOD_CLASSES)}, json_file, image_dir)
     return names
+
+
+def write_aitod_toolkit_tree(root: str, dest: str) -> str:
+    """Copy the set generated under ``root`` into the tree the official AI-TOD toolkit
+    (``generate_aitod_imgs.py``) writes: ``dest/annotations/aitod_<split>_v1.json`` and
+    ``dest/images/<split>/<file>``. Returns ``dest``."""
+    import shutil
+
+    for split in SPLIT_NAMES:
+        json_file, image_dir = synthetic_tiny_split_files(root, split)
+        os.makedirs(os.path.join(dest, "annotations"), exist_ok=True)
+        shutil.copyfile(json_file, os.path.join(dest, "annotations", os.path.basename(json_file)))
+        shutil.copytree(image_dir, os.path.join(dest, "images", split), dirs_exist_ok=True)
+    return dest
+
+
+def _load_split(root: str, split: str) -> Tuple[dict, str]:
+    json_file, image_dir = synthetic_tiny_split_files(root, split)
+    with open(json_file) as f:
+        return json.load(f), image_dir
+
+
+def write_visdrone_release(root: str, dest: str, split: str = "train") -> str:
+    """Write one split of the set under ``root`` in VisDrone2019-DET's release form:
+    ``dest/images/<name>.jpg``
+    and ``dest/annotations/<name>.txt``, one object per line ``x,y,w,h,score,category,truncation,occlusion``
+    (category 1-10 = the classes, 0 = ignored region with score 0, 11 = "others"). Class ``k`` of the set
+    becomes VisDrone category ``k % 10 + 1``; each image also gets one ignored region (its top-left 20 x 20
+    px) and one "others" object. Returns ``dest``."""
+    data, image_dir = _load_split(root, split)
+    os.makedirs(os.path.join(dest, "images"), exist_ok=True)
+    os.makedirs(os.path.join(dest, "annotations"), exist_ok=True)
+    by_image: Dict[int, List[dict]] = {}
+    for ann in data["annotations"]:
+        by_image.setdefault(ann["image_id"], []).append(ann)
+    for image in data["images"]:
+        stem = os.path.splitext(image["file_name"])[0]
+        picture = cv2.imread(os.path.join(image_dir, image["file_name"]))
+        cv2.imwrite(os.path.join(dest, "images", stem + ".jpg"), picture)
+        lines = []
+        for ann in by_image.get(image["id"], []):
+            x, y, w, h = (int(round(v)) for v in ann["bbox"])
+            lines.append(f"{x},{y},{max(w, 1)},{max(h, 1)},1,{(ann['category_id'] - 1) % 10 + 1},0,0")
+        lines.append("0,0,20,20,0,0,0,0")  # ignored region
+        lines.append("40,40,6,6,1,11,0,1")  # "others"
+        with open(os.path.join(dest, "annotations", stem + ".txt"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+    return dest
+
+
+SODAD_NAMES: Tuple[str, ...] = (
+    "people",
+    "rider",
+    "bicycle",
+    "motor",
+    "vehicle",
+    "traffic-sign",
+    "traffic-light",
+    "traffic-camera",
+    "warning-cone",
+)
+SODAD_IGNORE_ID = 10  # category id of SODA-D's "ignore" regions
+
+
+def _patch_starts(size: int, patch: int, overlap: int) -> List[int]:
+    """Patch origins along one axis as SODA-D's split tool places them (the last one flush with the edge)."""
+    starts, start = [], 0
+    while True:
+        if start + patch >= size:
+            starts.append(max(size - patch, 0))
+            return starts
+        starts.append(start)
+        start += patch - overlap
+
+
+def write_sodad_release(
+    root: str,
+    dest: str,
+    split: str = "val",
+    patch: int = 128,
+    overlap: int = 40,
+    ignore_area_ratio: float = 0.4,
+) -> str:
+    """Write one split of the set under ``root`` as SODA-D ships it and as its split tool (tools/img_split/
+    sodad_split.py of SODA-mmdetection) cuts it:
+
+    * ``dest/rawData/Images/<name>.jpg``, ``dest/rawData/Annotations/<split>.json`` (objects of the 9 classes,
+      class ``k`` of the set -> SODA-D category ``k % 9 + 1``, ``"ignore": false``; plus one ignore region of
+      category 10 per image) and ``<split>_wo_ignore.json`` (without category 10, as generate_wo_ignore.py);
+    * ``dest/divData/Images/<split>/<name>_<k>.jpg`` patches of ``patch`` px overlapping by ``overlap`` px and
+      ``dest/divData/Annotations/<split>.json``: images carry ``ori_id`` and ``start_coord`` (x, y), objects
+      are clipped to the patch and get ``"ignore": true`` when at most ``ignore_area_ratio`` of their area is
+      inside it (or when they are an ignore region).
+
+    Returns ``dest``."""
+    data, image_dir = _load_split(root, split)
+    raw_dir, patch_dir = os.path.join(dest, "rawData"), os.path.join(dest, "divData")
+    for sub in (
+        os.path.join(raw_dir, "Images"),
+        os.path.join(raw_dir, "Annotations"),
+        os.path.join(patch_dir, "Images", split),
+        os.path.join(patch_dir, "Annotations"),
+    ):
+        os.makedirs(sub, exist_ok=True)
+    categories = [{"id": i + 1, "name": n} for i, n in enumerate(SODAD_NAMES)]
+    categories.append({"id": SODAD_IGNORE_ID, "name": "ignore"})
+    raw_images, raw_anns = [], []
+    for image in data["images"]:
+        name = os.path.splitext(image["file_name"])[0] + ".jpg"
+        cv2.imwrite(
+            os.path.join(raw_dir, "Images", name), cv2.imread(os.path.join(image_dir, image["file_name"]))
+        )
+        raw_images.append(
+            {"id": image["id"], "file_name": name, "width": image["width"], "height": image["height"]}
+        )
+        raw_anns.append(
+            {
+                "id": 0,
+                "image_id": image["id"],
+                "category_id": SODAD_IGNORE_ID,
+                "bbox": [0.0, 0.0, 12.0, 12.0],
+                "area": 144.0,
+                "iscrowd": 0,
+                "ignore": True,
+            }
+        )
+    for ann in data["annotations"]:
+        raw_anns.append(
+            {
+                "id": 0,
+                "image_id": ann["image_id"],
+                "category_id": (ann["category_id"] - 1) % 9 + 1,
+                "bbox": list(ann["bbox"]),
+                "area": ann["area"],
+                "iscrowd": 0,
+                "ignore": False,
+            }
+        )
+    for index, ann in enumerate(raw_anns, start=1):
+        ann["id"] = index
+    raw = {"images": raw_images, "annotations": raw_anns, "categories": categories}
+    with open(os.path.join(raw_dir, "Annotations", f"{split}.json"), "w") as f:
+        json.dump(raw, f)
+    without = dict(raw, annotations=[a for a in raw_anns if a["category_id"] != SODAD_IGNORE_ID])
+    with open(os.path.join(raw_dir, "Annotations", f"{split}_wo_ignore.json"), "w") as f:
+        json.dump(without, f)
+    patches, patch_anns = [], []
+    for image in raw_images:
+        picture = cv2.imread(os.path.join(raw_dir, "Images", image["file_name"]))
+        objects = [a for a in raw_anns if a["image_id"] == image["id"]]
+        k = 0
+        for left in _patch_starts(image["width"], patch, overlap):
+            for up in _patch_starts(image["height"], patch, overlap):
+                pid = len(patches) + 1
+                name = os.path.splitext(image["file_name"])[0] + f"_{k}.jpg"
+                k += 1
+                cv2.imwrite(
+                    os.path.join(patch_dir, "Images", split, name),
+                    picture[up : up + patch, left : left + patch],
+                )
+                patches.append(
+                    {
+                        "id": pid,
+                        "file_name": name,
+                        "width": patch,
+                        "height": patch,
+                        "ori_id": image["id"],
+                        "start_coord": [left, up],
+                    }
+                )
+                for obj in objects:
+                    x, y, w, h = obj["bbox"]
+                    x0, y0 = max(x, left), max(y, up)
+                    x1, y1 = min(x + w, left + patch), min(y + h, up + patch)
+                    if x1 <= x0 or y1 <= y0:
+                        continue
+                    inside = (x1 - x0) * (y1 - y0) / (w * h)
+                    patch_anns.append(
+                        {
+                            "id": len(patch_anns) + 1,
+                            "image_id": pid,
+                            "category_id": obj["category_id"],
+                            "bbox": [
+                                round(x0 - left, 2),
+                                round(y0 - up, 2),
+                                round(x1 - x0, 2),
+                                round(y1 - y0, 2),
+                            ],
+                            "area": round((x1 - x0) * (y1 - y0), 2),
+                            "iscrowd": 0,
+                            "ignore": bool(
+                                inside <= ignore_area_ratio or obj["category_id"] == SODAD_IGNORE_ID
+                            ),
+                        }
+                    )
+    with open(os.path.join(patch_dir, "Annotations", f"{split}.json"), "w") as f:
+        json.dump({"images": patches, "annotations": patch_anns, "categories": categories}, f)
+    return dest

@@ -1,4 +1,5 @@
-"""shared.boxes: hand-computed values, spec vectors, parity with detectron2/torchvision, edge cases."""
+"""shared.boxes: hand-computed values, SimD reference values, parity with detectron2 / torchvision, edge
+cases."""
 import math
 import subprocess
 import sys
@@ -41,7 +42,7 @@ def random_boxes(n, seed, size=100.0, max_wh=40.0):
     ((0, 0, 24, 24), (0, 0, 32, 32), 0.3349),
     ((0, 0, 8, 8), (0, 0, 32, 32), 0.0101),
 ])
-def test_simd_spec_vectors(gt, anchor, expected, backend):
+def test_simd_hand_computed_values(gt, anchor, expected, backend):
     value = sb.pairwise_simd(cxcywh(gt), cxcywh(anchor), m=6.13, n=4.59, backend=backend)
     assert value.shape == (1, 1)
     assert value.item() == pytest.approx(expected, abs=5e-5)

@@ -1,4 +1,5 @@
 """shared.ops: compiled NMS / pairwise kernels vs the pure-PyTorch reference and torchvision; fallback."""
+
 import logging
 
 import pytest
@@ -50,14 +51,34 @@ def _adversarial_inputs():
         cases.append((f"random-{classes}cls", *random_detections(300, seed, classes)))
     cases.append(("tied-scores", *random_detections(300, 3, 4, tie_scores=True)))
     boxes, scores, idxs = random_detections(40, 4, 2)
-    dup = torch.cat([boxes, boxes, boxes[:10]])               # identical boxes (also with identical scores)
-    cases.append(("identical-boxes", dup, torch.cat([scores, scores, scores[:10] * 0.5]),
-                  torch.cat([idxs, idxs, idxs[:10]])))
-    degenerate = torch.tensor([[5.0, 5.0, 5.0, 9.0], [5.0, 5.0, 9.0, 5.0], [5.0, 5.0, 5.0, 5.0],
-                               [5.0, 5.0, 5.0, 5.0],
-                               [9.0, 9.0, 5.0, 5.0], [0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 10.0]])
-    cases.append(("degenerate", degenerate, torch.tensor([0.9, 0.8, 0.7, 0.7, 0.6, 0.5, 0.5]),
-                  torch.zeros(7, dtype=torch.long)))
+    dup = torch.cat([boxes, boxes, boxes[:10]])  # identical boxes (also with identical scores)
+    cases.append(
+        (
+            "identical-boxes",
+            dup,
+            torch.cat([scores, scores, scores[:10] * 0.5]),
+            torch.cat([idxs, idxs, idxs[:10]]),
+        )
+    )
+    degenerate = torch.tensor(
+        [
+            [5.0, 5.0, 5.0, 9.0],
+            [5.0, 5.0, 9.0, 5.0],
+            [5.0, 5.0, 5.0, 5.0],
+            [5.0, 5.0, 5.0, 5.0],
+            [9.0, 9.0, 5.0, 5.0],
+            [0.0, 0.0, 10.0, 10.0],
+            [0.0, 0.0, 10.0, 10.0],
+        ]
+    )
+    cases.append(
+        (
+            "degenerate",
+            degenerate,
+            torch.tensor([0.9, 0.8, 0.7, 0.7, 0.6, 0.5, 0.5]),
+            torch.zeros(7, dtype=torch.long),
+        )
+    )
     cases.append(("one-box", torch.tensor([[1.0, 2.0, 3.0, 4.0]]), torch.tensor([0.3]), torch.tensor([7])))
     cases.append(("many-classes", *random_detections(400, 5, 400)))
     return cases
@@ -81,9 +102,11 @@ def test_iou_mode_equals_torchvision_batched_nms_exactly(backend):
     # ≤ 1000 boxes: torchvision uses its coordinate-offset path (integer boxes keep it exact);
     # > 1000 boxes: its per-class path (random float boxes). Distinct scores: torchvision's kernel does not
     # define the order of tied scores (ours: lower index first, checked against the reference above).
-    for boxes, scores, idxs in [random_detections(600, 6, 5, integer=True),
-                                random_detections(600, 7, 40, integer=True),
-                                random_detections(1100, 8, 6, size=400.0)]:
+    for boxes, scores, idxs in [
+        random_detections(600, 6, 5, integer=True),
+        random_detections(600, 7, 40, integer=True),
+        random_detections(1100, 8, 6, size=400.0),
+    ]:
         for threshold in (0.3, 0.7):
             expected = tvops.batched_nms(boxes, scores, idxs, threshold)
             got = so.batched_similarity_nms(boxes, scores, idxs, "iou", threshold, backend=backend)
@@ -92,20 +115,31 @@ def test_iou_mode_equals_torchvision_batched_nms_exactly(backend):
 
 @pytest.mark.parametrize("backend", ["torch", pytest.param("kernel", marks=needs_kernel)])
 def test_nms_zero_boxes_float16_and_boxes_input(backend):
-    empty = so.batched_similarity_nms(torch.zeros((0, 4)), torch.zeros(0), torch.zeros(0, dtype=torch.long),
-                                      "simd", 0.5, backend=backend, m=6.13, n=4.59)
+    empty = so.batched_similarity_nms(
+        torch.zeros((0, 4)),
+        torch.zeros(0),
+        torch.zeros(0, dtype=torch.long),
+        "simd",
+        0.5,
+        backend=backend,
+        m=6.13,
+        n=4.59,
+    )
     assert empty.shape == (0,) and empty.dtype == torch.int64
     boxes, scores, idxs = random_detections(200, 9, 3)
-    half = so.batched_similarity_nms(Boxes(boxes.half()), scores.half(), idxs, "simd", 0.3, backend=backend,
-                                     m=6.13, n=4.59)
-    full = so.reference_batched_similarity_nms(boxes.half().float(), scores.half().float(), idxs, "simd", 0.3,
-                                               m=6.13, n=4.59)
+    half = so.batched_similarity_nms(
+        Boxes(boxes.half()), scores.half(), idxs, "simd", 0.3, backend=backend, m=6.13, n=4.59
+    )
+    full = so.reference_batched_similarity_nms(
+        boxes.half().float(), scores.half().float(), idxs, "simd", 0.3, m=6.13, n=4.59
+    )
     assert torch.equal(half, full)
 
 
 def test_nms_suppresses_within_class_only_hand_example():
-    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 0.0, 11.0, 10.0], [0.0, 0.0, 10.0, 10.0],
-                          [50.0, 50.0, 60.0, 60.0]])
+    boxes = torch.tensor(
+        [[0.0, 0.0, 10.0, 10.0], [1.0, 0.0, 11.0, 10.0], [0.0, 0.0, 10.0, 10.0], [50.0, 50.0, 60.0, 60.0]]
+    )
     scores = torch.tensor([0.9, 0.8, 0.7, 0.6])
     idxs = torch.tensor([0, 0, 1, 0])
     for backend in ("torch", "auto"):
@@ -134,16 +168,45 @@ def test_nms_errors():
 def test_pairwise_kernel_equals_torch_path(kind):
     params = PARAMS.get(kind, {})
     a = torch.cat([random_boxes(30, 11), torch.tensor([[5.0, 5.0, 5.0, 5.0], [9.0, 9.0, 5.0, 5.0]])])
-    b = torch.cat([random_boxes(500, 12, size=600.0),
-                   torch.tensor([[5.0, 5.0, 5.0, 9.0], [0.0, 0.0, 0.0, 0.0]])])
+    b = torch.cat(
+        [random_boxes(500, 12, size=600.0), torch.tensor([[5.0, 5.0, 5.0, 9.0], [0.0, 0.0, 0.0, 0.0]])]
+    )
     for dtype in (torch.float32, torch.float16):
         kernel = sb.pairwise_similarity(kind, a.to(dtype), b.to(dtype), backend="kernel", **params)
         reference = sb.pairwise_similarity(kind, a.to(dtype), b.to(dtype), backend="torch", **params)
         assert kernel.dtype == torch.float32 and torch.isfinite(kernel).all()
         torch.testing.assert_close(kernel, reference, rtol=3e-5, atol=1e-6)
     if kind == "iou":  # bit-identical to detectron2
-        assert torch.equal(sb.pairwise_iou(Boxes(a), Boxes(b), backend="kernel"),
-                           d2_pairwise_iou(Boxes(a), Boxes(b)))
+        assert torch.equal(
+            sb.pairwise_iou(Boxes(a), Boxes(b), backend="kernel"), d2_pairwise_iou(Boxes(a), Boxes(b))
+        )
+
+
+@needs_kernel
+@pytest.mark.parametrize("kind", KINDS)
+def test_kernel_and_torch_agree_at_extreme_float32_coordinates(kind):
+    # up to 1e18: the same finite values; beyond (1e19 used to give 1.65e38 from the NWD/DotD kernels, NaN
+    # from
+    # GIoU/DIoU/CIoU, inf from IoU): the same clear error from both backends and from the NMS
+    params = PARAMS.get(kind, {})
+    s = 2.4e17  # largest coordinate 4 * s = 9.6e17
+    a = torch.tensor([[s, s, 2 * s, 3 * s], [0.0, 0.0, 10.0, 10.0], [-s, -s, 0.5 * s, s]])
+    b = torch.tensor([[0.5 * s, s, 2 * s, 4 * s], [s, s, s + 5e13, s + 5e13], [0.0, 0.0, 1.0, 1.0]])
+    kernel = sb.pairwise_similarity(kind, a, b, backend="kernel", **params)
+    reference = sb.pairwise_similarity(kind, a, b, backend="torch", **params)
+    assert torch.isfinite(kernel).all() and torch.isfinite(reference).all()
+    torch.testing.assert_close(kernel, reference, rtol=3e-5, atol=1e-6)
+    huge = torch.tensor([[1e19, 1e19, 3e19, 3e19], [0.0, 0.0, 10.0, 10.0]])
+    for backend in ("kernel", "torch"):
+        with pytest.raises(ValueError, match="exceeds 1e\\+18.*float64"):
+            sb.pairwise_similarity(kind, huge, b, backend=backend, **params)
+    if kind in so.NMS_KINDS:
+        with pytest.raises(ValueError, match="exceeds 1e\\+18"):
+            so.batched_similarity_nms(
+                huge, torch.ones(2), torch.zeros(2, dtype=torch.int64), kind, 0.5, **params
+            )
+    # float64 is computed by PyTorch and stays exact far beyond
+    assert torch.isfinite(sb.pairwise_similarity(kind, huge.double(), b.double(), **params)).all()
 
 
 @needs_kernel

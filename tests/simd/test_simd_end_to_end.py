@@ -1,5 +1,6 @@
 """End to end on the tiny synthetic set: the SimD RPN assigns anchors and trains (the released code crashes
 there), RetinaNet / Cascade R-CNN steps, SimD-NMS inference, AI-TOD evaluation, and bad input."""
+
 import json
 import os
 
@@ -11,7 +12,7 @@ from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 
 from shared.engine import AtomicDetectionCheckpointer
-from simd.engine import SimDTrainer, prepare_cfg
+from simd.trainer import SimDTrainer, prepare_cfg
 
 
 def _simd(cfg, **extra):
@@ -52,6 +53,50 @@ def test_simd_rpn_assigns_anchors_and_trainer_runs_one_step(small_cfg):
     # the final evaluation ran with the AI-TOD protocol
     results = trainer._last_eval_results
     assert {"AP", "AP25", "AP50", "APvt", "APt", "APs", "APm"} <= set(results["bbox"])
+    _check_trained_model_is_usable(cfg)
+
+
+def _check_trained_model_is_usable(cfg):
+    """m, n in the checkpoint and config.yaml; predictions on disk; DefaultPredictor from config.yaml +
+    model_final.pth detects; --eval-only in a fresh directory needs no training json."""
+    import argparse
+
+    import cv2
+    from detectron2.engine import DefaultPredictor
+
+    from shared.engine import build_cfg, train_or_evaluate
+    from simd.config import add_simd_config
+
+    final = os.path.join(cfg.OUTPUT_DIR, "model_final.pth")
+    stored = torch.load(final, map_location="cpu", weights_only=True)["simd_normalisers"]
+    assert stored == {"m": cfg.MODEL.SIMD.M, "n": cfg.MODEL.SIMD.N}
+    inference = os.path.join(cfg.OUTPUT_DIR, "inference", cfg.DATASETS.TEST[0])
+    assert os.path.exists(os.path.join(inference, "instances_predictions.pth"))
+    with open(os.path.join(inference, "coco_instances_results.json")) as f:
+        assert isinstance(json.load(f), list)
+    dumped = build_cfg(add_simd_config, os.path.join(cfg.OUTPUT_DIR, "config.yaml"), ["MODEL.WEIGHTS", final])
+    assert dumped.MODEL.SIMD.M == cfg.MODEL.SIMD.M and dumped.MODEL.SIMD.N == cfg.MODEL.SIMD.N
+    record = DatasetCatalog.get(cfg.DATASETS.TEST[0])[0]
+    outputs = DefaultPredictor(dumped)(cv2.imread(record["file_name"]))
+    assert len(outputs["instances"]) >= 0 and outputs["instances"].image_size == (
+        record["height"],
+        record["width"],
+    )
+    # --eval-only in a fresh directory, original config (m, n unset, estimation on), no training set at all
+    fresh = cfg.clone()
+    fresh.defrost()
+    fresh.MODEL.SIMD.M = fresh.MODEL.SIMD.N = -1.0
+    fresh.DATASETS.TRAIN = ("simdtest_no_such_dataset",)
+    fresh.OUTPUT_DIR = cfg.OUTPUT_DIR + "_fresh"
+    fresh.MODEL.WEIGHTS = final
+    fresh = prepare_cfg(fresh)
+    assert (fresh.MODEL.SIMD.M, fresh.MODEL.SIMD.N) == (cfg.MODEL.SIMD.M, cfg.MODEL.SIMD.N)
+    args = argparse.Namespace(eval_only=True, resume=False)
+    results = train_or_evaluate(SimDTrainer, fresh, args)
+    assert "AP" in results["bbox"]
+    assert os.path.exists(
+        os.path.join(fresh.OUTPUT_DIR, "inference", cfg.DATASETS.TEST[0], "coco_instances_results.json")
+    )
 
 
 def test_simd_and_iou_assignment_differ_on_the_same_anchors(small_cfg):
@@ -61,7 +106,9 @@ def test_simd_and_iou_assignment_differ_on_the_same_anchors(small_cfg):
     batch = _batch(small_cfg)
     images = iou_model.preprocess_image(batch)
     features = iou_model.backbone(images.tensor)
-    anchors = iou_model.proposal_generator.anchor_generator([features[f] for f in ("p2", "p3", "p4", "p5", "p6")])
+    anchors = iou_model.proposal_generator.anchor_generator(
+        [features[f] for f in ("p2", "p3", "p4", "p5", "p6")]
+    )
     gts = [x["instances"] for x in batch]
     torch.manual_seed(1)
     iou_labels, _ = iou_model.proposal_generator.label_and_sample_anchors(anchors, gts)
@@ -104,8 +151,15 @@ def test_retinanet_and_cascade_train_one_step_with_simd(small_cfg, arch):
 
 
 def test_simd_nms_inference_in_rpn_and_heads(small_cfg):
-    cfg = _simd(small_cfg, **{"MODEL.RPN.NMS_SIMILARITY": "simd", "MODEL.RPN.SIM_NMS_THRESH": 0.6,
-                              "MODEL.ROI_HEADS.NMS_SIMILARITY": "simd", "MODEL.ROI_HEADS.SCORE_THRESH_TEST": 0.0})
+    cfg = _simd(
+        small_cfg,
+        **{
+            "MODEL.RPN.NMS_SIMILARITY": "simd",
+            "MODEL.RPN.SIM_NMS_THRESH": 0.6,
+            "MODEL.ROI_HEADS.NMS_SIMILARITY": "simd",
+            "MODEL.ROI_HEADS.SCORE_THRESH_TEST": 0.0,
+        },
+    )
     model = build_model(cfg).eval()
     batch = [{"image": x["image"], "height": 128, "width": 128} for x in _batch(cfg)]
     with torch.no_grad():
@@ -116,13 +170,16 @@ def test_simd_nms_inference_in_rpn_and_heads(small_cfg):
     for p in proposals:
         assert 0 < len(p) <= cfg.MODEL.RPN.POST_NMS_TOPK_TEST
         sim = model.proposal_generator.proposal_nms  # nothing above the threshold survives within a level
-        assert len(sim(p.proposal_boxes.tensor, p.objectness_logits, torch.zeros(len(p), dtype=torch.long))) <= len(p)
+        assert len(
+            sim(p.proposal_boxes.tensor, p.objectness_logits, torch.zeros(len(p), dtype=torch.long))
+        ) <= len(p)
     for out in outputs:
         inst = out["instances"]
         assert len(inst) <= cfg.TEST.DETECTIONS_PER_IMAGE
         for c in inst.pred_classes.unique():
             boxes = inst.pred_boxes.tensor[inst.pred_classes == c]
             from shared.boxes import pairwise_similarity
+
             s = pairwise_similarity("simd", boxes, boxes, m=4.4, n=4.4)
             s.fill_diagonal_(0)
             assert float(s.max()) <= 0.5 + 1e-6 if len(boxes) > 1 else True
@@ -137,8 +194,11 @@ def test_empty_and_degenerate_gt_give_finite_losses(small_cfg):
     model = build_model(cfg)
     model.train()
     batch = _batch(cfg)
-    batch[0]["instances"] = Instances(batch[0]["instances"].image_size, gt_boxes=Boxes(torch.zeros(0, 4)),
-                                      gt_classes=torch.zeros(0, dtype=torch.int64))
+    batch[0]["instances"] = Instances(
+        batch[0]["instances"].image_size,
+        gt_boxes=Boxes(torch.zeros(0, 4)),
+        gt_classes=torch.zeros(0, dtype=torch.int64),
+    )
     degenerate = batch[1]["instances"]
     degenerate.gt_boxes.tensor[0] = torch.tensor([5.0, 5.0, 5.0, 9.0])  # zero width
     with EventStorage(0):
@@ -148,9 +208,14 @@ def test_empty_and_degenerate_gt_give_finite_losses(small_cfg):
     cfg2 = cfg.clone()
     cfg2.MODEL.RPN.SIMILARITY, cfg2.MODEL.RPN.LOW_QUALITY_MODE = "iou", "detectron2"
     rpn = build_model(cfg2).proposal_generator
-    anchors = [Boxes(torch.tensor([[0.0, 0.0, 8.0, 8.0], [50.0, 50.0, 58.0, 58.0], [90.0, 90.0, 98.0, 98.0]]))]
-    only_degenerate = Instances((128, 128), gt_boxes=Boxes(torch.tensor([[20.0, 20.0, 20.0, 30.0]])),
-                                gt_classes=torch.zeros(1, dtype=torch.int64))
+    anchors = [
+        Boxes(torch.tensor([[0.0, 0.0, 8.0, 8.0], [50.0, 50.0, 58.0, 58.0], [90.0, 90.0, 98.0, 98.0]]))
+    ]
+    only_degenerate = Instances(
+        (128, 128),
+        gt_boxes=Boxes(torch.tensor([[20.0, 20.0, 20.0, 30.0]])),
+        gt_classes=torch.zeros(1, dtype=torch.int64),
+    )
     labels, _ = rpn.label_and_sample_anchors(anchors, [only_degenerate])
     assert (labels[0] == 1).sum() == 0
 
@@ -184,14 +249,24 @@ def test_nan_predictions_raise_a_clear_error_in_training_and_are_dropped_at_infe
 
 def test_nan_ground_truth_raises(small_cfg):
     rpn = build_model(_simd(small_cfg)).proposal_generator
-    gt = Instances((128, 128), gt_boxes=Boxes(torch.tensor([[1.0, 1.0, float("nan"), 5.0]])),
-                   gt_classes=torch.zeros(1, dtype=torch.int64))
+    gt = Instances(
+        (128, 128),
+        gt_boxes=Boxes(torch.tensor([[1.0, 1.0, float("nan"), 5.0]])),
+        gt_classes=torch.zeros(1, dtype=torch.int64),
+    )
     with pytest.raises(FloatingPointError, match="ground-truth boxes contain NaN"):
         rpn.label_and_sample_anchors([Boxes(torch.tensor([[0.0, 0.0, 8.0, 8.0]]))], [gt])
 
 
-@pytest.mark.parametrize("key", ["MODEL.RPN.SIMILARITY", "MODEL.ROI_HEADS.SIMILARITY", "MODEL.RPN.NMS_SIMILARITY",
-                                 "MODEL.ROI_HEADS.NMS_SIMILARITY"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "MODEL.RPN.SIMILARITY",
+        "MODEL.ROI_HEADS.SIMILARITY",
+        "MODEL.RPN.NMS_SIMILARITY",
+        "MODEL.ROI_HEADS.NMS_SIMILARITY",
+    ],
+)
 def test_unknown_similarity_fails_at_build_naming_the_key(small_cfg, key):
     cfg = small_cfg.clone()
     cfg.merge_from_list([key, "kld"])

@@ -1,4 +1,5 @@
 """AI-TOD / SODA-D protocols: equal to pycocotools' COCOeval run with the same area ranges and maxDets."""
+
 import contextlib
 import io
 import json
@@ -10,7 +11,7 @@ from pycocotools.cocoeval import COCOeval
 
 from simd.evaluation import evaluate_coco_results, get_protocol
 
-BIG = 1e5 ** 2
+BIG = 1e5**2
 
 
 def _fixture(seed=0, num_images=6):
@@ -23,19 +24,46 @@ def _fixture(seed=0, num_images=6):
             w, h = side * rng.uniform(0.7, 1.3), side * rng.uniform(0.7, 1.3)
             x, y = rng.uniform(0, 300 - w), rng.uniform(0, 300 - h)
             cat = int(rng.integers(1, 3))
-            anns.append({"id": len(anns) + 1, "image_id": image_id, "category_id": cat, "bbox": [x, y, w, h],
-                         "area": w * h, "iscrowd": 0})
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": image_id,
+                    "category_id": cat,
+                    "bbox": [x, y, w, h],
+                    "area": w * h,
+                    "iscrowd": 0,
+                }
+            )
             if rng.random() < 0.8:  # detected, with localisation noise
                 jitter = rng.normal(0, 0.15 * side, 4)
-                dets.append({"image_id": image_id, "category_id": cat, "score": float(rng.uniform(0.3, 1.0)),
-                             "bbox": [x + jitter[0], y + jitter[1], max(w + jitter[2], 1.0), max(h + jitter[3], 1.0)]})
+                dets.append(
+                    {
+                        "image_id": image_id,
+                        "category_id": cat,
+                        "score": float(rng.uniform(0.3, 1.0)),
+                        "bbox": [
+                            x + jitter[0],
+                            y + jitter[1],
+                            max(w + jitter[2], 1.0),
+                            max(h + jitter[3], 1.0),
+                        ],
+                    }
+                )
         for _ in range(int(rng.integers(2, 8))):  # false positives
             side = float(rng.uniform(3, 40))
-            dets.append({"image_id": image_id, "category_id": int(rng.integers(1, 3)),
-                         "score": float(rng.uniform(0.0, 0.6)),
-                         "bbox": [rng.uniform(0, 260), rng.uniform(0, 260), side, side]})
-    gt = {"images": images, "annotations": anns,
-          "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]}
+            dets.append(
+                {
+                    "image_id": image_id,
+                    "category_id": int(rng.integers(1, 3)),
+                    "score": float(rng.uniform(0.0, 0.6)),
+                    "bbox": [rng.uniform(0, 260), rng.uniform(0, 260), side, side],
+                }
+            )
+    gt = {
+        "images": images,
+        "annotations": anns,
+        "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}],
+    }
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO()
         coco.dataset = json.loads(json.dumps(gt))
@@ -65,9 +93,23 @@ def test_aitod_protocol_equals_pycocotools():
     ref = _reference_stats(coco, dets, [[0, BIG], [0, 64], [64, 256], [256, 1024]], max_dets)
     ref_medium = _reference_stats(coco, dets, [[0, BIG], [1024, BIG], [0, 1], [0, 1]], max_dets)
     ref_25 = _reference_stats(coco, dets, [[0, BIG], [0, 64], [64, 256], [256, 1024]], max_dets, [0.25])
-    expected = {"AP": ref[0], "AP50": ref[1], "AP75": ref[2], "APvt": ref[3], "APt": ref[4], "APs": ref[5],
-                "APm": ref_medium[3], "AP25": ref_25[0], "AR@100": ref[6], "AR@300": ref[7], "AR@1500": ref[8],
-                "ARvt": ref[9], "ARt": ref[10], "ARs": ref[11], "ARm": ref_medium[9]}
+    expected = {
+        "AP": ref[0],
+        "AP50": ref[1],
+        "AP75": ref[2],
+        "APvt": ref[3],
+        "APt": ref[4],
+        "APs": ref[5],
+        "APm": ref_medium[3],
+        "AP25": ref_25[0],
+        "AR@100": ref[6],
+        "AR@300": ref[7],
+        "AR@1500": ref[8],
+        "ARvt": ref[9],
+        "ARt": ref[10],
+        "ARs": ref[11],
+        "ARm": ref_medium[9],
+    }
     for name, value in expected.items():
         assert ours[name] == pytest.approx(value, abs=1e-12), name
     assert 0 < ours["AP"] < ours["AP50"] < ours["AP25"] <= 1  # the extra 0.25 threshold is really evaluated
@@ -79,8 +121,18 @@ def test_sodad_protocol_equals_pycocotools():
     ref = _reference_stats(coco, dets, [[0, 1024], [0, 144], [144, 400], [400, 1024]], [1, 10, 100])
     ref_normal = _reference_stats(coco, dets, [[0, 1024], [1024, 2000], [0, 1], [0, 1]], [1, 10, 100])
     ref_ar = _reference_stats(coco, dets, [[0, 1024], [0, 1], [0, 1], [0, 1]], [100, 300, 1000])
-    expected = {"AP": ref[0], "AP50": ref[1], "AP75": ref[2], "APeS": ref[3], "APrS": ref[4], "APgS": ref[5],
-                "APN": ref_normal[3], "AR@100": ref_ar[6], "AR@300": ref_ar[7], "AR@1000": ref_ar[8]}
+    expected = {
+        "AP": ref[0],
+        "AP50": ref[1],
+        "AP75": ref[2],
+        "APeS": ref[3],
+        "APrS": ref[4],
+        "APgS": ref[5],
+        "APN": ref_normal[3],
+        "AR@100": ref_ar[6],
+        "AR@300": ref_ar[7],
+        "AR@1000": ref_ar[8],
+    }
     for name, value in expected.items():
         assert ours[name] == pytest.approx(value, abs=1e-12), name
 
@@ -89,10 +141,20 @@ def test_hand_computed_single_tiny_object():
     coco, _ = _fixture(num_images=1)
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO()
-        coco.dataset = {"images": [{"id": 1, "width": 50, "height": 50}],
-                        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 10, 10],
-                                         "area": 100.0, "iscrowd": 0}],
-                        "categories": [{"id": 1, "name": "a"}]}
+        coco.dataset = {
+            "images": [{"id": 1, "width": 50, "height": 50}],
+            "annotations": [
+                {
+                    "id": 1,
+                    "image_id": 1,
+                    "category_id": 1,
+                    "bbox": [10, 10, 10, 10],
+                    "area": 100.0,
+                    "iscrowd": 0,
+                }
+            ],
+            "categories": [{"id": 1, "name": "a"}],
+        }
         coco.createIndex()
     # IoU with the GT = 8x10 / 10x10 = 0.8: a hit at 0.50..0.80 (7 of 10 thresholds) and at 0.25
     dets = [{"image_id": 1, "category_id": 1, "score": 0.9, "bbox": [10, 10, 8, 10]}]
@@ -105,5 +167,5 @@ def test_hand_computed_single_tiny_object():
 
 
 def test_unknown_protocol():
-    with pytest.raises(ValueError, match="unknown evaluation protocol 'voc'"):
+    with pytest.raises(KeyError, match="unknown TEST.SIMD_EVAL.PROTOCOL 'voc'"):
         get_protocol("voc")

@@ -62,5 +62,64 @@ def test_empty_gt_all_negative():
 
 
 def test_unknown_mode_is_a_clear_error():
-    with pytest.raises(ValueError, match="low-quality matching mode 'mmdetection'"):
+    with pytest.raises(KeyError, match="unknown LOW_QUALITY_MODE 'mmdetection'"):
         build_matcher(THRESHOLDS, LABELS, True, "mmdetection")
+
+
+def _mmdet_assign(quality, pos_thr, neg_thr, min_pos, gt_max_assign_all):
+    """mmdet's MaxIoUAssigner.assign_wrt_overlaps, step by step (mmdet/models/task_modules/assigners/
+    max_iou_assigner.py): -1 ignore, 0 negative, i + 1 positive for GT i."""
+    num_gt, num_anchors = quality.shape
+    assigned = [-1] * num_anchors
+    for a in range(num_anchors):
+        column = [float(quality[g, a]) for g in range(num_gt)]
+        best = max(column)
+        if 0 <= best < neg_thr:
+            assigned[a] = 0
+        if best >= pos_thr:
+            assigned[a] = column.index(best) + 1
+    for g in range(num_gt):
+        row = [float(v) for v in quality[g]]
+        best = max(row)
+        if best >= min_pos:
+            if gt_max_assign_all:
+                for a in range(num_anchors):
+                    if row[a] == best:
+                        assigned[a] = g + 1
+            else:
+                assigned[row.index(best)] = g + 1
+    return assigned
+
+
+def _as_mmdet(matches, labels):
+    return [int(m) + 1 if int(lab) == 1 else (0 if int(lab) == 0 else -1) for m, lab in zip(matches, labels)]
+
+
+@pytest.mark.parametrize("gt_max_assign_all", [True, False])
+def test_random_cases_equal_mmdet(gt_max_assign_all):
+    generator = torch.Generator().manual_seed(0)
+    for case in range(300):
+        num_gt, num_anchors = int(torch.randint(1, 6, (1,), generator=generator)), 12
+        # coarse values give many ties (the cases where the two gt_max_assign_all settings differ);
+        # some anchors are -1, mmdet's mark for anchors inside an ignore region
+        quality = torch.randint(0, 6, (num_gt, num_anchors), generator=generator).float() / 10
+        if case % 3 == 0:
+            quality[:, torch.randint(0, num_anchors, (3,), generator=generator)] = -1.0
+        matcher = MaxSimMatcher([0.3, 0.7], [0, -1, 1], True, 0.3, gt_max_assign_all=gt_max_assign_all)
+        ours = _as_mmdet(*matcher(quality))
+        assert ours == _mmdet_assign(quality, 0.7, 0.3, 0.3, gt_max_assign_all), (case, quality)
+
+
+def test_gt_max_assign_all_off_takes_the_first_tied_anchor_only():
+    quality = torch.tensor([[0.4, 0.4, 0.1]])
+    on = MaxSimMatcher(THRESHOLDS, LABELS, True, 0.3, gt_max_assign_all=True)(quality)[1]
+    off = MaxSimMatcher(THRESHOLDS, LABELS, True, 0.3, gt_max_assign_all=False)(quality)[1]
+    assert on.tolist() == [1, 1, 0]
+    assert off.tolist() == [1, -1, 0]  # the second tied anchor stays ignored (0.3 <= 0.4 < 0.7)
+
+
+def test_ignore_anchors_stay_ignored():
+    # anchor 1 and 2 lie in an ignore region (quality -1 for every GT): neither negative nor an assert
+    quality = torch.tensor([[0.9, -1.0, -1.0, 0.1], [0.2, -1.0, -1.0, 0.0]])
+    matches, labels = MaxSimMatcher(THRESHOLDS, LABELS, True, 0.3)(quality)
+    assert labels.tolist() == [1, -1, -1, 0]

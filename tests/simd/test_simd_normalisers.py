@@ -1,4 +1,5 @@
 """The m / n estimator: exact pooled means over all (GT, anchor) pairs, caching, config resolution."""
+
 import json
 import os
 
@@ -8,9 +9,20 @@ from detectron2.data import DatasetCatalog
 from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_anchor_generator
 
-from simd.engine import build_cfg
-from simd.normalisers import (CACHE_FILE, anchor_levels_from_cfg, cached_estimate, estimate_from_records,
-                              pooled_sums, resolve_normalisers)
+from shared.engine import build_cfg
+from simd.config import add_simd_config
+from simd.normalisers import (
+    CACHE_FILE,
+    anchor_levels_from_cfg,
+    cached_estimate,
+    estimate_from_records,
+    pooled_sums,
+    resolve_normalisers,
+)
+
+BASE = os.path.join(
+    os.path.dirname(__file__), "..", "..", "projects", "SimD", "configs", "Base-SimD-RCNN-FPN.yaml"
+)
 
 
 def _brute_force(gt, anchors):
@@ -32,21 +44,34 @@ def test_pooled_sums_equal_brute_force_over_generated_anchors(small_cfg, offset)
     gen = build_anchor_generator(cfg, [ShapeSpec(stride=s) for s in (4, 8, 16, 32, 64)])
     feature_maps = [torch.zeros(1, 1, -(-128 // s), -(-96 // s)) for s in (4, 8, 16, 32, 64)]
     anchors = torch.cat([b.tensor for b in gen(feature_maps)]).double()
-    gt = torch.tensor([[3.0, 4.0, 9.0, 7.0], [40.0, 50.0, 72.0, 66.0], [10.0, 80.0, 12.5, 99.0]], dtype=torch.float64)
+    gt = torch.tensor(
+        [[3.0, 4.0, 9.0, 7.0], [40.0, 50.0, 72.0, 66.0], [10.0, 80.0, 12.5, 99.0]], dtype=torch.float64
+    )
     sx, sy, pairs = pooled_sums(gt, (height, width), levels, divisibility)
     bx, by, bpairs = _brute_force(gt, anchors)
     assert pairs == bpairs
-    assert sx == pytest.approx(bx, rel=1e-6) and sy == pytest.approx(by, rel=1e-6)  # generator anchors are float32
+    assert sx == pytest.approx(bx, rel=1e-6) and sy == pytest.approx(
+        by, rel=1e-6
+    )  # generator anchors are float32
 
 
 def test_estimate_rescales_to_training_resolution_and_pools_over_images(small_cfg):
     levels, div = anchor_levels_from_cfg(small_cfg)
-    recs = [{"height": 64, "width": 64, "annotations": [{"bbox": [4, 4, 8, 8], "bbox_mode": 1}]},
-            {"height": 128, "width": 128, "annotations": [{"bbox": [10, 10, 20, 30], "bbox_mode": 1},
-                                                            {"bbox": [0, 0, 5, 5], "bbox_mode": 1, "iscrowd": 1}]},
-            {"height": 128, "width": 128, "annotations": []}]
+    recs = [
+        {"height": 64, "width": 64, "annotations": [{"bbox": [4, 4, 8, 8], "bbox_mode": 1}]},
+        {
+            "height": 128,
+            "width": 128,
+            "annotations": [
+                {"bbox": [10, 10, 20, 30], "bbox_mode": 1},
+                {"bbox": [0, 0, 5, 5], "bbox_mode": 1, "iscrowd": 1},
+            ],
+        },
+        {"height": 128, "width": 128, "annotations": []},
+    ]
     est = estimate_from_records(recs, levels, 128, 128, div)
-    # XYWH boxes; image 1 is resized x2: its GT (4, 4, 12, 12) becomes (8, 8, 24, 24); the crowd box is skipped
+    # XYWH boxes; image 1 is resized x2: its GT (4, 4, 12, 12) becomes (8, 8, 24, 24); the crowd box is
+    # skipped
     s1 = pooled_sums(torch.tensor([[8.0, 8.0, 24.0, 24.0]]), (128, 128), levels, div)
     s2 = pooled_sums(torch.tensor([[10.0, 10.0, 30.0, 40.0]]), (128, 128), levels, div)
     assert est.num_gt == 2 and est.num_images == 3
@@ -66,7 +91,9 @@ def test_cache_and_resolution_at_training_start(small_cfg):
         cached = json.load(f)
     assert resolved.MODEL.SIMD.M == pytest.approx(cached["estimate"]["m"]) and resolved.MODEL.SIMD.M > 0
     assert resolved.MODEL.SIMD.N == pytest.approx(cached["estimate"]["n"]) and resolved.MODEL.SIMD.N > 0
-    assert cached["estimate"]["num_gt"] == sum(len(r["annotations"]) for r in DatasetCatalog.get("simdtest_tiny_train"))
+    assert cached["estimate"]["num_gt"] == sum(
+        len(r["annotations"]) for r in DatasetCatalog.get("simdtest_tiny_train")
+    )
     # a second call reads the cache (tamper with it to prove it)
     cached["estimate"]["m"] = 123.0
     with open(path, "w") as f:
@@ -78,5 +105,5 @@ def test_cache_and_resolution_at_training_start(small_cfg):
 
 
 def test_without_estimation_config_is_unchanged():
-    cfg = build_cfg(opts=["MODEL.SIMD.M", "6.13", "MODEL.SIMD.N", "4.59"])
+    cfg = build_cfg(add_simd_config, BASE, ["MODEL.SIMD.M", "6.13", "MODEL.SIMD.N", "4.59"])
     assert resolve_normalisers(cfg) is cfg

@@ -5,9 +5,7 @@ Importing the package applies the toolkit's compatibility layer and registers ``
 """
 import shared  # noqa: F401  (applies the compatibility layer before detectron2/fastreid are imported)
 
-from simd import retinanet as _retinanet  # noqa: F401  (registers SimilarityRetinaNet)
-from simd import roi_heads as _roi_heads  # noqa: F401  (registers the ROI heads)
-from simd import rpn as _rpn  # noqa: F401  (registers SimilarityRPN)
+from simd import modeling as _modeling  # noqa: F401  (registers the model components)
 from simd.config import add_simd_config
 from simd.matcher import MaxSimMatcher, build_matcher
 

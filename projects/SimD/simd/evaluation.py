@@ -7,7 +7,8 @@
   IoU threshold 0.25 is evaluated in addition to 0.50:0.95 (so AP@0.25 is a real number, not the -1 that
   cocoapi-aitod prints); AP/AR average over 0.50:0.95 only. Each threshold is matched independently in
   COCOeval, so the extra threshold does not change any other number.
-* ``sodad`` (SODA-D): every metric over "Small" [0, 32^2]; sub-ranges eS [0, 12^2], rS [12^2, 20^2],
+* ``sodad`` (SODA-D; patches merged into full images first, see :mod:`simd.sodad`): every metric over
+  "Small" [0, 32^2]; sub-ranges eS [0, 12^2], rS [12^2, 20^2],
   gS [20^2, 32^2] and Normal [32^2, 40*50]; maxDets [100, 300, 1000]; AP at 100.
   Metrics: AP, AP50, AP75, APeS, APrS, APgS, APN, AR@100/300/1000.
 * ``coco`` (VisDrone as in the SimD repository): detectron2's ``COCOEvaluator`` with
@@ -20,7 +21,9 @@ from __future__ import annotations
 import contextlib
 import io
 import itertools
+import json
 import logging
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -31,7 +34,9 @@ from detectron2.data import MetadataCatalog
 from detectron2.evaluation import COCOEvaluator
 from pycocotools.coco import COCO
 
-from shared.evaluation import DEFAULT_BACKEND, BackendCOCOeval, build_coco_evaluator, load_results
+from shared.evaluation import DEFAULT_BACKEND, BackendCOCOeval, load_results
+from shared.evaluation.backend import is_fast
+from shared.registry import get_or_raise
 
 logger = logging.getLogger(__name__)
 _BIG = 1e5 ** 2
@@ -89,12 +94,12 @@ def _sodad_protocol(max_dets: Sequence[int] = (100, 300, 1000)) -> Protocol:
 
 
 PROTOCOLS = {"aitod": _aitod_protocol, "sodad": _sodad_protocol}
+#: every TEST.SIMD_EVAL.PROTOCOL value: the area-range protocols above and detectron2's "coco"
+PROTOCOL_NAMES = (*PROTOCOLS, "coco")
 
 
 def get_protocol(name: str, max_dets: Sequence[int] = ()) -> Protocol:
-    if name not in PROTOCOLS:
-        raise ValueError(f"unknown evaluation protocol {name!r}; expected one of {sorted(PROTOCOLS)} or 'coco'")
-    return PROTOCOLS[name](*([tuple(max_dets)] if max_dets else []))
+    return get_or_raise(PROTOCOLS, name, "TEST.SIMD_EVAL.PROTOCOL")(*([tuple(max_dets)] if max_dets else []))
 
 
 class ProtocolCOCOeval(BackendCOCOeval):
@@ -189,6 +194,9 @@ class TinyObjectEvaluator(COCOEvaluator):
                     raise ValueError(f"a prediction has class {result['category_id']}, but the dataset has "
                                      f"{len(reverse)} classes")
                 result["category_id"] = reverse[result["category_id"]]
+        if self._output_dir:  # detectron2's file name, for external tools (LRP, VisDrone/SODA-D toolkits)
+            with open(os.path.join(self._output_dir, "coco_instances_results.json"), "w") as f:
+                json.dump(coco_results, f)
         if not self._do_evaluation:
             return
         names = [m.name for m in self.protocol.metrics]
@@ -205,16 +213,50 @@ class TinyObjectEvaluator(COCOEvaluator):
         self._results["bbox"] = results
 
 
+def keep_dataset_classes_(coco_api: COCO, class_names: Sequence[str]) -> int:
+    """Drop, in place, the categories of ``coco_api`` whose names are not in ``class_names`` and their
+    annotations (e.g. VisDrone's "ignored regions" and "others"), so COCO evaluation scores only the
+    dataset's classes; returns the number of annotations dropped."""
+    keep = {c["id"] for c in coco_api.dataset.get("categories", []) if c.get("name") in set(class_names)}
+    annotations = coco_api.dataset.get("annotations", [])
+    if not class_names or len(keep) == len(coco_api.dataset.get("categories", [])):
+        return 0
+    kept = [a for a in annotations if a.get("category_id") in keep]
+    coco_api.dataset = dict(coco_api.dataset, annotations=kept,
+                            categories=[c for c in coco_api.dataset["categories"] if c["id"] in keep])
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_api.createIndex()
+    return len(annotations) - len(kept)
+
+
+class DatasetClassesCOCOEvaluator(COCOEvaluator):
+    """detectron2's ``COCOEvaluator`` on the dataset's classes only (``thing_classes``, by name): a json
+    that keeps extra categories (VisDrone's ignored regions / others) would otherwise add classes to the
+    evaluation."""
+
+    def __init__(self, dataset_name: str, **kwargs):
+        super().__init__(dataset_name, **kwargs)
+        dropped = keep_dataset_classes_(self._coco_api, self._metadata.get("thing_classes", []))
+        if dropped:
+            self._logger.info("%s: %d annotations of categories outside the dataset's classes are not scored",
+                              dataset_name, dropped)
+
+
 def build_simd_evaluator(cfg: CfgNode, dataset_name: str, output_dir: Optional[str] = None):
     """The evaluator of ``TEST.SIMD_EVAL.PROTOCOL`` ("aitod", "sodad" or "coco") for ``dataset_name``."""
     protocol = cfg.TEST.SIMD_EVAL.PROTOCOL
     max_dets = list(cfg.TEST.SIMD_EVAL.MAX_DETS)
     backend = cfg.TEST.EVAL_BACKEND
     if protocol == "coco":
-        return build_coco_evaluator(dataset_name, backend, tasks=("bbox",), output_dir=output_dir,
-                                    max_dets_per_image=(max_dets[-1] if max_dets else 1000))
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"TEST.SIMD_EVAL.PROTOCOL={protocol!r}; expected one of {sorted(PROTOCOLS)} or 'coco'")
+        return DatasetClassesCOCOEvaluator(dataset_name, tasks=("bbox",), output_dir=output_dir,
+                                           max_dets_per_image=(max_dets[-1] if max_dets else 1000),
+                                           use_fast_impl=is_fast(backend))
+    get_or_raise(PROTOCOLS, protocol, "TEST.SIMD_EVAL.PROTOCOL")
     MetadataCatalog.get(dataset_name)  # make sure it exists before COCOEvaluator converts it
+    if protocol == "sodad":  # patches merged into full images, SODA-D's official protocol
+        from simd.sodad import SodaDEvaluator
+
+        return SodaDEvaluator(dataset_name, protocol, output_dir=output_dir, max_dets=max_dets,
+                              backend=backend)
     return TinyObjectEvaluator(dataset_name, protocol, output_dir=output_dir, max_dets=max_dets,
                                backend=backend)

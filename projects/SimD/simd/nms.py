@@ -22,7 +22,8 @@ from detectron2.modeling.roi_heads.fast_rcnn import fast_rcnn_inference_single_i
 from detectron2.structures import Boxes, Instances
 
 from shared.ops import NMS_KINDS, batched_similarity_nms
-from simd.similarity import check_similarity_kind, similarity_params
+from shared.registry import get_or_raise
+from simd.similarity import similarity_kind, similarity_params
 
 # (boxes [N, 4] XYXY, scores [N], groups [N]) -> kept indices sorted by decreasing score
 BatchedNMS = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -37,13 +38,12 @@ def _shared_batched_nms(boxes: torch.Tensor, scores: torch.Tensor, groups: torch
 def build_batched_nms(cfg: CfgNode, kind: str, iou_threshold: float, sim_threshold: float,
                       key: str = "NMS similarity") -> BatchedNMS:
     """Batched NMS by ``kind``: IoU with ``iou_threshold``, anything else with ``sim_threshold``."""
-    kind = check_similarity_kind(kind, key)
+    kind = similarity_kind(kind, key)
+    get_or_raise(dict.fromkeys(NMS_KINDS), kind, key)  # NMS is implemented for these only
     if kind == "iou":
         return functools.partial(batched_nms, iou_threshold=iou_threshold)
-    if kind not in NMS_KINDS:
-        raise ValueError(f"{key}={kind!r}: NMS is implemented for {NMS_KINDS} only")
     return functools.partial(_shared_batched_nms, kind=kind, threshold=float(sim_threshold),
-                             params=similarity_params(cfg, kind))
+                             params=similarity_params(cfg, kind, key))
 
 
 def top_proposals_with_nms(

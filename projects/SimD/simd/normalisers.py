@@ -1,4 +1,5 @@
-"""Estimate SimD's normalisers m and n from the training set (paper Eqs. 4-5, as the spec defines them).
+"""Estimate SimD's normalisers m and n from the training set (paper Eqs. 4-5, as the official code computes
+them).
 
     m = mean over all (GT, anchor) pairs of |x_gt - x_anc| / (w_gt + w_anc)
     n = mean over all (GT, anchor) pairs of |y_gt - y_anc| / (h_gt + h_anc)
@@ -12,6 +13,7 @@ centre, including the generator's offset), and every column is repeated H_l time
 cell anchor of width w_a the sum over the level's anchors is H_l * sum_i |x_gt - x_i| / (w_gt + w_a),
 which is computed exactly without materialising the G x A pair matrix.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,7 +22,7 @@ import logging
 import math
 import os
 from dataclasses import asdict, dataclass
-from typing import Dict, Iterable, List, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 from detectron2.config import CfgNode
@@ -60,29 +62,36 @@ def anchor_levels_from_cfg(cfg: CfgNode) -> Tuple[List[AnchorLevel], int]:
     """The anchor layout the model will use: RetinaNet's or the RPN's input features, their strides
     (from the configured backbone) and the configured anchor generator's cell anchors; plus the
     backbone's size divisibility (images are padded to it before the anchors are laid out)."""
-    in_features = (cfg.MODEL.RETINANET.IN_FEATURES if "RetinaNet" in cfg.MODEL.META_ARCHITECTURE
-                   else cfg.MODEL.RPN.IN_FEATURES)
+    in_features = (
+        cfg.MODEL.RETINANET.IN_FEATURES
+        if "RetinaNet" in cfg.MODEL.META_ARCHITECTURE
+        else cfg.MODEL.RPN.IN_FEATURES
+    )
     backbone = build_backbone(cfg)
     backbone_shapes = backbone.output_shape()
-    shapes = [ShapeSpec(channels=backbone_shapes[f].channels, stride=backbone_shapes[f].stride)
-              for f in in_features]
+    shapes = [
+        ShapeSpec(channels=backbone_shapes[f].channels, stride=backbone_shapes[f].stride) for f in in_features
+    ]
     generator = build_anchor_generator(cfg, shapes)
     levels = []
     for stride, cell in zip(generator.strides, generator.cell_anchors):
         cell = cell.to(torch.float64)
         offset = float(generator.offset) * stride
-        levels.append(AnchorLevel(
-            stride=int(stride),
-            centre_x=(cell[:, 0] + cell[:, 2]) / 2 + offset,
-            centre_y=(cell[:, 1] + cell[:, 3]) / 2 + offset,
-            width=cell[:, 2] - cell[:, 0],
-            height=cell[:, 3] - cell[:, 1],
-        ))
+        levels.append(
+            AnchorLevel(
+                stride=int(stride),
+                centre_x=(cell[:, 0] + cell[:, 2]) / 2 + offset,
+                centre_y=(cell[:, 1] + cell[:, 3]) / 2 + offset,
+                width=cell[:, 2] - cell[:, 0],
+                height=cell[:, 3] - cell[:, 1],
+            )
+        )
     return levels, int(backbone.size_divisibility)
 
 
-def _axis_sum(gt_centre: torch.Tensor, gt_size: torch.Tensor, level: AnchorLevel, grid: int, repeats: int,
-              along_x: bool) -> torch.Tensor:
+def _axis_sum(
+    gt_centre: torch.Tensor, gt_size: torch.Tensor, level: AnchorLevel, grid: int, repeats: int, along_x: bool
+) -> torch.Tensor:
     """sum over the level's anchors and the GTs of |c_gt - c_anc| / (s_gt + s_anc) along one axis."""
     centres0 = level.centre_x if along_x else level.centre_y
     sizes = level.width if along_x else level.height
@@ -93,8 +102,12 @@ def _axis_sum(gt_centre: torch.Tensor, gt_size: torch.Tensor, level: AnchorLevel
     return (dist / denom).sum() * repeats
 
 
-def pooled_sums(gt_boxes: torch.Tensor, image_hw: Tuple[int, int], levels: Sequence[AnchorLevel],
-                size_divisibility: int = 0) -> Tuple[float, float, int]:
+def pooled_sums(
+    gt_boxes: torch.Tensor,
+    image_hw: Tuple[int, int],
+    levels: Sequence[AnchorLevel],
+    size_divisibility: int = 0,
+) -> Tuple[float, float, int]:
     """(sum_x, sum_y, number of pairs) for one image: ``gt_boxes`` [G, 4] XYXY at training resolution,
     ``image_hw`` the resized image size (padded up to ``size_divisibility`` as the model pads it)."""
     height, width = image_hw
@@ -115,8 +128,14 @@ def pooled_sums(gt_boxes: torch.Tensor, image_hw: Tuple[int, int], levels: Seque
     return sum_x, sum_y, pairs
 
 
-def estimate_from_records(records: Iterable[dict], levels: Sequence[AnchorLevel], min_size: int, max_size: int,
-                          size_divisibility: int = 0, max_images: int = 0) -> NormaliserEstimate:
+def estimate_from_records(
+    records: Iterable[dict],
+    levels: Sequence[AnchorLevel],
+    min_size: int,
+    max_size: int,
+    size_divisibility: int = 0,
+    max_images: int = 0,
+) -> NormaliserEstimate:
     """Pooled m, n over detectron2 dataset dicts (boxes rescaled to ``ResizeShortestEdge(min_size,
     max_size)``); crowd and degenerate boxes are skipped."""
     total_x = total_y = 0.0
@@ -127,8 +146,11 @@ def estimate_from_records(records: Iterable[dict], levels: Sequence[AnchorLevel]
         num_images += 1
         h0, w0 = record["height"], record["width"]
         new_h, new_w = ResizeShortestEdge.get_output_shape(h0, w0, min_size, max_size)
-        boxes = [BoxMode.convert(a["bbox"], a["bbox_mode"], BoxMode.XYXY_ABS)
-                 for a in record.get("annotations", []) if not a.get("iscrowd", 0)]
+        boxes = [
+            BoxMode.convert(a["bbox"], a["bbox_mode"], BoxMode.XYXY_ABS)
+            for a in record.get("annotations", [])
+            if not a.get("iscrowd", 0)
+        ]
         if not boxes:
             continue
         t = torch.tensor(boxes, dtype=torch.float64)
@@ -141,21 +163,47 @@ def estimate_from_records(records: Iterable[dict], levels: Sequence[AnchorLevel]
         total_x, total_y, total_pairs = total_x + sx, total_y + sy, total_pairs + pairs
         num_gt += len(t)
     if total_pairs == 0:
-        raise ValueError("cannot estimate SimD's m and n: the training set has no (non-crowd, non-empty) GT box")
-    return NormaliserEstimate(m=total_x / total_pairs, n=total_y / total_pairs, num_images=num_images,
-                              num_gt=num_gt, num_pairs=total_pairs)
+        raise ValueError(
+            "cannot estimate SimD's m and n: the training set has no (non-crowd, non-empty) GT box"
+        )
+    return NormaliserEstimate(
+        m=total_x / total_pairs,
+        n=total_y / total_pairs,
+        num_images=num_images,
+        num_gt=num_gt,
+        num_pairs=total_pairs,
+    )
+
+
+def dataset_file_signature(dataset_name: str) -> Optional[List[object]]:
+    """``[absolute path, size in bytes, mtime in ns]`` of the annotation file a registered dataset reads
+    (``MetadataCatalog`` ``json_file``), or None when it has none or it does not exist."""
+    from detectron2.data import MetadataCatalog
+
+    path = MetadataCatalog.get(dataset_name).get("json_file")
+    if not path or not os.path.exists(path):
+        return None
+    stat = os.stat(path)
+    return [os.path.abspath(path), int(stat.st_size), int(stat.st_mtime_ns)]
 
 
 def _fingerprint(cfg: CfgNode) -> Dict[str, object]:
+    """What the estimate depends on: the training files (path, size, mtime), the invalid-box policy, the
+    input size and the anchor layout."""
     return {
         "datasets": list(cfg.DATASETS.TRAIN),
+        "dataset_files": [dataset_file_signature(name) for name in cfg.DATASETS.TRAIN],
+        "drop_invalid_boxes": bool(cfg.DATASETS.DROP_INVALID_BOXES),
         "min_size_train": max(cfg.INPUT.MIN_SIZE_TRAIN),
         "max_size_train": cfg.INPUT.MAX_SIZE_TRAIN,
         "anchor_sizes": [list(map(float, s)) for s in cfg.MODEL.ANCHOR_GENERATOR.SIZES],
         "aspect_ratios": [list(map(float, r)) for r in cfg.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS],
         "anchor_offset": float(cfg.MODEL.ANCHOR_GENERATOR.OFFSET),
-        "in_features": list(cfg.MODEL.RETINANET.IN_FEATURES if "RetinaNet" in cfg.MODEL.META_ARCHITECTURE
-                            else cfg.MODEL.RPN.IN_FEATURES),
+        "in_features": list(
+            cfg.MODEL.RETINANET.IN_FEATURES
+            if "RetinaNet" in cfg.MODEL.META_ARCHITECTURE
+            else cfg.MODEL.RPN.IN_FEATURES
+        ),
         "backbone": [cfg.MODEL.BACKBONE.NAME, list(cfg.MODEL.RESNETS.OUT_FEATURES)],
         "meta_architecture": cfg.MODEL.META_ARCHITECTURE,
         "max_images": int(cfg.MODEL.SIMD.ESTIMATE_MAX_IMAGES),
@@ -166,14 +214,20 @@ def estimate_normalisers(cfg: CfgNode) -> NormaliserEstimate:
     """m, n for ``cfg``'s training datasets, input size and anchor layout (no caching)."""
     levels, size_divisibility = anchor_levels_from_cfg(cfg)
     records = (r for name in cfg.DATASETS.TRAIN for r in DatasetCatalog.get(name))
-    return estimate_from_records(records, levels, max(cfg.INPUT.MIN_SIZE_TRAIN), cfg.INPUT.MAX_SIZE_TRAIN,
-                                 size_divisibility=size_divisibility,
-                                 max_images=int(cfg.MODEL.SIMD.ESTIMATE_MAX_IMAGES))
+    return estimate_from_records(
+        records,
+        levels,
+        max(cfg.INPUT.MIN_SIZE_TRAIN),
+        cfg.INPUT.MAX_SIZE_TRAIN,
+        size_divisibility=size_divisibility,
+        max_images=int(cfg.MODEL.SIMD.ESTIMATE_MAX_IMAGES),
+    )
 
 
 def cached_estimate(cfg: CfgNode, output_dir: str) -> NormaliserEstimate:
     """``estimate_normalisers`` cached in ``output_dir/simd_normalisers.json`` (recomputed when the
-    datasets, input size or anchor layout differ from the cached ones)."""
+    training files -- path, size, modification time --, the invalid-box policy, the input size or the anchor
+    layout differ from the cached ones)."""
     fingerprint = _fingerprint(cfg)
     key = hashlib.sha1(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()
     path = os.path.join(output_dir, CACHE_FILE)
@@ -193,25 +247,66 @@ def cached_estimate(cfg: CfgNode, output_dir: str) -> NormaliserEstimate:
     with open(tmp, "w") as f:
         json.dump({"key": key, "fingerprint": fingerprint, "estimate": asdict(estimate)}, f, indent=2)
     os.replace(tmp, path)
-    logger.info("SimD normalisers estimated from %d images / %d GT boxes / %d pairs: m=%.4f n=%.4f (cached in %s)",
-                estimate.num_images, estimate.num_gt, estimate.num_pairs, estimate.m, estimate.n, path)
+    logger.info(
+        "SimD normalisers estimated from %d images / %d GT boxes / %d pairs: m=%.4f n=%.4f (cached in %s)",
+        estimate.num_images,
+        estimate.num_gt,
+        estimate.num_pairs,
+        estimate.m,
+        estimate.n,
+        path,
+    )
     return estimate
 
 
-def resolve_normalisers(cfg: CfgNode) -> CfgNode:
-    """At training start: with ``MODEL.SIMD.ESTIMATE_NORMALISERS`` fill ``MODEL.SIMD.M/N`` from the
-    (cached) estimate and return a new cfg; otherwise return ``cfg`` unchanged (a SimD model without
-    M/N then fails at build time with a message naming the keys)."""
-    if not cfg.MODEL.SIMD.ESTIMATE_NORMALISERS:
-        if simd_normalisers_are_set(cfg):
-            logger.info("SimD normalisers from the config: m=%s n=%s", cfg.MODEL.SIMD.M, cfg.MODEL.SIMD.N)
-        return cfg
-    estimate = cached_estimate(cfg, cfg.OUTPUT_DIR)
+CHECKPOINT_KEY = "simd_normalisers"
+
+
+def normalisers_from_checkpoint(path: str) -> Optional[Tuple[float, float]]:
+    """``(m, n)`` stored by :class:`simd.trainer.SimDTrainer` in a checkpoint (key ``simd_normalisers``), or
+    None for any other weights file (an ImageNet ``.pkl``, a checkpoint without them, a missing path)."""
+    if not path or not path.endswith(".pth") or not os.path.isfile(path):
+        return None
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - not a plain-data checkpoint: it cannot carry ours either
+        return None
+    stored = data.get(CHECKPOINT_KEY) if isinstance(data, dict) else None
+    if not isinstance(stored, dict) or "m" not in stored or "n" not in stored:
+        return None
+    return float(stored["m"]), float(stored["n"])
+
+
+def _with_normalisers(cfg: CfgNode, m: float, n: float) -> CfgNode:
     cfg = cfg.clone()
     was_frozen = cfg.is_frozen()
     cfg.defrost()
-    cfg.MODEL.SIMD.M = float(estimate.m)
-    cfg.MODEL.SIMD.N = float(estimate.n)
+    cfg.MODEL.SIMD.M, cfg.MODEL.SIMD.N = float(m), float(n)
     if was_frozen:
         cfg.freeze()
     return cfg
+
+
+def resolve_normalisers(cfg: CfgNode) -> CfgNode:
+    """``MODEL.SIMD.M/N`` for the run, in this order:
+
+    1. given in the config (``M``/``N`` not -1): used as they are;
+    2. ``MODEL.SIMD.ESTIMATE_NORMALISERS`` off: unchanged (a SimD model without M/N then fails at build
+       time with a message naming the keys);
+    3. ``MODEL.WEIGHTS`` is a SimD checkpoint (it stores the m, n it was trained with): those, so
+       ``--eval-only`` in a fresh directory needs no training json;
+    4. the estimate from the training set (cached in ``OUTPUT_DIR/simd_normalisers.json``).
+
+    Returns a new cfg when M/N were filled in.
+    """
+    if simd_normalisers_are_set(cfg):
+        logger.info("SimD normalisers from the config: m=%s n=%s", cfg.MODEL.SIMD.M, cfg.MODEL.SIMD.N)
+        return cfg
+    if not cfg.MODEL.SIMD.ESTIMATE_NORMALISERS:
+        return cfg
+    stored = normalisers_from_checkpoint(cfg.MODEL.WEIGHTS)
+    if stored is not None:
+        logger.info("SimD normalisers from the checkpoint %s: m=%.4f n=%.4f", cfg.MODEL.WEIGHTS, *stored)
+        return _with_normalisers(cfg, *stored)
+    estimate = cached_estimate(cfg, cfg.OUTPUT_DIR)
+    return _with_normalisers(cfg, estimate.m, estimate.n)

@@ -4,9 +4,10 @@ positive in the RPN, and (optionally) a model's detections, drawn with detectron
 Panels, side by side: one per similarity (GT in green, positive anchors in that panel's colour, with the
 number of GTs that got no positive anchor in the title strip), then the detections if weights are given.
 """
+
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -20,10 +21,17 @@ from detectron2.structures import Boxes
 from detectron2.utils.visualizer import Visualizer
 
 from shared.engine import AtomicDetectionCheckpointer
-from simd.rpn import valid_gt_mask
+from simd.similarity import valid_gt_mask
 
-PANEL_COLOURS = {"iou": (0.1, 0.4, 1.0), "simd": (1.0, 0.15, 0.15), "nwd": (0.8, 0.2, 0.9), "dotd": (1.0, 0.6, 0.0),
-                 "giou": (0.0, 0.7, 0.7), "diou": (0.5, 0.5, 0.0), "ciou": (0.3, 0.3, 0.3)}
+PANEL_COLOURS = {
+    "iou": (0.1, 0.4, 1.0),
+    "simd": (1.0, 0.15, 0.15),
+    "nwd": (0.8, 0.2, 0.9),
+    "dotd": (1.0, 0.6, 0.0),
+    "giou": (0.0, 0.7, 0.7),
+    "diou": (0.5, 0.5, 0.0),
+    "ciou": (0.3, 0.3, 0.3),
+}
 GT_COLOUR = (0.1, 0.9, 0.1)
 
 
@@ -33,8 +41,11 @@ def load_training_view(cfg: CfgNode, record: dict):
     aug = T.ResizeShortestEdge(max(cfg.INPUT.MIN_SIZE_TRAIN), cfg.INPUT.MAX_SIZE_TRAIN)
     transformed = T.AugInput(image)
     transforms = aug(transformed)
-    annos = [utils.transform_instance_annotations(a, transforms, transformed.image.shape[:2])
-             for a in record.get("annotations", []) if not a.get("iscrowd", 0)]
+    annos = [
+        utils.transform_instance_annotations(a, transforms, transformed.image.shape[:2])
+        for a in record.get("annotations", [])
+        if not a.get("iscrowd", 0)
+    ]
     instances = utils.annotations_to_instances(annos, transformed.image.shape[:2])
     return transformed.image, instances
 
@@ -72,8 +83,14 @@ def _panel(image: np.ndarray, title: str, metadata, boxes_and_colours) -> np.nda
     return np.concatenate([strip, out], axis=0)
 
 
-def draw_assignment(cfg: CfgNode, record: dict, dataset_name: str, similarities: Sequence[str] = ("iou", "simd"),
-                    weights: Optional[str] = None, score_thresh: float = 0.3) -> np.ndarray:
+def draw_assignment(
+    cfg: CfgNode,
+    record: dict,
+    dataset_name: str,
+    similarities: Sequence[str] = ("iou", "simd"),
+    weights: Optional[str] = None,
+    score_thresh: float = 0.3,
+) -> np.ndarray:
     """The side-by-side picture (RGB uint8) for one dataset record."""
     metadata = MetadataCatalog.get(dataset_name)
     image, instances = load_training_view(cfg, record)
@@ -82,18 +99,39 @@ def draw_assignment(cfg: CfgNode, record: dict, dataset_name: str, similarities:
     for kind in similarities:
         pos, missed = positive_anchors(cfg, kind, image, gt_boxes)
         title = f"{kind}: {len(pos)} positive anchors, {missed}/{len(gt_boxes)} GT without one"
-        panels.append(_panel(image, title, metadata, [(pos.tolist(), PANEL_COLOURS.get(kind, (1, 0, 0)), 1),
-                                                      (gt_boxes.tensor.tolist(), GT_COLOUR, 1)]))
+        panels.append(
+            _panel(
+                image,
+                title,
+                metadata,
+                [
+                    (pos.tolist(), PANEL_COLOURS.get(kind, (1, 0, 0)), 1),
+                    (gt_boxes.tensor.tolist(), GT_COLOUR, 1),
+                ],
+            )
+        )
     if weights:
         model = build_model(cfg).eval()
         AtomicDetectionCheckpointer(model).load(weights)
-        tensor = torch.as_tensor(np.ascontiguousarray(image[:, :, ::-1].transpose(2, 0, 1)), dtype=torch.float32)
+        tensor = torch.as_tensor(
+            np.ascontiguousarray(image[:, :, ::-1].transpose(2, 0, 1)), dtype=torch.float32
+        )
         with torch.no_grad():
-            det = model([{"image": tensor, "height": image.shape[0], "width": image.shape[1]}])[0]["instances"]
+            det = model([{"image": tensor, "height": image.shape[0], "width": image.shape[1]}])[0][
+                "instances"
+            ]
         det = det[det.scores >= score_thresh]
-        panels.append(_panel(image, f"detections (score >= {score_thresh}): {len(det)}", metadata,
-                             [(gt_boxes.tensor.tolist(), GT_COLOUR, 1),
-                              (det.pred_boxes.tensor.tolist(), (1.0, 0.85, 0.0), 1)]))
+        panels.append(
+            _panel(
+                image,
+                f"detections (score >= {score_thresh}): {len(det)}",
+                metadata,
+                [
+                    (gt_boxes.tensor.tolist(), GT_COLOUR, 1),
+                    (det.pred_boxes.tensor.tolist(), (1.0, 0.85, 0.0), 1),
+                ],
+            )
+        )
     height = max(p.shape[0] for p in panels)
     panels = [np.pad(p, ((0, height - p.shape[0]), (0, 4), (0, 0)), constant_values=255) for p in panels]
     return np.concatenate(panels, axis=1)
@@ -102,9 +140,3 @@ def draw_assignment(cfg: CfgNode, record: dict, dataset_name: str, similarities:
 def save_png(image_rgb: np.ndarray, path: str) -> None:
     if not cv2.imwrite(path, image_rgb[:, :, ::-1]):
         raise OSError(f"could not write {path}")
-
-
-def count_by_similarity(cfg: CfgNode, record: dict, similarities: Sequence[str]) -> Dict[str, int]:
-    """Number of positive anchors per similarity for one record (used by tests and the CLI summary)."""
-    image, instances = load_training_view(cfg, record)
-    return {k: len(positive_anchors(cfg, k, image, instances.gt_boxes)[0]) for k in similarities}

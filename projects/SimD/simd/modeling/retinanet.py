@@ -4,6 +4,7 @@ Select it with ``MODEL.META_ARCHITECTURE "SimilarityRetinaNet"`` and ``MODEL.RET
 matcher semantics come from ``MODEL.RETINANET.LOW_QUALITY_MODE`` / ``MIN_POS_SIM`` and the final NMS from
 ``MODEL.RETINANET.NMS_SIMILARITY``.
 """
+
 from __future__ import annotations
 
 from typing import List, Tuple
@@ -15,8 +16,7 @@ from detectron2.structures import Boxes, Instances
 
 from simd.matcher import build_matcher
 from simd.nms import BatchedNMS, build_batched_nms
-from simd.rpn import valid_gt_mask
-from simd.similarity import SimilarityFn, build_similarity, check_similarity_kind, checked_quality
+from simd.similarity import SimilarityFn, build_similarity, checked_quality, valid_gt_mask
 
 
 @META_ARCH_REGISTRY.register()
@@ -24,7 +24,9 @@ class SimilarityRetinaNet(RetinaNet):
     """RetinaNet whose anchors are labelled by the configured similarity (see the module docstring)."""
 
     @configurable
-    def __init__(self, *, similarity: SimilarityFn, similarity_name: str, detection_nms: BatchedNMS, **kwargs):
+    def __init__(
+        self, *, similarity: SimilarityFn, similarity_name: str, detection_nms: BatchedNMS, **kwargs
+    ):
         super().__init__(**kwargs)
         self.similarity = similarity
         self.similarity_name = similarity_name
@@ -34,25 +36,42 @@ class SimilarityRetinaNet(RetinaNet):
     def from_config(cls, cfg: CfgNode):
         ret = super().from_config(cfg)
         head = cfg.MODEL.RETINANET
-        ret["similarity_name"] = check_similarity_kind(head.SIMILARITY, "MODEL.RETINANET.SIMILARITY")
         ret["similarity"] = build_similarity(cfg, head.SIMILARITY, "MODEL.RETINANET.SIMILARITY")
-        ret["anchor_matcher"] = build_matcher(head.IOU_THRESHOLDS, head.IOU_LABELS, True, head.LOW_QUALITY_MODE,
-                                              head.MIN_POS_SIM)
-        ret["detection_nms"] = build_batched_nms(cfg, head.NMS_SIMILARITY, head.NMS_THRESH_TEST,
-                                                 head.SIM_NMS_THRESH_TEST, "MODEL.RETINANET.NMS_SIMILARITY")
+        ret["similarity_name"] = head.SIMILARITY
+        ret["anchor_matcher"] = build_matcher(
+            head.IOU_THRESHOLDS,
+            head.IOU_LABELS,
+            True,
+            head.LOW_QUALITY_MODE,
+            head.MIN_POS_SIM,
+            head.GT_MAX_ASSIGN_ALL,
+            "MODEL.RETINANET.LOW_QUALITY_MODE",
+        )
+        ret["detection_nms"] = build_batched_nms(
+            cfg,
+            head.NMS_SIMILARITY,
+            head.NMS_THRESH_TEST,
+            head.SIM_NMS_THRESH_TEST,
+            "MODEL.RETINANET.NMS_SIMILARITY",
+        )
         return ret
 
     @torch.no_grad()
-    def label_anchors(self, anchors: List[Boxes], gt_instances: List[Instances]
-                      ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
+    def label_anchors(
+        self, anchors: List[Boxes], gt_instances: List[Instances]
+    ) -> Tuple[List[torch.Tensor], List[torch.Tensor]]:
         anchors = Boxes.cat(anchors)
         gt_labels, matched_gt_boxes = [], []
         for instances in gt_instances:
             if not bool(torch.isfinite(instances.gt_boxes.tensor).all()):
                 raise FloatingPointError("RetinaNet anchor labelling: ground-truth boxes contain NaN/Inf")
             instances = instances[valid_gt_mask(instances.gt_boxes)]
-            quality = checked_quality(self.similarity, instances.gt_boxes, anchors,
-                                      f"RetinaNet anchor labelling with {self.similarity_name!r}")
+            quality = checked_quality(
+                self.similarity,
+                instances.gt_boxes,
+                anchors,
+                f"RetinaNet anchor labelling with {self.similarity_name!r}",
+            )
             matched_idxs, anchor_labels = self.anchor_matcher(quality)
             del quality
             if len(instances) > 0:
@@ -69,6 +88,7 @@ class SimilarityRetinaNet(RetinaNet):
 
     def inference_single_image(self, anchors, box_cls, box_delta, image_size):
         pred = self._decode_multi_level_predictions(
-            anchors, box_cls, box_delta, self.test_score_thresh, self.test_topk_candidates, image_size)
+            anchors, box_cls, box_delta, self.test_score_thresh, self.test_topk_candidates, image_size
+        )
         keep = self.detection_nms(pred.pred_boxes.tensor, pred.scores, pred.pred_classes)
         return pred[keep[: self.max_detections_per_image]]

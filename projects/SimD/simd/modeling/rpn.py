@@ -4,6 +4,7 @@ Select it with ``MODEL.PROPOSAL_GENERATOR.NAME "SimilarityRPN"``; ``MODEL.RPN.SI
 the SimD RPN of the paper (the released code crashes here: its overlap function asserts before reaching
 its own 'sim' branch).
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,15 +19,9 @@ from detectron2.utils.events import get_event_storage
 
 from simd.matcher import build_matcher
 from simd.nms import BatchedNMS, build_batched_nms, top_proposals_with_nms
-from simd.similarity import SimilarityFn, build_similarity, check_similarity_kind, checked_quality
+from simd.similarity import SimilarityFn, build_similarity, checked_quality, valid_gt_mask
 
 logger = logging.getLogger(__name__)
-
-
-def valid_gt_mask(gt_boxes: Boxes) -> torch.Tensor:
-    """GT boxes that can be matched: finite coordinates and positive width and height."""
-    t = gt_boxes.tensor
-    return torch.isfinite(t).all(dim=1) & (t[:, 2] > t[:, 0]) & (t[:, 3] > t[:, 1])
 
 
 @PROPOSAL_GENERATOR_REGISTRY.register()
@@ -38,8 +33,15 @@ class SimilarityRPN(RPN):
     make detectron2's low-quality step label every anchor positive. NaN in GT boxes raises."""
 
     @configurable
-    def __init__(self, *, similarity: SimilarityFn, similarity_name: str, proposal_nms: BatchedNMS,
-                 nms_similarity_name: str, **kwargs):
+    def __init__(
+        self,
+        *,
+        similarity: SimilarityFn,
+        similarity_name: str,
+        proposal_nms: BatchedNMS,
+        nms_similarity_name: str,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.similarity = similarity
         self.similarity_name = similarity_name
@@ -50,13 +52,21 @@ class SimilarityRPN(RPN):
     def from_config(cls, cfg: CfgNode, input_shape: Dict[str, ShapeSpec]):
         ret = super().from_config(cfg, input_shape)
         rpn = cfg.MODEL.RPN
-        ret["similarity_name"] = check_similarity_kind(rpn.SIMILARITY, "MODEL.RPN.SIMILARITY")
         ret["similarity"] = build_similarity(cfg, rpn.SIMILARITY, "MODEL.RPN.SIMILARITY")
-        ret["anchor_matcher"] = build_matcher(rpn.IOU_THRESHOLDS, rpn.IOU_LABELS, True, rpn.LOW_QUALITY_MODE,
-                                              rpn.MIN_POS_SIM)
-        ret["nms_similarity_name"] = check_similarity_kind(rpn.NMS_SIMILARITY, "MODEL.RPN.NMS_SIMILARITY")
-        ret["proposal_nms"] = build_batched_nms(cfg, rpn.NMS_SIMILARITY, rpn.NMS_THRESH, rpn.SIM_NMS_THRESH,
-                                                "MODEL.RPN.NMS_SIMILARITY")
+        ret["similarity_name"] = rpn.SIMILARITY
+        ret["anchor_matcher"] = build_matcher(
+            rpn.IOU_THRESHOLDS,
+            rpn.IOU_LABELS,
+            True,
+            rpn.LOW_QUALITY_MODE,
+            rpn.MIN_POS_SIM,
+            rpn.GT_MAX_ASSIGN_ALL,
+            "MODEL.RPN.LOW_QUALITY_MODE",
+        )
+        ret["nms_similarity_name"] = rpn.NMS_SIMILARITY
+        ret["proposal_nms"] = build_batched_nms(
+            cfg, rpn.NMS_SIMILARITY, rpn.NMS_THRESH, rpn.SIM_NMS_THRESH, "MODEL.RPN.NMS_SIMILARITY"
+        )
         return ret
 
     @torch.no_grad()
@@ -70,10 +80,12 @@ class SimilarityRPN(RPN):
             gt_boxes = instances.gt_boxes
             if not bool(torch.isfinite(gt_boxes.tensor).all()):
                 raise FloatingPointError(
-                    f"RPN anchor labelling: ground-truth boxes contain NaN/Inf: {gt_boxes.tensor.tolist()}")
+                    f"RPN anchor labelling: ground-truth boxes contain NaN/Inf: {gt_boxes.tensor.tolist()}"
+                )
             gt_boxes = gt_boxes[valid_gt_mask(gt_boxes)]
-            quality = checked_quality(self.similarity, gt_boxes, anchors,
-                                      f"RPN anchor labelling with {self.similarity_name!r}")
+            quality = checked_quality(
+                self.similarity, gt_boxes, anchors, f"RPN anchor labelling with {self.similarity_name!r}"
+            )
             matched_idxs, labels = self.anchor_matcher(quality)
             labels = labels.to(device=gt_boxes.device)
             if len(gt_boxes):
@@ -97,8 +109,8 @@ class SimilarityRPN(RPN):
 
     @staticmethod
     def _log_coverage(num_gt: int, num_without_positive: int, num_images: int) -> None:
-        """Put the number of GTs per image without any positive anchor into the event storage (the spec
-        asks to watch it: with SimD's strict normalisers tiny GTs can end up with none)."""
+        """Put the number of GTs per image without any positive anchor into the event storage (worth
+        watching: with SimD's strict normalisers tiny GTs can end up with none)."""
         try:
             storage = get_event_storage()
         except AssertionError:  # called outside a training loop (tests, visualisation)
@@ -113,7 +125,12 @@ class SimilarityRPN(RPN):
         with torch.no_grad():
             pred_proposals = self._decode_proposals(anchors, pred_anchor_deltas)
             return top_proposals_with_nms(
-                self.proposal_nms, pred_proposals, pred_objectness_logits, image_sizes,
-                self.pre_nms_topk[self.training], self.post_nms_topk[self.training], self.min_box_size,
+                self.proposal_nms,
+                pred_proposals,
+                pred_objectness_logits,
+                image_sizes,
+                self.pre_nms_topk[self.training],
+                self.post_nms_topk[self.training],
+                self.min_box_size,
                 self.training,
             )

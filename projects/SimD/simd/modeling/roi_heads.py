@@ -7,6 +7,7 @@
 
 With similarity "iou" both defer to detectron2's own methods, so they reproduce the stock heads exactly.
 """
+
 from __future__ import annotations
 
 from typing import List
@@ -21,8 +22,7 @@ from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import get_event_storage
 
 from simd.nms import BatchedNMS, build_batched_nms, detections_with_nms
-from simd.rpn import valid_gt_mask
-from simd.similarity import SimilarityFn, build_similarity, check_similarity_kind, checked_quality
+from simd.similarity import SimilarityFn, build_similarity, checked_quality, valid_gt_mask
 
 
 class SimilarityNMSOutputLayers(FastRCNNOutputLayers):
@@ -36,8 +36,9 @@ class SimilarityNMSOutputLayers(FastRCNNOutputLayers):
         boxes = self.predict_boxes(predictions, proposals)
         scores = self.predict_probs(predictions, proposals)
         image_shapes = [x.image_size for x in proposals]
-        return detections_with_nms(self.similarity_nms, boxes, scores, image_shapes, self.test_score_thresh,
-                                   self.test_topk_per_image)
+        return detections_with_nms(
+            self.similarity_nms, boxes, scores, image_shapes, self.test_score_thresh, self.test_topk_per_image
+        )
 
 
 def _match_quality(similarity: SimilarityFn, gt: Instances, proposals: Boxes, what: str) -> torch.Tensor:
@@ -52,15 +53,20 @@ def _match_quality(similarity: SimilarityFn, gt: Instances, proposals: Boxes, wh
     return quality
 
 
-def _label_and_sample_by_similarity(heads: StandardROIHeads, proposals: List[Instances],
-                                    targets: List[Instances]) -> List[Instances]:
+def _label_and_sample_by_similarity(
+    heads: StandardROIHeads, proposals: List[Instances], targets: List[Instances]
+) -> List[Instances]:
     """``ROIHeads.label_and_sample_proposals`` with ``heads.similarity`` in place of ``pairwise_iou``."""
     if heads.proposal_append_gt:
         proposals = add_ground_truth_to_proposals(targets, proposals)
     sampled, num_fg, num_bg = [], [], []
     for proposals_i, targets_i in zip(proposals, targets):
-        quality = _match_quality(heads.similarity, targets_i, proposals_i.proposal_boxes,
-                                 f"ROI-head proposal labelling with {heads.similarity_name!r}")
+        quality = _match_quality(
+            heads.similarity,
+            targets_i,
+            proposals_i.proposal_boxes,
+            f"ROI-head proposal labelling with {heads.similarity_name!r}",
+        )
         matched_idxs, matched_labels = heads.proposal_matcher(quality)
         sampled_idxs, gt_classes = heads._sample_proposals(matched_idxs, matched_labels, targets_i.gt_classes)
         proposals_i = proposals_i[sampled_idxs]
@@ -92,13 +98,15 @@ class SimilarityLabellingMixin:
     @classmethod
     def from_config(cls, cfg: CfgNode, input_shape):
         ret = super().from_config(cfg, input_shape)
-        kind = check_similarity_kind(cfg.MODEL.ROI_HEADS.SIMILARITY, "MODEL.ROI_HEADS.SIMILARITY")
-        ret["similarity_name"] = kind
+        kind = cfg.MODEL.ROI_HEADS.SIMILARITY
         ret["similarity"] = build_similarity(cfg, kind, "MODEL.ROI_HEADS.SIMILARITY")
+        ret["similarity_name"] = kind
         return ret
 
     @torch.no_grad()
-    def label_and_sample_proposals(self, proposals: List[Instances], targets: List[Instances]) -> List[Instances]:
+    def label_and_sample_proposals(
+        self, proposals: List[Instances], targets: List[Instances]
+    ) -> List[Instances]:
         if self.similarity_name == "iou":
             return super().label_and_sample_proposals(proposals, targets)
         return _label_and_sample_by_similarity(self, proposals, targets)
@@ -112,10 +120,14 @@ class SimilarityROIHeads(SimilarityLabellingMixin, StandardROIHeads):
     def _init_box_head(cls, cfg: CfgNode, input_shape):
         ret = super()._init_box_head(cfg, input_shape)
         heads = cfg.MODEL.ROI_HEADS
-        nms_kind = check_similarity_kind(heads.NMS_SIMILARITY, "MODEL.ROI_HEADS.NMS_SIMILARITY")
-        if nms_kind != "iou":
-            nms = build_batched_nms(cfg, nms_kind, heads.NMS_THRESH_TEST, heads.SIM_NMS_THRESH_TEST,
-                                    "MODEL.ROI_HEADS.NMS_SIMILARITY")
+        if heads.NMS_SIMILARITY != "iou":
+            nms = build_batched_nms(
+                cfg,
+                heads.NMS_SIMILARITY,
+                heads.NMS_THRESH_TEST,
+                heads.SIM_NMS_THRESH_TEST,
+                "MODEL.ROI_HEADS.NMS_SIMILARITY",
+            )
             ret["box_predictor"] = SimilarityNMSOutputLayers(cfg, ret["box_head"].output_shape, nms)
         return ret
 
@@ -128,10 +140,11 @@ class SimilarityCascadeROIHeads(SimilarityLabellingMixin, CascadeROIHeads):
 
     @classmethod
     def from_config(cls, cfg: CfgNode, input_shape):
-        if check_similarity_kind(cfg.MODEL.ROI_HEADS.NMS_SIMILARITY, "MODEL.ROI_HEADS.NMS_SIMILARITY") != "iou":
+        if cfg.MODEL.ROI_HEADS.NMS_SIMILARITY != "iou":
             raise NotImplementedError(
                 "SimilarityCascadeROIHeads: MODEL.ROI_HEADS.NMS_SIMILARITY must be 'iou' (similarity NMS is "
-                "implemented for SimilarityROIHeads only)")
+                "implemented for SimilarityROIHeads only)"
+            )
         return super().from_config(cfg, input_shape)
 
     @torch.no_grad()
@@ -140,8 +153,12 @@ class SimilarityCascadeROIHeads(SimilarityLabellingMixin, CascadeROIHeads):
             return super()._match_and_label_boxes(proposals, stage, targets)
         num_fg, num_bg = [], []
         for proposals_i, targets_i in zip(proposals, targets):
-            quality = _match_quality(self.similarity, targets_i, proposals_i.proposal_boxes,
-                                     f"cascade stage {stage} labelling with {self.similarity_name!r}")
+            quality = _match_quality(
+                self.similarity,
+                targets_i,
+                proposals_i.proposal_boxes,
+                f"cascade stage {stage} labelling with {self.similarity_name!r}",
+            )
             matched_idxs, labels = self.proposal_matchers[stage](quality)
             if len(targets_i) > 0:
                 gt_classes = targets_i.gt_classes[matched_idxs]

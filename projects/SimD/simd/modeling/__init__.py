@@ -1,0 +1,21 @@
+"""The SimD model components, registered in detectron2's registries on import:
+``SimilarityRPN`` (proposal generator), ``SimilarityROIHeads`` / ``SimilarityCascadeROIHeads`` (ROI heads),
+``SimilarityRetinaNet`` (meta-architecture), ``build_resnet_fpn_backbone_bn_eval`` and its RetinaNet variant
+(backbones, BN statistics frozen with trainable affine as the official SimD run)."""
+
+from simd.modeling.backbone import (
+    build_resnet_fpn_backbone_bn_eval,
+    build_retinanet_resnet_fpn_backbone_bn_eval,
+)
+from simd.modeling.retinanet import SimilarityRetinaNet
+from simd.modeling.roi_heads import SimilarityCascadeROIHeads, SimilarityROIHeads
+from simd.modeling.rpn import SimilarityRPN
+
+__all__ = [
+    "build_resnet_fpn_backbone_bn_eval",
+    "build_retinanet_resnet_fpn_backbone_bn_eval",
+    "SimilarityCascadeROIHeads",
+    "SimilarityRetinaNet",
+    "SimilarityROIHeads",
+    "SimilarityRPN",
+]

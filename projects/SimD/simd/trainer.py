@@ -1,0 +1,75 @@
+"""The SimD trainer and the project step of ``setup`` (``prepare_cfg``), used by ``train_net.py``, ``demo.py``
+and the tools; configs are built with ``shared.engine.build_cfg(add_simd_config, file, opts)``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Dict, Optional
+
+from detectron2.config import CfgNode
+from detectron2.engine import DefaultTrainer
+from detectron2.utils import comm
+
+from shared.engine import AtomicCheckpointing
+from simd.datasets import register_datasets_for
+from simd.evaluation import build_simd_evaluator
+from simd.normalisers import CHECKPOINT_KEY, resolve_normalisers
+
+logger = logging.getLogger(__name__)
+
+
+class NormaliserState:
+    """Checkpointable holding the m, n a model is trained with, so every checkpoint carries them."""
+
+    def __init__(self, m: float, n: float):
+        self.m, self.n = float(m), float(n)
+
+    def state_dict(self) -> Dict[str, float]:
+        return {"m": self.m, "n": self.n}
+
+    def load_state_dict(self, state: Dict[str, float]) -> None:
+        # the config's values rule (they were resolved before the model was built); a mismatch is reported
+        if (float(state["m"]), float(state["n"])) != (self.m, self.n):
+            logger.warning(
+                "checkpoint trained with SimD m=%s n=%s, config uses m=%s n=%s",
+                state["m"],
+                state["n"],
+                self.m,
+                self.n,
+            )
+
+
+class SimDTrainer(AtomicCheckpointing, DefaultTrainer):
+    """``DefaultTrainer`` with atomic checkpoints holding SimD's m, n, and the tiny-object evaluators
+    writing their predictions to ``OUTPUT_DIR/inference/<dataset>/``."""
+
+    def __init__(self, cfg: CfgNode):
+        super().__init__(cfg)
+        self.checkpointer.checkpointables[CHECKPOINT_KEY] = NormaliserState(
+            cfg.MODEL.SIMD.M, cfg.MODEL.SIMD.N
+        )
+
+    @classmethod
+    def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder: Optional[str] = None):
+        output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+        return build_simd_evaluator(cfg, dataset_name, output_folder)
+
+
+def prepare_cfg(cfg: CfgNode, write_config: bool = True) -> CfgNode:
+    """Register the datasets the config names and resolve SimD's normalisers (estimated on the main
+    process, read back from the OUTPUT_DIR cache by the others); with ``write_config`` (training) the main
+    process then writes the resolved config to ``OUTPUT_DIR/config.yaml``, so ``DefaultPredictor`` built from
+    it has m and n (the tools pass False and leave a run's config alone). Returns a frozen cfg."""
+    register_datasets_for(list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.TEST), cfg.DATASETS.DROP_INVALID_BOXES)
+    if comm.is_main_process():
+        cfg = resolve_normalisers(cfg)
+    comm.synchronize()
+    if not comm.is_main_process():
+        cfg = resolve_normalisers(cfg)
+    if write_config and comm.is_main_process() and cfg.OUTPUT_DIR:
+        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+        with open(os.path.join(cfg.OUTPUT_DIR, "config.yaml"), "w") as f:
+            f.write(cfg.dump())
+    cfg.freeze()
+    return cfg
