@@ -30,37 +30,29 @@ def _digest(root):
     return h.hexdigest()
 
 
-@pytest.fixture(scope="module")
-def synthetic_root(tmp_path_factory):
-    base = tmp_path_factory.mktemp("das_datasets")
-    generate_synthetic_fine_grained(str(base / "synthetic_birds"), num_classes=6, images_per_class=4,
-                                    image_size=32, seed=0)
-    return base
-
-
-def test_generator_layout_and_determinism(synthetic_root, tmp_path):
-    root = synthetic_root / "synthetic_birds"
+def test_generator_layout_and_determinism(das_dataset_root, tmp_path):
+    root = das_dataset_root / "synthetic_birds"
     folders = sorted(os.listdir(root / "images"))
-    assert folders == [class_folder_name(i) for i in range(6)] and folders[0] == "001.synthetic_bird_001"
+    assert folders == [class_folder_name(i) for i in range(8)] and folders[0] == "001.synthetic_bird_001"
     assert all(len(os.listdir(root / "images" / f)) == 4 for f in folders)
-    other = generate_synthetic_fine_grained(str(tmp_path / "again"), num_classes=6, images_per_class=4,
+    other = generate_synthetic_fine_grained(str(tmp_path / "again"), num_classes=8, images_per_class=4,
                                             image_size=32, seed=0)
     assert _digest(os.path.join(other, "images")) == _digest(root / "images")
     mtime = os.path.getmtime(root / "_meta.json")
-    generate_synthetic_fine_grained(str(root), num_classes=6, images_per_class=4, image_size=32, seed=0)
+    generate_synthetic_fine_grained(str(root), num_classes=8, images_per_class=4, image_size=32, seed=0)
     assert os.path.getmtime(root / "_meta.json") == mtime  # second call is a no-op
     with pytest.raises(ValueError, match="at least 2"):
         generate_synthetic_fine_grained(str(tmp_path / "bad"), num_classes=1)
 
 
-def test_registered_split_first_half_of_classes(synthetic_root, monkeypatch):
-    monkeypatch.setenv("DETECTRON2_DATASETS", str(synthetic_root))
+def test_registered_split_first_half_of_classes(das_dataset_root, monkeypatch):
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(das_dataset_root))
     train = DatasetCatalog.get("synthetic_birds_train")
     test = load_metric_dataset("synthetic_birds_test")
-    assert len(train) == len(test) == 12
-    assert {r["class_id"] for r in train} == {class_folder_name(i) for i in range(3)}
-    assert {r["class_id"] for r in test} == {class_folder_name(i) for i in range(3, 6)}
-    assert sorted({r["label"] for r in train}) == [0, 1, 2] == sorted({r["label"] for r in test})
+    assert len(train) == len(test) == 16
+    assert {r["class_id"] for r in train} == {class_folder_name(i) for i in range(4)}
+    assert {r["class_id"] for r in test} == {class_folder_name(i) for i in range(4, 8)}
+    assert sorted({r["label"] for r in train}) == [0, 1, 2, 3] == sorted({r["label"] for r in test})
     assert all(os.path.isfile(r["file_name"]) for r in train + test)
 
 

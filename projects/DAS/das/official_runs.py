@@ -13,6 +13,8 @@ from __future__ import annotations
 import shlex
 from typing import Any, Dict, Tuple
 
+from shared.engine.provenance import markdown_table as table
+
 #: scripts/parameters.py defaults used by the runs: flag -> (value, line)
 DEFAULTS: Dict[str, Tuple[Any, int]] = {
     "lr": (1e-5, 34),
@@ -316,15 +318,15 @@ def markdown_table() -> str:
     )
     short = ("backbone", "D", "pool", "batch", "WD", "MAX_ITER", "STEPS", "K", "DFS range", "MTS β", "detach",
              "aux w", "norm")
-    lines = ["| preset | official run | " + " | ".join(short) + " |", "|---" * (len(short) + 2) + "|"]
+    rows = []
     for preset, (source, flags) in RUNS.items():
         values = official_config(flags)
         cells = []
         for key in varying:
             v = values[key][0]
             cells.append(", ".join(str(x) for x in v) if isinstance(v, tuple) else str(v))
-        lines.append(f"| `{preset}` | {source} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append([f"`{preset}`", source, *cells])
+    return table(("preset", "official run", *short), rows)
 
 
 if __name__ == "__main__":
