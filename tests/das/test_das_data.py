@@ -30,6 +30,12 @@ def _digest(root):
     return h.hexdigest()
 
 
+def _write(path, *lines):
+    """Write ``lines`` (newline-terminated) to ``path``, creating its folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines))
+
+
 def test_generator_layout_and_determinism(das_dataset_root, tmp_path):
     root = das_dataset_root / "synthetic_birds"
     folders = sorted(os.listdir(root / "images"))
@@ -153,37 +159,29 @@ def test_missing_dataset_names_env_var(tmp_path, monkeypatch):
 
 def test_sop_list_files(tmp_path):
     root = tmp_path / "online_products"
-    (root / "Info_Files").mkdir(parents=True)
-    (root / "Info_Files" / "Ebay_train.txt").write_text(
-        "image_id class_id super_class_id path\n"
-        "1 1 1 bicycle_final/111085122871_0.JPG\n"
-        "2 1 1 bicycle_final/111085122871_1.JPG\n"
-        "3 7 2 cabinet_final/222_0.JPG\n"
-    )
+    _write(root / "Info_Files" / "Ebay_train.txt", "image_id class_id super_class_id path",
+           "1 1 1 bicycle_final/111085122871_0.JPG", "2 1 1 bicycle_final/111085122871_1.JPG",
+           "3 7 2 cabinet_final/222_0.JPG")
     records = load_sop(str(root), "train", "sop_train")
     assert [r["label"] for r in records] == [0, 0, 1]
     assert records[2]["file_name"] == str(root / "images" / "cabinet_final" / "222_0.JPG")
-    (root / "Info_Files" / "Ebay_test.txt").write_text("image_id class_id super_class_id path\n1 2 bad\n")
+    _write(root / "Info_Files" / "Ebay_test.txt", "image_id class_id super_class_id path", "1 2 bad")
     with pytest.raises(ValueError, match=r"Ebay_test.txt:2 has 3 columns"):
         load_sop(str(root), "test", "sop_test")
     # original release: list files at the root, paths relative to it
     flat = tmp_path / "sop_flat"
-    flat.mkdir()
-    (flat / "Ebay_test.txt").write_text("image_id class_id super_class_id path\n5 11319 1 a/b.JPG\n")
+    _write(flat / "Ebay_test.txt", "image_id class_id super_class_id path", "5 11319 1 a/b.JPG")
     assert load_sop(str(flat), "test", "sop_test")[0]["file_name"] == str(flat / "a" / "b.JPG")
 
 
 def test_inshop_partition(tmp_path):
     root = tmp_path / "in-shop"
-    (root / "Eval").mkdir(parents=True)
-    (root / "Eval" / "list_eval_partition.txt").write_text(
-        "5\nimage_name item_id evaluation_status\n"
-        "img/WOMEN/Dresses/id_00000002/02_1_front.jpg id_00000002 train\n"
-        "img/WOMEN/Dresses/id_00000009/02_1_front.jpg id_00000009 query\n"
-        "img/WOMEN/Dresses/id_00000009/02_2_side.jpg id_00000009 gallery\n"
-        "img/MEN/Denim/id_00000080/01_1_front.jpg id_00000080 gallery\n"
-        "img/WOMEN/Dresses/id_00000003/01_1_front.jpg id_00000003 train\n"
-    )
+    _write(root / "Eval" / "list_eval_partition.txt", "5", "image_name item_id evaluation_status",
+           "img/WOMEN/Dresses/id_00000002/02_1_front.jpg id_00000002 train",
+           "img/WOMEN/Dresses/id_00000009/02_1_front.jpg id_00000009 query",
+           "img/WOMEN/Dresses/id_00000009/02_2_side.jpg id_00000009 gallery",
+           "img/MEN/Denim/id_00000080/01_1_front.jpg id_00000080 gallery",
+           "img/WOMEN/Dresses/id_00000003/01_1_front.jpg id_00000003 train")
     train = load_inshop(str(root), "train", "inshop_train")
     assert [r["label"] for r in train] == [0, 1]
     query = load_inshop(str(root), "query", "inshop_query")
