@@ -5,7 +5,7 @@ SETUP_INPUTS := requirements.txt setup.py setup.cfg .ci/install.sh $(wildcard .c
                 shared/compat/detectron2_c_standin.py $(wildcard shared/csrc/*)
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint test-slow bench clean-venv demo-simd demo-iif demo-adasp demo-rdcd demo-das demo-all
+.PHONY: setup demo test lint test-slow bench detectron2-tests clean-venv demo-simd demo-iif demo-adasp demo-rdcd demo-das demo-all
 
 setup: $(STAMP)
 
@@ -43,6 +43,11 @@ lint: setup
 
 test-slow: setup
 	$(PY) -m pytest -m slow $(PYTEST_ARGS)
+
+## detectron2 v0.6's own tests/ on this stack (exclusions and reasons: .ci/detectron2_test_exclusions.txt)
+detectron2-tests: setup
+	@test -n "$(D2)" || { echo "usage: make detectron2-tests D2=/path/to/detectron2-v0.6-checkout"; exit 2; }
+	$(PY) .ci/run_detectron2_tests.py "$(D2)" $(if $(PYTEST_ARGS),-- $(PYTEST_ARGS))
 
 bench: setup
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

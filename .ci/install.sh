@@ -30,6 +30,10 @@ fi
 say "installing pinned companion packages (requirements.txt)"
 "${PIP[@]}" install -q -r requirements.txt
 "${PIP[@]}" install -q --no-deps lvis==0.5.3
+# optional: AugLy's core (its Noto fonts and Twemoji images, used by RDCD's text / emoji overlays) without its
+# [image] extra, which would pin Pillow < 9; without it RDCD falls back to its own overlays (logged once)
+"${PIP[@]}" install -q augly==1.0.0 python-magic==0.4.27 regex==2026.11.19 \
+  || say "AugLy not installed (optional): RDCD uses its fallback text/emoji overlays"
 
 # --- detectron2 ---------------------------------------------------------------------------------
 if "$PY" -c "import detectron2" >/dev/null 2>&1; then

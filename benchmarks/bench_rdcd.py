@@ -13,6 +13,7 @@ copy-detection evaluation time at DISC21 scale on synthetic descriptors.
 
     python benchmarks/bench_rdcd.py [--size 288] [--quick]
 """
+
 import argparse
 import statistics
 import time
@@ -40,12 +41,22 @@ def _images_per_second(model: torch.nn.Module, batch: int, size: int, repeat: in
 
 
 def bench_extraction(size: int, batch: int, repeat: int) -> None:
-    print(f"\n== descriptor extraction, {size}x{size}, batch {batch}, {torch.get_num_threads()} threads "
-          f"(median of {repeat})")
-    models = [(f"RDCD student EfficientNet-B0, {d}-d", Student("efficientnet_b0", 512, d)) for d in (64, 128, 256)]
+    print(
+        f"\n== descriptor extraction, {size}x{size}, batch {batch}, {torch.get_num_threads()} threads "
+        f"(median of {repeat})"
+    )
+    models = [
+        (f"RDCD student EfficientNet-B0, {d}-d", Student("efficientnet_b0", 512, d)) for d in (64, 128, 256)
+    ]
     models.append(("SSCD teacher ResNet-50, 512-d", build_network("sscd_r50", out_dim=512)))
-    results = [(name, _images_per_second(model, batch, size, repeat),
-                sum(p.numel() for p in model.parameters()) / 1e6) for name, model in models]
+    results = [
+        (
+            name,
+            _images_per_second(model, batch, size, repeat),
+            sum(p.numel() for p in model.parameters()) / 1e6,
+        )
+        for name, model in models
+    ]
     teacher = results[-1][1]
     print(f"{'model':<36} {'params (M)':>10} {'images/s':>9} {'x teacher':>9}")
     for name, ips, params in results:
@@ -68,8 +79,10 @@ def _synthetic_descriptors(nq: int, nr: int, nb: int, dim: int, matches: int, se
 
 
 def bench_evaluation(nq: int, nr: int, nb: int, dims) -> None:
-    print(f"\n== evaluation: {nq} queries x {nr} references, k=10, score normalisation vs {nb} background "
-          f"descriptors, {torch.get_num_threads()} threads (one run each)")
+    print(
+        f"\n== evaluation: {nq} queries x {nr} references, k=10, score normalisation vs {nb} background "
+        f"descriptors, {torch.get_num_threads()} threads (one run each)"
+    )
     print(f"{'dim':>5} {'µAP only (s)':>13} {'µAP + µAPsn (s)':>16}")
     for dim in dims:
         queries, refs, background, gt = _synthetic_descriptors(nq, nr, nb, dim, matches=nq // 10)
@@ -84,13 +97,17 @@ def bench_evaluation(nq: int, nr: int, nb: int, dims) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", type=int, default=224, help="input side for the extraction benchmark")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--background", type=int, default=50_000, help="background descriptors for µAPsn")
     parser.add_argument("--quick", action="store_true", help="10x smaller evaluation sizes (smoke run)")
-    parser.add_argument("--dims", type=int, nargs="+", default=[64, 256, 512], help="descriptor dims to evaluate")
+    parser.add_argument(
+        "--dims", type=int, nargs="+", default=[64, 256, 512], help="descriptor dims to evaluate"
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     bench_extraction(args.size, args.batch, args.repeat)

@@ -10,6 +10,8 @@ Parts (each runs in its own subprocess so that its peak memory is its own):
   ``FaissKNN``/``FaissKMeans`` for the same metrics (Recall@1/10/100/1000, MAP@R, R-precision, NMI).
 * ``cd``: copy detection, 50,000 queries x 200,000 references, 256-d synthetic descriptors, k = 10, with score
   normalisation against a background set; end-to-end time and peak RSS.
+* ``cd1m``: the same at DISC21 scale, 25,000 queries (DISC21's dev_queries_25k) x 1,000,000 references x 256-d,
+  100,000 background descriptors, on the CPU (faiss exact search, queries in chunks of 16,384).
 
 Each timing: one warm-up on a small slice, then ``--repeat`` runs alternating ours / reference; the median is used.
 
@@ -178,21 +180,29 @@ def bench_ml(repeat: int) -> dict:
 
 
 # ------------------------------------------------------------------------------------------- copy detection
+def _unit_rows(rng, n: int, d: int, chunk: int = 100_000) -> np.ndarray:
+    """n random unit float32 rows, generated in chunks so that the peak stays near the output's size."""
+    out = np.empty((n, d), dtype=np.float32)
+    for start in range(0, n, chunk):
+        block = rng.standard_normal((min(chunk, n - start), d), dtype=np.float32)
+        out[start:start + len(block)] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    return out
+
+
 def bench_cd(n_queries=50_000, n_refs=200_000, n_background=100_000, d=256, k=10, n_positive=10_000) -> dict:
     from shared.retrieval.copy_detection import evaluate_copy_detection
-    from shared.retrieval.knn import l2_normalize
 
     rng = np.random.default_rng(0)
-    refs = l2_normalize(rng.standard_normal((n_refs, d), dtype=np.float32))
+    refs = _unit_rows(rng, n_refs, d)
     queries = rng.standard_normal((n_queries, d), dtype=np.float32)
     queries[:n_positive] = refs[:n_positive] + 0.18 * queries[:n_positive]  # hard edited copies of references
-    queries = l2_normalize(queries)
-    background = l2_normalize(rng.standard_normal((n_background, d), dtype=np.float32))
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    background = _unit_rows(rng, n_background, d)
     gt = {q: (q if q < n_positive else None) for q in range(n_queries)}
     rss_before = _peak_rss_mb()
     elapsed, res = _timed(lambda: evaluate_copy_detection(queries, refs, gt, k=k, background_descriptors=background))
     return {
-        "part": "cd", "sizes": {"queries": n_queries, "references": n_refs, "background": n_background, "dim": d,
+        "part": "cd1m" if n_refs >= 1_000_000 else "cd", "sizes": {"queries": n_queries, "references": n_refs, "background": n_background, "dim": d,
                                 "k": k},
         "result": res.as_dict(), "seconds": elapsed, "peak_rss_mb": _peak_rss_mb(),
         "peak_rss_before_eval_mb": rss_before,
@@ -224,20 +234,21 @@ def _report(r: dict) -> None:
         print(f"  ours {m['ours']:.2f} s vs PML AccuracyCalculator (FaissKNN, FaissKMeans) {m['pml']:.2f} s -> ratio "
               f"{r['ratio']:.2f} (target <= 1.0); peak RSS {r['peak_rss_mb']:.0f} MB, median of {r['repeat']}")
     else:
-        print(f"Copy detection {r['sizes']}: {r['result']}")
+        print(f"Copy detection ({r['part']}) {r['sizes']}: {r['result']}")
         print(f"  end to end {r['seconds']:.1f} s; peak RSS {r['peak_rss_mb']:.0f} MB (inputs "
               f"{r['input_descriptors_mb']:.0f} MB, peak before evaluation {r['peak_rss_before_eval_mb']:.0f} MB)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=["all", "reid", "ml", "cd"], default="all")
+    parser.add_argument("--part", choices=["all", "reid", "ml", "cd", "cd1m"], default="all")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per side (ReID part)")
     parser.add_argument("--ml-repeat", type=int, default=1,
                         help="timed runs per side for the SOP part (one run of each side takes minutes: k-means with "
                              "11,316 clusters)")
     parser.add_argument("--reid-noise", type=float, default=2.8,
                         help="feature noise of the synthetic ReID set (2.8: about a trained Market model, mAP ~87; 3.5 and 6.0: weaker models)")
+    parser.add_argument("--cd1m-queries", type=int, default=25_000, help="queries of the cd1m part")
     parser.add_argument("--json", action="store_true", help="print the raw result dict (used by --part all)")
     args = parser.parse_args()
     print(f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, cpus={os.cpu_count()}",
@@ -250,6 +261,9 @@ def main() -> None:
         r = bench_reid(args.repeat, args.reid_noise)
     elif args.part == "ml":
         r = bench_ml(args.ml_repeat)
+    elif args.part == "cd1m":
+        r = bench_cd(n_queries=args.cd1m_queries, n_refs=1_000_000, n_background=100_000,
+                     n_positive=args.cd1m_queries // 5)
     else:
         r = bench_cd()
     print(json.dumps(r)) if args.json else _report(r)

@@ -4,11 +4,11 @@
     python projects/RDCD/train_net.py --config-file projects/RDCD/configs/DISC21/rdcd_effb0_256.yaml
     python projects/RDCD/train_net.py --config-file ... --eval-only MODEL.WEIGHTS output/model_final.pth
     python projects/RDCD/train_net.py --config-file ... --num-gpus 2      # DDP
-    python projects/RDCD/train_net.py --config-file ... --resume          # continue from OUTPUT_DIR/last_checkpoint
+    python projects/RDCD/train_net.py --config-file ... --resume          # from OUTPUT_DIR/last_checkpoint
 """
 import rdcd  # noqa: F401  (compat layer first; registers the RDCD / SSCD networks)
 from rdcd.config import add_rdcd_config
-from rdcd.engine import RDCDTrainer
+from rdcd.trainer import RDCDTrainer
 
 from shared.engine import default_argument_parser, launch_from_args, setup, train_or_evaluate
 

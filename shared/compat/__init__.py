@@ -17,7 +17,15 @@ broken name               who needs it                                   restore
 ``torch._six``            ``fastreid.data.build`` (import time)          stub module
 ``DataLoaderX``           fastreid train/test loaders (CUDA stream)      CPU-safe when CUDA is absent
 ``build_optimizer``       fastreid ``DefaultTrainer`` (ContiguousParams)  ``contiguous=False`` default
+d2 ``export.api``          ``detectron2.export`` / ``utils.analysis``     caffe2-free module (no caffe2)
+d2 ``MapDataset``          mappers returning ``None`` (Python >= 3.11)    sample from a sorted list
+d2 ``LRScheduler`` hook    ``--resume`` with torch 2 schedulers           saves ``LRScheduler`` state
+DDP (d2 and fastreid)     ``create_ddp_model``, fastreid trainer         no ``device_ids`` on the CPU
 ========================  =============================================  ==============================
+
+The detectron2 repairs live in :mod:`shared.compat.detectron2_fixes`. detectron2 v0.6's own test suite runs
+on this stack with ``python .ci/run_detectron2_tests.py /path/to/detectron2`` (exclusions, with reasons, in
+``.ci/detectron2_test_exclusions.txt``).
 
 The last one is a silent-correctness bug rather than a crash: fastreid's default ``ContiguousParams``
 makes every ``param.grad`` a view of one flat buffer, and torch >= 2.0's ``optimizer.zero_grad()``
@@ -167,14 +175,34 @@ def _patch_fastreid_solver_build(module: types.ModuleType) -> None:
     _APPLIED.append("fastreid.build_optimizer")
 
 
-class _PostImportHook(importlib.abc.MetaPathFinder):
-    """Runs a patch function right after a named module has been executed."""
+class _ReplacementLoader(importlib.abc.Loader):
+    """Executes a module by filling it with ``fill(module)`` instead of running its source."""
 
-    def __init__(self, patches: dict):
+    def __init__(self, fill):
+        self._fill = fill
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        self._fill(module)
+
+
+class _PostImportHook(importlib.abc.MetaPathFinder):
+    """Runs a patch function right after a named module has been executed; modules in ``replacements``
+    (name -> (condition, fill)) are built by ``fill`` instead when ``condition()`` is true."""
+
+    def __init__(self, patches: dict, replacements: dict | None = None):
         self._patches = patches
+        self._replacements = replacements or {}
         self._busy: set[str] = set()
 
     def find_spec(self, fullname, path=None, target=None):
+        if fullname in self._replacements:
+            condition, fill = self._replacements[fullname]
+            if condition():
+                return importlib.util.spec_from_loader(fullname, _ReplacementLoader(fill))
+            return None
         if fullname not in self._patches or fullname in self._busy:
             return None
         self._busy.add(fullname)
@@ -198,19 +226,41 @@ class _PostImportHook(importlib.abc.MetaPathFinder):
         return spec
 
 
-def _install_fastreid_hook() -> None:
+def _recorded(patch, label: str):
+    def run(module):
+        if patch(module) is not False:
+            _APPLIED.append(label)
+
+    return run
+
+
+def _caffe2_missing() -> bool:
+    return importlib.util.find_spec("caffe2") is None
+
+
+def _install_import_hooks() -> None:
+    from shared.compat import detectron2_fixes as d2
+
     patches = {
         "fastreid.data.data_utils": _patch_fastreid_data_utils,
         "fastreid.solver.build": _patch_fastreid_solver_build,
+        "detectron2.data.common": _recorded(d2.patch_data_common, "detectron2.MapDataset"),
+        "detectron2.engine.hooks": _recorded(d2.patch_engine_hooks, "detectron2.hooks.LRScheduler"),
+        "detectron2.engine.defaults": _recorded(d2.patch_ddp_name, "detectron2.DDP-on-CPU"),
+        "fastreid.engine.defaults": _recorded(d2.patch_ddp_name, "fastreid.DDP-on-CPU"),
     }
+    replacements = {}
+    if "detectron2.export.api" not in sys.modules:
+        replacements["detectron2.export.api"] = (
+            _caffe2_missing, _recorded(d2.caffe2_free_export_api, "detectron2.export.api"))
     pending = {}
     for name, patch in patches.items():
         if name in sys.modules:
             patch(sys.modules[name])
         else:
             pending[name] = patch
-    if pending and not any(isinstance(f, _PostImportHook) for f in sys.meta_path):
-        sys.meta_path.insert(0, _PostImportHook(pending))
+    if (pending or replacements) and not any(isinstance(f, _PostImportHook) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PostImportHook(pending, replacements))
 
 
 def apply() -> None:
@@ -222,5 +272,5 @@ def apply() -> None:
     _fix_pkg_resources()
     _fix_collections_aliases()
     _fix_torch_six()
-    _install_fastreid_hook()
+    _install_import_hooks()
     apply._done = True  # type: ignore[attr-defined]

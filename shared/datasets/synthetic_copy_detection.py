@@ -20,6 +20,7 @@ a matching query is its reference after 1-3 random edits among crop, flip, 90-de
 change, grayscale, blur, JPEG re-encoding, a caption and a border. Generation is deterministic in
 ``seed`` and idempotent: an existing complete set with the same parameters is reused.
 """
+
 from __future__ import annotations
 
 import csv
@@ -53,7 +54,9 @@ class CopyDetectionLayout:
 
 #: the two DISC21 folder conventions (RDCD's test-set layout and SSCD's ``disc_eval`` layout)
 LAYOUTS: Dict[str, CopyDetectionLayout] = {
-    "rdcd": CopyDetectionLayout("images/references", "images/dev_queries", "images/train", "dev_ground_truth.csv"),
+    "rdcd": CopyDetectionLayout(
+        "images/references", "images/dev_queries", "images/train", "dev_ground_truth.csv"
+    ),
     "sscd": CopyDetectionLayout("val_ref", "val_query", "training", "val_groundtruth_matches.csv"),
 }
 
@@ -177,8 +180,10 @@ def _edit_caption(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     font = ImageFont.load_default(size=max(8, size // 8))
     word = "".join(chr(int(c)) for c in rng.integers(ord("A"), ord("Z") + 1, size=int(rng.integers(3, 8))))
     ImageDraw.Draw(image).text(
-        (int(rng.integers(0, size // 2)), int(rng.integers(0, size - size // 8))), word,
-        fill=_random_color(rng), font=font,
+        (int(rng.integers(0, size // 2)), int(rng.integers(0, size - size // 8))),
+        word,
+        fill=_random_color(rng),
+        font=font,
     )
     return image
 
@@ -189,8 +194,15 @@ def _edit_border(image: Image.Image, rng: np.random.Generator) -> Image.Image:
 
 
 _EDITS: List[Callable[[Image.Image, np.random.Generator], Image.Image]] = [
-    _edit_crop, _edit_flip, _edit_rotate90, _edit_colour, _edit_grayscale, _edit_blur, _edit_jpeg,
-    _edit_caption, _edit_border,
+    _edit_crop,
+    _edit_flip,
+    _edit_rotate90,
+    _edit_colour,
+    _edit_grayscale,
+    _edit_blur,
+    _edit_jpeg,
+    _edit_caption,
+    _edit_border,
 ]
 
 
@@ -224,12 +236,18 @@ def generate_synthetic_copy_detection(
         raise ValueError(f"unknown copy-detection layout {layout!r}; choose one of {sorted(LAYOUTS)}")
     if not 0 <= num_matching_queries <= num_references:
         raise ValueError(
-            f"num_matching_queries={num_matching_queries} must be between 0 and num_references={num_references}"
+            f"num_matching_queries={num_matching_queries} must be between 0 and "
+            f"num_references={num_references}"
         )
     params = dict(
-        root=os.path.abspath(root), layout=layout, num_references=num_references,
-        num_matching_queries=num_matching_queries, num_distractor_queries=num_distractor_queries,
-        num_train=num_train, image_size=image_size, seed=seed,
+        root=os.path.abspath(root),
+        layout=layout,
+        num_references=num_references,
+        num_matching_queries=num_matching_queries,
+        num_distractor_queries=num_distractor_queries,
+        num_train=num_train,
+        image_size=image_size,
+        seed=seed,
     )
     marker = os.path.join(root, _MARKER)
     existing = _read_marker(marker)

@@ -17,6 +17,9 @@ from shared.engine.defaults import (
 from shared.engine.device import default_device, resolve_device
 from shared.engine.trainer import GenericTrainer
 from shared.engine.validation import ConfigValueError, config_check
+from shared.datasets.readers import install_reader_hooks
+
+install_reader_hooks()  # detectron2 / pycocotools readers name a truncated image or malformed json
 
 __all__ = [
     "AtomicCheckpointMixin",

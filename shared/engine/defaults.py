@@ -32,11 +32,12 @@ import logging
 from typing import Any, Callable, Dict, Optional, Sequence, Union
 
 from detectron2.engine import default_argument_parser as _d2_argument_parser
-from detectron2.engine import launch
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
+from shared.engine.checkpoint import add_checkpoint_config
 from shared.engine.device import resolve_device
+from shared.engine.launch import launch
 from shared.engine.validation import run_config_checks
 from shared.registry import get_or_raise
 
@@ -84,6 +85,7 @@ def build_cfg(add_project_config: Union[ConfigAdder, Sequence[ConfigAdder]], con
     """
     get_cfg, _ = get_or_raise(FRAMEWORKS, framework, "framework")()
     cfg = get_cfg()
+    add_checkpoint_config(cfg)  # MODEL.WEIGHTS_REINIT, read by every checkpointer
     # detectron2 and FastReID default to "cuda"; here the default is "auto" (CUDA when present, else the CPU),
     # so a config that does not choose runs anywhere while an explicit "cuda" still demands a GPU
     cfg.MODEL.DEVICE = "auto"
@@ -157,7 +159,8 @@ def train_or_evaluate(trainer_cls: Any, cfg, args: argparse.Namespace) -> Option
 
 def launch_from_args(main: Callable[[argparse.Namespace], Any], args: argparse.Namespace) -> None:
     """Start ``main(args)`` in ``--num-gpus`` processes per machine (``--num-machines``, ``--machine-rank``,
-    ``--dist-url``), as detectron2's ``launch``."""
+    ``--dist-url``), as detectron2's ``launch`` -- on a machine without CUDA as gloo processes on the CPU
+    (:func:`shared.engine.launch.launch`)."""
     print("Command Line Args:", args)
     launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
            dist_url=args.dist_url, args=(args,))

@@ -15,13 +15,16 @@ project-specific pieces to a subclass:
 * :meth:`GenericTrainer.test` (default: no evaluation) -- returns a (nested) dict of metrics.
 
 Config keys read here (all present in detectron2's ``get_cfg()``): ``OUTPUT_DIR``, ``MODEL.WEIGHTS``,
-``SOLVER.MAX_ITER``, ``SOLVER.CHECKPOINT_PERIOD``, ``TEST.EVAL_PERIOD`` and the ``SOLVER`` keys used by the
-default optimizer / scheduler builders.
+``SOLVER.MAX_ITER``, ``SOLVER.CHECKPOINT_PERIOD``, ``TEST.EVAL_PERIOD``, ``SOLVER.AMP.ENABLED`` (mixed
+precision, see :meth:`GenericTrainer.autocast`) and the ``SOLVER`` keys used by the default optimizer /
+scheduler builders.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import time
 import weakref
 from collections import OrderedDict
 from typing import Any, Dict, Iterable, List, Optional
@@ -35,7 +38,7 @@ from detectron2.utils import comm
 from detectron2.utils.events import CommonMetricPrinter, EventWriter, JSONWriter, TensorboardXWriter
 from detectron2.utils.logger import setup_logger
 
-from shared.engine.checkpoint import AtomicCheckpointing
+from shared.engine.checkpoint import AtomicCheckpointing, _rng_neutral_eval
 
 __all__ = ["GenericTrainer"]
 
@@ -75,11 +78,13 @@ class GenericTrainer(AtomicCheckpointing, TrainerBase):
         model = create_ddp_model(model, broadcast_buffers=False)
         self._trainer = SimpleTrainer(model, data_loader, optimizer)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        self.checkpointer = self.build_checkpointer(model, cfg, trainer=weakref.proxy(self))
+        # strict=None: a resume or a full-model MODEL.WEIGHTS must fit entirely, backbone-only files need not
+        self.checkpointer = self.build_checkpointer(model, cfg, strict=None, trainer=weakref.proxy(self))
         self.start_iter = 0
         self.max_iter = int(cfg.SOLVER.MAX_ITER)
         self.cfg = cfg
         self._last_eval_results: Optional[Dict[str, Any]] = None
+        self._setup_amp(cfg)
         self.register_hooks(self.build_hooks())
 
     # ------------------------------------------------------------------ pieces a project provides
@@ -128,6 +133,7 @@ class GenericTrainer(AtomicCheckpointing, TrainerBase):
     def build_hooks(self) -> List[hooks.HookBase]:
         """Timer, LR scheduler, checkpoints (main process), evaluation, then the writers."""
         cfg = self.cfg
+        self._install_reliability()  # verified checkpoints, MODEL.WEIGHTS_REINIT, deterministic resume
         ret: List[Optional[hooks.HookBase]] = [hooks.IterationTimer(), hooks.LRScheduler()]
         if comm.is_main_process():
             ret.append(hooks.PeriodicCheckpointer(self.checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD))
@@ -140,7 +146,7 @@ class GenericTrainer(AtomicCheckpointing, TrainerBase):
         ret.append(hooks.EvalHook(cfg.TEST.EVAL_PERIOD, test_and_save_results))
         if comm.is_main_process():
             ret.append(hooks.PeriodicWriter(self.build_writers(), period=self.writer_period))
-        return [h for h in ret if h is not None]
+        return _rng_neutral_eval([h for h in ret if h is not None])
 
     def resume_or_load(self, resume: bool = True) -> None:
         """Resume from ``OUTPUT_DIR/last_checkpoint`` (model, optimizer, scheduler, iteration) when
@@ -157,14 +163,50 @@ class GenericTrainer(AtomicCheckpointing, TrainerBase):
 
     def run_step(self) -> None:
         self._trainer.iter = self.iter
-        self._trainer.run_step()
+        if self.amp_enabled:
+            self._run_amp_step()
+        else:
+            self._trainer.run_step()
 
-    def state_dict(self) -> Dict[str, Any]:
-        ret = super().state_dict()
-        ret["_trainer"] = self._trainer.state_dict()
-        return ret
+    # ------------------------------------------------------------------ mixed precision (SOLVER.AMP.ENABLED)
+    def _setup_amp(self, cfg) -> None:
+        """Mixed precision as the official RDCD / SSCD runs (Lightning ``precision=16``): float16 autocast
+        with
+        a gradient scaler on CUDA, bfloat16 autocast on the CPU (no scaler needed: bfloat16 has float32's
+        exponent range). detectron2's own ``AMPTrainer`` is CUDA-only."""
+        amp = getattr(getattr(cfg.SOLVER, "AMP", None), "ENABLED", False)
+        self.amp_enabled = bool(amp)
+        device = str(getattr(cfg.MODEL, "DEVICE", "cpu"))
+        self.amp_device = "cuda" if device.startswith("cuda") else "cpu"
+        self.amp_dtype = torch.float16 if self.amp_device == "cuda" else torch.bfloat16
+        use_scaler = self.amp_enabled and self.amp_device == "cuda"
+        self.grad_scaler = torch.amp.GradScaler(self.amp_device, enabled=use_scaler)
 
-    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        super().load_state_dict(state_dict)
-        self._trainer.load_state_dict(state_dict["_trainer"])
+    def autocast(self):
+        """The autocast context of the forward pass (a no-op context when AMP is off)."""
+        if not self.amp_enabled:
+            return contextlib.nullcontext()
+        return torch.autocast(self.amp_device, dtype=self.amp_dtype)
+
+    def _run_amp_step(self) -> None:
+        """detectron2's ``SimpleTrainer.run_step`` with the forward under :meth:`autocast` and the backward /
+        step through the gradient scaler."""
+        trainer = self._trainer
+        assert trainer.model.training, "[GenericTrainer] model was changed to eval mode!"
+        start = time.perf_counter()
+        data = next(trainer._data_loader_iter)
+        data_time = time.perf_counter() - start
+        with self.autocast():
+            loss_dict = trainer.model(data)
+            if isinstance(loss_dict, torch.Tensor):
+                loss_dict = {"total_loss": loss_dict}
+            losses = sum(loss_dict.values())
+        trainer.optimizer.zero_grad()
+        self.grad_scaler.scale(losses.float()).backward()
+        trainer._write_metrics(loss_dict, data_time)
+        self.grad_scaler.step(trainer.optimizer)
+        self.grad_scaler.update()
+
+    # state_dict / load_state_dict (iteration, hooks, and the inner trainer's optimizer) come from
+    # AtomicCheckpointing
 

@@ -8,13 +8,16 @@ Conventions
 * ``metric="l2"``: *squared* Euclidean distances (faiss' convention), sorted ascending.
 
 The same code uses faiss GPU indexes when a GPU build of faiss is installed and ``use_gpu`` allows it; with
-``faiss-cpu`` everything runs on the CPU. Memory: the database lives once in the index; faiss itself blocks the
-distance computation, and the queries are searched ``chunk_size`` rows at a time, so a 60k x 60k self-search or
+``faiss-cpu`` everything runs on the CPU. Memory: the database lives once in the index; faiss itself blocks
+the
+distance computation, and the queries are searched ``chunk_size`` rows at a time, so a 60k x 60k self-search
+or
 50k queries x 1M references (256-d) fits in a few GB.
 
 Approximate search goes through faiss' index factory, e.g. ``index_key="IVF1024,Flat"`` (with ``nprobe``) or
 ``"PCAW256,L2norm,Flat"`` (PCA-whitening + re-normalisation, trained on ``train_vectors``).
 """
+
 import logging
 from typing import Any, Optional, Tuple
 
@@ -69,7 +72,8 @@ def build_index(
     Args:
         dim: descriptor dimension.
         metric: "cosine" | "ip" | "l2" (cosine uses an inner-product index; callers normalise the vectors).
-        index_key: faiss factory string, "Flat" (exact) by default; e.g. "IVF1024,Flat", "PCAW512,L2norm,Flat".
+        index_key: faiss factory string, "Flat" (exact) by default; e.g. "IVF1024,Flat",
+        "PCAW512,L2norm,Flat".
         train_vectors: vectors used to train the index when it needs training (IVF, PCA...). Required then.
         nprobe: IVF cells visited per query (faiss default 1 when None).
     """
@@ -105,13 +109,16 @@ def knn_search(
 
     Args:
         queries: [nq, d] array (numpy or torch); NaN/inf raise ``ValueError``.
-        database: [nd, d] array; pass the same object as ``queries`` (or an equal array) with ``exclude_self=True``
+        database: [nd, d] array; pass the same object as ``queries`` (or an equal array) with
+        ``exclude_self=True``
             for a leave-one-out self-search.
         k: neighbours per query; ``k > nd`` (``k > nd - 1`` with ``exclude_self``) raises ``ValueError``.
         metric: "cosine" (similarity, descending), "ip" (inner product, descending) or "l2" (squared Euclidean
             distance, ascending).
-        exclude_self: search k+1 neighbours and drop the query's own index (query i is database row i). When the
-            own index is not among the k+1 (exact duplicates elsewhere), the last neighbour is dropped instead —
+        exclude_self: search k+1 neighbours and drop the query's own index (query i is database row i). When
+        the
+            own index is not among the k+1 (exact duplicates elsewhere), the last neighbour is dropped
+            instead —
             the same rule as pytorch-metric-learning's ``FaissKNN``.
         index_key / train_vectors / nprobe: see :func:`build_index`.
         chunk_size: queries searched per faiss call.
@@ -133,8 +140,10 @@ def knn_search(
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     if k > available:
-        raise ValueError(f"k={k} is larger than the searchable database ({available} vectors"
-                         f"{' after excluding the query itself' if exclude_self else ''})")
+        raise ValueError(
+            f"k={k} is larger than the searchable database ({available} vectors"
+            f"{' after excluding the query itself' if exclude_self else ''})"
+        )
     _, normalize, _ = _metric_spec(metric)
     if normalize:
         same = db is q

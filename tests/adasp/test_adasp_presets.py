@@ -15,6 +15,7 @@ from fastreid.config import get_cfg
 import adasp  # noqa: F401
 from adasp.config import add_adasp_config
 from shared.engine import build_cfg
+from shared.engine.checkpoint import add_checkpoint_config
 from shared.engine.provenance import flatten, load_module_beside, same
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "projects" / "AdaSP" / "configs"
@@ -40,6 +41,7 @@ def _official_chain(official_file):
 def expected_config(preset):
     """{key: (value, source)} of the official run, with our documented deviations applied."""
     defaults = get_cfg()
+    add_checkpoint_config(defaults)  # shared keys build_cfg adds for every framework (MODEL.WEIGHTS_REINIT)
     add_adasp_config(defaults)
     expected = {key: (value, "default") for key, value in flatten(defaults).items()}
     for path, keys in _official_chain(PRESETS[preset]):

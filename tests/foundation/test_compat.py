@@ -54,7 +54,7 @@ def test_numpy_aliases_lvis_accumulate_path():
 
 
 def test_fastreid_imports_collections_mapping_and_torch_six():
-    import fastreid.data.build  # torch._six and collections.Mapping at import time
+    import fastreid.data.build  # noqa: F401  (torch._six and collections.Mapping at import time)
     from fastreid.evaluation.testing import flatten_results_dict
 
     assert flatten_results_dict({"a": {"b": 1.0}}) == {"a/b": 1.0}
@@ -110,3 +110,159 @@ def test_collect_env_works_with_standin():
     from detectron2.utils.collect_env import collect_env_info
 
     assert "detectron2" in collect_env_info()
+
+
+# --- detectron2 v0.6 defects repaired by shared.compat.detectron2_fixes ------------------------------------
+
+def _tiny_faster_rcnn():
+    from detectron2 import model_zoo
+    from detectron2.config import get_cfg
+    from detectron2.modeling import build_model
+
+    cfg = get_cfg()
+    cfg.merge_from_file(model_zoo.get_config_file("COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml"))
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.MODEL.WEIGHTS = ""
+    cfg.MODEL.RESNETS.DEPTH = 18
+    cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64
+    cfg.MODEL.RPN.POST_NMS_TOPK_TEST = 50
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = 3
+    cfg.TEST.DETECTIONS_PER_IMAGE = 20
+    cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = 0.0
+    model = build_model(cfg).eval()
+    image = torch.rand(3, 96, 128) * 255
+    return cfg, model, [{"image": image, "height": 96, "width": 128}]
+
+
+def test_detectron2_export_imports_without_caffe2_and_traces_faster_rcnn():
+    # detectron2/export/api.py imports caffe2.proto at module level; without the fix this import fails.
+    from detectron2.export import Caffe2Tracer, TracingAdapter, add_export_config, scripting_with_instances
+
+    assert callable(scripting_with_instances)
+    cfg, model, inputs = _tiny_faster_rcnn()
+    assert add_export_config(cfg.clone()).EXPORT_CAFFE2.USE_HEATMAP_MAX_KEYPOINT is False
+    with pytest.raises(ImportError, match="caffe2"):
+        Caffe2Tracer(cfg, model, inputs)
+
+    def inference(model, inputs):  # without postprocessing: boxes in the input resolution
+        return [{"instances": r} for r in model.inference(inputs, do_postprocess=False)]
+
+    adapter = TracingAdapter(model, [{"image": inputs[0]["image"]}], inference)  # tensors only
+    with torch.no_grad():
+        traced = torch.jit.trace(adapter, adapter.flattened_inputs, check_trace=False)
+        eager = adapter(*adapter.flattened_inputs)
+        outputs = traced(*adapter.flattened_inputs)
+    assert len(outputs) == len(eager) and len(eager) >= 3  # boxes, classes, scores
+    for a, b in zip(eager, outputs):
+        torch.testing.assert_close(a, b)
+    rebuilt = adapter.outputs_schema(outputs)[0]["instances"]
+    assert rebuilt.pred_boxes.tensor.shape[0] == eager[0].shape[0]
+
+
+def test_detectron2_torchscript_scripting_of_faster_rcnn():
+    from detectron2.export import scripting_with_instances
+    from detectron2.structures import Boxes
+
+    _, model, inputs = _tiny_faster_rcnn()
+    fields = {"proposal_boxes": Boxes, "objectness_logits": torch.Tensor, "pred_boxes": Boxes,
+              "scores": torch.Tensor, "pred_classes": torch.Tensor}
+    scripted = scripting_with_instances(model, fields)
+    images = [{"image": inputs[0]["image"]}]
+    with torch.no_grad():
+        eager = model.inference(images, do_postprocess=False)[0]
+        out = scripted.inference(images, do_postprocess=False)[0]
+    assert len(eager) == 20
+    torch.testing.assert_close(out.pred_boxes.tensor, eager.pred_boxes.tensor)
+    torch.testing.assert_close(out.scores, eager.scores)
+    assert torch.equal(out.pred_classes, eager.pred_classes)
+
+
+def test_detectron2_model_analysis_counts_faster_rcnn():
+    from detectron2.utils.analysis import flop_count_operators, parameter_count
+
+    _, model, inputs = _tiny_faster_rcnn()
+    params = parameter_count(model)
+    assert params[""] == sum(p.numel() for p in model.parameters())
+    flops = flop_count_operators(model, inputs)
+    # ResNet-18 FPN at 96x128 (padded to 96x128, divisible by 32): convolutions dominate, linear layers of
+    # the box head are counted too
+    assert flops["conv"] > 0.5 and flops["linear"] > 0
+
+
+def test_detectron2_map_dataset_retries_a_dropped_sample():
+    # detectron2/data/common.py: random.sample(set, k=1) raises TypeError on Python >= 3.11
+    from detectron2.data.common import MapDataset
+
+    def mapper(x):  # e.g. a crop that dropped every box of this image
+        return None if x % 3 == 0 else x * 10
+
+    ds = MapDataset(list(range(9)), mapper)
+    out = [ds[i] for i in range(9)]
+    assert all(v is not None and v % 10 == 0 and (v // 10) % 3 != 0 for v in out)
+    assert out[1] == 10 and out[2] == 20  # untouched when the mapper succeeds
+    never = MapDataset(list(range(4)), lambda x: None)
+    with pytest.raises(RuntimeError, match="returned None for every element"):
+        never[0]
+
+
+def test_detectron2_lr_scheduler_hook_resumes_torch2_scheduler(tmp_path):
+    # hooks.LRScheduler only checkpointed torch.optim.lr_scheduler._LRScheduler; torch 2's StepLR is not one
+    from detectron2.checkpoint import Checkpointer
+    from detectron2.engine import SimpleTrainer, hooks
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(2))
+
+        def forward(self, batch):
+            return {"loss": (self.w * batch).sum()}
+
+    def loader():
+        while True:
+            yield torch.ones(2)
+
+    def run(max_iter: int, resume: bool):
+        model = Model()
+        opt = torch.optim.SGD(model.parameters(), lr=0.1 if not resume else 123.0)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=4, gamma=0.5)
+        trainer = SimpleTrainer(model, loader(), opt)
+        ckpt = Checkpointer(model, str(tmp_path), optimizer=opt, trainer=trainer)
+        trainer.register_hooks([hooks.LRScheduler(scheduler=sched), hooks.PeriodicCheckpointer(ckpt, 10)])
+        if resume:
+            ckpt.resume_or_load("", resume=True)
+            return trainer, sched, opt
+        trainer.train(0, max_iter)
+        return trainer, sched, opt
+
+    _, sched, opt = run(10, resume=False)
+    assert sched.last_epoch == 10 and opt.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5 ** 2)
+    trainer, sched, opt = run(10, resume=True)
+    assert trainer.iter == 9
+    assert sched.last_epoch == 10  # 0 before the fix: the schedule restarted
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.025)
+
+
+def test_detectron2_polygon_crop_uses_shapely():
+    # fvcore CropTransform.apply_polygons (detectron2's crop of polygon masks) imports shapely
+    from detectron2.data.transforms import CropTransform
+
+    crop = CropTransform(10, 10, 20, 20)
+    square = np.array([[0, 0], [20, 0], [20, 20], [0, 20]], dtype=np.float64)
+    (clipped,) = crop.apply_polygons([square])
+    assert sorted(map(tuple, clipped.tolist())) == [(0.0, 0.0), (0.0, 10.0), (10.0, 0.0), (10.0, 10.0)]
+    # an upside-down U whose two legs cross the window and whose bar lies below it: two polygons
+    u_shape = np.array([[12, 0], [14, 0], [14, 32], [26, 32], [26, 0], [28, 0], [28, 40], [12, 40]], float)
+    parts = sorted(crop.apply_polygons([u_shape]), key=lambda p: p[:, 0].min())
+    assert len(parts) == 2
+    assert [(p[:, 0].min(), p[:, 0].max(), p[:, 1].min(), p[:, 1].max()) for p in parts] == [
+        (2.0, 4.0, 0.0, 20.0), (16.0, 18.0, 0.0, 20.0)]
+
+
+def test_detectron2_lazy_config_to_py_formats_with_black():
+    from detectron2.config import LazyCall, LazyConfig
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create({"model": LazyCall(torch.nn.Linear)(in_features=3, out_features=2), "lr": 0.1})
+    code = LazyConfig.to_py(cfg)
+    assert code == "cfg.lr = 0.1\ncfg.model = torch.nn.Linear(in_features=3, out_features=2)\n"

@@ -55,7 +55,8 @@ def test_model_zoo_rcnn_trains_and_infers_on_cpu(zoo_name, with_masks):
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9)
     with EventStorage(0):
         losses = model(_batch(with_masks))
-    expected = {"loss_cls", "loss_box_reg", "loss_rpn_cls", "loss_rpn_loc"} | ({"loss_mask"} if with_masks else set())
+    expected = {"loss_cls", "loss_box_reg", "loss_rpn_cls", "loss_rpn_loc"}
+    expected |= {"loss_mask"} if with_masks else set()
     assert set(losses) == expected
     total = sum(losses.values())
     assert torch.isfinite(total)

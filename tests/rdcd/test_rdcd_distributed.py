@@ -1,5 +1,6 @@
 """DDP code paths on 2 CPU processes (gloo): cross-process gather, shuffle-BN order, shared queues and the
 SSCD loss over all-gathered embeddings equal to the single-process loss on the global batch."""
+
 import os
 import socket
 
@@ -9,7 +10,8 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from rdcd.config import get_rdcd_cfg
+from rdcd.config import BASE_CONFIG, add_rdcd_config
+from shared.engine import build_cfg
 from rdcd.modeling import build_model
 from rdcd.modeling.distributed import concat_all_gather, shuffled_batch_forward
 from rdcd.modeling.queue import DescriptorQueue
@@ -22,7 +24,7 @@ def _free_port() -> int:
 
 
 def _sscd_model():
-    cfg = get_rdcd_cfg()
+    cfg = build_cfg(add_rdcd_config, BASE_CONFIG)
     cfg.MODEL.DEVICE = "cpu"
     cfg.MODEL.META_ARCHITECTURE = "SSCD"
     cfg.MODEL.SSCD.NETWORK = "sscd_r18"
@@ -38,7 +40,20 @@ def _views(rank):
     return torch.randn(3, 3, 32, 32, generator=g), torch.randn(3, 3, 32, 32, generator=g)
 
 
-def _worker(rank, port, results):
+class _MeanColour(torch.nn.Module):
+    def forward(self, images):
+        return images.mean(dim=(2, 3))
+
+
+def _extract(paths):
+    from torchvision import transforms
+
+    from rdcd.evaluation import extract_descriptors
+
+    return extract_descriptors(_MeanColour(), paths, transforms.ToTensor(), batch_size=2)
+
+
+def _worker(rank, port, results, paths):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
     torch.set_num_threads(1)
@@ -50,18 +65,32 @@ def _worker(rank, port, results):
         queue.enqueue(torch.tensor([[1.0 + rank], [3.0 + rank]]))
         view1, view2 = _views(rank)
         losses = _sscd_model()({"view1": view1, "view2": view2})
+        descriptors = _extract(paths)  # each rank embeds its shard; only rank 0 receives them all
         results[rank] = dict(
-            gathered=gathered.tolist(), shuffled=shuffled.view(-1).tolist(), queue=queue.features.view(-1).tolist(),
-            pointer=int(queue.pointer), loss=float(losses["loss_infonce"]), entropy=float(losses["loss_entropy"]),
+            descriptors=None if descriptors is None else descriptors.tolist(),
+            gathered=gathered.tolist(),
+            shuffled=shuffled.view(-1).tolist(),
+            queue=queue.features.view(-1).tolist(),
+            pointer=int(queue.pointer),
+            loss=float(losses["loss_infonce"]),
+            entropy=float(losses["loss_entropy"]),
         )
     finally:
         dist.destroy_process_group()
 
 
 @pytest.mark.slow
-def test_two_process_gloo_paths():
+def test_two_process_gloo_paths(tmp_path):
+    from PIL import Image
+
+    paths = []
+    for i in range(5):
+        paths.append(str(tmp_path / f"R{i:06d}.png"))
+        Image.new("RGB", (8, 8), (10 * i, 20 * i, 30 * i)).save(paths[-1])
     results = mp.Manager().dict()
-    mp.spawn(_worker, args=(_free_port(), results), nprocs=2, join=True)
+    mp.spawn(_worker, args=(_free_port(), results, paths), nprocs=2, join=True)
+    assert results[1]["descriptors"] is None
+    torch.testing.assert_close(torch.tensor(results[0]["descriptors"]), torch.from_numpy(_extract(paths)))
     for rank in (0, 1):
         r = results[rank]
         assert r["gathered"] == [[0.0] * 3] * 2 + [[1.0] * 3] * 2

@@ -1,5 +1,6 @@
 """Train an SSCD teacher and distil an RDCD student for a few iterations on a tiny synthetic set, through
 the project's trainer (metrics, checkpoints, resume, evaluation with the shared copy-detection metrics)."""
+
 import json
 from pathlib import Path
 
@@ -8,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from rdcd.config import get_rdcd_cfg
-from rdcd.engine import RDCDTrainer
+from rdcd.config import add_rdcd_config
+from shared.engine import build_cfg
+from rdcd.trainer import RDCDTrainer
 from rdcd.evaluation import evaluate_copy_detection_model
 
 SYNTHETIC_BASE = Path(__file__).resolve().parents[2] / "projects/RDCD/configs/synthetic/Base-synthetic.yaml"
@@ -17,10 +19,15 @@ METRICS = {"uAP", "accuracy_at_1", "uAP_sn", "accuracy_at_1_sn", "descriptor_dim
 
 
 def _cfg(tmp_path, out, **overrides):
-    cfg = get_rdcd_cfg()
-    cfg.merge_from_file(str(SYNTHETIC_BASE))
+    cfg = build_cfg(add_rdcd_config, str(SYNTHETIC_BASE))
     s = cfg.DATASETS.SYNTHETIC_COPY_DETECTION
-    s.NUM_REFERENCES, s.NUM_MATCHING_QUERIES, s.NUM_DISTRACTOR_QUERIES, s.NUM_TRAIN, s.IMAGE_SIZE = 8, 4, 2, 8, 32
+    s.NUM_REFERENCES, s.NUM_MATCHING_QUERIES, s.NUM_DISTRACTOR_QUERIES, s.NUM_TRAIN, s.IMAGE_SIZE = (
+        8,
+        4,
+        2,
+        8,
+        32,
+    )
     cfg.INPUT.COPY_DETECTION.TRAIN_SIZE = 32
     cfg.INPUT.COPY_DETECTION.TEST_SIZE = 32
     cfg.SOLVER.IMS_PER_BATCH = 4
@@ -44,7 +51,9 @@ def datasets_root(tmp_path, monkeypatch):
 
 def test_teacher_then_student_then_resume(datasets_root):
     tmp_path = datasets_root
-    teacher_cfg = _cfg(tmp_path, "teacher", **{"MODEL.META_ARCHITECTURE": "SSCD", "MODEL.SSCD.NETWORK": "sscd_r18"})
+    teacher_cfg = _cfg(
+        tmp_path, "teacher", **{"MODEL.META_ARCHITECTURE": "SSCD", "MODEL.SSCD.NETWORK": "sscd_r18"}
+    )
     teacher = RDCDTrainer(teacher_cfg)
     teacher.resume_or_load(resume=False)
     results = teacher.train()
@@ -54,9 +63,14 @@ def test_teacher_then_student_then_resume(datasets_root):
     log = [json.loads(line) for line in open(tmp_path / "teacher" / "metrics.json")]
     assert any("loss_entropy" in row for row in log)
 
-    student_cfg = _cfg(tmp_path, "student", **{
-        "MODEL.RDCD.TEACHER_WEIGHTS": str(tmp_path / "teacher" / "model_final.pth"), "MODEL.RDCD.DIM": 8,
-    })
+    student_cfg = _cfg(
+        tmp_path,
+        "student",
+        **{
+            "MODEL.RDCD.TEACHER_WEIGHTS": str(tmp_path / "teacher" / "model_final.pth"),
+            "MODEL.RDCD.DIM": 8,
+        },
+    )
     student = RDCDTrainer(student_cfg)
     assert torch.equal(student.model.teacher.fc.weight, teacher.model.network.fc.weight)
     student.resume_or_load(resume=False)
@@ -75,7 +89,7 @@ def test_perfect_descriptors_give_full_micro_ap(datasets_root):
     """A 'model' that returns each image's exact reference descriptor for copies scores µAP = 100."""
     cfg = _cfg(datasets_root, "oracle")
     cfg.TEST.COPY_DETECTION.SCORE_NORM = False
-    from rdcd.data import get_copy_detection_dataset
+    from rdcd.datasets import get_copy_detection_dataset
 
     split = get_copy_detection_dataset("synthetic_disc21", cfg)
     gt = dict(split.ground_truth())
@@ -98,14 +112,16 @@ def test_perfect_descriptors_give_full_micro_ap(datasets_root):
         def forward(self, images):
             return torch.stack([self.table[round(float(x.sum()), 2)] for x in images])
 
-    from rdcd.data import build_test_transform
+    from rdcd.transforms import build_test_transform
     from PIL import Image
 
     transform = build_test_transform(cfg)
     table = {}
     for part in ("references", "queries"):
         for image_id, path in split.images(part):
-            table[round(float(transform(Image.open(path).convert("RGB")).sum()), 2)] = path_to_vector[image_id]
+            table[round(float(transform(Image.open(path).convert("RGB")).sum()), 2)] = path_to_vector[
+                image_id
+            ]
     metrics = evaluate_copy_detection_model(cfg, Oracle(table), "synthetic_disc21")
     assert metrics["uAP"] == pytest.approx(100.0)
     assert metrics["accuracy_at_1"] == pytest.approx(100.0)

@@ -1,4 +1,5 @@
 """shared.engine.trainer.GenericTrainer: trains any nn.Module, writes metrics, checkpoints and resumes."""
+
 import json
 import os
 from collections import OrderedDict
@@ -6,6 +7,7 @@ from collections import OrderedDict
 import shared  # noqa: F401  (compat layer before detectron2)
 import torch
 from detectron2.config import get_cfg
+from detectron2.utils.events import EventStorage
 
 from shared.engine.trainer import GenericTrainer
 
@@ -78,3 +80,50 @@ def test_generic_trainer_trains_writes_metrics_and_resumes(tmp_path):
     assert torch.allclose(resumed.model.linear.weight, trainer.model.linear.weight)
     resumed.train()
     assert resumed.iter == 25  # TrainerBase leaves iter one past the last step
+
+
+class _AutocastProbe(torch.nn.Module):
+    """Records the dtype a Linear computes in and whether autocast was on during the forward."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(3, 1)
+        self.seen = []
+
+    def forward(self, batch):
+        x, y = batch
+        out = self.linear(x).squeeze(1)
+        self.seen.append((torch.is_autocast_enabled("cpu"), out.dtype))
+        return {"loss_mse": torch.nn.functional.mse_loss(out.float(), y)}
+
+
+class _AmpTrainer(_Trainer):
+    @classmethod
+    def build_model(cls, cfg):
+        return _AutocastProbe()
+
+
+def test_amp_step_on_cpu_uses_bfloat16_autocast(tmp_path):
+    cfg = _cfg(tmp_path, 1)
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.SOLVER.AMP.ENABLED = True
+    trainer = _AmpTrainer(cfg)
+    assert (
+        trainer.amp_enabled and trainer.amp_dtype == torch.bfloat16 and not trainer.grad_scaler.is_enabled()
+    )
+    before = trainer.model.linear.weight.detach().clone()
+    trainer.resume_or_load(resume=False)
+    trainer.iter = trainer.start_iter = 0
+    with EventStorage(0):
+        trainer.run_step()
+    assert trainer.model.seen == [(True, torch.bfloat16)]  # the forward ran under bfloat16 autocast
+    assert trainer.model.linear.weight.dtype == torch.float32  # parameters stay float32
+    assert not torch.equal(trainer.model.linear.weight.detach(), before)  # and the step updated them
+    assert not torch.is_autocast_enabled("cpu")  # nothing leaks out of the step
+
+    cfg.SOLVER.AMP.ENABLED = False
+    plain = _AmpTrainer(cfg)
+    plain.iter = 0
+    with EventStorage(0):
+        plain.run_step()
+    assert plain.model.seen == [(False, torch.float32)]

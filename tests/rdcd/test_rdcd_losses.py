@@ -1,4 +1,5 @@
 """RDCD / SSCD losses on hand-checkable cases, parity with pytorch-metric-learning, gradient checks."""
+
 import math
 
 import rdcd  # noqa: F401
@@ -75,7 +76,9 @@ def test_koleo_hand_computed():
     assert koleo_entropy_loss(e, ids).item() == pytest.approx(-0.5 * math.log(0.8), rel=1e-6)
     # duplicates of different instances: distance 0 clamped to sqrt(1e-6)
     same = torch.tensor([[1.0, 0.0], [1.0, 0.0]])
-    assert koleo_entropy_loss(same, torch.tensor([0, 1])).item() == pytest.approx(-0.5 * math.log(1e-6), rel=1e-5)
+    assert koleo_entropy_loss(same, torch.tensor([0, 1])).item() == pytest.approx(
+        -0.5 * math.log(1e-6), rel=1e-5
+    )
 
 
 def test_queue_wraps_around_and_keeps_newest():
@@ -99,7 +102,9 @@ def test_one_queue_uses_the_old_queue_then_enqueues_teacher():
     student = F.normalize(torch.randn(3, 4), dim=1)
     teacher = F.normalize(torch.randn(3, 4), dim=1)
     loss = kd(student, teacher)
-    assert loss.item() == pytest.approx(relational_kd_loss(student @ bank.t(), teacher @ bank.t(), 0.04).item())
+    assert loss.item() == pytest.approx(
+        relational_kd_loss(student @ bank.t(), teacher @ bank.t(), 0.04).item()
+    )
     assert torch.equal(kd.teacher_queue.features[:3], teacher)
     assert kd(teacher, teacher).item() == pytest.approx(0.0, abs=1e-6)  # same embeddings, same distributions
     with pytest.raises(ValueError, match="KD_DIM"):

@@ -1,14 +1,15 @@
 """Descriptor networks, weight loading, the RDCD and SSCD meta-architectures, LARS."""
+
 import copy
 from pathlib import Path
 
 import rdcd  # noqa: F401
 import pytest
 import torch
-import torch.nn.functional as F
 import torchvision
 
-from rdcd.config import get_rdcd_cfg
+from rdcd.config import BASE_CONFIG, add_rdcd_config
+from shared.engine import build_cfg
 from rdcd.modeling import build_model, build_network, load_network_weights
 from rdcd.modeling.distributed import shuffled_batch_forward
 from rdcd.modeling.networks import GeM, ViTClsGeMDescriptor
@@ -21,9 +22,9 @@ def test_gem_limits():
     assert torch.allclose(GeM(60.0)(x), x.amax(dim=(2, 3)), rtol=0.05)
 
 
-@pytest.mark.parametrize("name", ["efficientnet_b0", "mobilenetv3_large_100", "fastvit_t12"])
+@pytest.mark.parametrize("name", ["efficientnet_b0", "mobilenet_v3_large", "fastvit_t12"])
 def test_student_networks_give_unit_descriptors(name):
-    net = build_network(name, out_dim=32, gem_p=3.0, dropout=0.2).eval()
+    net = build_network(name, out_dim=32, gem_p=3.0).eval()
     out = net(torch.randn(2, 3, 64, 64))
     assert out.shape == (2, 32)
     assert torch.allclose(out.norm(dim=1), torch.ones(2), atol=1e-5)
@@ -62,17 +63,20 @@ def test_sscd_teacher_loads_torchvision_layout_and_torchscript(tmp_path):
 
 
 def test_efficientnet_student_has_the_official_torchvision_layout(tmp_path):
-    """The EfficientNet-B0 student is torchvision's (spec): an ImageNet file (1000-class head) loads into its
-    trunk with our 512-d head kept; a whole distilled student loads from one of our RDCD checkpoints."""
+    """The EfficientNet-B0 student is torchvision's (official get_encoder): an ImageNet file (1000-class head)
+    loads into its trunk with our 512-d head kept; a whole distilled student loads from one of our RDCD
+    checkpoints."""
     from rdcd.modeling.student import Student, load_student_weights
 
     imagenet = torchvision.models.efficientnet_b0(weights=None)  # 1000 classes, like torchvision's file
     torch.save(imagenet.state_dict(), tmp_path / "efficientnet_b0_imagenet.pth")
     student = Student("efficientnet_b0", kd_dim=512, dim=64)
-    head_before = student.network.classifier[1].weight.detach().clone()
+    head_before = student.backbone.classifier[1].weight.detach().clone()
     load_student_weights(student, str(tmp_path / "efficientnet_b0_imagenet.pth"))
-    assert torch.equal(student.network.features[3][1].block[0][0].weight, imagenet.features[3][1].block[0][0].weight)
-    assert torch.equal(student.network.classifier[1].weight, head_before)  # 1000-class head skipped
+    assert torch.equal(
+        student.backbone.features[3][1].block[0][0].weight, imagenet.features[3][1].block[0][0].weight
+    )
+    assert torch.equal(student.backbone.classifier[1].weight, head_before)  # 1000-class head skipped
 
     model = build_model(_tiny_rdcd_cfg(STUDENT="efficientnet_b0"))
     torch.save({"model": model.state_dict(), "iteration": 3}, tmp_path / "model_final.pth")
@@ -88,7 +92,7 @@ def test_efficientnet_student_has_the_official_torchvision_layout(tmp_path):
 
 
 def _tiny_rdcd_cfg(**rdcd_keys):
-    cfg = get_rdcd_cfg()
+    cfg = build_cfg(add_rdcd_config, BASE_CONFIG)
     cfg.MODEL.DEVICE = "cpu"
     cfg.MODEL.RDCD.TEACHER = "sscd_r18"
     cfg.MODEL.RDCD.KD_DIM = 32
@@ -103,8 +107,8 @@ def _tiny_rdcd_cfg(**rdcd_keys):
 def test_rdcd_train_step_single_process():
     model = build_model(_tiny_rdcd_cfg())
     model.train()
-    assert not model.teacher.training
-    teacher_before = copy.deepcopy(model.teacher.state_dict())
+    assert model.teacher.training  # TEACHER_BN "batch" (the default, as the official Lightning run)
+    teacher_before = copy.deepcopy(dict(model.teacher.named_parameters()))
     student_before = [p.detach().clone() for p in model.student.parameters()]
     key_before = [p.detach().clone() for p in model.key_encoder.parameters()]
     batch = {"view1": torch.randn(4, 3, 32, 32), "view2": torch.randn(4, 3, 32, 32)}
@@ -115,9 +119,10 @@ def test_rdcd_train_step_single_process():
     sum(losses.values()).backward()
     optimizer.step()
     assert int(model.key_queue.pointer) == 4 and int(model.relational_kd.teacher_queue.pointer) == 4
-    for name, tensor in model.teacher.state_dict().items():
+    for name, tensor in model.teacher.named_parameters():
         assert torch.equal(tensor, teacher_before[name]), name
-    # the key encoder moved by (1 - m) towards the student *before* this step: theta_k = m theta_k + (1-m) theta_q
+    # the key encoder moved by (1 - m) towards the student *before* this step: theta_k = m theta_k + (1-m)
+    # theta_q
     m = model.momentum
     for k_new, k_old, q_old in zip(model.key_encoder.parameters(), key_before, student_before):
         assert torch.allclose(k_new, m * k_old + (1 - m) * q_old, atol=1e-6)
@@ -140,7 +145,7 @@ def test_shuffled_forward_restores_order():
 
 
 def test_sscd_train_step():
-    cfg = get_rdcd_cfg()
+    cfg = build_cfg(add_rdcd_config, BASE_CONFIG)
     cfg.MODEL.DEVICE = "cpu"
     cfg.MODEL.META_ARCHITECTURE = "SSCD"
     cfg.MODEL.SSCD.NETWORK = "sscd_r18"
@@ -168,19 +173,19 @@ def test_lars_single_step_hand_computed():
 
 
 @pytest.mark.parametrize(
-    "config", sorted(str(p) for p in (Path(__file__).resolve().parents[2] / "projects/RDCD/configs").rglob("*.yaml"))
+    "config",
+    sorted(str(p) for p in (Path(__file__).resolve().parents[2] / "projects/RDCD/configs").rglob("*.yaml")),
 )
 def test_every_config_merges_and_names_registered_parts(config):
-    """Every shipped yaml merges onto get_rdcd_cfg() (no unknown key) and names registered networks."""
-    from rdcd.modeling.meta_arch import META_ARCH_REGISTRY
-    from rdcd.modeling.networks import NETWORK_REGISTRY
+    """Every shipped yaml builds with build_cfg(add_rdcd_config) (no unknown key), names known networks."""
+    from detectron2.modeling import META_ARCH_REGISTRY
+    from rdcd.modeling.networks import NETWORK_REGISTRY, STUDENT_BACKBONE_REGISTRY
 
-    cfg = get_rdcd_cfg()
-    cfg.merge_from_file(config)
+    cfg = build_cfg(add_rdcd_config, config)
     assert cfg.MODEL.META_ARCHITECTURE in META_ARCH_REGISTRY
     network = cfg.MODEL.SSCD.NETWORK if cfg.MODEL.META_ARCHITECTURE == "SSCD" else cfg.MODEL.RDCD.TEACHER
     assert network in NETWORK_REGISTRY
-    assert cfg.MODEL.RDCD.STUDENT in NETWORK_REGISTRY
+    assert cfg.MODEL.RDCD.STUDENT in STUDENT_BACKBONE_REGISTRY
 
 
 def test_demo_students_are_the_resnet18_configs():
@@ -188,10 +193,54 @@ def test_demo_students_are_the_resnet18_configs():
     base = Path(__file__).resolve().parents[2] / "projects/RDCD/configs/synthetic"
     dims = []
     for dim in (64, 256):
-        cfg = get_rdcd_cfg()
-        cfg.merge_from_file(str(base / f"rdcd_r18_{dim}.yaml"))
+        cfg = build_cfg(add_rdcd_config, str(base / f"rdcd_r18_{dim}.yaml"))
         cfg.MODEL.RDCD.TEACHER_WEIGHTS = ""
         model = build_model(cfg).eval()
         dims.append(model(torch.randn(2, 3, 64, 64)).shape[1])
-        assert cfg.MODEL.RDCD.STUDENT == "sscd_r18"
+        assert cfg.MODEL.RDCD.STUDENT == "resnet18"
     assert dims == [64, 256]
+
+
+def test_config_adder_only_adds_keys():
+    """add_rdcd_config leaves every detectron2 default as it was (values for them live in Base-RDCD.yaml)."""
+    from detectron2.config import get_cfg
+
+    def flat(node, prefix=""):
+        out = {}
+        for key, value in node.items():
+            out.update(
+                flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value}
+            )
+        return out
+
+    defaults = flat(get_cfg())
+    cfg = get_cfg()
+    add_rdcd_config(cfg)
+    added = flat(cfg)
+    assert {k: added[k] for k in defaults} == defaults
+    assert "MODEL.RDCD.LOSS.KD_MODE" in added and "SOLVER.OPTIMIZER" in added
+
+
+@pytest.mark.parametrize(
+    "key, value, name",
+    [
+        ("MODEL.RDCD.LOSS.KD_MODE", "three_queue", "relational"),
+        ("SOLVER.OPTIMIZER", "Adagrad", "optimizer"),
+    ],
+)
+def test_fixed_choices_are_dicts_with_named_errors(key, value, name):
+    from rdcd.modeling.relational import RELATIONAL_KD_MODES, build_relational_kd
+    from rdcd.solver import OPTIMIZERS, build_optimizer
+
+    assert set(RELATIONAL_KD_MODES) == {"one_queue", "two_queue"} and set(OPTIMIZERS) == {
+        "SGD",
+        "LARS",
+        "AdamW",
+    }
+    cfg = build_cfg(add_rdcd_config, BASE_CONFIG)
+    with pytest.raises(KeyError, match=f"{key}.*{value}.*choose one of"):
+        if name == "relational":
+            build_relational_kd(value, 4, 8, 0.1)
+        else:
+            cfg.SOLVER.OPTIMIZER = value
+            build_optimizer(cfg, torch.nn.Linear(2, 2))

@@ -1,5 +1,7 @@
-"""Copy-detection metrics: hand-computed DISC21 cases (ties, duplicates, queries without ground truth), agreement with
-a direct implementation of the spec's definitions, score normalisation, codecs and bad input."""
+"""Copy-detection metrics: hand-computed DISC21 cases (ties, duplicates, queries without ground truth),
+agreement with a direct implementation of the metric definitions (isc2021 metrics.py), score normalisation,
+exact global candidates, codecs, unknown ids and bad input."""
+
 import numpy as np
 import pytest
 
@@ -15,7 +17,7 @@ from shared.retrieval.knn import l2_normalize
 
 
 def _direct_metrics(preds, gt):
-    """The spec's definitions written as plainly as possible (python lists, one prediction at a time)."""
+    """isc2021's definitions written as plainly as possible (python lists, one prediction at a time)."""
     gt_pairs = {(q, r) for q, r in gt.items() if r is not None}
     # sort by score descending; among equal scores negatives first (worst case)
     ordered = sorted(preds, key=lambda p: (-p[2], (p[0], p[1]) in gt_pairs))
@@ -98,7 +100,8 @@ def test_end_to_end_and_score_normalisation_equals_augmented_vectors():
     q, r, gt, bg = _descriptors()
     res = evaluate_copy_detection(q, r, gt, k=10, background_descriptors=bg)
     assert res.num_predictions == len(q) * 10 and res.num_gt == 60
-    # the spec's trick: append -beta*m to each query and 1 to each reference, then inner-product retrieval
+    # the score-normalisation trick: append -beta*m to each query and 1 to each reference, then
+    # inner-product retrieval
     offsets = score_normalize(q, bg, k=3, beta=1.0)
     sims_bg = np.sort(q @ bg.T, axis=1)[:, ::-1][:, :3]
     np.testing.assert_allclose(offsets, sims_bg.mean(1), rtol=1e-5)
@@ -113,18 +116,73 @@ def test_end_to_end_and_score_normalisation_equals_augmented_vectors():
     assert res.accuracy_at_1_sn == res.accuracy_at_1  # normalisation never changes a query's own ranking
 
 
-def test_global_candidates_keep_the_best_pairs_overall():
+def _exact_global(scores, n):
+    """The n best (query, reference) pairs of a dense score matrix, by a plain sort."""
+    order = np.argsort(-scores, axis=None, kind="stable")[:n]
+    return [(int(i), int(j), float(scores[i, j])) for i, j in zip(*np.unravel_index(order, scores.shape))]
+
+
+def test_global_candidates_are_the_exact_best_pairs_overall():
     q, r, gt, bg = _descriptors(3)
-    res = evaluate_copy_detection(q, r, gt, k=2, candidates="global", max_per_query=20, background_descriptors=bg)
+    res, preds = evaluate_copy_detection(q, r, gt, k=2, candidates="global", return_predictions=True)
     assert res.num_predictions == 2 * len(q)
-    scores = q @ r.T
-    top = np.sort(scores, axis=1)[:, ::-1][:, :20]  # at most 20 per query
-    best = np.sort(top.ravel())[::-1][: 2 * len(q)]
-    pairs = [(i, int(j), float(scores[i, j])) for i in range(len(q)) for j in np.argsort(-scores[i])[:20]
-             if scores[i, j] >= best[-1]]
-    assert res.uAP == pytest.approx(_direct_metrics(pairs, gt)[0], abs=1e-6)
+    direct = _exact_global((q @ r.T).astype(np.float64), 2 * len(q))
+    assert res.uAP == pytest.approx(_direct_metrics(direct, gt)[0], abs=1e-6)
+    assert sorted(zip(preds.query.tolist(), preds.reference.tolist())) == sorted((i, j) for i, j, _ in direct)
+    # with score normalisation the selection is redone on the normalised scores
+    res_sn = evaluate_copy_detection(q, r, gt, k=2, candidates="global", background_descriptors=bg)
+    offsets = score_normalize(q, bg)
+    direct_sn = _exact_global((q @ r.T).astype(np.float64) - offsets[:, None], 2 * len(q))
+    assert res_sn.uAP_sn == pytest.approx(_direct_metrics(direct_sn, gt)[0], abs=1e-5)
     with pytest.raises(ValueError, match="candidates"):
         evaluate_copy_detection(q, r, gt, candidates="all")
+
+
+def test_global_candidates_are_not_capped_per_query():
+    """One query owns more than 100 of the global top pairs: all of them are kept (a 100-per-query shortlist
+    would drop some and change µAP)."""
+    rng = np.random.default_rng(7)
+    d, n_ref, n_q = 16, 400, 30
+    refs = l2_normalize(rng.normal(size=(n_ref, d)))
+    hub = refs[:150].mean(0)  # query 0 is close to 150 references
+    queries = l2_normalize(np.vstack([hub, rng.normal(size=(n_q - 1, d))]))
+    refs[:150] = l2_normalize(refs[:150] * 0.05 + hub)
+    gt = {i: int(rng.integers(150, n_ref)) for i in range(1, n_q)}
+    gt[0] = int(np.argsort(-(queries[0] @ refs.T))[120])  # query 0's copy is its 121st neighbour
+    k = 10
+    res, preds = evaluate_copy_detection(queries, refs, gt, k=k, candidates="global", return_predictions=True)
+    assert int((preds.query == 0).sum()) > 100
+    direct = _exact_global((queries @ refs.T).astype(np.float64), k * n_q)
+    assert sum(1 for i, _, _ in direct if i == 0) > 100
+    assert res.uAP == pytest.approx(_direct_metrics(direct, gt)[0], abs=1e-6)
+    scores = queries @ refs.T
+    capped = [(i, int(j), float(scores[i, j])) for i in range(n_q) for j in np.argsort(-scores[i])[:100]]
+    capped = sorted(capped, key=lambda p: -p[2])[: k * n_q]  # the former 100-per-query shortlist
+    assert _direct_metrics(capped, gt)[0] == 0.0 < res.uAP  # the copy was cut by the shortlist
+
+
+def test_unknown_ids_are_an_error_naming_the_closest_known_id():
+    """An id with an extension, a typo or an unknown id used to count as a miss (µAP 0, exit status 0)."""
+    q, r, gt, _ = _descriptors(1)
+    qids = np.array([f"Q{i:05d}" for i in range(len(q))])
+    rids = np.array([f"R{i:06d}" for i in range(len(r))])
+    named = {qids[qi]: rids[ri] for qi, ri in gt.items()}
+    with_extension = {f"{k}.jpg": v for k, v in named.items()}
+    with pytest.raises(
+        ValueError,
+        match=r"60 of the 60 ground-truth query ids .*'Q00000.jpg'.*closest known id "
+        r"to 'Q00000.jpg' is 'Q00000'",
+    ):
+        evaluate_copy_detection(q, r, with_extension, query_ids=qids, reference_ids=rids, k=5)
+    typo = dict(named)
+    typo["Q00003"] = "R00O003"  # letter O for a zero
+    with pytest.raises(ValueError, match=r"1 of the 60 ground-truth reference ids.*'R00O003'.*'R000003'"):
+        evaluate_copy_detection(q, r, typo, query_ids=qids, reference_ids=rids, k=5)
+    preds = [("Q00000", "R000000", 0.9), ("Q99999", "R000001", 0.8)]
+    with pytest.raises(ValueError, match=r"prediction query ids.*'Q99999'"):
+        micro_average_precision(preds, {"Q00000": "R000000"}, query_ids=qids, reference_ids=rids)
+    ok = micro_average_precision(preds[:1], {"Q00000": "R000000"}, query_ids=qids, reference_ids=rids)
+    assert ok.uAP == pytest.approx(100.0)
 
 
 def test_ids_and_codec():
@@ -138,7 +196,9 @@ def test_ids_and_codec():
     whitened = apply_codec(q, "PCAW16,L2norm,Flat", bg)
     assert whitened.shape == (len(q), 16)
     np.testing.assert_allclose(np.linalg.norm(whitened, axis=1), 1.0, rtol=1e-5)
-    c = evaluate_copy_detection(q, r, gt, k=5, codec="PCAW16,L2norm,Flat", codec_train=bg, background_descriptors=bg)
+    c = evaluate_copy_detection(
+        q, r, gt, k=5, codec="PCAW16,L2norm,Flat", codec_train=bg, background_descriptors=bg
+    )
     assert 0.0 <= c.uAP <= 100.0 and c.uAP_sn is not None
 
 
@@ -149,7 +209,7 @@ def test_copy_detection_bad_input():
     with pytest.raises(ValueError, match="L2-normalised"):
         score_normalize(q, bg * 3.0)
     with pytest.raises(ValueError, match="larger than the searchable database"):
-        evaluate_copy_detection(q, r[:5], gt, k=10)
+        evaluate_copy_detection(q, r[:5], {i: i for i in range(5)}, k=10)
     with pytest.raises(ValueError, match="empty"):
         evaluate_copy_detection(q[:0], r, gt)
     with pytest.raises(ValueError, match="must be trained"):

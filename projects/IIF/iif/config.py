@@ -2,6 +2,8 @@
 from detectron2.config import CfgNode as CN
 
 from shared.engine.validation import check_choice, check_positive, check_range, config_check
+from shared.evaluation.backend import BACKENDS
+from shared.evaluation.config import add_evaluation_config
 
 
 def add_iif_config(cfg: CN) -> None:
@@ -40,6 +42,8 @@ def add_iif_config(cfg: CN) -> None:
     # Temperature of the cosine mask predictor (NormedConv2d, 20 in the official runs); used by
     # MODEL.ROI_MASK_HEAD.NAME "NormedMaskRCNNConvUpsampleHead".
     cfg.MODEL.ROI_MASK_HEAD.COSINE_SCALE = 20.0
+    # TEST.EVAL_BACKEND: "faster_coco_eval" (default) or "lvis" (lvis-api; shared.evaluation)
+    add_evaluation_config(cfg)
 
 
 @config_check(add_iif_config)
@@ -52,3 +56,4 @@ def _check_iif_config(cfg: CN) -> None:
     check_range(cfg, "MODEL.ROI_BOX_HEAD.IIF.BG_WEIGHT")
     check_positive(cfg, "MODEL.ROI_BOX_HEAD.COSINE_SCALE")
     check_positive(cfg, "MODEL.ROI_MASK_HEAD.COSINE_SCALE")
+    check_choice(cfg, "TEST.EVAL_BACKEND", BACKENDS)

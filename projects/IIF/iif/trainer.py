@@ -6,10 +6,11 @@ import os
 
 from detectron2.data import MetadataCatalog
 from detectron2.engine import DefaultTrainer
-from detectron2.evaluation import COCOEvaluator, DatasetEvaluator, LVISEvaluator
+from detectron2.evaluation import DatasetEvaluator
 
 from iif.evaluation import IIFEvaluator
 from shared.engine import AtomicCheckpointing
+from shared.evaluation import LVISEvaluator, build_coco_evaluator
 
 __all__ = ["IIFTrainer"]
 
@@ -21,9 +22,11 @@ class IIFTrainer(AtomicCheckpointing, DefaultTrainer):
     def build_evaluator(cls, cfg, dataset_name: str, output_folder: str | None = None) -> DatasetEvaluator:
         output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
         max_dets = cfg.TEST.DETECTIONS_PER_IMAGE
+        backend = cfg.TEST.EVAL_BACKEND  # shared.evaluation: faster-coco-eval or the reference tools
         if MetadataCatalog.get(dataset_name).get("evaluator_type", "lvis") == "coco":
-            metrics = COCOEvaluator(dataset_name, output_dir=output_folder, use_fast_impl=False,
-                                    max_dets_per_image=max_dets)
+            metrics = build_coco_evaluator(dataset_name, backend, output_dir=output_folder,
+                                           max_dets_per_image=max_dets)
         else:
-            metrics = LVISEvaluator(dataset_name, output_dir=output_folder, max_dets_per_image=max_dets)
+            metrics = LVISEvaluator(dataset_name, output_dir=output_folder, max_dets_per_image=max_dets,
+                                    backend=backend)
         return IIFEvaluator(cfg, metrics, dataset_name=dataset_name)

@@ -1,38 +1,53 @@
 """Config keys of the RDCD project (a detectron2 ``CfgNode``; every key carries a comment).
 
-``get_rdcd_cfg()`` = detectron2's ``get_cfg()`` + :func:`add_rdcd_config`; yaml files in ``configs/``
-use ``_BASE_`` inheritance like every detectron2 project.
+Build a config with the front door, ``shared.engine.build_cfg(add_rdcd_config, "configs/Base-RDCD.yaml",
+opts)``;
+the adder only ADDS keys. Values of detectron2's own keys for this project (``MODEL.META_ARCHITECTURE``,
+``SOLVER.*``, ``DATASETS.TRAIN/TEST``) live in ``configs/Base-RDCD.yaml``, which every yaml inherits.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+import os
 
 from detectron2.config import CfgNode as CN
 
-from shared.engine import build_cfg
+from shared.engine.validation import check_choice, check_positive, check_range, config_check
+
+#: the base yaml every RDCD config inherits (the official DISC21 recipe)
+BASE_CONFIG = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs", "Base-RDCD.yaml"
+)
 
 
 def add_rdcd_config(cfg: CN) -> None:
-    """Add the RDCD / SSCD keys to ``cfg`` in place (defaults = the official DISC21 recipe, spec §4)."""
-    # "RDCD" (distil a compact student from a frozen teacher) or "SSCD" (train a descriptor network with
-    # SSCD's InfoNCE + KoLeo objective: the teacher / baseline); see rdcd.modeling.meta_arch
-    cfg.MODEL.META_ARCHITECTURE = "RDCD"
-    # "auto" = CUDA when available, else CPU (shared.engine.resolve_device)
-    cfg.MODEL.DEVICE = "auto"
+    """Add the RDCD / SSCD keys to ``cfg`` in place (defaults = the official DISC21 recipe, RDCD
+    ``train.sh``).
 
+    ``MODEL.META_ARCHITECTURE`` ("RDCD" or "SSCD", registered in detectron2's ``META_ARCH_REGISTRY``) is set
+    by the yaml files.
+    """
     # convert BatchNorm to SyncBatchNorm when training with several CUDA processes (the official recipe)
     cfg.MODEL.SYNC_BN = True
 
     cfg.MODEL.RDCD = CN()
-    # teacher descriptor network (rdcd.modeling.networks registry): sscd_r50 | sscd_rx101 | dino_vitb8 | sscd_r18 ...
+    # teacher descriptor network (rdcd.modeling.networks.NETWORK_REGISTRY): sscd_r50 | sscd_rx101 |
+    # dino_vitb8 | sscd_r18 ...
     cfg.MODEL.RDCD.TEACHER = "sscd_r50"
-    # local teacher weights: SSCD TorchScript, torchvision/timm state dict or a checkpoint of our SSCD trainer;
+    # local teacher weights: SSCD TorchScript, torchvision/timm state dict or a checkpoint of our SSCD
+    # trainer;
     # "" = random init (only meaningful for smoke tests: a random teacher teaches nothing)
     cfg.MODEL.RDCD.TEACHER_WEIGHTS = ""
-    # student trunk (pretrained=False): efficientnet_b0 (torchvision) | mobilenetv3_large_100 | fastvit_t12 (timm)
+    # how the frozen teacher's BatchNorm runs: "batch" = batch statistics (the official Lightning code: the
+    # teacher is frozen once, then Lightning puts the whole module in train mode) or "frozen" = running
+    # statistics (eval mode); the teacher's weights never change in either mode
+    cfg.MODEL.RDCD.TEACHER_BN = "batch"
+    # student backbone in the official layout (rdcd.modeling.networks.STUDENT_BACKBONE_REGISTRY,
+    # pretrained=False):
+    # efficientnet_b0 | mobilenet_v3_large (torchvision) | fastvit_t12 (timm) | resnet18 | resnet50
     cfg.MODEL.RDCD.STUDENT = "efficientnet_b0"
-    # optional local student weights: torchvision EfficientNet-B0 / timm ImageNet trunk (its classifier is
-    # skipped) or a whole distilled student (a checkpoint of this trainer); "" = random init
+    # optional local student weights: an official RDCD checkpoint (.ckpt), a checkpoint of this trainer or
+    # ImageNet backbone weights (torchvision / timm; the 1000-class classifier is skipped); "" = random init
     cfg.MODEL.RDCD.STUDENT_WEIGHTS = ""
     # distillation space = teacher descriptor dimension (512 for SSCD, 1536 for DINO ViT-B/8)
     cfg.MODEL.RDCD.KD_DIM = 512
@@ -40,8 +55,6 @@ def add_rdcd_config(cfg: CN) -> None:
     cfg.MODEL.RDCD.DIM = 256
     # GeM pooling exponent p
     cfg.MODEL.RDCD.GEM_P = 3.0
-    # dropout before the student's Linear -> KD_DIM (torchvision EfficientNet-B0 classifier)
-    cfg.MODEL.RDCD.DROPOUT = 0.2
 
     cfg.MODEL.RDCD.MOCO = CN()
     # momentum m of the key encoder: theta_k <- m * theta_k + (1 - m) * theta_q
@@ -89,9 +102,12 @@ def add_rdcd_config(cfg: CN) -> None:
     cfg.INPUT.COPY_DETECTION.AUGMENTATION = "advanced"
     # evaluation size
     cfg.INPUT.COPY_DETECTION.TEST_SIZE = 288
-    # "square" = resize to TEST_SIZE x TEST_SIZE (RDCD); "short_side" = short side to TEST_SIZE, keep aspect (SSCD)
+    # "square" = resize to TEST_SIZE x TEST_SIZE (RDCD); "short_side" = short side to TEST_SIZE, keep aspect
+    # (SSCD)
     cfg.INPUT.COPY_DETECTION.TEST_RESIZE = "square"
-    # TrueType font for text overlays; "" = DejaVuSans (Debian fonts-dejavu-core, else matplotlib's copy)
+    # TrueType font for text overlays: "" = SSCD's (AugLy's 364 fonts, each with its own character set) when
+    # AugLy is
+    # installed, else DejaVuSans (our fallback); a path forces that one font (and our fallback overlays)
     cfg.INPUT.COPY_DETECTION.FONT = ""
     # per-channel normalisation (RGB, 0-1 scale): ImageNet statistics
     cfg.INPUT.COPY_DETECTION.MEAN = [0.485, 0.456, 0.406]
@@ -100,6 +116,12 @@ def add_rdcd_config(cfg: CN) -> None:
     cfg.TEST.COPY_DETECTION = CN()
     # candidates per query (k nearest references)
     cfg.TEST.COPY_DETECTION.K = 10
+    # "per_query": the K nearest references of every query (SSCD's and RDCD's disc_eval default);
+    # "global": exactly the K x num_queries best pairs overall (SSCD's --global_candidates)
+    cfg.TEST.COPY_DETECTION.CANDIDATES = "per_query"
+    # write descriptors (ISC h5 layout, or .npy + ids without h5py) and predictions.csv to
+    # OUTPUT_DIR/inference/<dataset>/ at every evaluation (rdcd.evaluation)
+    cfg.TEST.COPY_DETECTION.EXPORT = True
     # also report muAPsn: subtract BETA * mean(top-NORM_K inner products against the background set)
     cfg.TEST.COPY_DETECTION.SCORE_NORM = True
     cfg.TEST.COPY_DETECTION.BETA = 1.0
@@ -117,14 +139,6 @@ def add_rdcd_config(cfg: CN) -> None:
     # LARS trust coefficient and epsilon
     cfg.SOLVER.LARS_TRUST = 0.001
     cfg.SOLVER.LARS_EPS = 1e-8
-    cfg.SOLVER.LR_SCHEDULER_NAME = "WarmupCosineLR"
-    cfg.SOLVER.WARMUP_METHOD = "linear"
-    cfg.SOLVER.IMS_PER_BATCH = 256
-    cfg.SOLVER.BASE_LR = 1.0
-    cfg.SOLVER.MOMENTUM = 0.9
-    cfg.SOLVER.WEIGHT_DECAY = 1e-6
-    cfg.SOLVER.WEIGHT_DECAY_NORM = 1e-6
-    cfg.DATASETS.TRAIN = ("disc21",)
     # the embedded synthetic DISC21-style set (dataset name "synthetic_disc21"), generated on first use
     cfg.DATASETS.SYNTHETIC_COPY_DETECTION = CN()
     # folder under $DETECTRON2_DATASETS (default ./datasets)
@@ -138,9 +152,57 @@ def add_rdcd_config(cfg: CN) -> None:
     cfg.DATASETS.SYNTHETIC_COPY_DETECTION.IMAGE_SIZE = 96
     # generator seed
     cfg.DATASETS.SYNTHETIC_COPY_DETECTION.SEED = 0
-    cfg.DATASETS.TEST = ("disc21",)
 
 
-def get_rdcd_cfg(config_file: str = "", opts: Sequence[str] = ()) -> CN:
-    """:func:`shared.engine.build_cfg` with the RDCD keys (unfrozen)."""
-    return build_cfg(add_rdcd_config, config_file, opts)
+@config_check(add_rdcd_config)
+def check_rdcd_config(cfg: CN) -> None:
+    """Every RDCD value checked when the config is built (:func:`shared.engine.build_cfg`), before any data or
+    model is loaded; each error names its key."""
+    from detectron2.modeling import META_ARCH_REGISTRY
+
+    from rdcd.modeling.networks import NETWORK_REGISTRY, STUDENT_BACKBONE_REGISTRY
+    from rdcd.modeling.relational import RELATIONAL_KD_MODES
+    from rdcd.solver import OPTIMIZERS
+    from rdcd.transforms import AUGMENTATIONS, TEST_RESIZE
+
+    # temperatures divide similarities: 0 gives inf, < 0 inverts the ranking
+    for key in ("MODEL.RDCD.MOCO.TEMP", "MODEL.RDCD.LOSS.KD_TEMP", "MODEL.SSCD.INFONCE_TEMP"):
+        check_positive(cfg, key)
+    # theta_k <- m theta_k + (1 - m) theta_q: m = 1 never updates the key encoder
+    check_range(cfg, "MODEL.RDCD.MOCO.MOMENTUM", low=0.0, high=1.0, high_inclusive=False)
+    for key in (
+        "MODEL.RDCD.MOCO.QUEUE",
+        "MODEL.RDCD.LOSS.KD_QUEUE",
+        "MODEL.RDCD.KD_DIM",
+        "MODEL.RDCD.DIM",
+        "MODEL.SSCD.DIM",
+        "MODEL.RDCD.GEM_P",
+        "MODEL.SSCD.GEM_P",
+        "MODEL.RDCD.LOSS.HN_EPS",
+        "INPUT.COPY_DETECTION.TRAIN_SIZE",
+        "INPUT.COPY_DETECTION.TEST_SIZE",
+        "TEST.COPY_DETECTION.K",
+        "TEST.COPY_DETECTION.NORM_K",
+        "TEST.COPY_DETECTION.BATCH_SIZE",
+    ):
+        check_positive(cfg, key)
+    for key in (
+        "MODEL.RDCD.LOSS.MOCO_W",
+        "MODEL.RDCD.LOSS.HN_W",
+        "MODEL.RDCD.LOSS.KD_W",
+        "MODEL.SSCD.ENTROPY_W",
+        "TEST.COPY_DETECTION.BETA",
+        "TEST.COPY_DETECTION.PCAW_DIM",
+        "TEST.COPY_DETECTION.BACKGROUND_SUBSET",
+    ):
+        check_range(cfg, key, low=0.0)
+    check_choice(cfg, "MODEL.RDCD.TEACHER_BN", ("batch", "frozen"))
+    check_choice(cfg, "MODEL.RDCD.LOSS.KD_MODE", sorted(RELATIONAL_KD_MODES))
+    check_choice(cfg, "SOLVER.OPTIMIZER", sorted(OPTIMIZERS))
+    check_choice(cfg, "INPUT.COPY_DETECTION.AUGMENTATION", sorted(AUGMENTATIONS))
+    check_choice(cfg, "INPUT.COPY_DETECTION.TEST_RESIZE", sorted(TEST_RESIZE))
+    check_choice(cfg, "TEST.COPY_DETECTION.CANDIDATES", ("global", "per_query"))
+    check_choice(cfg, "MODEL.META_ARCHITECTURE", sorted(name for name, _ in META_ARCH_REGISTRY))
+    for key in ("MODEL.RDCD.TEACHER", "MODEL.SSCD.NETWORK"):
+        check_choice(cfg, key, sorted(name for name, _ in NETWORK_REGISTRY))
+    check_choice(cfg, "MODEL.RDCD.STUDENT", sorted(name for name, _ in STUDENT_BACKBONE_REGISTRY))

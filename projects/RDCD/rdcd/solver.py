@@ -1,15 +1,17 @@
-"""Optimizers (registry ``OPTIMIZER_REGISTRY``, chosen by ``SOLVER.OPTIMIZER``), including our own LARS
+"""Optimizers (chosen by ``SOLVER.OPTIMIZER`` from :data:`OPTIMIZERS`), including our own LARS
 (SSCD trains with LARS; its former source, lightning-bolts, is unmaintained)."""
+
 from __future__ import annotations
 
 from typing import Iterable
 
 import torch
 from detectron2.solver import build_optimizer as d2_build_optimizer
-from fvcore.common.registry import Registry
 
-OPTIMIZER_REGISTRY = Registry("RDCD_OPTIMIZER")
-OPTIMIZER_REGISTRY.__doc__ = "builder(cfg, model) -> torch.optim.Optimizer"
+from shared.registry import get_or_raise, register_as
+
+#: SOLVER.OPTIMIZER -> builder(cfg, model) -> torch.optim.Optimizer
+OPTIMIZERS = {}
 
 
 class LARS(torch.optim.Optimizer):
@@ -21,12 +23,20 @@ class LARS(torch.optim.Optimizer):
     then v ← μ v + d and p ← p − lr · v.
     """
 
-    def __init__(self, params: Iterable, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
-                 trust_coefficient: float = 0.001, eps: float = 1e-8):
+    def __init__(
+        self,
+        params: Iterable,
+        lr: float,
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        trust_coefficient: float = 0.001,
+        eps: float = 1e-8,
+    ):
         if lr < 0:
             raise ValueError(f"invalid learning rate {lr}")
-        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay,
-                        trust_coefficient=trust_coefficient, eps=eps)
+        defaults = dict(
+            lr=lr, momentum=momentum, weight_decay=weight_decay, trust_coefficient=trust_coefficient, eps=eps
+        )
         super().__init__(params, defaults)
 
     @torch.no_grad()
@@ -45,7 +55,11 @@ class LARS(torch.optim.Optimizer):
                     param_norm, grad_norm = torch.norm(p), torch.norm(p.grad)
                     update = update.add(p, alpha=wd)
                     if param_norm > 0 and grad_norm > 0:
-                        ratio = group["trust_coefficient"] * param_norm / (grad_norm + wd * param_norm + group["eps"])
+                        ratio = (
+                            group["trust_coefficient"]
+                            * param_norm
+                            / (grad_norm + wd * param_norm + group["eps"])
+                        )
                         update = update.mul(ratio)
                 state = self.state[p]
                 if "momentum_buffer" not in state:
@@ -60,30 +74,30 @@ def _trainable(model: torch.nn.Module):
     return [p for p in model.parameters() if p.requires_grad]
 
 
+@register_as(OPTIMIZERS, "SGD")
 def _build_sgd(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
     """detectron2's SGD (momentum, WEIGHT_DECAY / WEIGHT_DECAY_NORM) over the trainable parameters."""
     return d2_build_optimizer(cfg, model)
 
 
+@register_as(OPTIMIZERS, "LARS")
 def _build_lars(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
     s = cfg.SOLVER
-    return LARS(_trainable(model), lr=s.BASE_LR, momentum=s.MOMENTUM, weight_decay=s.WEIGHT_DECAY,
-                trust_coefficient=s.LARS_TRUST, eps=s.LARS_EPS)
+    return LARS(
+        _trainable(model),
+        lr=s.BASE_LR,
+        momentum=s.MOMENTUM,
+        weight_decay=s.WEIGHT_DECAY,
+        trust_coefficient=s.LARS_TRUST,
+        eps=s.LARS_EPS,
+    )
 
 
+@register_as(OPTIMIZERS, "AdamW")
 def _build_adamw(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
     return torch.optim.AdamW(_trainable(model), lr=cfg.SOLVER.BASE_LR, weight_decay=cfg.SOLVER.WEIGHT_DECAY)
 
 
-# registered under the SOLVER.OPTIMIZER values
-OPTIMIZER_REGISTRY._do_register("SGD", _build_sgd)
-OPTIMIZER_REGISTRY._do_register("LARS", _build_lars)
-OPTIMIZER_REGISTRY._do_register("AdamW", _build_adamw)
-
-
 def build_optimizer(cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
     """The optimizer named by ``SOLVER.OPTIMIZER``; unknown names raise ``KeyError``."""
-    name = cfg.SOLVER.OPTIMIZER
-    if name not in OPTIMIZER_REGISTRY:
-        raise KeyError(f"unknown SOLVER.OPTIMIZER {name!r}; choose one of {sorted(n for n, _ in OPTIMIZER_REGISTRY)}")
-    return OPTIMIZER_REGISTRY.get(name)(cfg, model)
+    return get_or_raise(OPTIMIZERS, cfg.SOLVER.OPTIMIZER, "SOLVER.OPTIMIZER")(cfg, model)

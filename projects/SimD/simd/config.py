@@ -1,6 +1,8 @@
 """Config keys of the SimD project (added on top of detectron2's defaults by :func:`add_simd_config`)."""
 from detectron2.config import CfgNode as CN
 
+from shared.evaluation.config import add_evaluation_config
+
 # similarity names understood by every key below (see simd.similarity)
 SIMILARITY_KINDS = ("iou", "giou", "diou", "ciou", "nwd", "dotd", "simd")
 LOW_QUALITY_MODES = ("mmdet", "detectron2")
@@ -78,3 +80,5 @@ def add_simd_config(cfg: CN) -> None:
     # maxDets of the protocol; empty = the protocol's default ([100, 300, 1500] / [100, 300, 1000] /
     # [1, 10, 1000] for VisDrone's COCO protocol)
     cfg.TEST.SIMD_EVAL.MAX_DETS = []
+    # TEST.EVAL_BACKEND: "faster_coco_eval" (default) or "pycocotools" (shared.evaluation)
+    add_evaluation_config(cfg)

@@ -1,4 +1,5 @@
-"""Evaluation protocols of the tiny-object benchmarks, on pycocotools' ``COCOeval``.
+"""Evaluation protocols of the tiny-object benchmarks, on ``COCOeval`` (faster-coco-eval or pycocotools,
+``TEST.EVAL_BACKEND``; see shared.evaluation).
 
 * ``aitod`` (AI-TOD / AI-TOD-v2, as cocoapi-aitod): area ranges all [0, 1e5^2], very tiny [0, 8^2],
   tiny [8^2, 16^2], small [16^2, 32^2], medium [32^2, 1e5^2]; maxDets [100, 300, 1500]; AP at 1500.
@@ -10,14 +11,13 @@
   gS [20^2, 32^2] and Normal [32^2, 40*50]; maxDets [100, 300, 1000]; AP at 100.
   Metrics: AP, AP50, AP75, APeS, APrS, APgS, APN, AR@100/300/1000.
 * ``coco`` (VisDrone as in the SimD repository): detectron2's ``COCOEvaluator`` with
-  ``max_dets_per_image`` = 1000 (AP at 1000) and ``use_fast_impl=False``.
+  ``max_dets_per_image`` = 1000 (AP at 1000) (``use_fast_impl`` follows ``TEST.EVAL_BACKEND``).
 
 All numbers are percentages (x100) like detectron2's evaluators.
 """
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import itertools
 import logging
@@ -30,7 +30,8 @@ from detectron2.config import CfgNode
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import COCOEvaluator
 from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
+
+from shared.evaluation import DEFAULT_BACKEND, BackendCOCOeval, build_coco_evaluator, load_results
 
 logger = logging.getLogger(__name__)
 _BIG = 1e5 ** 2
@@ -96,13 +97,14 @@ def get_protocol(name: str, max_dets: Sequence[int] = ()) -> Protocol:
     return PROTOCOLS[name](*([tuple(max_dets)] if max_dets else []))
 
 
-class ProtocolCOCOeval(COCOeval):
+class ProtocolCOCOeval(BackendCOCOeval):
     """``COCOeval`` with a protocol's area ranges, maxDets and extra IoU thresholds, whose
     ``summarize()`` fills ``self.stats`` (fractions, -1 when undefined) and ``self.metrics`` (name ->
     fraction) in the protocol's order."""
 
-    def __init__(self, coco_gt: COCO, coco_dt: COCO, protocol: Protocol, iou_type: str = "bbox"):
-        super().__init__(coco_gt, coco_dt, iou_type)
+    def __init__(self, coco_gt: COCO, coco_dt: COCO, protocol: Protocol, iou_type: str = "bbox",
+                 backend: str = DEFAULT_BACKEND):
+        super().__init__(coco_gt, coco_dt, iou_type, backend=backend)
         self.protocol = protocol
         self.params.areaRng = [list(r) for _, r in protocol.area_ranges]
         self.params.areaRngLbl = [label for label, _ in protocol.area_ranges]
@@ -152,12 +154,12 @@ class ProtocolCOCOeval(COCOeval):
 
 
 def evaluate_coco_results(coco_gt: COCO, results: List[dict], protocol: Protocol,
-                          img_ids: Optional[Sequence[int]] = None) -> ProtocolCOCOeval:
+                          img_ids: Optional[Sequence[int]] = None,
+                          backend: str = DEFAULT_BACKEND) -> ProtocolCOCOeval:
     """Run the protocol on COCO-format ``results`` (bbox task)."""
-    results = copy.deepcopy(results)  # loadRes adds fields to the dicts it is given
     with contextlib.redirect_stdout(io.StringIO()):
-        coco_dt = coco_gt.loadRes(results)
-        evaluator = ProtocolCOCOeval(coco_gt, coco_dt, protocol)
+        coco_dt = load_results(coco_gt, results, backend)  # copies the dicts (loaders add fields)
+        evaluator = ProtocolCOCOeval(coco_gt, coco_dt, protocol, backend=backend)
         if img_ids is not None:
             evaluator.params.imgIds = list(img_ids)
         evaluator.evaluate()
@@ -167,12 +169,13 @@ def evaluate_coco_results(coco_gt: COCO, results: List[dict], protocol: Protocol
 
 
 class TinyObjectEvaluator(COCOEvaluator):
-    """detectron2 ``COCOEvaluator`` (pycocotools path) whose bbox metrics follow an area-range protocol
+    """detectron2 ``COCOEvaluator`` whose bbox metrics follow an area-range protocol
     (``aitod`` or ``sodad``). Results: ``{"bbox": {metric: value x 100, "AP-<class>": ...}}``."""
 
     def __init__(self, dataset_name: str, protocol: str = "aitod", output_dir: Optional[str] = None,
-                 max_dets: Sequence[int] = (), distributed: bool = True):
+                 max_dets: Sequence[int] = (), distributed: bool = True, backend: str = DEFAULT_BACKEND):
         self.protocol = get_protocol(protocol, max_dets)
+        self.backend = backend
         super().__init__(dataset_name, tasks=("bbox",), distributed=distributed, output_dir=output_dir,
                          max_dets_per_image=self.protocol.max_dets[-1], use_fast_impl=False)
 
@@ -193,7 +196,7 @@ class TinyObjectEvaluator(COCOEvaluator):
             self._logger.warning("no predictions: every %s metric is 0", self.protocol.name)
             self._results["bbox"] = {name: 0.0 for name in names}
             return
-        evaluator = evaluate_coco_results(self._coco_api, coco_results, self.protocol, img_ids)
+        evaluator = evaluate_coco_results(self._coco_api, coco_results, self.protocol, img_ids, self.backend)
         results: Dict[str, float] = {name: 100.0 * v if v >= 0 else float("nan")
                                      for name, v in evaluator.metrics.items()}
         class_names = self._metadata.get("thing_classes") or []
@@ -206,10 +209,12 @@ def build_simd_evaluator(cfg: CfgNode, dataset_name: str, output_dir: Optional[s
     """The evaluator of ``TEST.SIMD_EVAL.PROTOCOL`` ("aitod", "sodad" or "coco") for ``dataset_name``."""
     protocol = cfg.TEST.SIMD_EVAL.PROTOCOL
     max_dets = list(cfg.TEST.SIMD_EVAL.MAX_DETS)
+    backend = cfg.TEST.EVAL_BACKEND
     if protocol == "coco":
-        return COCOEvaluator(dataset_name, tasks=("bbox",), output_dir=output_dir,
-                             max_dets_per_image=(max_dets[-1] if max_dets else 1000), use_fast_impl=False)
+        return build_coco_evaluator(dataset_name, backend, tasks=("bbox",), output_dir=output_dir,
+                                    max_dets_per_image=(max_dets[-1] if max_dets else 1000))
     if protocol not in PROTOCOLS:
         raise ValueError(f"TEST.SIMD_EVAL.PROTOCOL={protocol!r}; expected one of {sorted(PROTOCOLS)} or 'coco'")
     MetadataCatalog.get(dataset_name)  # make sure it exists before COCOEvaluator converts it
-    return TinyObjectEvaluator(dataset_name, protocol, output_dir=output_dir, max_dets=max_dets)
+    return TinyObjectEvaluator(dataset_name, protocol, output_dir=output_dir, max_dets=max_dets,
+                               backend=backend)

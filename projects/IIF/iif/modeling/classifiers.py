@@ -205,7 +205,7 @@ def last_block(net: nn.Module) -> nn.Module:
 def load_pretrained(net: nn.Module, path: str) -> None:
     """Load a local state dict (plain, or the official ``{"model": ...}`` checkpoint; ``module.`` prefixes
     stripped) into ``net``; entries whose shape differs (the ImageNet classifier) are skipped and logged."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]
     if not isinstance(state, dict):

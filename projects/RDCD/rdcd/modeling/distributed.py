@@ -1,4 +1,5 @@
 """Cross-process helpers that degrade to identities in a single process (no torch.distributed needed)."""
+
 from __future__ import annotations
 
 from typing import Tuple

@@ -1,14 +1,18 @@
-"""Loss functions of RDCD and SSCD as small pure functions (formulas in each docstring, spec §2).
+"""Loss functions of RDCD and SSCD as small pure functions (formulas in each docstring; official
+RDCD ``rdcd/models/moco.py`` and SSCD ``sscd/models/loss.py``).
 
 All inputs are L2-normalised descriptors, so inner products are cosine similarities.
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
 
-def moco_infonce_loss(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float) -> torch.Tensor:
+def moco_infonce_loss(
+    q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, temperature: float
+) -> torch.Tensor:
     """MoCo InfoNCE: logits_i = [q_i·k_i, q_i·Queue_1, ..., q_i·Queue_K] / T; mean_i CE(logits_i, 0).
 
     ``q``, ``k``: [B, D]; ``queue``: [K, D] negatives (keys of earlier batches); ``k`` gets no gradient.
@@ -48,7 +52,9 @@ def _non_trivial_match_masks(instance_ids: torch.Tensor):
     return same & ~eye, ~same
 
 
-def sscd_infonce_loss(embeddings: torch.Tensor, instance_ids: torch.Tensor, temperature: float) -> torch.Tensor:
+def sscd_infonce_loss(
+    embeddings: torch.Tensor, instance_ids: torch.Tensor, temperature: float
+) -> torch.Tensor:
     """SSCD's InfoNCE over a batch of N augmented views (views of one image share an instance id).
 
     For every ordered positive pair (i, p), i ≠ p:
@@ -65,7 +71,9 @@ def sscd_infonce_loss(embeddings: torch.Tensor, instance_ids: torch.Tensor, temp
     return loss.sum() / embeddings.shape[0]
 
 
-def koleo_entropy_loss(embeddings: torch.Tensor, instance_ids: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+def koleo_entropy_loss(
+    embeddings: torch.Tensor, instance_ids: torch.Tensor, eps: float = 1e-6
+) -> torch.Tensor:
     """SSCD's KoLeo entropy term (without λ): -mean_i log sqrt(clamp(2 - 2 max_{n ∉ match(i)} s_in, eps)).
 
     sqrt(2 - 2 s) is the L2 distance between unit vectors, so this spreads nearest non-matching neighbours.

@@ -1,4 +1,4 @@
-"""Meta-architectures (registry ``META_ARCH_REGISTRY``, chosen by ``MODEL.META_ARCHITECTURE``).
+"""Meta-architectures, registered in detectron2's ``META_ARCH_REGISTRY`` (``MODEL.META_ARCHITECTURE``).
 
 Both take a training batch ``{"view1": [B,3,H,W], "view2": [B,3,H,W]}`` (two augmentations of the same B
 images) and return a dict of weighted losses; in eval mode they take an image tensor and return the
@@ -9,6 +9,7 @@ L2-normalised descriptors used for retrieval.
 * ``SSCD``: one descriptor network trained with InfoNCE (τ) + λ KoLeo over both views (the teacher /
   baseline recipe); under DDP embeddings are all-gathered with gradients.
 """
+
 from __future__ import annotations
 
 import copy
@@ -16,7 +17,7 @@ import logging
 from typing import Dict, Union
 
 import torch
-from fvcore.common.registry import Registry
+from detectron2.modeling import META_ARCH_REGISTRY
 from torch import nn
 
 from rdcd.modeling.distributed import all_gather_with_grad, concat_all_gather, shuffled_batch_forward
@@ -25,12 +26,9 @@ from rdcd.modeling.networks import build_network, load_network_weights
 from rdcd.modeling.queue import DescriptorQueue
 from rdcd.modeling.relational import build_relational_kd
 from rdcd.modeling.student import Student, load_student_weights
-from shared.engine import resolve_device
+from shared.registry import get_or_raise
 
 logger = logging.getLogger(__name__)
-
-META_ARCH_REGISTRY = Registry("RDCD_META_ARCH")
-META_ARCH_REGISTRY.__doc__ = "Copy-detection meta-architectures: cls(cfg) -> nn.Module."
 
 Batch = Dict[str, torch.Tensor]
 
@@ -55,20 +53,24 @@ class RDCD(nn.Module):
         if rc.TEACHER_WEIGHTS:
             load_network_weights(self.teacher, rc.TEACHER_WEIGHTS)
         else:
-            logger.warning("MODEL.RDCD.TEACHER_WEIGHTS is empty: distilling from a randomly initialised teacher")
+            logger.warning(
+                "MODEL.RDCD.TEACHER_WEIGHTS is empty: distilling from a randomly initialised teacher"
+            )
         self.teacher.requires_grad_(False)
-        self.student = Student(rc.STUDENT, rc.KD_DIM, rc.DIM, rc.GEM_P, rc.DROPOUT)
+        self.teacher_bn = rc.TEACHER_BN
+        self.student = Student(rc.STUDENT, rc.KD_DIM, rc.DIM, rc.GEM_P)
         if rc.STUDENT_WEIGHTS:
             load_student_weights(self.student, rc.STUDENT_WEIGHTS)
         self.key_encoder = copy.deepcopy(self.student).requires_grad_(False)
         self.key_queue = DescriptorQueue(rc.MOCO.QUEUE, rc.DIM)
-        self.relational_kd = build_relational_kd(rc.LOSS.KD_MODE, rc.KD_DIM, rc.LOSS.KD_QUEUE, rc.LOSS.KD_TEMP)
+        self.relational_kd = build_relational_kd(
+            rc.LOSS.KD_MODE, rc.KD_DIM, rc.LOSS.KD_QUEUE, rc.LOSS.KD_TEMP
+        )
         self.momentum = rc.MOCO.MOMENTUM
         self.moco_temperature = rc.MOCO.TEMP
         self.shuffle_bn = rc.MOCO.SHUFFLE_BN
         self.moco_weight, self.hn_weight, self.kd_weight = rc.LOSS.MOCO_W, rc.LOSS.HN_W, rc.LOSS.KD_W
         self.hn_eps = rc.LOSS.HN_EPS
-        self.to(resolve_device(cfg.MODEL.DEVICE))
 
     @property
     def device(self) -> torch.device:
@@ -76,7 +78,10 @@ class RDCD(nn.Module):
 
     def train(self, mode: bool = True) -> "RDCD":
         super().train(mode)
-        self.teacher.eval()  # frozen: BN statistics and dropout stay in inference mode
+        # "frozen": BN running statistics (and no dropout) in training too; "batch": the teacher follows the
+        # module's mode like in the official Lightning code (its weights stay frozen either way)
+        if self.teacher_bn == "frozen":
+            self.teacher.eval()
         return self
 
     @torch.no_grad()
@@ -100,7 +105,9 @@ class RDCD(nn.Module):
         negatives = self.key_queue.features.clone()  # enqueue below modifies the buffer in place
         losses = {
             "loss_infonce": self.moco_weight * moco_infonce_loss(q, keys, negatives, self.moco_temperature),
-            "loss_hard_negative": self.moco_weight * self.hn_weight * hard_negative_loss(q, negatives, self.hn_eps),
+            "loss_hard_negative": self.moco_weight
+            * self.hn_weight
+            * hard_negative_loss(q, negatives, self.hn_eps),
             "loss_relational_kd": self.kd_weight * self.relational_kd(feat, teacher),
         }
         self.key_queue.enqueue(keys)
@@ -117,7 +124,6 @@ class SSCD(nn.Module):
         self.network = build_network(sc.NETWORK, out_dim=sc.DIM, gem_p=sc.GEM_P)
         self.temperature = sc.INFONCE_TEMP
         self.entropy_weight = sc.ENTROPY_W
-        self.to(resolve_device(cfg.MODEL.DEVICE))
 
     @property
     def device(self) -> torch.device:
@@ -140,8 +146,7 @@ class SSCD(nn.Module):
 
 
 def build_model(cfg) -> nn.Module:
-    """The meta-architecture named by ``MODEL.META_ARCHITECTURE``, on ``MODEL.DEVICE``."""
-    name = cfg.MODEL.META_ARCHITECTURE
-    if name not in META_ARCH_REGISTRY:
-        raise KeyError(f"unknown MODEL.META_ARCHITECTURE {name!r}; choose one of {sorted(n for n, _ in META_ARCH_REGISTRY)}")
-    return META_ARCH_REGISTRY.get(name)(cfg)
+    """The meta-architecture named by ``MODEL.META_ARCHITECTURE``, moved to ``MODEL.DEVICE`` (resolved by
+    :func:`shared.engine.build_cfg`)."""
+    model = get_or_raise(META_ARCH_REGISTRY, cfg.MODEL.META_ARCHITECTURE, "MODEL.META_ARCHITECTURE")(cfg)
+    return model.to(torch.device(cfg.MODEL.DEVICE))

@@ -1,4 +1,5 @@
 """A FIFO queue of descriptors kept as module buffers (so checkpoints save and restore it)."""
+
 from __future__ import annotations
 
 import torch
@@ -31,7 +32,7 @@ class DescriptorQueue(nn.Module):
     def enqueue(self, batch: torch.Tensor) -> None:
         batch = concat_all_gather(batch.detach())
         if batch.shape[0] > self.size:  # only the newest `size` rows can be kept
-            batch = batch[-self.size:]
+            batch = batch[-self.size :]
         rows = (int(self.pointer) + torch.arange(batch.shape[0], device=batch.device)) % self.size
         self.features[rows] = batch.to(self.features.dtype)
         self.pointer.fill_((int(self.pointer) + batch.shape[0]) % self.size)

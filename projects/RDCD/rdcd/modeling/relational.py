@@ -1,4 +1,4 @@
-"""Relational self-supervised distillation (RSD) modules, registered by ``MODEL.RDCD.LOSS.KD_MODE``.
+"""Relational self-supervised distillation (RSD) modules, chosen by ``MODEL.RDCD.LOSS.KD_MODE``.
 
 The official ``Pbank(teacher_feats_dim=512, queue_size=65536, T=0.04)`` module was never committed;
 its signature matches CompRess (Abbasi Koohpayegani et al., NeurIPS 2020), which we implement:
@@ -11,19 +11,21 @@ its signature matches CompRess (Abbasi Koohpayegani et al., NeurIPS 2020), which
 
 Order of operations in both: similarities first, then enqueue the current batch.
 """
+
 from __future__ import annotations
 
 import torch
-from fvcore.common.registry import Registry
 from torch import nn
 
 from rdcd.modeling.losses import relational_kd_loss
 from rdcd.modeling.queue import DescriptorQueue
+from shared.registry import get_or_raise, register_as
 
-RELATIONAL_KD_REGISTRY = Registry("RDCD_RELATIONAL_KD")
-RELATIONAL_KD_REGISTRY.__doc__ = "Relational distillation variants: cls(dim, queue_size, temperature)."
+#: MODEL.RDCD.LOSS.KD_MODE -> cls(dim, queue_size, temperature)
+RELATIONAL_KD_MODES = {}
 
 
+@register_as(RELATIONAL_KD_MODES, "one_queue")
 class OneQueueRelationalKD(nn.Module):
     """CompRess-1q: student and teacher similarity distributions over one queue of teacher embeddings."""
 
@@ -35,7 +37,8 @@ class OneQueueRelationalKD(nn.Module):
     def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         if student.shape[1] != teacher.shape[1]:
             raise ValueError(
-                f"student distillation embedding is {student.shape[1]}-d but the teacher's is {teacher.shape[1]}-d; "
+                f"student distillation embedding is {student.shape[1]}-d but the teacher's is "
+                f"{teacher.shape[1]}-d; "
                 "set MODEL.RDCD.KD_DIM to the teacher dimension"
             )
         bank = self.teacher_queue.features.clone()  # enqueue below modifies the buffer in place
@@ -44,6 +47,7 @@ class OneQueueRelationalKD(nn.Module):
         return loss
 
 
+@register_as(RELATIONAL_KD_MODES, "two_queue")
 class TwoQueueRelationalKD(nn.Module):
     """CompRess-2q: the student's similarities are taken against a queue of its own past embeddings."""
 
@@ -56,19 +60,15 @@ class TwoQueueRelationalKD(nn.Module):
 
     def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         loss = relational_kd_loss(
-            student @ self.student_queue.features.clone().t(), teacher @ self.teacher_queue.features.t(), self.temperature
+            student @ self.student_queue.features.clone().t(),
+            teacher @ self.teacher_queue.features.t(),
+            self.temperature,
         )
         self.teacher_queue.enqueue(teacher)
         self.student_queue.enqueue(student)
         return loss
 
 
-# registered under the config names (fvcore registers classes by __name__ otherwise)
-RELATIONAL_KD_REGISTRY._do_register("one_queue", OneQueueRelationalKD)
-RELATIONAL_KD_REGISTRY._do_register("two_queue", TwoQueueRelationalKD)
-
-
 def build_relational_kd(mode: str, dim: int, queue_size: int, temperature: float) -> nn.Module:
-    if mode not in RELATIONAL_KD_REGISTRY:
-        raise KeyError(f"unknown MODEL.RDCD.LOSS.KD_MODE {mode!r}; choose one of {sorted(n for n, _ in RELATIONAL_KD_REGISTRY)}")
-    return RELATIONAL_KD_REGISTRY.get(mode)(dim, queue_size, temperature)
+    """The relational loss module of ``MODEL.RDCD.LOSS.KD_MODE``; unknown modes raise ``KeyError``."""
+    return get_or_raise(RELATIONAL_KD_MODES, mode, "MODEL.RDCD.LOSS.KD_MODE")(dim, queue_size, temperature)

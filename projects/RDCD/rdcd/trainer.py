@@ -1,0 +1,66 @@
+"""The RDCD / SSCD trainer: :class:`shared.engine.trainer.GenericTrainer` with this project's pieces."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.utils import comm
+
+from rdcd.datasets import build_train_loader
+from rdcd.evaluation import evaluate_on_test_sets
+from rdcd.modeling import build_model
+from rdcd.modeling.networks import load_weights_file
+from rdcd.modeling.student import is_official_rdcd_state, official_rdcd_to_ours
+from rdcd.solver import build_optimizer
+from rdcd.transforms import build_train_transform
+from shared.engine.trainer import GenericTrainer
+
+logger = logging.getLogger(__name__)
+
+
+class RDCDCheckpointer(DetectionCheckpointer):
+    """detectron2's checkpointer that also reads the official RDCD Lightning checkpoints
+    (``epoch=99-step=390599.ckpt``, through :func:`rdcd.modeling.networks.load_weights_file`, i.e.
+    ``torch.load(weights_only=True)``): ``MODEL.WEIGHTS`` may name one directly. Every other file goes through
+    detectron2 / fvcore's reader (``torch.load``, whose default is ``weights_only=True`` since torch 2.6)."""
+
+    def _load_file(self, filename: str):
+        if not filename.endswith(".ckpt"):
+            return super()._load_file(filename)
+        loaded = load_weights_file(filename)
+        state = loaded.get("state_dict") if isinstance(loaded, dict) else None
+        if isinstance(state, dict) and is_official_rdcd_state(state):
+            logger.info("%s is an official RDCD checkpoint: renamed to this model's keys", filename)
+            return {"model": official_rdcd_to_ours(state), "matching_heuristics": False}
+        if isinstance(loaded, dict) and "model" not in loaded:
+            loaded = {"model": loaded.get("state_dict", loaded)}
+        return loaded
+
+
+class RDCDTrainer(GenericTrainer):
+    """Trains ``MODEL.META_ARCHITECTURE`` (RDCD distillation or SSCD), evaluates on ``DATASETS.TEST``."""
+
+    checkpointer_cls = RDCDCheckpointer
+
+    @classmethod
+    def build_model(cls, cfg) -> torch.nn.Module:
+        model = build_model(cfg)
+        if cfg.MODEL.SYNC_BN and comm.get_world_size() > 1 and next(model.parameters()).is_cuda:
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        logger.info("%s with %.2fM trainable parameters", cfg.MODEL.META_ARCHITECTURE, trainable / 1e6)
+        return model
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        return build_train_loader(cfg, build_train_transform(cfg))
+
+    @classmethod
+    def build_optimizer(cls, cfg, model: torch.nn.Module) -> torch.optim.Optimizer:
+        return build_optimizer(cfg, model)
+
+    @classmethod
+    def test(cls, cfg, model: torch.nn.Module):
+        return evaluate_on_test_sets(cfg, model)
