@@ -1,8 +1,9 @@
 """Input validation shared by the retrieval-evaluation modules.
 
-Every public entry point of :mod:`shared.retrieval` funnels its arrays through these helpers so that bad input
-(NaN/inf descriptors, mismatched lengths, empty sets, wrong dimensionality, vectors that should be unit-norm but are
-not) fails early with a message naming the argument, instead of producing a silent NaN metric.
+Every public entry point of :mod:`shared.retrieval` funnels its arrays through these helpers so that bad
+input (NaN/inf descriptors, mismatched lengths, empty sets, wrong dimensionality, vectors that should be
+unit-norm but are not) fails early with a message naming the argument, instead of producing a silent NaN
+metric.
 """
 from typing import Any, Optional
 
@@ -10,7 +11,8 @@ import numpy as np
 
 
 def as_float32_matrix(x: Any, name: str, allow_empty: bool = False) -> np.ndarray:
-    """Return ``x`` as a C-contiguous float32 ``[n, d]`` array; raise ``ValueError`` on NaN/inf, wrong rank or emptiness."""
+    """Return ``x`` as a C-contiguous float32 ``[n, d]`` array; raise ``ValueError`` on NaN/inf, wrong rank
+    or emptiness."""
     if hasattr(x, "detach"):  # torch.Tensor
         x = x.detach().cpu().numpy()
     arr = np.ascontiguousarray(np.asarray(x, dtype=np.float32))

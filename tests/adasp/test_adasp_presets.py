@@ -6,7 +6,6 @@ For each preset the expected config is FastReID's defaults + ``add_adasp_config`
 config is compared: a key the official run does not set must keep its default, so an unofficial value
 cannot slip in.
 """
-import importlib.util
 import posixpath
 from pathlib import Path
 
@@ -17,33 +16,14 @@ import adasp  # noqa: F401
 from adasp.config import add_adasp_config
 from shared.engine import build_cfg
 from shared.engine.checkpoint import add_checkpoint_config
+from shared.engine.provenance import flatten, load_module_beside, same
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "projects" / "AdaSP" / "configs"
 
 
-def _load_table():
-    """The table module next to this file (pytest runs with --import-mode=importlib: no sys.path entry)."""
-    spec = importlib.util.spec_from_file_location("adasp_official_presets",
-                                                  Path(__file__).with_name("adasp_official_presets.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_TABLE = _load_table()
+_TABLE = load_module_beside(__file__, "adasp_official_presets.py")
 NOT_IN_FASTREID, OFFICIAL_FILES, OURS = _TABLE.NOT_IN_FASTREID, _TABLE.OFFICIAL_FILES, _TABLE.OURS
 OURS_PER_PRESET, PRESETS = _TABLE.OURS_PER_PRESET, _TABLE.PRESETS
-
-
-def _flatten(node, prefix=""):
-    out = {}
-    for key, value in node.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_flatten(value, name + "."))
-        else:
-            out[name] = list(value) if isinstance(value, (list, tuple)) else value
-    return out
 
 
 def _official_chain(official_file):
@@ -63,13 +43,13 @@ def expected_config(preset):
     defaults = get_cfg()
     add_checkpoint_config(defaults)  # shared keys build_cfg adds for every framework (MODEL.WEIGHTS_REINIT)
     add_adasp_config(defaults)
-    expected = {key: (value, "default") for key, value in _flatten(defaults).items()}
+    expected = {key: (value, "default") for key, value in flatten(defaults).items()}
     for path, keys in _official_chain(PRESETS[preset]):
         for key, (value, line) in keys.items():
             if key == "_BASE_" or key in NOT_IN_FASTREID:
                 continue
             assert key in expected, f"official key {key} ({path}:{line}) is neither a config key nor listed"
-            expected[key] = (list(value) if isinstance(value, (list, tuple)) else value, f"{path}:{line}")
+            expected[key] = (value, f"{path}:{line}")
     for key, (ours, why) in OURS.items():
         expected[key] = (ours(preset, expected[key][0]), f"ours: {why}")
     for key, (value, why) in OURS_PER_PRESET.get(preset, {}).items():
@@ -93,14 +73,15 @@ def test_preset_equals_the_official_run_key_by_key(preset):
     raw = get_cfg()
     add_adasp_config(raw)
     raw.merge_from_file(str(CONFIG_DIR / preset))
-    actual = _flatten(resolved)
+    actual = flatten(resolved)
     actual["MODEL.DEVICE"] = raw.MODEL.DEVICE
     actual["SOLVER.AMP.ENABLED"] = raw.SOLVER.AMP.ENABLED
 
     expected = expected_config(preset)
     assert set(actual) == set(expected)
     wrong = {key: f"ours {actual[key]!r} != {value!r} ({source})"
-             for key, (value, source) in expected.items() if actual[key] != value}
+             for key, (value, source) in expected.items()
+             if not same(actual[key], value, rel=0.0, strict_types=False)}
     assert not wrong, "\n".join(f"{key}: {msg}" for key, msg in sorted(wrong.items()))
 
 

@@ -30,37 +30,35 @@ def _digest(root):
     return h.hexdigest()
 
 
-@pytest.fixture(scope="module")
-def synthetic_root(tmp_path_factory):
-    base = tmp_path_factory.mktemp("das_datasets")
-    generate_synthetic_fine_grained(str(base / "synthetic_birds"), num_classes=6, images_per_class=4,
-                                    image_size=32, seed=0)
-    return base
+def _write(path, *lines):
+    """Write ``lines`` (newline-terminated) to ``path``, creating its folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines))
 
 
-def test_generator_layout_and_determinism(synthetic_root, tmp_path):
-    root = synthetic_root / "synthetic_birds"
+def test_generator_layout_and_determinism(das_dataset_root, tmp_path):
+    root = das_dataset_root / "synthetic_birds"
     folders = sorted(os.listdir(root / "images"))
-    assert folders == [class_folder_name(i) for i in range(6)] and folders[0] == "001.synthetic_bird_001"
+    assert folders == [class_folder_name(i) for i in range(8)] and folders[0] == "001.synthetic_bird_001"
     assert all(len(os.listdir(root / "images" / f)) == 4 for f in folders)
-    other = generate_synthetic_fine_grained(str(tmp_path / "again"), num_classes=6, images_per_class=4,
+    other = generate_synthetic_fine_grained(str(tmp_path / "again"), num_classes=8, images_per_class=4,
                                             image_size=32, seed=0)
     assert _digest(os.path.join(other, "images")) == _digest(root / "images")
     mtime = os.path.getmtime(root / "_meta.json")
-    generate_synthetic_fine_grained(str(root), num_classes=6, images_per_class=4, image_size=32, seed=0)
+    generate_synthetic_fine_grained(str(root), num_classes=8, images_per_class=4, image_size=32, seed=0)
     assert os.path.getmtime(root / "_meta.json") == mtime  # second call is a no-op
     with pytest.raises(ValueError, match="at least 2"):
         generate_synthetic_fine_grained(str(tmp_path / "bad"), num_classes=1)
 
 
-def test_registered_split_first_half_of_classes(synthetic_root, monkeypatch):
-    monkeypatch.setenv("DETECTRON2_DATASETS", str(synthetic_root))
+def test_registered_split_first_half_of_classes(das_dataset_root, monkeypatch):
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(das_dataset_root))
     train = DatasetCatalog.get("synthetic_birds_train")
     test = load_metric_dataset("synthetic_birds_test")
-    assert len(train) == len(test) == 12
-    assert {r["class_id"] for r in train} == {class_folder_name(i) for i in range(3)}
-    assert {r["class_id"] for r in test} == {class_folder_name(i) for i in range(3, 6)}
-    assert sorted({r["label"] for r in train}) == [0, 1, 2] == sorted({r["label"] for r in test})
+    assert len(train) == len(test) == 16
+    assert {r["class_id"] for r in train} == {class_folder_name(i) for i in range(4)}
+    assert {r["class_id"] for r in test} == {class_folder_name(i) for i in range(4, 8)}
+    assert sorted({r["label"] for r in train}) == [0, 1, 2, 3] == sorted({r["label"] for r in test})
     assert all(os.path.isfile(r["file_name"]) for r in train + test)
 
 
@@ -161,37 +159,29 @@ def test_missing_dataset_names_env_var(tmp_path, monkeypatch):
 
 def test_sop_list_files(tmp_path):
     root = tmp_path / "online_products"
-    (root / "Info_Files").mkdir(parents=True)
-    (root / "Info_Files" / "Ebay_train.txt").write_text(
-        "image_id class_id super_class_id path\n"
-        "1 1 1 bicycle_final/111085122871_0.JPG\n"
-        "2 1 1 bicycle_final/111085122871_1.JPG\n"
-        "3 7 2 cabinet_final/222_0.JPG\n"
-    )
+    _write(root / "Info_Files" / "Ebay_train.txt", "image_id class_id super_class_id path",
+           "1 1 1 bicycle_final/111085122871_0.JPG", "2 1 1 bicycle_final/111085122871_1.JPG",
+           "3 7 2 cabinet_final/222_0.JPG")
     records = load_sop(str(root), "train", "sop_train")
     assert [r["label"] for r in records] == [0, 0, 1]
     assert records[2]["file_name"] == str(root / "images" / "cabinet_final" / "222_0.JPG")
-    (root / "Info_Files" / "Ebay_test.txt").write_text("image_id class_id super_class_id path\n1 2 bad\n")
+    _write(root / "Info_Files" / "Ebay_test.txt", "image_id class_id super_class_id path", "1 2 bad")
     with pytest.raises(ValueError, match=r"Ebay_test.txt:2 has 3 columns"):
         load_sop(str(root), "test", "sop_test")
     # original release: list files at the root, paths relative to it
     flat = tmp_path / "sop_flat"
-    flat.mkdir()
-    (flat / "Ebay_test.txt").write_text("image_id class_id super_class_id path\n5 11319 1 a/b.JPG\n")
+    _write(flat / "Ebay_test.txt", "image_id class_id super_class_id path", "5 11319 1 a/b.JPG")
     assert load_sop(str(flat), "test", "sop_test")[0]["file_name"] == str(flat / "a" / "b.JPG")
 
 
 def test_inshop_partition(tmp_path):
     root = tmp_path / "in-shop"
-    (root / "Eval").mkdir(parents=True)
-    (root / "Eval" / "list_eval_partition.txt").write_text(
-        "5\nimage_name item_id evaluation_status\n"
-        "img/WOMEN/Dresses/id_00000002/02_1_front.jpg id_00000002 train\n"
-        "img/WOMEN/Dresses/id_00000009/02_1_front.jpg id_00000009 query\n"
-        "img/WOMEN/Dresses/id_00000009/02_2_side.jpg id_00000009 gallery\n"
-        "img/MEN/Denim/id_00000080/01_1_front.jpg id_00000080 gallery\n"
-        "img/WOMEN/Dresses/id_00000003/01_1_front.jpg id_00000003 train\n"
-    )
+    _write(root / "Eval" / "list_eval_partition.txt", "5", "image_name item_id evaluation_status",
+           "img/WOMEN/Dresses/id_00000002/02_1_front.jpg id_00000002 train",
+           "img/WOMEN/Dresses/id_00000009/02_1_front.jpg id_00000009 query",
+           "img/WOMEN/Dresses/id_00000009/02_2_side.jpg id_00000009 gallery",
+           "img/MEN/Denim/id_00000080/01_1_front.jpg id_00000080 gallery",
+           "img/WOMEN/Dresses/id_00000003/01_1_front.jpg id_00000003 train")
     train = load_inshop(str(root), "train", "inshop_train")
     assert [r["label"] for r in train] == [0, 1]
     query = load_inshop(str(root), "query", "inshop_query")

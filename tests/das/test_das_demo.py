@@ -6,33 +6,6 @@ import json
 import os
 
 DEMO = os.path.join(os.path.dirname(__file__), "..", "..", "projects", "DAS", "demo.py")
-TINY = [
-    "MODEL.EMBEDDING.BACKBONE",
-    "test_resnet",
-    "MODEL.EMBEDDING.DIM",
-    "16",
-    "MODEL.DAS.NUM_CLASSES",
-    "4",
-    "INPUT.TRAIN_SIZE",
-    "32",
-    "INPUT.TEST_RESIZE",
-    "32",
-    "INPUT.TEST_SIZE",
-    "32",
-    "SOLVER.IMS_PER_BATCH",
-    "6",
-    "TEST.RETRIEVAL.RECALL_KS",
-    "(1, 2)",
-    # the conftest set (8 classes x 4 images, 32 px), so that the synthetic-data step finds it cached
-    "DATASETS.SYNTHETIC_FINE_GRAINED.NUM_CLASSES",
-    "8",
-    "DATASETS.SYNTHETIC_FINE_GRAINED.IMAGES_PER_CLASS",
-    "4",
-    "DATASETS.SYNTHETIC_FINE_GRAINED.IMAGE_SIZE",
-    "32",
-    "TEST.EVAL_PERIOD",
-    "3",
-]
 
 
 def _load_demo():
@@ -42,13 +15,14 @@ def _load_demo():
     return module
 
 
-def test_demo_variant_is_deterministic(das_dataset_root, tmp_path, monkeypatch):
+def test_demo_variant_is_deterministic(das_dataset_root, tmp_path, monkeypatch, tiny_opts):
     monkeypatch.setenv("DETECTRON2_DATASETS", str(das_dataset_root))
     demo = _load_demo()
     runs = []
     for i in range(2):
         out = str(tmp_path / f"run{i}")
-        history, _ = demo.run_variant(demo.DEFAULT_CONFIG, True, out, 3, TINY)
+        opts = tiny_opts + ["TEST.EVAL_PERIOD", "3"]
+        history, _ = demo.run_variant(demo.DEFAULT_CONFIG, True, out, 3, opts)
         with open(os.path.join(out, "metrics.json")) as f:
             losses = [row["total_loss"] for row in map(json.loads, f) if "total_loss" in row]
         runs.append((losses, history.last()["results"]))

@@ -7,14 +7,13 @@ import glob
 import os
 
 import pytest
-import yaml
 
 import das  # noqa: F401
 from das.config import add_das_config
 from das.official_runs import OURS, RUNS, markdown_table, official_config, parse_flags
 
 from shared.engine import build_cfg
-from shared.engine.validation import get_key
+from shared.engine.provenance import assert_rows, keys_set_by_yaml
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "projects", "DAS", "configs")
 PRESETS = sorted(os.path.relpath(p, CONFIG_DIR) for p in glob.glob(os.path.join(CONFIG_DIR, "*", "*.yaml"))
@@ -22,34 +21,6 @@ PRESETS = sorted(os.path.relpath(p, CONFIG_DIR) for p in glob.glob(os.path.join(
 #: files that are not presets of an official run
 NOT_PRESETS = {"Synthetic/triplet_distance.yaml": "the CPU demo (make demo-das)"}
 README = os.path.join(CONFIG_DIR, "..", "README.md")
-
-
-def _keys_set_by(path):
-    """Dotted keys a yaml file (and its _BASE_ chain) sets."""
-    with open(path) as f:
-        data = yaml.safe_load(f)
-    keys = set()
-    base = data.pop("_BASE_", None)
-    if base:
-        keys |= _keys_set_by(os.path.join(os.path.dirname(path), base))
-
-    def walk(node, prefix):
-        for k, v in node.items():
-            if isinstance(v, dict):
-                walk(v, f"{prefix}{k}.")
-            else:
-                keys.add(f"{prefix}{k}")
-
-    walk(data, "")
-    return keys - {"VERSION"}
-
-
-def _same(a, b):
-    if isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if isinstance(a, float) or isinstance(b, float):
-        return a == pytest.approx(b, rel=1e-9)
-    return a == b
 
 
 def test_every_preset_has_an_official_run():
@@ -62,17 +33,14 @@ def test_every_preset_has_an_official_run():
 def test_preset_equals_the_official_run(preset):
     source, flags = RUNS[preset]
     cfg = build_cfg(add_das_config, os.path.join(CONFIG_DIR, preset))
-    drift = {}
-    for key, (value, where) in official_config(flags).items():
-        if not _same(get_key(cfg, key), value):
-            drift[key] = (get_key(cfg, key), value, where)
-    assert not drift, f"{preset} differs from {source}: {drift}"
+    rows = [(key, value, where) for key, (value, where) in official_config(flags).items()]
+    assert_rows(cfg, rows, f"{preset} ({source})", strict_types=False)
 
 
 @pytest.mark.parametrize("preset", sorted(RUNS))
 def test_every_value_a_preset_sets_has_a_source(preset):
     official = set(official_config(RUNS[preset][1]))
-    unexplained = _keys_set_by(os.path.join(CONFIG_DIR, preset)) - official - set(OURS)
+    unexplained = keys_set_by_yaml(os.path.join(CONFIG_DIR, preset)) - official - set(OURS)
     assert not unexplained, (
         f"{preset} sets {sorted(unexplained)} with no official source and no 'ours' reason"
     )

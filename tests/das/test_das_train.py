@@ -10,45 +10,9 @@ import torch
 import torch.nn.functional as F
 
 import das  # noqa: F401
-from das.config import add_das_config
 from das.trainer import DASTrainer
 
-from shared.engine import build_cfg
-
-SYNTHETIC_CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "projects", "DAS", "configs",
-                                "Synthetic", "triplet_distance.yaml")
-TINY = [
-    "MODEL.EMBEDDING.BACKBONE",
-    "test_resnet",
-    "MODEL.EMBEDDING.DIM",
-    "16",
-    "MODEL.DAS.NUM_CLASSES",
-    "4",
-    "INPUT.TRAIN_SIZE",
-    "32",
-    "INPUT.TEST_RESIZE",
-    "32",
-    "INPUT.TEST_SIZE",
-    "32",
-    "SOLVER.IMS_PER_BATCH",
-    "6",
-    "TEST.RETRIEVAL.RECALL_KS",
-    "(1, 2)",
-    # the conftest set (8 classes x 4 images, 32 px), so that the synthetic-data step finds it cached
-    "DATASETS.SYNTHETIC_FINE_GRAINED.NUM_CLASSES",
-    "8",
-    "DATASETS.SYNTHETIC_FINE_GRAINED.IMAGES_PER_CLASS",
-    "4",
-    "DATASETS.SYNTHETIC_FINE_GRAINED.IMAGE_SIZE",
-    "32",
-]
-
-
-def tiny_cfg(*opts):
-    return build_cfg(add_das_config, SYNTHETIC_CONFIG, TINY + list(opts))
-
-
-def test_losses_equal_direct_pml_calls():
+def test_losses_equal_direct_pml_calls(tiny_cfg):
     torch.manual_seed(0)
     cfg = tiny_cfg("MODEL.DAS.DFS.RANGE", "(0.5, 2.0)", "MODEL.DAS.MTS.SCALE", "0.1")
     model = DASTrainer.build_model(cfg)
@@ -71,7 +35,7 @@ def test_losses_equal_direct_pml_calls():
     torch.testing.assert_close(got, baseline.criterion(e, y, baseline.miner(e, y)))
 
 
-def test_aux_loss_adds_the_real_only_term():
+def test_aux_loss_adds_the_real_only_term(tiny_cfg):
     cfg = tiny_cfg("MODEL.DAS.AUX_LOSS_WEIGHT", "0.5", "MODEL.MINER.NAME", "none")
     model = DASTrainer.build_model(cfg)
     e = F.normalize(torch.randn(6, 16), dim=1)
@@ -85,7 +49,7 @@ def test_aux_loss_adds_the_real_only_term():
     torch.testing.assert_close(out["loss_metric"], 0.5 * model.criterion(enlarged, labels))
 
 
-def test_optimizer_puts_margin_beta_in_its_own_group():
+def test_optimizer_puts_margin_beta_in_its_own_group(tiny_cfg):
     cfg = tiny_cfg("MODEL.LOSS.NAME", "margin")
     model = DASTrainer.build_model(cfg)
     opt = DASTrainer.build_optimizer(cfg, model)
@@ -98,7 +62,7 @@ def test_optimizer_puts_margin_beta_in_its_own_group():
         DASTrainer.build_optimizer(tiny_cfg("SOLVER.OPTIMIZER", "Lion"), model)
 
 
-def test_frozen_bn_stays_in_eval_mode():
+def test_frozen_bn_stays_in_eval_mode(tiny_cfg):
     model = DASTrainer.build_model(
         tiny_cfg("MODEL.EMBEDDING.FREEZE_BN", "True", "MODEL.DAS.ENABLED", "False")
     )
@@ -108,7 +72,7 @@ def test_frozen_bn_stays_in_eval_mode():
     assert model.net.head.training
 
 
-def test_bad_model_inputs():
+def test_bad_model_inputs(tiny_cfg):
     with pytest.raises(KeyError, match="BACKBONE 'resnet_nonexistent'"):
         DASTrainer.build_model(tiny_cfg("MODEL.EMBEDDING.BACKBONE", "resnet_nonexistent"))
     with pytest.raises(FileNotFoundError, match="BACKBONE_WEIGHTS"):
@@ -117,7 +81,7 @@ def test_bad_model_inputs():
         DASTrainer.build_model(tiny_cfg("MODEL.EMBEDDING.POOLING", "gem"))
 
 
-def test_local_backbone_weights_are_loaded(tmp_path):
+def test_local_backbone_weights_are_loaded(tmp_path, tiny_cfg):
     import timm
 
     reference = timm.create_model("test_resnet", num_classes=0, global_pool="")
@@ -128,7 +92,7 @@ def test_local_backbone_weights_are_loaded(tmp_path):
         torch.testing.assert_close(model.net.backbone.state_dict()[key], value)
 
 
-def test_train_evaluate_checkpoint_resume(das_dataset_root, tmp_path, monkeypatch):
+def test_train_evaluate_checkpoint_resume(das_dataset_root, tmp_path, monkeypatch, tiny_cfg):
     monkeypatch.setenv("DETECTRON2_DATASETS", str(das_dataset_root))
     out = str(tmp_path / "run")
     opts = [

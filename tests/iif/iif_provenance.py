@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Tuple
 
-Row = Tuple[str, Any, str]  # (config key, value, source -- "ours: <why>" when there is no official value)
+from shared.engine.provenance import OURS, Row, source_cell
+from shared.engine.provenance import markdown_table as _table
 
-OURS = "ours: "
 M = "configs/_base_/models/mask_rcnn_r50_fpn.py"
 L1 = "configs/lvis/mask_rcnn_r50_fpn_sample1e-3_mstrain_1x_lvis_v1.py"
 DS = "configs/_base_/datasets/lvis_v1_instance.py"
@@ -378,15 +378,10 @@ def _value(value: Any) -> str:
     return f'`"{value}"`' if isinstance(value, str) else f"`{value}`"
 
 
-def _source(source: str) -> str:
-    return f"**ours**: {source[len(OURS):]}" if source.startswith(OURS) else source
-
-
 def markdown_table(rows: List[Row]) -> str:
     """key | value | source, with the values that are ours marked."""
-    lines = ["| key | value | source |", "|---|---|---|"]
-    lines += [f"| `{key}` | {_value(value)} | {_source(source)} |" for key, value, source in rows]
-    return "\n".join(lines)
+    return _table(("key", "value", "source"),
+                  ((f"`{key}`", _value(value), source_cell(source)) for key, value, source in rows))
 
 
 def presets_markdown() -> str:

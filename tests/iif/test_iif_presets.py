@@ -1,6 +1,6 @@
 """Every IIF preset equals the official run, key by key (the table with sources: iif_provenance.py)."""
-import importlib.util
 from pathlib import Path
+from typing import Callable, Optional
 
 import iif  # noqa: F401  (compat layer first; registers the IIF heads)
 import pytest
@@ -10,54 +10,23 @@ from detectron2.layers import ShapeSpec
 
 from iif.config import add_iif_config
 from iif.modeling import IIFOutputLayers, NormedConv2d, NormedLinear
-from shared.engine.validation import get_key
+from shared.engine.provenance import assert_rows, load_module_beside, ours_without_reason, unlisted_changes
 
-def _load_provenance():
-    """The table module next to this file (pytest runs with --import-mode=importlib: no sys.path entry)."""
-    spec = importlib.util.spec_from_file_location("iif_provenance",
-                                                  Path(__file__).with_name("iif_provenance.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-PROVENANCE = _load_provenance()
+PROVENANCE = load_module_beside(__file__, "iif_provenance.py")
 CLS_PRESETS, LVIS_PRESETS = PROVENANCE.CLS_PRESETS, PROVENANCE.LVIS_PRESETS
-OURS, lvis_rows = PROVENANCE.OURS, PROVENANCE.lvis_rows
+lvis_rows = PROVENANCE.lvis_rows
 CONFIGS = Path(__file__).resolve().parents[2] / "projects" / "IIF" / "configs"
 LVIS_DIR = CONFIGS / "LVIS-InstanceSegmentation"
 MSRA_DIR = CONFIGS / "LVIS-InstanceSegmentation-MSRA"
 
 
-def _resolved(path: Path) -> CfgNode:
+def _resolved(path: Optional[Path] = None, add_config: Callable = add_iif_config) -> CfgNode:
+    """detectron2 defaults + ``add_config``, merged with ``path`` when given (else the defaults)."""
     cfg = get_cfg()
-    add_iif_config(cfg)
-    cfg.merge_from_file(str(path))
+    add_config(cfg)
+    if path is not None:
+        cfg.merge_from_file(str(path))
     return cfg
-
-
-def _defaults() -> CfgNode:
-    cfg = get_cfg()
-    add_iif_config(cfg)
-    return cfg
-
-
-def _flatten(node, prefix=""):
-    for key, value in node.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, CfgNode):
-            yield from _flatten(value, name + ".")
-        else:
-            yield name, value
-
-
-def _same(actual, expected) -> bool:
-    if isinstance(expected, (list, tuple)):
-        return isinstance(actual, (list, tuple)) and len(actual) == len(expected) and all(
-            _same(a, e) for a, e in zip(actual, expected))
-    if isinstance(expected, float) and not isinstance(expected, bool):
-        return isinstance(actual, (int, float)) and abs(actual - expected) <= 1e-9 * max(1.0, abs(expected))
-    return type(actual) is type(expected) and actual == expected
 
 
 def test_every_lvis_preset_file_has_a_table_and_back():
@@ -70,23 +39,16 @@ def test_every_lvis_preset_file_has_a_table_and_back():
 def test_lvis_preset_matches_its_official_values(preset, msra):
     cfg = _resolved((MSRA_DIR if msra else LVIS_DIR) / preset)
     rows = lvis_rows(preset, msra)
-    keys = [key for key, _, _ in rows]
-    assert len(keys) == len(set(keys)), "a key is listed twice"
-    wrong = {key: (get_key(cfg, key), value) for key, value, _ in rows if not _same(get_key(cfg, key), value)}
-    assert not wrong, f"{preset}: resolved vs official {wrong}"
+    assert_rows(cfg, rows, preset)
     # drift the table does not know: a key the preset changes from the defaults must have a row
-    defaults = dict(_flatten(_defaults()))
-    changed = {key for key, value in _flatten(cfg) if not _same(value, defaults[key])}
-    assert changed - set(keys) == set(), f"{preset} sets keys without a source: {sorted(changed - set(keys))}"
-    assert all(source.strip() for _, _, source in rows)
+    unlisted = unlisted_changes(cfg, _resolved(), [key for key, _, _ in rows])
+    assert not unlisted, f"{preset} sets keys without a source: {unlisted}"
 
 
 def test_ours_rows_say_why():
     for preset in LVIS_PRESETS:
         for msra in (False, True):
-            for key, _, source in lvis_rows(preset, msra):
-                if source.startswith(OURS):
-                    assert len(source) > len(OURS) + 10, key
+            assert not ours_without_reason(lvis_rows(preset, msra)), preset
 
 
 def test_rfs_schedule_is_longer_than_uniform_by_the_official_epoch_ratio():
@@ -131,21 +93,14 @@ def test_normed_conv2d_is_temperature_times_cosine():
 
 
 
-def _cls_resolved(path: Path) -> CfgNode:
+def _is_stage1_checkpoint(value) -> bool:
+    return isinstance(value, str) and value.endswith("/model_final.pth")
+
+
+def _cls_resolved(path: Optional[Path] = None) -> CfgNode:
     from iif.classification import add_iif_cls_config
 
-    cfg = get_cfg()
-    add_iif_cls_config(cfg)
-    cfg.merge_from_file(str(path))
-    return cfg
-
-
-def _cls_defaults() -> CfgNode:
-    from iif.classification import add_iif_cls_config
-
-    cfg = get_cfg()
-    add_iif_cls_config(cfg)
-    return cfg
+    return _resolved(path, add_iif_cls_config)
 
 
 def test_every_preset_is_in_a_table():
@@ -159,21 +114,11 @@ def test_every_preset_is_in_a_table():
 def test_classification_preset_matches_its_official_values(preset):
     cfg = _cls_resolved(CONFIGS / "classification" / preset)
     rows = CLS_PRESETS[preset][1]
-    keys = [key for key, _, _ in rows]
-    assert len(keys) == len(set(keys))
-    wrong = {}
-    for key, value, _ in rows:
-        actual = get_key(cfg, key)
-        if value is None:  # the first stage's checkpoint
-            ok = isinstance(actual, str) and actual.endswith("/model_final.pth")
-        else:
-            ok = _same(actual, value)
-        if not ok:
-            wrong[key] = (actual, value)
-    assert not wrong, f"{preset}: resolved vs official {wrong}"
-    defaults = dict(_flatten(_cls_defaults()))
-    changed = {key for key, value in _flatten(cfg) if not _same(value, defaults[key])}
-    assert changed - set(keys) == set(), f"{preset} sets keys without a source: {sorted(changed - set(keys))}"
+    # None: the first stage's checkpoint (its path is checked against stage 1's OUTPUT_DIR below)
+    assert_rows(cfg, [(key, _is_stage1_checkpoint if value is None else value, source)
+                      for key, value, source in rows], preset)
+    unlisted = unlisted_changes(cfg, _cls_resolved(), [key for key, _, _ in rows])
+    assert not unlisted, f"{preset} sets keys without a source: {unlisted}"
 
 
 def test_decoupled_presets_start_from_their_first_stage_output():

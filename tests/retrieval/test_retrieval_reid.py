@@ -1,5 +1,5 @@
-"""ReID metrics: parity with fastreid.evaluation.rank.evaluate_rank (Cython and Python paths), hand-computed values,
-tie semantics, the features-to-metrics path, and bad input."""
+"""ReID metrics: parity with fastreid.evaluation.rank.evaluate_rank (Cython and Python paths),
+hand-computed values, tie semantics, the features-to-metrics path, and bad input."""
 import numpy as np
 import pytest
 import torch
@@ -14,7 +14,8 @@ from fastreid.utils.compute_dist import build_dist  # noqa: E402
 
 @pytest.fixture(params=["auto", "dense", "sparse"])
 def ranking_path(request, monkeypatch):
-    """Run a test with the automatic choice, and with every block forced to one of the two ranking strategies."""
+    """Run a test with the automatic choice, and with every block forced to one of the two ranking
+    strategies."""
     fraction = {"auto": reid_module.DENSE_BLOCK_FRACTION, "dense": -1.0, "sparse": 2.0}[request.param]
     monkeypatch.setattr(reid_module, "DENSE_BLOCK_FRACTION", fraction)
     return request.param
@@ -64,7 +65,8 @@ def test_cython_path_is_available():
     assert fr_rank.IS_CYTHON_AVAI, "fastreid's rank_cy is not built; parity would only cover the Python path"
 
 
-@pytest.mark.parametrize("noise", [0.3, 3.0])  # nearly perfect (sparse blocks) and poor (dense blocks) features
+# nearly perfect (sparse blocks) and poor (dense blocks) features
+@pytest.mark.parametrize("noise", [0.3, 3.0])
 def test_parity_euclidean(noise):
     qf, gf, qp, gp, qc, gc = _reid_data(5, nq=60, ng=300, npid=20, noise=noise)
     dist = compute_distmat(qf, gf, metric="euclidean")
@@ -72,8 +74,9 @@ def test_parity_euclidean(noise):
 
 
 def test_gallery_smaller_than_max_rank():
-    # FastReID clips max_rank to the gallery size; when the same-camera removal leaves fewer entries than that, its
-    # Python path crashes and its Cython path reads stale buffer entries. Here the CMC simply stays at its final value.
+    # FastReID clips max_rank to the gallery size; when the same-camera removal leaves fewer entries than
+    # that, its Python path crashes and its Cython path reads stale buffer entries. Here the CMC simply stays
+    # at its final value.
     qf, gf, qp, gp, qc, gc = _reid_data(5, nq=40, ng=30, npid=6, ncam=2)
     res = evaluate_reid(compute_distmat(qf, gf), qp, gp, qc, gc, max_rank=50)
     assert len(res.cmc) == 30 and res.cmc[-1] == 1.0
@@ -107,7 +110,8 @@ def test_hand_computed_example(ranking_path):
     assert res.rank1 == 0.0 and res.rank5 == 100.0
     assert res.mAP == pytest.approx((1 / 2 + 2 / 4) / 2 * 100)
     assert res.mINP == pytest.approx(2 / 4 * 100)
-    np.testing.assert_array_equal(res.cmc, np.array([0, 1, 1, 1, 1], dtype=np.float32))  # length = gallery size
+    # length = gallery size
+    np.testing.assert_array_equal(res.cmc, np.array([0, 1, 1, 1, 1], dtype=np.float32))
     assert res.as_dict()["metric"] == pytest.approx((res.mAP + res.rank1) / 2)
 
 

@@ -27,7 +27,8 @@ def _features(seed=0, nq=40, ng=160, d=16, ids=20):
     return f[:nq], f[nq:], pids[:nq], pids[nq:], cams[:nq], cams[nq:]
 
 
-@pytest.mark.parametrize("metric,k1,k2", [("cosine", 20, 6), ("euclidean", 20, 6), ("cosine", 7, 1), ("cosine", 5, 3)])
+@pytest.mark.parametrize("metric,k1,k2",
+                         [("cosine", 20, 6), ("euclidean", 20, 6), ("cosine", 7, 1), ("cosine", 5, 3)])
 def test_rerank_matches_fastreid_jaccard_on_cpu(metric, k1, k2):
     qf, gf, *_ = _features()
     ours = rerank_k_reciprocal(qf, gf, k1=k1, k2=k2, lambda_value=0.3, metric=metric)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import shlex
 from typing import Any, Dict, Tuple
 
+from shared.engine.provenance import markdown_table as table
+
 #: scripts/parameters.py defaults used by the runs: flag -> (value, line)
 DEFAULTS: Dict[str, Tuple[Any, int]] = {
     "lr": (1e-5, 34),
@@ -195,6 +197,25 @@ LOSS_NAMES = {"triplet": "triplet", "contrastive": "contrastive", "margin": "mar
 MINER_NAMES = {"semihard": "semihard", "distance": "distance_weighted", "lifted": "none", "npair": "none"}
 
 
+#: loss -> (our key, official flag, note after its parameters.py line) of the loss's own hyper-parameters
+LOSS_FLAGS: Dict[str, Tuple[Tuple[str, str, str], ...]] = {
+    "triplet": (("MODEL.LOSS.MARGIN", "loss_triplet_margin", ""),),
+    "contrastive": (("MODEL.LOSS.POS_MARGIN", "loss_contrastive_pos_margin", ""),
+                    ("MODEL.LOSS.NEG_MARGIN", "loss_contrastive_neg_margin", "")),
+    "margin": (("MODEL.LOSS.MARGIN", "loss_margin_margin", ""),
+               ("MODEL.LOSS.BETA_LR", "loss_margin_beta_lr", ""),
+               ("MODEL.LOSS.MARGIN_BETA", "loss_margin_beta", ""),
+               ("MODEL.LOSS.MARGIN_NU", "loss_margin_nu", "")),
+    "multisimilarity": (("MODEL.LOSS.MS_ALPHA", "loss_multisimilarity_pos_weight", ""),
+                        ("MODEL.LOSS.MS_BETA", "loss_multisimilarity_neg_weight", ""),
+                        ("MODEL.MINER.MS_EPSILON", "loss_multisimilarity_margin", " (mined inside the loss)"),
+                        ("MODEL.LOSS.MS_BASE", "loss_multisimilarity_thresh", "")),
+    "lifted": (("MODEL.LOSS.NEG_MARGIN", "loss_lifted_neg_margin", ""),
+               ("MODEL.LOSS.L2_REG_WEIGHT", "loss_lifted_l2", "")),
+    "npair": (("MODEL.LOSS.L2_REG_WEIGHT", "loss_npair_l2", ""),),
+}
+
+
 def official_config(flags: str) -> Dict[str, Tuple[Any, str]]:
     """Our config key -> (the value the official run implies, where it comes from)."""
     o = parse_flags(flags)
@@ -259,34 +280,14 @@ def official_config(flags: str) -> Dict[str, Tuple[Any, str]]:
         ),
         "MODEL.LOSS.NAME": (LOSS_NAMES[loss], "--loss"),
     }
-    if loss == "triplet":
-        out["MODEL.LOSS.MARGIN"] = (o["loss_triplet_margin"], f"{p}:127")
-    elif loss == "contrastive":
-        out["MODEL.LOSS.POS_MARGIN"] = (o["loss_contrastive_pos_margin"], f"{p}:117")
-        out["MODEL.LOSS.NEG_MARGIN"] = (o["loss_contrastive_neg_margin"], f"{p}:119")
-    elif loss == "margin":
-        out["MODEL.LOSS.MARGIN"] = (o["loss_margin_margin"], f"{p}:130")
-        out["MODEL.LOSS.BETA_LR"] = (o["loss_margin_beta_lr"], f"{p}:131")
-        out["MODEL.LOSS.MARGIN_BETA"] = (o["loss_margin_beta"], f"{p}:133")
-        out["MODEL.LOSS.MARGIN_NU"] = (o["loss_margin_nu"], f"{p}:135")
-        out["MODEL.LOSS.LEARN_BETA"] = (
-            True,
-            f"{p}:137 (beta constant only with --loss_margin_beta_constant)",
-        )
+    for key, flag, note in LOSS_FLAGS.get(loss, ()):
+        out[key] = (o[flag], f"{p}:{DEFAULTS[flag][1]}{note}")
+    if loss == "margin":
+        out["MODEL.LOSS.LEARN_BETA"] = (True,
+                                        f"{p}:137 (beta constant only with --loss_margin_beta_constant)")
     elif loss == "multisimilarity":
-        out["MODEL.LOSS.MS_ALPHA"] = (o["loss_multisimilarity_pos_weight"], f"{p}:169")
-        out["MODEL.LOSS.MS_BETA"] = (o["loss_multisimilarity_neg_weight"], f"{p}:171")
-        out["MODEL.MINER.MS_EPSILON"] = (o["loss_multisimilarity_margin"], f"{p}:173 (mined inside the loss)")
-        out["MODEL.LOSS.MS_BASE"] = (o["loss_multisimilarity_thresh"], f"{p}:175")
-        out["MODEL.MINER.NAME"] = (
-            "multi_similarity",
-            "loss/multisimilarity.py (pair mining inside the loss)",
-        )
-    elif loss == "lifted":
-        out["MODEL.LOSS.NEG_MARGIN"] = (o["loss_lifted_neg_margin"], f"{p}:178")
-        out["MODEL.LOSS.L2_REG_WEIGHT"] = (o["loss_lifted_l2"], f"{p}:179")
-    elif loss == "npair":
-        out["MODEL.LOSS.L2_REG_WEIGHT"] = (o["loss_npair_l2"], f"{p}:157")
+        out["MODEL.MINER.NAME"] = ("multi_similarity",
+                                   "loss/multisimilarity.py (pair mining inside the loss)")
     if loss != "multisimilarity":
         out["MODEL.MINER.NAME"] = (MINER_NAMES[o["batch_mining"]], "--batch_mining")
     if o["batch_mining"] == "semihard" and loss != "multisimilarity":
@@ -316,15 +317,15 @@ def markdown_table() -> str:
     )
     short = ("backbone", "D", "pool", "batch", "WD", "MAX_ITER", "STEPS", "K", "DFS range", "MTS β", "detach",
              "aux w", "norm")
-    lines = ["| preset | official run | " + " | ".join(short) + " |", "|---" * (len(short) + 2) + "|"]
+    rows = []
     for preset, (source, flags) in RUNS.items():
         values = official_config(flags)
         cells = []
         for key in varying:
             v = values[key][0]
             cells.append(", ".join(str(x) for x in v) if isinstance(v, tuple) else str(v))
-        lines.append(f"| `{preset}` | {source} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        rows.append([f"`{preset}`", source, *cells])
+    return table(("preset", "official run", *short), rows)
 
 
 if __name__ == "__main__":
