@@ -2,21 +2,22 @@
 
 Parts (each runs in its own subprocess so that its peak memory is its own):
 
-* ``reid``: Market-1501 size (3,368 queries x 15,913 gallery, 2048-d synthetic features). Ranking-and-metrics step
-  on the same float32 distance matrix: ``evaluate_reid`` vs FastReID's ``evaluate_rank`` (Cython path); end to end
-  including the distance computation: ``evaluate_reid_features`` vs FastReID ``build_dist`` + ``evaluate_rank``.
-  Results are checked to be identical (CMC exactly, mAP/mINP within 1e-6).
-* ``ml``: SOP size (60,502 x 128-d, 11,316 classes): ``evaluate_embeddings`` vs PML ``AccuracyCalculator`` with
-  ``FaissKNN``/``FaissKMeans`` for the same metrics (Recall@1/10/100/1000, MAP@R, R-precision, NMI).
+* ``reid``: Market-1501 size (3,368 queries x 15,913 gallery, 2048-d synthetic features). Ranking-and-metrics
+  step on the same float32 distance matrix: ``evaluate_reid`` vs FastReID's ``evaluate_rank`` (Cython path);
+  end to end including the distance computation: ``evaluate_reid_features`` vs FastReID ``build_dist`` +
+  ``evaluate_rank``. Results are checked to be identical (CMC exactly, mAP/mINP within 1e-6).
+* ``ml``: SOP size (60,502 x 128-d, 11,316 classes): ``evaluate_embeddings`` vs PML ``AccuracyCalculator``
+  with ``FaissKNN``/``FaissKMeans`` for the same metrics (Recall@1/10/100/1000, MAP@R, R-precision, NMI).
 * ``cd``: copy detection, 50,000 queries x 200,000 references, 256-d synthetic descriptors, k = 10, with score
   normalisation against a background set; end-to-end time and peak RSS.
-* ``cd1m``: the same at DISC21 scale, 25,000 queries (DISC21's dev_queries_25k) x 1,000,000 references x 256-d,
-  100,000 background descriptors, on the CPU (faiss exact search, queries in chunks of 16,384).
+* ``cd1m``: the same at DISC21 scale, 25,000 queries (DISC21's dev_queries_25k) x 1,000,000 references x
+  256-d, 100,000 background descriptors, on the CPU (faiss exact search, queries in chunks of 16,384).
 
-Each timing: one warm-up on a small slice, then ``--repeat`` runs alternating ours / reference; the median is used.
+Each timing: one warm-up on a small slice, then ``--repeat`` runs alternating ours / reference; the median is
+used.
 
-    .venv/bin/python benchmarks/bench_retrieval.py                 # all parts
-    .venv/bin/python benchmarks/bench_retrieval.py --part reid --repeat 3
+    .venv/bin/python benchmarks/bench_retrieval.py                 # all parts .venv/bin/python
+    benchmarks/bench_retrieval.py --part reid --repeat 3
 """
 import argparse
 import json
@@ -42,10 +43,10 @@ def _timed(fn):
     return time.perf_counter() - start, out
 
 
-# ---------------------------------------------------------------------------------------------------------- ReID
+# ------------------------------------------------------------------------------------------------------ ReID
 def reid_features(nq=3368, ng=15913, d=2048, n_ids=750, n_cams=6, noise=2.0, seed=0):
-    """Synthetic Market-1501-shaped features: identity centre + camera offset + noise; 2 distractor pids (0, -1 like
-    Market's junk are not used: pid 0 = distractors stay in the gallery)."""
+    """Synthetic Market-1501-shaped features: identity centre + camera offset + noise; 2 distractor pids
+    (0, -1 like Market's junk are not used: pid 0 = distractors stay in the gallery)."""
     rng = np.random.default_rng(seed)
     g_pids = rng.integers(0, n_ids + 1, ng)  # pid 0 = distractors
     q_pids = rng.integers(1, n_ids + 1, nq)
@@ -76,8 +77,8 @@ def bench_reid(repeat: int, noise: float) -> dict:
     t = {"fr_dist": [], "fr_rank": [], "ours_rank": [], "ours_e2e": []}
     for _ in range(repeat):
         td, dist = _timed(lambda: build_dist(qt, gt, "cosine"))
-        tr, ref = _timed(lambda: fr_rank.evaluate_rank(dist, qp, gp, qc, gc, 50, use_cython=True))
-        to, ours = _timed(lambda: evaluate_reid(dist, qp, gp, qc, gc, 50))
+        tr, ref = _timed(lambda d=dist: fr_rank.evaluate_rank(d, qp, gp, qc, gc, 50, use_cython=True))
+        to, ours = _timed(lambda d=dist: evaluate_reid(d, qp, gp, qc, gc, 50))
         del dist
         te, ours_e2e = _timed(lambda: evaluate_reid_features(qf, gf, qp, gp, qc, gc, metric="cosine"))
         t["fr_dist"].append(td)
@@ -105,8 +106,8 @@ def bench_reid(repeat: int, noise: float) -> dict:
 
 # ------------------------------------------------------------------------------------------- metric learning
 def sop_embeddings(n=60502, n_classes=11316, d=128, noise=1.25, seed=0):
-    """SOP-shaped embeddings: 11,316 classes of 2..12 images (60,502 in total), class centre + noise (noise 1.25
-    gives R@1 ~ 78, close to published SOP models)."""
+    """SOP-shaped embeddings: 11,316 classes of 2..12 images (60,502 in total), class centre + noise
+    (noise 1.25 gives R@1 ~ 78, close to published SOP models)."""
     rng = np.random.default_rng(seed)
     sizes = np.full(n_classes, 2)
     extra = n - sizes.sum()
@@ -161,7 +162,8 @@ def bench_ml(repeat: int) -> dict:
     evaluate_embeddings(xs, ys, recall_ks=(1, 10), compute_f1=False)
     t_ours, t_pml = [], []
     for _ in range(repeat):
-        to, ours = _timed(lambda: evaluate_embeddings(x, y, recall_ks=SOP_RECALL_KS, compute_f1=False, seed=seed))
+        to, ours = _timed(lambda: evaluate_embeddings(x, y, recall_ks=SOP_RECALL_KS, compute_f1=False,
+                                                      seed=seed))
         tp, ref = _timed(lambda: pml.get_accuracy(x, y))
         t_ours.append(to)
         t_pml.append(tp)
@@ -200,10 +202,11 @@ def bench_cd(n_queries=50_000, n_refs=200_000, n_background=100_000, d=256, k=10
     background = _unit_rows(rng, n_background, d)
     gt = {q: (q if q < n_positive else None) for q in range(n_queries)}
     rss_before = _peak_rss_mb()
-    elapsed, res = _timed(lambda: evaluate_copy_detection(queries, refs, gt, k=k, background_descriptors=background))
+    elapsed, res = _timed(lambda: evaluate_copy_detection(queries, refs, gt, k=k,
+                                                          background_descriptors=background))
     return {
-        "part": "cd1m" if n_refs >= 1_000_000 else "cd", "sizes": {"queries": n_queries, "references": n_refs, "background": n_background, "dim": d,
-                                "k": k},
+        "part": "cd1m" if n_refs >= 1_000_000 else "cd",
+        "sizes": {"queries": n_queries, "references": n_refs, "background": n_background, "dim": d, "k": k},
         "result": res.as_dict(), "seconds": elapsed, "peak_rss_mb": _peak_rss_mb(),
         "peak_rss_before_eval_mb": rss_before,
         "input_descriptors_mb": (queries.nbytes + refs.nbytes + background.nbytes) / 2 ** 20,
@@ -222,32 +225,37 @@ def _report(r: dict) -> None:
         m = r["median_s"]
         print(f"ReID (Market-1501 size, feature noise {r['noise']}): {r['result']}")
         print(f"  identical to FastReID: {r['identical']}")
-        print(f"  ranking+metrics on the same distmat: ours {m['ours_rank']:.2f} s vs FastReID Cython evaluate_rank "
-              f"{m['fr_rank']:.2f} s -> ratio {r['ratio_rank']:.2f} (target <= 0.5)")
-        print(f"  end to end incl. distances: ours {m['ours_e2e']:.2f} s vs build_dist {m['fr_dist']:.2f} s + "
-              f"evaluate_rank = {m['fr_e2e']:.2f} s -> ratio {r['ratio_e2e']:.2f} (target <= 0.75)")
+        print(f"  ranking+metrics on the same distmat: ours {m['ours_rank']:.2f} s vs FastReID Cython "
+              f"evaluate_rank {m['fr_rank']:.2f} s -> ratio {r['ratio_rank']:.2f} (target <= 0.5)")
+        print(f"  end to end incl. distances: ours {m['ours_e2e']:.2f} s vs build_dist "
+              f"{m['fr_dist']:.2f} s + evaluate_rank = {m['fr_e2e']:.2f} s -> ratio {r['ratio_e2e']:.2f} "
+              "(target <= 0.75)")
         print(f"  peak RSS {r['peak_rss_mb']:.0f} MB, median of {r['repeat']}")
     elif r["part"] == "ml":
         m = r["median_s"]
         print(f"Metric learning (SOP size 60,502 x 128, 11,316 classes): {r['result']}")
         print(f"  |ours - PML| in percent points: {r['abs_diff_percent_points']}")
-        print(f"  ours {m['ours']:.2f} s vs PML AccuracyCalculator (FaissKNN, FaissKMeans) {m['pml']:.2f} s -> ratio "
-              f"{r['ratio']:.2f} (target <= 1.0); peak RSS {r['peak_rss_mb']:.0f} MB, median of {r['repeat']}")
+        print(f"  ours {m['ours']:.2f} s vs PML AccuracyCalculator (FaissKNN, FaissKMeans) {m['pml']:.2f} s "
+              f"-> ratio {r['ratio']:.2f} (target <= 1.0); peak RSS {r['peak_rss_mb']:.0f} MB, "
+              f"median of {r['repeat']}")
     else:
         print(f"Copy detection ({r['part']}) {r['sizes']}: {r['result']}")
         print(f"  end to end {r['seconds']:.1f} s; peak RSS {r['peak_rss_mb']:.0f} MB (inputs "
-              f"{r['input_descriptors_mb']:.0f} MB, peak before evaluation {r['peak_rss_before_eval_mb']:.0f} MB)")
+              f"{r['input_descriptors_mb']:.0f} MB, peak before evaluation "
+              f"{r['peak_rss_before_eval_mb']:.0f} MB)")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", choices=["all", "reid", "ml", "cd", "cd1m"], default="all")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per side (ReID part)")
     parser.add_argument("--ml-repeat", type=int, default=1,
-                        help="timed runs per side for the SOP part (one run of each side takes minutes: k-means with "
-                             "11,316 clusters)")
+                        help="timed runs per side for the SOP part (one run of each side takes minutes: "
+                             "k-means with 11,316 clusters)")
     parser.add_argument("--reid-noise", type=float, default=2.8,
-                        help="feature noise of the synthetic ReID set (2.8: about a trained Market model, mAP ~87; 3.5 and 6.0: weaker models)")
+                        help="feature noise of the synthetic ReID set (2.8: about a trained Market model, "
+                             "mAP ~87; 3.5 and 6.0: weaker models)")
     parser.add_argument("--cd1m-queries", type=int, default=25_000, help="queries of the cd1m part")
     parser.add_argument("--json", action="store_true", help="print the raw result dict (used by --part all)")
     args = parser.parse_args()

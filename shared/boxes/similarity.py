@@ -215,7 +215,7 @@ def simd(a: BoxGeometry, b: BoxGeometry, m: float, n: float, eps: float, norm_mo
         loc   = sqrt((m·(x_a − x_b)/(w_a + w_b))² + (n·(y_a − y_b)/(h_a + h_b))²)
         shape = sqrt((m·(w_a − w_b)/(w_a + w_b))² + (n·(h_a − h_b)/(h_a + h_b))²)
 
-    ``norm_mode="divide"`` uses 1/m and 1/n instead of m and n (spec §7.1).
+    ``norm_mode="divide"`` uses 1/m and 1/n instead of m and n (an ambiguity of the SimD paper, Eq. 3).
     """
     fx, fy = simd_factors(m, n, norm_mode)
     scale_x = fx / (a.w + b.w + 2 * eps)

@@ -21,10 +21,11 @@ def test_atomic_checkpoint_files_follow_the_umask(tmp_path, umask, mask, mode):
     umask(mask)
     model = torch.nn.Linear(2, 2)
     AtomicDetectionCheckpointer(model, str(tmp_path)).save("model_0000001", iteration=1)
-    for name in ("model_0000001.pth", "last_checkpoint"):
+    for name in ("model_0000001.pth", "model_0000001.pth.sha256", "last_checkpoint"):
         assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == mode, name
     # a plain open() under the same umask gives the same mode
     with open(tmp_path / "plain", "wb"):
         pass
     assert stat.S_IMODE(os.stat(tmp_path / "plain").st_mode) == mode
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["last_checkpoint", "model_0000001.pth", "plain"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "last_checkpoint", "model_0000001.pth", "model_0000001.pth.sha256", "plain"]

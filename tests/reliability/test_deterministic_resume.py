@@ -201,10 +201,7 @@ def test_detectron2_simd_resume_is_bit_identical(tmp_path):
     from simd.config import add_simd_config
 
     from shared.engine import build_cfg
-    try:  # the project module is being renamed engine.py -> trainer.py
-        from simd.trainer import SimDTrainer
-    except ImportError:
-        from simd.engine import SimDTrainer
+    from simd.trainer import SimDTrainer
     from shared.datasets.synthetic_tiny import generate_synthetic_tiny, register_synthetic_tiny
 
     root = str(tmp_path / "tiny")

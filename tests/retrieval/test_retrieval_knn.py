@@ -1,4 +1,5 @@
-"""faiss k-NN back end: exactness against brute force, self-exclusion, chunking, factory indexes, bad input."""
+"""faiss k-NN back end: exactness against brute force, self-exclusion, chunking, factory indexes,
+bad input."""
 import numpy as np
 import pytest
 

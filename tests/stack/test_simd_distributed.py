@@ -15,8 +15,10 @@ import torch
 
 import simd  # noqa: F401
 from shared.datasets.synthetic_tiny import generate_synthetic_tiny, register_synthetic_tiny
+from shared.engine import build_cfg
 from shared.engine.launch import launch
-from simd.engine import SimDTrainer, build_cfg, prepare_cfg
+from simd.config import add_simd_config
+from simd.trainer import SimDTrainer, prepare_cfg
 
 CONFIG = str(Path(__file__).resolve().parents[2] / "projects/SimD/configs/synthetic"
              / "faster_rcnn_R18_FPN_iou.yaml")
@@ -24,10 +26,11 @@ PREFIX = "stack_simd_dist"
 
 
 def _cfg(out: str):
-    return build_cfg(CONFIG, [
+    return build_cfg(add_simd_config, CONFIG, [
         "DATASETS.TRAIN", f"('{PREFIX}_train',)", "DATASETS.TEST", "()",
         "INPUT.MIN_SIZE_TRAIN", "(128,)", "INPUT.MAX_SIZE_TRAIN", "128", "INPUT.RANDOM_FLIP", "none",
-        "SOLVER.IMS_PER_BATCH", "4", "SOLVER.MAX_ITER", "1", "SOLVER.BASE_LR", "0.01",
+        "SOLVER.IMS_PER_BATCH", "4", "SOLVER.MAX_ITER", "1", "SOLVER.STEPS", "()", "SOLVER.BASE_LR", "0.01",
+        "SOLVER.REFERENCE_WORLD_SIZE", "0",  # the test compares fixed global batches: no auto-scaling
         "DATALOADER.NUM_WORKERS", "0", "MODEL.FPN.OUT_CHANNELS", "32", "MODEL.ROI_BOX_HEAD.FC_DIM", "32",
         "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "32", "MODEL.RPN.BATCH_SIZE_PER_IMAGE", "64",
         "MODEL.RPN.POST_NMS_TOPK_TRAIN", "100", "MODEL.RPN.SIMILARITY", "simd",
