@@ -20,5 +20,8 @@ def add_evaluation_config(cfg: Any) -> None:
 
 
 @config_check(add_evaluation_config)
-def _check_backend(cfg: Any) -> None:
+def check_eval_backend(cfg: Any) -> None:
+    """``TEST.EVAL_BACKEND`` is a known backend. A project whose adder calls :func:`add_evaluation_config`
+    registers this check for its own adder too (``config_check(add_x_config)(check_eval_backend)``):
+    checks run for the adders given to ``build_cfg``."""
     check_choice(cfg, "TEST.EVAL_BACKEND", BACKENDS)

@@ -116,3 +116,15 @@ def test_project_configs_have_the_key():
         cfg = get_cfg()
         add(cfg)
         assert cfg.TEST.EVAL_BACKEND == "faster_coco_eval"
+
+
+@pytest.mark.parametrize("adder_path", ["simd.config:add_simd_config", "iif.config:add_iif_config"])
+def test_unknown_eval_backend_is_refused_when_the_config_is_built(adder_path):
+    import importlib
+
+    from shared.engine import ConfigValueError, build_cfg
+
+    module, name = adder_path.split(":")
+    adder = getattr(importlib.import_module(module), name)
+    with pytest.raises(ConfigValueError, match="^TEST.EVAL_BACKEND='cocoapi'"):
+        build_cfg(adder, opts=["TEST.EVAL_BACKEND", "cocoapi"])

@@ -2,8 +2,7 @@
 from detectron2.config import CfgNode as CN
 
 from shared.engine.validation import check_choice, check_positive, check_range, config_check
-from shared.evaluation.backend import BACKENDS
-from shared.evaluation.config import add_evaluation_config
+from shared.evaluation.config import add_evaluation_config, check_eval_backend
 
 
 def add_iif_config(cfg: CN) -> None:
@@ -56,4 +55,6 @@ def _check_iif_config(cfg: CN) -> None:
     check_range(cfg, "MODEL.ROI_BOX_HEAD.IIF.BG_WEIGHT")
     check_positive(cfg, "MODEL.ROI_BOX_HEAD.COSINE_SCALE")
     check_positive(cfg, "MODEL.ROI_MASK_HEAD.COSINE_SCALE")
-    check_choice(cfg, "TEST.EVAL_BACKEND", BACKENDS)
+
+
+config_check(add_iif_config)(check_eval_backend)

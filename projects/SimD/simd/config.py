@@ -8,7 +8,7 @@ from detectron2.config import CfgNode as CN
 
 from shared.engine.validation import (ConfigValueError, check_choice, check_positive, check_range,
                                       config_check, get_key)
-from shared.evaluation.config import add_evaluation_config
+from shared.evaluation.config import add_evaluation_config, check_eval_backend
 from shared.kernels import NMS_KINDS
 from simd.matcher import LOW_QUALITY_MATCHERS
 from simd.similarity import NORM_MODES, UNSET, similarity_kind
@@ -144,3 +144,6 @@ def _check_evaluation(cfg: CN) -> None:
     from simd.evaluation import PROTOCOL_NAMES  # imported on use: pycocotools is not needed to build a cfg
 
     check_choice(cfg, "TEST.SIMD_EVAL.PROTOCOL", PROTOCOL_NAMES)
+
+
+config_check(add_simd_config)(check_eval_backend)
