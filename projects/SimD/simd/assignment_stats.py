@@ -1,4 +1,4 @@
-"""Label-assignment statistics: how many GTs of each size get a positive RPN anchor, and how many.
+"""Label-assignment statistics: how many GTs of each size get a positive RPN anchor or ROI proposal.
 
 For every training image (resized as in training: ``ResizeShortestEdge(max(MIN_SIZE_TRAIN),
 MAX_SIZE_TRAIN)``, no flip), the model's own anchor generator lays its anchors out on the padded image, the
@@ -8,6 +8,19 @@ anchors,
 before sampling. Per GT size bin (AI-TOD's: very tiny < 8 px, tiny 8-16, small 16-32, medium >= 32, by
 sqrt(w * h) of the annotation as the dataset defines its sizes) the table gives the share of GTs with at least
 one positive anchor and the mean number of positive anchors per GT. Crowd / ignore boxes are left out.
+
+ROI (second-stage) assignment. The ROI head labels the RPN's *proposals*, which depend on the trained RPN; a
+model-free, deterministic stand-in is used instead (ours; the alternative, a freshly initialised RPN's
+proposals, would depend on the seed and reflect no training): the proposals are the same
+anchors, treated as detectron2's ``find_top_rpn_proposals`` treats proposals (clipped to the unpadded image,
+empty boxes dropped; no top-k and no NMS), plus the GT boxes when ``MODEL.ROI_HEADS.PROPOSAL_APPEND_GT`` is
+True (as ``add_ground_truth_to_proposals`` does in training; True in every preset). They are labelled by the
+model's own ROI-head proposal matcher (built with ``build_roi_heads``: detectron2's ``Matcher`` with
+``MODEL.ROI_HEADS.IOU_THRESHOLDS`` / ``IOU_LABELS``, no low-quality matches; for Cascade R-CNN the first
+stage's), each similarity in turn, before ``_sample_proposals``. With GT appended, a GT's own box is always a
+proposal of quality 1 (IoU, SimD; NWD and DotD 1 up to their epsilon), so nearly every GT is covered (all but
+those whose own box another GT matches at least as well) and the mean includes that one proposal: the anchors'
+contribution is then the mean minus one.
 """
 
 from __future__ import annotations
@@ -21,7 +34,8 @@ from detectron2.config import CfgNode
 from detectron2.data import DatasetCatalog
 from detectron2.data.transforms import ResizeShortestEdge
 from detectron2.layers import ShapeSpec
-from detectron2.modeling import build_anchor_generator, build_backbone
+from detectron2.modeling import build_anchor_generator, build_backbone, build_roi_heads
+from detectron2.modeling.matcher import Matcher
 from detectron2.structures import Boxes, BoxMode
 
 from simd.matcher import build_matcher
@@ -74,6 +88,7 @@ class AnchorLayout:
     def __init__(self, cfg: CfgNode):
         backbone = build_backbone(cfg)
         shapes = backbone.output_shape()
+        self.output_shape = shapes
         self.in_features = list(cfg.MODEL.RPN.IN_FEATURES)
         self.strides = [shapes[f].stride for f in self.in_features]
         self.generator = build_anchor_generator(
@@ -94,13 +109,28 @@ class AnchorLayout:
         return self._cache[(height, width)]
 
 
-def assignment_statistics(
-    cfg: CfgNode, records: Iterable[dict], similarities: Sequence[str], max_images: int = 0
-) -> Dict[str, BinCounts]:
-    """``{similarity: BinCounts}`` over ``records`` (detectron2 dataset dicts) for the RPN assignment."""
-    layout = AnchorLayout(cfg)
+def roi_proposals(anchors: Boxes, gt: Boxes, height: int, width: int, append_gt: bool) -> Boxes:
+    """The stand-in ROI proposals of an image of (unpadded) size ``height`` x ``width``: ``anchors`` clipped
+    to the image, those with zero width or height dropped (detectron2's ``find_top_rpn_proposals`` with
+    ``min_box_size`` 0), then ``gt`` appended when ``append_gt``."""
+    boxes = anchors.clone()
+    boxes.clip((height, width))
+    boxes = boxes[boxes.nonempty()]
+    return Boxes.cat([boxes, gt]) if append_gt else boxes
+
+
+def roi_matcher(cfg: CfgNode, layout: AnchorLayout) -> Matcher:
+    """The model's own ROI-head proposal matcher (the first stage's for Cascade R-CNN)."""
+    heads = build_roi_heads(cfg, layout.output_shape)
+    if hasattr(heads, "proposal_matchers"):
+        return heads.proposal_matchers[0]
+    return heads.proposal_matcher
+
+
+def rpn_matcher(cfg: CfgNode) -> Matcher:
+    """The RPN's anchor matcher as ``SimilarityRPN`` builds it from ``MODEL.RPN``."""
     rpn = cfg.MODEL.RPN
-    matcher = build_matcher(
+    return build_matcher(
         rpn.IOU_THRESHOLDS,
         rpn.IOU_LABELS,
         True,
@@ -109,8 +139,44 @@ def assignment_statistics(
         rpn.GT_MAX_ASSIGN_ALL,
         "MODEL.RPN.LOW_QUALITY_MODE",
     )
+
+
+#: the assignment stages :func:`stage_statistics` can count
+STAGES = ("rpn", "roi")
+
+
+def has_roi_heads(cfg: CfgNode) -> bool:
+    """True for the two-stage architectures (detectron2's ``GeneralizedRCNN``), whose ROI heads label
+    proposals; one-stage models (``SimilarityRetinaNet``) have none."""
+    return cfg.MODEL.META_ARCHITECTURE == "GeneralizedRCNN"
+
+
+def stage_statistics(
+    cfg: CfgNode,
+    records: Iterable[dict],
+    similarities: Sequence[str],
+    max_images: int = 0,
+    stages: Sequence[str] = STAGES,
+) -> Dict[str, Dict[str, BinCounts]]:
+    """``{stage: {similarity: BinCounts}}`` over ``records`` (detectron2 dataset dicts), stage "rpn" (anchors
+    labelled by the RPN matcher) and / or "roi" (stand-in proposals labelled by the ROI-head matcher; see the
+    module docstring)."""
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ValueError(f"unknown assignment stage(s) {unknown}; choose among {list(STAGES)}")
+    if "roi" in stages and not has_roi_heads(cfg):
+        raise ValueError(
+            f"MODEL.META_ARCHITECTURE {cfg.MODEL.META_ARCHITECTURE!r} has no ROI heads: no 'roi' statistics"
+        )
+    layout = AnchorLayout(cfg)
+    matchers = {}
+    if "rpn" in stages:
+        matchers["rpn"] = rpn_matcher(cfg)
+    if "roi" in stages:
+        matchers["roi"] = roi_matcher(cfg, layout)
+    append_gt = bool(cfg.MODEL.ROI_HEADS.PROPOSAL_APPEND_GT)
     functions = {kind: build_similarity(cfg, kind, "--similarities") for kind in similarities}
-    counts = {kind: BinCounts() for kind in similarities}
+    counts = {stage: {kind: BinCounts() for kind in similarities} for stage in matchers}
     min_size, max_size = max(cfg.INPUT.MIN_SIZE_TRAIN), cfg.INPUT.MAX_SIZE_TRAIN
     for index, record in enumerate(records):
         if max_images and index >= max_images:
@@ -127,17 +193,33 @@ def assignment_statistics(
         bins = torch.tensor([size_bin(float(s)) for s in sizes])
         boxes[:, 0::2] *= new_w / w0
         boxes[:, 1::2] *= new_h / h0
+        gt = Boxes(boxes)
         anchors = layout.anchors(new_h, new_w)
-        for kind, similarity in functions.items():
-            matches, labels = matcher(similarity(Boxes(boxes), anchors))
-            counts[kind].add(bins, positives_per_gt(matches, labels, len(boxes)))
+        candidates = {"rpn": anchors}
+        if "roi" in matchers:
+            candidates["roi"] = roi_proposals(anchors, gt, new_h, new_w, append_gt)
+        for stage, matcher in matchers.items():
+            for kind, similarity in functions.items():
+                matches, labels = matcher(similarity(gt, candidates[stage]))
+                counts[stage][kind].add(bins, positives_per_gt(matches, labels, len(boxes)))
     return counts
 
 
-def format_table(counts: Dict[str, BinCounts]) -> str:
-    """One row per similarity: per size bin and for all GTs, 'covered %  (mean positives per GT)'."""
+def assignment_statistics(
+    cfg: CfgNode, records: Iterable[dict], similarities: Sequence[str], max_images: int = 0
+) -> Dict[str, BinCounts]:
+    """``{similarity: BinCounts}`` over ``records`` (detectron2 dataset dicts) for the RPN assignment."""
+    return stage_statistics(cfg, records, similarities, max_images, stages=("rpn",))["rpn"]
+
+
+def format_table(counts: Dict[str, BinCounts], stage: str = "rpn", append_gt: bool = True) -> str:
+    """One row per similarity: per size bin and for all GTs, 'covered %  (mean positives per GT)'; ``stage``
+    ("rpn" or "roi") names the table and what a positive is; ``append_gt`` (ROI only) says whether the GT
+    boxes were among the proposals."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown assignment stage {stage!r}; choose among {list(STAGES)}")
     labels = [label for label, _, _ in SIZE_BINS] + ["all"]
-    header = f"{'RPN similarity':<16}" + "".join(f"{label:>22}" for label in labels)
+    header = f"{stage.upper() + ' similarity':<16}" + "".join(f"{label:>22}" for label in labels)
     lines = [header, "-" * len(header)]
     for kind, c in counts.items():
         cells = []
@@ -152,14 +234,29 @@ def format_table(counts: Dict[str, BinCounts]) -> str:
     lines.append(
         "GTs per bin: "
         + ", ".join(f"{label} {n}" for (label, _, _), n in zip(SIZE_BINS, first.gts))
-        + "; cell = share of GTs with >= 1 positive anchor (mean positive anchors per GT), before sampling"
+        + (
+            "; cell = share of GTs with >= 1 positive anchor (mean positive anchors per GT), before sampling"
+            if stage == "rpn"
+            else "; cell = share of GTs with >= 1 positive proposal (mean positive proposals per GT), before "
+            "sampling; proposals = clipped anchors" + (" + GT boxes" if append_gt else "")
+        )
     )
     return "\n".join(lines)
+
+
+def _training_records(cfg: CfgNode) -> Iterable[dict]:
+    return (r for name in cfg.DATASETS.TRAIN for r in DatasetCatalog.get(name))
 
 
 def statistics_for_cfg(
     cfg: CfgNode, similarities: Sequence[str], max_images: int = 0
 ) -> Dict[str, BinCounts]:
-    """:func:`assignment_statistics` over the config's training datasets (registered beforehand)."""
-    records = (r for name in cfg.DATASETS.TRAIN for r in DatasetCatalog.get(name))
-    return assignment_statistics(cfg, records, similarities, max_images)
+    """:func:`assignment_statistics` (RPN) over the config's training datasets (registered beforehand)."""
+    return assignment_statistics(cfg, _training_records(cfg), similarities, max_images)
+
+
+def stage_statistics_for_cfg(
+    cfg: CfgNode, similarities: Sequence[str], max_images: int = 0, stages: Sequence[str] = STAGES
+) -> Dict[str, Dict[str, BinCounts]]:
+    """:func:`stage_statistics` over the config's training datasets (registered beforehand)."""
+    return stage_statistics(cfg, _training_records(cfg), similarities, max_images, stages)
