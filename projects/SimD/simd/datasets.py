@@ -41,6 +41,7 @@ from detectron2.structures import BoxMode
 from shared.datasets import dataset_root, require_path
 from shared.datasets.coco_checks import check_coco_json_boxes, read_coco_json
 from shared.datasets.synthetic_tiny import AITOD_CLASSES, generate_synthetic_tiny, synthetic_tiny_split_files
+from shared.datasets.synthetic_tiny import SODAD_NAMES as SODAD_CLASSES  # the official SODA-D class list
 
 logger = logging.getLogger(__name__)
 
@@ -55,17 +56,6 @@ VISDRONE_CLASSES: Tuple[str, ...] = (
     "awning-tricycle",
     "bus",
     "motor",
-)
-SODAD_CLASSES: Tuple[str, ...] = (
-    "people",
-    "rider",
-    "bicycle",
-    "motor",
-    "vehicle",
-    "traffic-sign",
-    "traffic-light",
-    "traffic-camera",
-    "warning-cone",
 )
 #: category names that mark ignore regions (VisDrone's category 0) rather than a class
 IGNORED_REGION_NAMES = ("ignored regions", "ignored-regions", "ignored_regions", "ignored region", "ignore")

@@ -24,18 +24,8 @@ from typing import Dict, List, Tuple
 
 from PIL import Image
 
-VISDRONE_CLASSES = (
-    "pedestrian",
-    "people",
-    "bicycle",
-    "car",
-    "van",
-    "truck",
-    "tricycle",
-    "awning-tricycle",
-    "bus",
-    "motor",
-)
+from simd.datasets import VISDRONE_CLASSES
+
 IGNORED, OTHERS = 0, 11
 
 
