@@ -79,7 +79,6 @@ def _worker(rank, port, results, paths):
         dist.destroy_process_group()
 
 
-@pytest.mark.slow
 def test_two_process_gloo_paths(tmp_path):
     from PIL import Image
 
