@@ -4,7 +4,7 @@ The sdist is detectron2 v0.6's Python code without its C++ sources, so:
 1. ``setup.py`` must not declare the ``detectron2._C`` extension (its sources are absent), and
 2. the model-zoo yaml files must sit in a top-level ``configs/`` folder, which is where ``setup.py``
    looks for them (the sdist keeps them only under ``detectron2/model_zoo/configs``).
-The compiled module is replaced afterwards by ``tools/install_detectron2_standin.py``.
+The compiled module is replaced afterwards by ``.ci/install_detectron2_standin.py``.
 """
 import re
 import shutil

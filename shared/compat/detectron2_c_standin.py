@@ -1,6 +1,6 @@
 """Stand-in for detectron2's compiled extension module ``detectron2._C``.
 
-``tools/install.sh`` installs this file as ``detectron2/_C.py`` when detectron2 is installed from the
+``.ci/install.sh`` installs this file as ``detectron2/_C.py`` when detectron2 is installed from the
 ``pb1-detectron2`` sdist, which ships no C++ sources (and this project may not copy them). Detectron2
 imports ``_C`` at module level in a few places, but the models this toolkit uses (Faster/Mask R-CNN,
 RetinaNet, Cascade R-CNN with axis-aligned boxes) never call into it: NMS and ROIAlign come from
@@ -16,7 +16,8 @@ IS_STANDIN = True
 _HINTS = {
     "rotated": "rotated-box models are not supported by this installation",
     "deform": "deformable convolutions are not supported by this installation",
-    "cocoeval": "construct COCOEvaluator/LVIS evaluators with use_fast_impl=False (pycocotools path)",
+    "cocoeval": ("import shared.evaluation first (COCOEvaluator's fast path then runs on faster-coco-eval), "
+                 "or pass use_fast_impl=False"),
 }
 
 _OPS = {

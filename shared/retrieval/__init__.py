@@ -1,4 +1,4 @@
-"""Retrieval evaluation shared by all projects (issue 4): faiss k-NN, ReID (FastReID protocol), deep metric
+"""Retrieval evaluation shared by all projects: faiss k-NN, ReID (FastReID protocol), deep metric
 learning (Recall@K, NMI, F1, MAP@R) and image copy detection (DISC21 µAP).
 
 Modules (import the functions from them; the main ones are re-exported here):
