@@ -112,5 +112,8 @@ def _worker(local_rank: int, main_func: Callable[..., Any], backend: str, world_
         _set_local_groups(num_per_machine, world_size, machine_rank)
         dist.barrier()
         main_func(*args)
+        # leave together: a process that tears gloo down while its peer is still inside the last collective
+        # can make the peer abort ("terminate called without an active exception", seen on 2 CPU cores)
+        dist.barrier()
     finally:
         dist.destroy_process_group()
