@@ -38,7 +38,7 @@ from detectron2.modeling import build_anchor_generator, build_backbone, build_ro
 from detectron2.modeling.matcher import Matcher
 from detectron2.structures import Boxes, BoxMode
 
-from simd.matcher import build_matcher
+from simd.modeling.rpn import rpn_matcher
 from simd.similarity import build_similarity
 
 #: (label, low, high) in pixels of sqrt(w * h): AI-TOD's size ranges
@@ -125,20 +125,6 @@ def roi_matcher(cfg: CfgNode, layout: AnchorLayout) -> Matcher:
     if hasattr(heads, "proposal_matchers"):
         return heads.proposal_matchers[0]
     return heads.proposal_matcher
-
-
-def rpn_matcher(cfg: CfgNode) -> Matcher:
-    """The RPN's anchor matcher as ``SimilarityRPN`` builds it from ``MODEL.RPN``."""
-    rpn = cfg.MODEL.RPN
-    return build_matcher(
-        rpn.IOU_THRESHOLDS,
-        rpn.IOU_LABELS,
-        True,
-        rpn.LOW_QUALITY_MODE,
-        rpn.MIN_POS_SIM,
-        rpn.GT_MAX_ASSIGN_ALL,
-        "MODEL.RPN.LOW_QUALITY_MODE",
-    )
 
 
 #: the assignment stages :func:`stage_statistics` can count

@@ -24,6 +24,21 @@ from simd.similarity import SimilarityFn, build_similarity, checked_quality, val
 logger = logging.getLogger(__name__)
 
 
+def rpn_matcher(cfg: CfgNode):
+    """The RPN's anchor matcher from ``MODEL.RPN`` (thresholds, labels, low-quality mode, ``min_pos`` gate,
+    ``gt_max_assign_all``); used by :class:`SimilarityRPN` and the assignment statistics."""
+    rpn = cfg.MODEL.RPN
+    return build_matcher(
+        rpn.IOU_THRESHOLDS,
+        rpn.IOU_LABELS,
+        True,
+        rpn.LOW_QUALITY_MODE,
+        rpn.MIN_POS_SIM,
+        rpn.GT_MAX_ASSIGN_ALL,
+        "MODEL.RPN.LOW_QUALITY_MODE",
+    )
+
+
 @PROPOSAL_GENERATOR_REGISTRY.register()
 class SimilarityRPN(RPN):
     """RPN whose anchors are labelled by ``MODEL.RPN.SIMILARITY`` (not ``pairwise_iou``) with the matcher
@@ -54,15 +69,7 @@ class SimilarityRPN(RPN):
         rpn = cfg.MODEL.RPN
         ret["similarity"] = build_similarity(cfg, rpn.SIMILARITY, "MODEL.RPN.SIMILARITY")
         ret["similarity_name"] = rpn.SIMILARITY
-        ret["anchor_matcher"] = build_matcher(
-            rpn.IOU_THRESHOLDS,
-            rpn.IOU_LABELS,
-            True,
-            rpn.LOW_QUALITY_MODE,
-            rpn.MIN_POS_SIM,
-            rpn.GT_MAX_ASSIGN_ALL,
-            "MODEL.RPN.LOW_QUALITY_MODE",
-        )
+        ret["anchor_matcher"] = rpn_matcher(cfg)
         ret["nms_similarity_name"] = rpn.NMS_SIMILARITY
         ret["proposal_nms"] = build_batched_nms(
             cfg, rpn.NMS_SIMILARITY, rpn.NMS_THRESH, rpn.SIM_NMS_THRESH, "MODEL.RPN.NMS_SIMILARITY"
