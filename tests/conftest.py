@@ -77,8 +77,8 @@ class LoopbackFileServer:
 @pytest.fixture
 def weights_server(tmp_path, monkeypatch):
     """(server, serve) with an empty weights cache in tmp_path and no network: ``serve(name, payload,
-    fmt="torchvision-resnet", mode="ok")`` publishes ``payload`` on the loopback server and registers a catalog
-    entry ``name`` for it (with the payload's true sha256 and size) for the duration of the test."""
+    fmt="torchvision-resnet", mode="ok")`` publishes ``payload`` on the loopback server and registers a
+    catalog entry ``name`` for it (with the payload's true sha256 and size) for the duration of the test."""
     import hashlib
 
     from shared.weights import CATALOG, WeightsEntry
@@ -91,8 +91,9 @@ def weights_server(tmp_path, monkeypatch):
     def serve(name, payload, fmt="torchvision-resnet", mode="ok", filename=None):
         filename = filename or name.rsplit("/", 1)[-1] + ".pth"
         url = server.add(f"/{name}/{filename}", payload, mode)
-        entry = WeightsEntry(name=name, urls=(url,), sha256=hashlib.sha256(payload).hexdigest(), hash_prefix=None,
-                             size=len(payload), format=fmt, source="test", description="served on loopback")
+        entry = WeightsEntry(name=name, urls=(url,), sha256=hashlib.sha256(payload).hexdigest(),
+                             hash_prefix=None, size=len(payload), format=fmt, source="test",
+                             description="served on loopback")
         monkeypatch.setitem(CATALOG, name, entry)
         return entry
 

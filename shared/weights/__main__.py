@@ -7,7 +7,8 @@
     python -m shared.weights path NAME                  # where the file belongs in the cache (offline copies)
 
 Converted layouts (``weights://<name>#<layout>``) named by a preset are built too, so a cache filled on a
-machine with internet can be copied to an offline cluster as it is. ``make weights [CONFIG=...]`` runs ``fetch``.
+machine with internet can be copied to an offline cluster as it is. ``make weights [CONFIG=...]`` runs
+``fetch``.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ def _catalog_values(node: Any) -> Iterator[str]:
 
 
 def preset_uris(config_file: str, _seen: Optional[Set[str]] = None) -> List[str]:
-    """Every ``weights://`` value of a yaml preset and of its ``_BASE_`` files (read with ``yaml.safe_load``)."""
+    """Every ``weights://`` value of a yaml preset and of its ``_BASE_`` files (``yaml.safe_load``)."""
     seen = set() if _seen is None else _seen
     path = os.path.abspath(config_file)
     if path in seen:
@@ -67,7 +68,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"cache: {cache_dir()}")
         for name, entry in sorted(CATALOG.items()):
             size = f"{entry.size / 2**20:.1f} MiB" if entry.size else "size ?"
-            print(f"{name}\n    {entry.urls[0]}\n    {size}, sha256 {entry.digest_text}\n    from: {entry.source}")
+            print(f"{name}\n    {entry.urls[0]}\n    {size}, sha256 {entry.digest_text}\n"
+                  f"    from: {entry.source}")
         return 0
     if args.command == "path":
         print(cached_file(get_entry(args.name)))

@@ -62,8 +62,8 @@ class WeightsEntry:
                              "a download could not be verified")
         if self.sha256 is not None and self.hash_prefix is not None \
                 and not self.sha256.startswith(self.hash_prefix):
-            raise ValueError(f"weights entry {self.name!r}: hash_prefix {self.hash_prefix} is not a prefix of "
-                             f"sha256 {self.sha256}")
+            raise ValueError(f"weights entry {self.name!r}: hash_prefix {self.hash_prefix} is not a prefix "
+                             f"of sha256 {self.sha256}")
 
     @property
     def filename(self) -> str:
@@ -123,9 +123,11 @@ def load_entries(path: str) -> None:
         with open(path) as f:
             records = json.load(f)
     except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"cannot read the weights catalog file {path} (${ENV_EXTRA_CATALOG}): {err}") from err
+        raise ValueError(f"cannot read the weights catalog file {path} (${ENV_EXTRA_CATALOG}): {err}") \
+            from err
     if not isinstance(records, list):
-        raise ValueError(f"{path}: a weights catalog file holds a JSON list of entries, not {type(records).__name__}")
+        raise ValueError(f"{path}: a weights catalog file holds a JSON list of entries, "
+                         f"not {type(records).__name__}")
     for i, record in enumerate(records):
         try:
             entry = WeightsEntry(**dict(record, urls=tuple(record["urls"]),
@@ -133,8 +135,8 @@ def load_entries(path: str) -> None:
         except (TypeError, KeyError, ValueError) as err:
             raise ValueError(f"{path}: entry {i} is not a valid weights entry: {err}") from err
         if entry.name in CATALOG and CATALOG[entry.name] != entry:
-            logging.getLogger(__name__).warning("%s replaces the catalog entry %s (%s -> %s)", path, entry.name,
-                                                CATALOG[entry.name].urls[0], entry.urls[0])
+            logging.getLogger(__name__).warning("%s replaces the catalog entry %s (%s -> %s)", path,
+                                                entry.name, CATALOG[entry.name].urls[0], entry.urls[0])
         CATALOG[entry.name] = entry
 
 

@@ -34,7 +34,7 @@ CONVERTERS: Dict[Tuple[str, str], Tuple[Converter, str]] = {}
 
 
 def register_converter(fmt: str, layout: str, suffix: str = ".pth") -> Callable[[Converter], Converter]:
-    """Register ``fn(published_object) -> object_to_save`` as the converter of ``fmt`` files into ``layout``."""
+    """Register ``fn(published_object) -> object_to_save``, the converter of ``fmt`` files into ``layout``."""
     if suffix not in (".pth", ".pkl"):
         raise ValueError(f"converted files are .pth or .pkl, not {suffix!r}")
 

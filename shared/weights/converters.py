@@ -40,7 +40,8 @@ def torchvision_resnet_to_detectron2(obj: Any) -> Dict[str, Any]:
     prefix of FPN backbones itself."""
     state = _state_dict(obj)
     if not any(k.startswith("layer1.") for k in state):
-        raise ValueError(f"not a torchvision ResNet state_dict: no 'layer1.*' keys (first keys: {sorted(state)[:5]})")
+        raise ValueError("not a torchvision ResNet state_dict: no 'layer1.*' keys "
+                         f"(first keys: {sorted(state)[:5]})")
     model = {torchvision_to_detectron2_name(k): v.detach().cpu().numpy() for k, v in state.items()
              if not k.startswith("fc.") and not k.endswith("num_batches_tracked")}
     return {"model": {k: np.ascontiguousarray(v) for k, v in model.items()}, "__author__": "torchvision",

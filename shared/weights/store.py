@@ -111,8 +111,8 @@ def verify_file(entry: WeightsEntry, path: str, origin: Optional[str] = None) ->
             f"(truncated or another file; sha256 {actual}, expected {entry.digest_text})")
     ok = actual == entry.sha256 if entry.sha256 else actual.startswith(entry.hash_prefix or "")
     if not ok:
-        raise WeightsHashError(f"{where} does not match the published digest of {entry.name}: expected sha256 "
-                               f"{entry.digest_text}, got {actual}")
+        raise WeightsHashError(f"{where} does not match the published digest of {entry.name}: "
+                               f"expected sha256 {entry.digest_text}, got {actual}")
     return actual
 
 
@@ -150,8 +150,8 @@ def _missing_message(entry: WeightsEntry, dest: str, reason: str) -> str:
             f"  published at: {entry.urls[0]}\n"
             f"  sha256:       {entry.digest_text}\n"
             f"  place it at:  {dest}\n"
-            f"On a machine with internet: `python -m shared.weights fetch {entry.name}` (or `make weights`), then "
-            f"copy the cache folder ({cache_dir()}; ${ENV_CACHE} chooses it) to this machine.")
+            f"On a machine with internet: `python -m shared.weights fetch {entry.name}` (or `make weights`), "
+            f"then copy the cache folder ({cache_dir()}; ${ENV_CACHE} chooses it) to this machine.")
 
 
 def _download(url: str, entry: WeightsEntry, dest: str) -> None:

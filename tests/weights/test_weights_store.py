@@ -18,7 +18,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 @pytest.fixture(scope="module")
 def torchvision_r50_bytes():
-    """A torchvision ResNet-50 state_dict (the official key layout and shapes; random values) as .pth bytes."""
+    """A torchvision ResNet-50 state_dict (the official key layout and shapes, random values), .pth bytes."""
     torch.manual_seed(0)
     state = torchvision.models.resnet50(weights=None).state_dict()
     buffer = io.BytesIO()
@@ -48,7 +48,8 @@ def test_first_use_downloads_converts_and_loads_then_the_cache_is_used(weights_s
     path = f"/test/resnet50/{entry.filename}"
 
     backbone = _r50_backbone()
-    DetectionCheckpointer(backbone).load("weights://test/resnet50#detectron2")  # through detectron2's PathManager
+    # through detectron2's PathManager
+    DetectionCheckpointer(backbone).load("weights://test/resnet50#detectron2")
     assert server.requests[path] == 1
     assert torch.equal(backbone.stem.conv1.weight, state["conv1.weight"])
     assert torch.equal(backbone.res5[2].conv3.norm.running_var, state["layer4.2.bn3.running_var"])
@@ -58,7 +59,8 @@ def test_first_use_downloads_converts_and_loads_then_the_cache_is_used(weights_s
     from shared.engine.checkpoint import safe_pickle_load
 
     converted = safe_pickle_load(converted_file(entry, "detectron2"))["model"]
-    expected = {k: tuple(v.shape) for k, v in backbone.state_dict().items() if not k.endswith("num_batches_tracked")}
+    expected = {k: tuple(v.shape) for k, v in backbone.state_dict().items()
+                if not k.endswith("num_batches_tracked")}
     assert {k: tuple(v.shape) for k, v in converted.items()} == expected
 
     # second use: the cache, no request
@@ -147,8 +149,8 @@ def test_prefetch_command_fills_the_cache_for_a_preset(weights_server, tmp_path,
     (tmp_path / "base.yaml").write_text("MODEL:\n  WEIGHTS: weights://test/prefetch#detectron2\n")
     (tmp_path / "preset.yaml").write_text("_BASE_: base.yaml\nSOLVER:\n  BASE_LR: 0.01\n")
     env = dict(os.environ, TINYVISION_WEIGHTS_CATALOG=_extra_catalog(tmp_path, [entry]))
-    out = subprocess.run([sys.executable, "-m", "shared.weights", "fetch", "--config", str(tmp_path / "preset.yaml")],
-                         env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
+    command = [sys.executable, "-m", "shared.weights", "fetch", "--config", str(tmp_path / "preset.yaml")]
+    out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert os.path.isfile(cached_file(entry)) and os.path.isfile(converted_file(entry, "detectron2"))
     # afterwards an offline machine with this cache needs nothing else
