@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from typing import Any, Callable, Dict, Optional, Sequence, Union
 
 from detectron2.engine import default_argument_parser as _d2_argument_parser
@@ -40,6 +41,7 @@ from shared.engine.device import resolve_device
 from shared.engine.launch import launch
 from shared.engine.validation import run_config_checks
 from shared.registry import get_or_raise
+from shared.weights.initial import check_initial_weights, log_initial_weights
 
 __all__ = ["build_cfg", "default_argument_parser", "launch_from_args", "setup", "train_or_evaluate"]
 
@@ -133,7 +135,9 @@ def setup(args: argparse.Namespace, add_project_config: Union[ConfigAdder, Seque
 def train_or_evaluate(trainer_cls: Any, cfg, args: argparse.Namespace) -> Optional[Dict[str, Any]]:
     """``--eval-only``: build the model, load ``MODEL.WEIGHTS`` (or the last checkpoint with ``--resume``)
     through the trainer's checkpointer, return ``trainer_cls.test`` and check ``TEST.EXPECTED_RESULTS``
-    where the config has them. Otherwise train, resuming when ``--resume`` and a checkpoint exists.
+    where the config has them. Otherwise train, resuming when ``--resume`` and a checkpoint exists; a run
+    that would start from random weights without ``MODEL.FROM_SCRATCH`` is refused, and the first log lines
+    name each part's initial weights (:mod:`shared.weights.initial`).
 
     ``trainer_cls`` is a detectron2 or FastReID ``DefaultTrainer`` or a ``GenericTrainer`` that mixes in
     :class:`~shared.engine.checkpoint.AtomicCheckpointing` (which provides ``build_checkpointer``).
@@ -152,6 +156,10 @@ def train_or_evaluate(trainer_cls: Any, cfg, args: argparse.Namespace) -> Option
 
             verify_results(cfg, results)
         return results
+    if not (args.resume and os.path.isfile(os.path.join(cfg.OUTPUT_DIR, "last_checkpoint"))):
+        check_initial_weights(cfg)  # no silent random initialisation (MODEL.FROM_SCRATCH)
+    if comm.is_main_process():
+        log_initial_weights(cfg)  # rank 0 downloads; the other ranks wait on the cache lock when they load
     trainer = trainer_cls(cfg)
     trainer.resume_or_load(resume=args.resume)
     return trainer.train()

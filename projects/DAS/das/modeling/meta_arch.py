@@ -28,6 +28,7 @@ from das.modeling.bninception import build_bninception
 from das.modeling.losses import build_loss, build_miner
 from das.modeling.producer import DASEmbeddingProducer, build_das_producer
 from shared.registry import get_or_raise
+from shared.weights import resolve as resolve_weights
 
 
 def global_avg_pool(x: torch.Tensor) -> torch.Tensor:
@@ -49,7 +50,9 @@ LOCAL_BACKBONES = {"bninception": build_bninception}
 
 def build_backbone(name: str, weights: str = "") -> nn.Module:
     """A feature extractor without classifier or pooling (``forward_features``, ``num_features``): one of
-    :data:`LOCAL_BACKBONES` or a timm model, optionally loaded from a local weight file."""
+    :data:`LOCAL_BACKBONES` or a timm model, optionally loaded from a weight file (a local path or a
+    ``weights://`` catalog entry, fetched and verified on first use)."""
+    weights = resolve_weights(weights)
     if name in LOCAL_BACKBONES:
         return LOCAL_BACKBONES[name](weights)
     if weights and not os.path.isfile(weights):
