@@ -158,8 +158,9 @@ def train_or_evaluate(trainer_cls: Any, cfg, args: argparse.Namespace) -> Option
         return results
     if not (args.resume and os.path.isfile(os.path.join(cfg.OUTPUT_DIR, "last_checkpoint"))):
         check_initial_weights(cfg)  # no silent random initialisation (MODEL.FROM_SCRATCH)
-    if comm.is_main_process():
-        log_initial_weights(cfg)  # rank 0 downloads; the other ranks wait on the cache lock when they load
+    if comm.is_main_process():  # rank 0 downloads; the other ranks wait on the cache lock when they load
+        # into the project's log (setup() gives the package of the trainer a logger writing to OUTPUT_DIR)
+        log_initial_weights(cfg, logging.getLogger(trainer_cls.__module__.split(".")[0]))
     trainer = trainer_cls(cfg)
     trainer.resume_or_load(resume=args.resume)
     return trainer.train()

@@ -421,3 +421,46 @@ def test_make_weights_runs_the_fetch_command():
     assert f".venv/bin/python -m shared.weights fetch --config {preset}" in done.stdout
     done = subprocess.run(["make", "-n", "weights"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert ".venv/bin/python -m shared.weights fetch --all" in done.stdout
+
+
+class _RecordingTrainer:
+    """Stands in for a project trainer: records that training started."""
+
+    started = []
+
+    def __init__(self, cfg):
+        _RecordingTrainer.started.append(cfg.MODEL.WEIGHTS)
+
+    def resume_or_load(self, resume):
+        pass
+
+    def train(self):
+        return "trained"
+
+
+def test_the_front_door_refuses_random_init_and_logs_each_parts_weights(tmp_path, weights_server, caplog):
+    import argparse
+    import logging
+
+    from shared.engine import build_cfg, train_or_evaluate
+
+    server, serve = weights_server
+    entry = serve("test/start", _payload("torchvision-resnet"))
+    args = argparse.Namespace(eval_only=False, resume=False)
+    cfg = build_cfg(lambda c: None, opts=["OUTPUT_DIR", str(tmp_path), "MODEL.DEVICE", "cpu"])
+    with pytest.raises(InitialWeightsError, match="MODEL.WEIGHTS"):
+        train_or_evaluate(_RecordingTrainer, cfg, args)
+    assert _RecordingTrainer.started == []
+    with caplog.at_level(logging.INFO):
+        cfg.MODEL.WEIGHTS = "weights://test/start"
+        assert train_or_evaluate(_RecordingTrainer, cfg, args) == "trained"
+        cache = os.environ["TINYVISION_WEIGHTS_CACHE"]
+        assert f"MODEL.WEIGHTS: weights://test/start -> {cache}" in caplog.text
+        assert f"sha256 {entry.sha256[:12]}" in caplog.text
+        cfg.MODEL.WEIGHTS, cfg.MODEL.FROM_SCRATCH = "", True
+        assert train_or_evaluate(_RecordingTrainer, cfg, args) == "trained"
+        assert "MODEL.WEIGHTS: none (random initialisation, MODEL.FROM_SCRATCH True)" in caplog.text
+    (tmp_path / "last_checkpoint").write_text("model_0000009.pth")  # --resume needs no initial weights
+    cfg.MODEL.FROM_SCRATCH = False
+    resume = argparse.Namespace(eval_only=False, resume=True)
+    assert train_or_evaluate(_RecordingTrainer, cfg, resume) == "trained"

@@ -12,6 +12,7 @@ banks) stays identical on every process.
 """
 from __future__ import annotations
 
+import logging
 import os
 from typing import Dict, Optional
 
@@ -41,6 +42,8 @@ def global_avg_max_pool(x: torch.Tensor) -> torch.Tensor:
     return x.mean(dim=(2, 3)) + x.amax(dim=(2, 3))
 
 
+logger = logging.getLogger(__name__)
+
 POOLINGS = {"avg": global_avg_pool, "avg+max": global_avg_max_pool}
 
 
@@ -54,7 +57,19 @@ def build_backbone(name: str, weights: str = "") -> nn.Module:
     ``weights://`` catalog entry, fetched and verified on first use)."""
     weights = resolve_weights(weights)
     if name in LOCAL_BACKBONES:
-        return LOCAL_BACKBONES[name](weights)
+        model = LOCAL_BACKBONES[name](weights)
+    else:
+        model = _build_timm_backbone(name, weights)
+    if weights:  # every backbone tensor comes from the file (the loaders are strict); the head is ours
+        loaded = [k for k in model.state_dict() if not k.endswith("num_batches_tracked")]
+        logger.info("Backbone %s: all %d parameters and BN statistics loaded from %s", name, len(loaded),
+                    weights)
+    else:
+        logger.info("Backbone %s: randomly initialised (no MODEL.EMBEDDING.BACKBONE_WEIGHTS)", name)
+    return model
+
+
+def _build_timm_backbone(name: str, weights: str) -> nn.Module:
     if weights and not os.path.isfile(weights):
         raise FileNotFoundError(f"MODEL.EMBEDDING.BACKBONE_WEIGHTS={weights!r} does not exist")
     kwargs = dict(num_classes=0, global_pool="")
