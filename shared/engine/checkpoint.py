@@ -16,7 +16,7 @@ The same mixin makes loading trustworthy (docs/reliability.md):
   truncated or altered file is a :class:`CheckpointFileError` naming the file. A checkpoint our trainers
   wrote (it holds the ``"resume"`` state) whose digest is missing is refused too, unless
   ``MODEL.WEIGHTS_ALLOW_MISSING_SHA256``; a file we did not write is checked against the sha256 of the
-  weights catalog (``shared.weights.entry_for_file``) when the catalog knows it;
+  weights catalog (:func:`shared.weights.entry_for_file`) when the catalog knows its name;
 * weights with a NaN or inf value are refused, naming the file and the first such tensors (evaluating
   them reports AP 0 as if the model had found nothing);
 * ``.pth`` files are read with ``torch.load(weights_only=True)`` and model-zoo ``.pkl`` files with
@@ -160,24 +160,20 @@ def _check_file(path: str) -> bool:
 
 
 def _check_catalog_digest(path: str) -> None:
-    """A weights file the catalog knows (by name or digest) must have the catalog's sha256."""
-    # weights catalog call site: shared.weights.entry_for_file(path) -> Optional[WeightsEntry]
-    try:
-        from shared.weights import entry_for_file
-    except ModuleNotFoundError as err:  # a tree without the weights catalog: nothing to compare with
-        if err.name not in ("shared.weights", "shared"):
-            raise
-        return
+    """A weights file the catalog knows by its name (``shared.weights.entry_for_file``) must have the
+    catalog's sha256 (or, when only that is published, start with its hash prefix)."""
+    from shared.weights import entry_for_file
+
     entry = entry_for_file(path)
-    expected = str(getattr(entry, "sha256", "") or "").lower() if entry is not None else ""
-    if not expected:
+    if entry is None:
         return
     actual = sha256_of_file(path)
-    if actual != expected:
-        raise CheckpointFileError(
-            f"weights file {path} is the catalog's {entry.name!r} but its sha256 is {actual}, not the "
-            f"published {expected}: the file was altered or truncated; delete it (a catalog:// value "
-            "downloads it again)")
+    if actual == entry.sha256 or (not entry.sha256 and actual.startswith(entry.hash_prefix or "")):
+        return
+    raise CheckpointFileError(
+        f"weights file {path} is the catalog's {entry.name!r} (by its name) but its sha256 is {actual}, not "
+        f"the published {entry.digest_text}: the file was altered or truncated. Delete it (a weights:// "
+        "value downloads it again), or rename it if it is another file on purpose")
 
 
 def non_finite_tensors(state: Dict[str, Any]) -> List[Tuple[str, int, int]]:

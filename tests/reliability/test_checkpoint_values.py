@@ -11,8 +11,6 @@ import argparse
 import logging
 import os
 import pickle
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -22,6 +20,7 @@ from fastreid.utils.checkpoint import Checkpointer as FastReIDCheckpointer
 
 from shared.engine import AtomicCheckpointing, AtomicDetectionCheckpointer, GenericTrainer, train_or_evaluate
 from shared.engine.checkpoint import CheckpointFileError, add_checkpoint_config, sha256_of_file
+from shared.weights import CATALOG, WeightsEntry
 
 
 class Net(torch.nn.Module):
@@ -144,10 +143,9 @@ def test_files_the_catalog_knows_must_have_its_sha256(tmp_path, monkeypatch):
     path = _save(tmp_path, source, "R-18", ours=False)
     os.unlink(path + ".sha256")
     published = sha256_of_file(path)
-    entry = types.SimpleNamespace(name="resnet18-imagenet", sha256=published)
-    catalog = types.ModuleType("shared.weights")
-    catalog.entry_for_file = lambda p: entry if os.path.basename(p) == "R-18.pth" else None
-    monkeypatch.setitem(sys.modules, "shared.weights", catalog)
+    entry = WeightsEntry(name="test/R-18", urls=("https://example.invalid/weights/R-18.pth",),
+                         sha256=published, hash_prefix=None, size=None, format="detectron2", source="test")
+    monkeypatch.setitem(CATALOG, entry.name, entry)
     target = Net()
     AtomicDetectionCheckpointer(target, str(tmp_path)).load(path)  # intact: loads
     assert torch.equal(target.head.weight, source.head.weight)
@@ -159,6 +157,6 @@ def test_files_the_catalog_knows_must_have_its_sha256(tmp_path, monkeypatch):
         data[start + i] ^= 0xFF
     open(path, "wb").write(bytes(data))
     with pytest.raises(CheckpointFileError,
-                       match=r"R-18\.pth is the catalog's 'resnet18-imagenet' but its "
+                       match=r"R-18\.pth is the catalog's 'test/R-18' \(by its name\) but its "
                              rf"sha256 is [0-9a-f]{{64}}, not the published {published}"):
         AtomicDetectionCheckpointer(Net(), str(tmp_path)).load(path)
