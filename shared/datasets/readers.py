@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 __all__ = ["MAX_PIXELS_ENV", "ImageReadError", "InputFileError", "install_reader_hooks", "load_json",
-           "read_image", "to_8bit", "wrap_image_reader"]
+           "open_rgb", "read_image", "to_8bit", "wrap_image_reader"]
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +169,17 @@ def _read_fastreid(file_name: str, format: Optional[str] = None) -> Image.Image:
         elif array.ndim == 2:
             array = np.repeat(array[..., np.newaxis], 3, axis=-1)
         return Image.fromarray(array)
+
+
+def _open_rgb(file_name: str) -> Image.Image:
+    with Image.open(file_name) as image:
+        return to_8bit(image, file_name).convert("RGB")
+
+
+#: ``open_rgb(file_name)``: the image as an RGB PIL image, for the projects that read with PIL directly (DAS,
+#: RDCD, IIF classification); 16-bit images are scaled by :func:`to_8bit`, and a corrupt file or one over the
+#: pixel limit is an :class:`ImageReadError` naming it
+open_rgb = wrap_image_reader(_open_rgb)
 
 
 def read_image(file_name: str, format: Optional[str] = None):

@@ -190,6 +190,26 @@ def test_16_bit_png_is_scaled_to_8_bits_not_clipped_to_white(tmp_path):
     assert reid.shape == (48, 64, 3) and np.array_equal(reid[..., 1], expected)
 
 
+def test_16_bit_png_through_the_projects_that_read_with_pil(tmp_path):
+    """DAS, RDCD and IIF classification read images with PIL (``shared.datasets.readers.open_rgb``)."""
+    from das.datasets import ImageRecords
+    from iif.classification.datasets import TextListDataset
+    from rdcd.datasets import ImageListDataset
+
+    values = np.arange(32 * 32).reshape(32, 32) * 60  # 0 .. 61380
+    path = _png16(tmp_path / "gray16.png", values)
+    expected = np.rint(values / 257.0).astype(np.uint8)
+    (tmp_path / "list.txt").write_text("gray16.png 0\n")
+    images = [
+        ImageRecords([{"file_name": path, "label": 0}], transform=lambda im: im)[0][0],
+        ImageListDataset([path], transform=lambda im: im)[0],
+        TextListDataset(str(tmp_path), "list.txt", num_classes=1)[0][0],
+    ]
+    for image in images:
+        rgb = np.asarray(image)
+        assert rgb.shape == (32, 32, 3) and np.array_equal(rgb[..., 0], expected)
+
+
 def test_32_bit_float_image_is_refused_naming_the_file(tmp_path):
     from detectron2.data import detection_utils
 
