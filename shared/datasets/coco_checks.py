@@ -191,6 +191,22 @@ def _zero_based_hint(unknown: Sequence[Any], category_ids: Sequence[int]) -> str
     return ""
 
 
+def _annotations_look_fine(annotations: Sequence[Any], image_ids: set, categories: set) -> bool:
+    """A quick pass over the annotations with sets (0.3 s per million annotations instead of a loop that
+    examines each one): ids present and unique, every ``image_id`` an image, every ``category_id`` an
+    integer category. False when anything is off (then each annotation is examined)."""
+    try:
+        ids = [a["id"] for a in annotations]
+        if None in ids or len(set(ids)) != len(ids):
+            return False
+        if not {a["image_id"] for a in annotations} <= image_ids:
+            return False
+        used = {a["category_id"] for a in annotations}
+    except (KeyError, TypeError):  # a record that is not an object, a missing key, an unhashable value
+        return False
+    return used <= categories and all(_is_integer_id(c) for c in used)
+
+
 def find_record_problems(data: Dict[str, Any]) -> Tuple[List[str], str]:
     """Every id or size problem of a loaded COCO / LVIS json as ``"<record>: <field> = <value> (<why>)"``,
     plus a hint (0-based category ids) or ``""``. Checked: image ids unique and every image's ``width`` and
@@ -220,24 +236,32 @@ def find_record_problems(data: Dict[str, Any]) -> Tuple[List[str], str]:
             problems.append(f"category {category.get('name')!r}: id = {category['id']!r} (shared by "
                             f"{category_ids[category['id']]} categories)")
     known_categories = {c for c in category_ids if _is_integer_id(c)}
+    annotations = data.get("annotations", [])
+    if _annotations_look_fine(annotations, set(image_ids), known_categories):
+        return problems, ""
     by_text = {str(c): c for c in known_categories}
-    annotation_ids = Counter(a.get("id") for a in data.get("annotations", [])
+    annotation_ids = Counter(a.get("id") for a in annotations
                              if isinstance(a, dict) and _hashable(a.get("id")))
     unknown_categories: List[Any] = []
-    for index, ann in enumerate(data.get("annotations", [])):
+    for index, ann in enumerate(annotations):
         if not isinstance(ann, dict):
             problems.append(f"annotation #{index}: not a JSON object ({ann!r:.40})")
             continue
         ann_id, image_id, category = ann.get("id"), ann.get("image_id"), ann.get("category_id")
+        id_ok = ann_id is not None and _hashable(ann_id) and annotation_ids[ann_id] == 1
+        image_ok = _hashable(image_id) and image_id in image_ids
+        category_ok = _is_integer_id(category) and category in known_categories
+        if id_ok and image_ok and category_ok:  # the common case: no message is built
+            continue
         label = f"annotation id {ann_id!r} (#{index}) of image id {image_id!r}"
         if ann_id is None or not _hashable(ann_id):
             problems.append(f"{label}: id = {ann_id!r} (every annotation needs a unique id)")
-        elif annotation_ids[ann_id] > 1:
+        elif not id_ok:
             problems.append(f"{label}: id = {ann_id!r} (shared by {annotation_ids[ann_id]} annotations; "
                             "annotation ids must be unique)")
-        if not _hashable(image_id) or image_id not in image_ids:
+        if not image_ok:
             problems.append(f"{label}: image_id = {image_id!r} (no image in 'images' has this id)")
-        if not (_is_integer_id(category) and category in known_categories):
+        if not category_ok:
             why = "no category in 'categories' has this id"
             if isinstance(category, str) and category.strip() in by_text:
                 why = f"a string; the category id is the integer {by_text[category.strip()]}"
