@@ -114,14 +114,16 @@ def apply_pixel_limit() -> None:
     Image.MAX_IMAGE_PIXELS = pixels if pixels > 0 else None
 
 
-def to_8bit(image: Image.Image, file_name: str) -> Image.Image:
+def to_8bit(image: Image.Image, file_name: str, file_format: Optional[str] = None) -> Image.Image:
     """``image`` with 8-bit channels: a 16-bit one (:data:`SIXTEEN_BIT_MODES`, or mode ``I`` read from a PNG,
     as older Pillow reads 16-bit grayscale) becomes mode ``L`` with ``v8 = round(v16 / 257)`` (0 -> 0,
     65535 -> 255, and an 8-bit value ``k`` stored as ``257 k`` comes back as ``k``); other 32-bit integer or
-    float images (modes ``I``, ``F``) raise :class:`ImageReadError` naming the file. Others are unchanged."""
+    float images (modes ``I``, ``F``) raise :class:`ImageReadError` naming the file. Others are unchanged.
+    ``file_format``: the file's format (``image.format`` by default; a transposed image has lost it)."""
     global _logged_16_bit
     mode = image.mode
-    if mode in SIXTEEN_BIT_MODES or (mode == "I" and image.format == "PNG"):
+    file_format = file_format or image.format
+    if mode in SIXTEEN_BIT_MODES or (mode == "I" and file_format == "PNG"):
         values = np.clip(np.asarray(image, dtype=np.float64), 0, 65535)
         converted = Image.fromarray(np.rint(values / 257.0).astype(np.uint8))  # mode L
         if not _logged_16_bit:
@@ -143,8 +145,10 @@ def _read_detectron2(file_name: str, format: Optional[str] = None) -> np.ndarray
     from detectron2.utils.file_io import PathManager
 
     with PathManager.open(file_name, "rb") as f:
-        image = detection_utils._apply_exif_orientation(Image.open(f))
-        return detection_utils.convert_PIL_to_numpy(to_8bit(image, file_name), format)
+        image = Image.open(f)
+        file_format = image.format
+        image = detection_utils._apply_exif_orientation(image)
+        return detection_utils.convert_PIL_to_numpy(to_8bit(image, file_name, file_format), format)
 
 
 def _read_fastreid(file_name: str, format: Optional[str] = None) -> Image.Image:
@@ -154,11 +158,12 @@ def _read_fastreid(file_name: str, format: Optional[str] = None) -> Image.Image:
 
     with PathManager.open(file_name, "rb") as f:
         image = Image.open(f)
+        file_format = image.format
         try:
             image = ImageOps.exif_transpose(image)
         except Exception:  # noqa: BLE001 - a broken EXIF block leaves the orientation alone, as FastReID does
             pass
-        image = to_8bit(image, file_name)
+        image = to_8bit(image, file_name, file_format)
         if format is not None:
             image = image.convert("RGB" if format == "BGR" else format)
         array = np.asarray(image)

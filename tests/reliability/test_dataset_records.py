@@ -188,6 +188,12 @@ def test_16_bit_png_is_scaled_to_8_bits_not_clipped_to_white(tmp_path):
     assert np.array_equal(gray, np.arange(256).reshape(16, 16))
     reid = np.asarray(common.read_image(path))  # FastReID: a PIL RGB image
     assert reid.shape == (48, 64, 3) and np.array_equal(reid[..., 1], expected)
+    # the EXIF orientation is still applied (here: rotated by 180 degrees)
+    exif = Image.Exif()
+    exif[0x0112] = 3
+    Image.fromarray(values.astype(np.uint16)).save(tmp_path / "rotated.png", exif=exif)
+    rotated = detection_utils.read_image(str(tmp_path / "rotated.png"), format="L")[..., 0]
+    assert np.array_equal(rotated, expected[::-1, ::-1])
 
 
 def test_16_bit_png_through_the_projects_that_read_with_pil(tmp_path):
