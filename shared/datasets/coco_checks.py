@@ -192,9 +192,9 @@ def _zero_based_hint(unknown: Sequence[Any], category_ids: Sequence[int]) -> str
 
 
 def _annotations_look_fine(annotations: Sequence[Any], image_ids: set, categories: set) -> bool:
-    """A quick pass over the annotations with sets (0.3 s per million annotations instead of a loop that
-    examines each one): ids present and unique, every ``image_id`` an image, every ``category_id`` an
-    integer category. False when anything is off (then each annotation is examined)."""
+    """A quick pass over the annotations with sets (about what pycocotools' index costs, a fifth of a loop
+    that examines each annotation): ids present and unique, every ``image_id`` an image, every
+    ``category_id`` an integer category. False when anything is off (then each annotation is examined)."""
     try:
         ids = [a["id"] for a in annotations]
         if None in ids or len(set(ids)) != len(ids):
