@@ -31,10 +31,10 @@ from detectron2.data.samplers import InferenceSampler, TrainingSampler
 from detectron2.utils import comm
 from fvcore.common.registry import Registry
 import numpy as np
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from shared.datasets import dataset_root, require_path
+from shared.datasets.readers import open_rgb
 from shared.datasets.synthetic_copy_detection import (
     LAYOUTS,
     CopyDetectionLayout,
@@ -178,17 +178,15 @@ class ImageListDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int):
-        with Image.open(self.paths[index]) as image:
-            return self.transform(image.convert("RGB"))
+        return self.transform(open_rgb(self.paths[index]))
 
 
 class TwoViewDataset(ImageListDataset):
     """Two independent augmentations of the same image: ``{"view1": x1, "view2": x2}``."""
 
     def __getitem__(self, index: int):
-        with Image.open(self.paths[index]) as image:
-            image = image.convert("RGB")
-            return {"view1": self.transform(image), "view2": self.transform(image)}
+        image = open_rgb(self.paths[index])
+        return {"view1": self.transform(image), "view2": self.transform(image)}
 
 
 def build_train_loader(cfg, transform: Callable) -> DataLoader:
