@@ -24,6 +24,7 @@ DDP (d2 and fastreid)     ``create_ddp_model``, fastreid trainer         no ``de
 ``load_yaml_with_base``   fvcore / fastreid ``CfgNode.merge_from_file``  ``yaml.safe_load`` only, local
                                                                          ``_BASE_`` files, no cycles
 d2 proposal files         ``load_proposals_into_dataset``                restricted unpickler
+d2 prediction files       COCO / LVIS evaluators' ``PathManager``        temp file + rename
 ========================  =============================================  ==============================
 
 The detectron2 repairs live in :mod:`shared.compat.detectron2_fixes`; the safe config and proposal readers
@@ -250,6 +251,10 @@ def _install_import_hooks() -> None:
         "fvcore.common.config": _recorded(safe_config.patch_fvcore_config, "fvcore.CfgNode.safe_yaml"),
         "fastreid.config.config": _recorded(safe_config.patch_fastreid_config, "fastreid.CfgNode.safe_yaml"),
         "detectron2.data.build": _recorded(safe_config.patch_proposal_loader, "detectron2.safe_proposals"),
+        "detectron2.evaluation.coco_evaluation": _recorded(safe_config.patch_evaluator_writes,
+                                                           "detectron2.COCOEvaluator.atomic_writes"),
+        "detectron2.evaluation.lvis_evaluation": _recorded(safe_config.patch_evaluator_writes,
+                                                           "detectron2.LVISEvaluator.atomic_writes"),
         "fastreid.data.data_utils": _patch_fastreid_data_utils,
         "fastreid.solver.build": _patch_fastreid_solver_build,
         "detectron2.data.common": _recorded(d2.patch_data_common, "detectron2.MapDataset"),

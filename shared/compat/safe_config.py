@@ -1,4 +1,4 @@
-"""Config files and proposal files are data: reading them never runs code.
+"""Config files and proposal files are data: reading them never runs code; prediction files are written whole.
 
 fvcore's ``CfgNode.load_yaml_with_base`` (which detectron2's ``CfgNode.merge_from_file`` calls with
 ``allow_unsafe=True``) retries a file that ``yaml.safe_load`` refuses with ``yaml.unsafe_load``, so a config
@@ -19,6 +19,9 @@ holding ``!!python/object/apply:os.system [...]`` runs the command -- directly o
 :func:`load_proposals_into_dataset` replaces detectron2's: the same behaviour, with the file read by the
 restricted unpickler :func:`shared.engine.checkpoint.safe_pickle_load` (dicts, lists, tuples, strings,
 numbers, numpy arrays).
+
+:func:`patch_evaluator_writes` makes detectron2's COCO and LVIS evaluators write their prediction files
+atomically (an ``--eval-only`` that fails while writing keeps the previous files whole).
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ from typing import Any, Dict, List, Sequence
 import yaml
 
 __all__ = ["BASE_KEY", "ConfigFileError", "load_proposals_into_dataset", "load_yaml_with_base",
-           "patch_fastreid_config", "patch_fvcore_config", "patch_proposal_loader"]
+           "patch_evaluator_writes", "patch_fastreid_config", "patch_fvcore_config", "patch_proposal_loader"]
 
 BASE_KEY = "_BASE_"
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -182,3 +185,14 @@ def load_proposals_into_dataset(dataset_dicts: List[Dict[str, Any]],
 def patch_proposal_loader(module) -> None:
     """``detectron2.data.build.load_proposals_into_dataset`` (called by ``get_detection_dataset_dicts``)."""
     module.load_proposals_into_dataset = load_proposals_into_dataset
+
+
+# ------------------------------------------------------------------------------------- prediction files
+def patch_evaluator_writes(module) -> None:
+    """detectron2's COCO / LVIS evaluators write ``instances_predictions.pth`` and ``*_results.json``
+    through their module's ``PathManager``: route its write modes through
+    :func:`shared.atomic_io.atomic_open`, so a failed write keeps the previous file whole."""
+    from shared.atomic_io import AtomicWritesPathManager
+
+    if not isinstance(module.PathManager, AtomicWritesPathManager):
+        module.PathManager = AtomicWritesPathManager(module.PathManager)

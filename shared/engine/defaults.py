@@ -37,7 +37,9 @@ from detectron2.utils.logger import setup_logger
 
 from shared.engine.checkpoint import add_checkpoint_config
 from shared.engine.device import resolve_device
+from shared.engine import run_checks  # noqa: F401  (registers the checks of the framework keys)
 from shared.engine.launch import launch
+from shared.output_lock import acquire_output_dir, release_output_dir
 from shared.engine.validation import run_config_checks
 from shared.registry import get_or_raise
 
@@ -80,8 +82,9 @@ def build_cfg(add_project_config: Union[ConfigAdder, Sequence[ConfigAdder]], con
     ``MODEL.DEVICE`` defaults to ``"auto"``, which becomes ``cuda`` or ``cpu`` (a CUDA device asked for on a
     machine without one is an error that says so). FastReID's AMP is CUDA-only, so on the CPU it is switched
     off with a warning.
-    The checks registered for the adders (:mod:`shared.engine.validation`) run last, so a value out of its
-    range is an error naming its key before any data or model is loaded.
+    The checks registered for the framework (:mod:`shared.engine.run_checks`: batch sizes, schedule length,
+    checkpoint period, input sizes) and for the adders (:mod:`shared.engine.validation`) run last, so a value
+    out of its range is an error naming its key before any data or model is loaded.
     """
     get_cfg, _ = get_or_raise(FRAMEWORKS, framework, "framework")()
     cfg = get_cfg()
@@ -100,7 +103,7 @@ def build_cfg(add_project_config: Union[ConfigAdder, Sequence[ConfigAdder]], con
         logging.getLogger(__name__).warning(
             "SOLVER.AMP.ENABLED ignored on the CPU (FastReID's AMP is CUDA-only)")
         cfg.SOLVER.AMP.ENABLED = False
-    run_config_checks(cfg, adders)
+    run_config_checks(cfg, [framework, *adders])
     return cfg
 
 
@@ -109,19 +112,29 @@ def setup(args: argparse.Namespace, add_project_config: Union[ConfigAdder, Seque
     """What every ``train_net.py`` does before training: returns the frozen, prepared cfg.
 
     1. :func:`build_cfg` from ``args.config_file`` and ``args.opts``;
-    2. the framework's ``default_setup`` (OUTPUT_DIR, ``config.yaml`` dump, environment log, ``SEED``);
-    3. a logger for the project package (named after the module of the first config adder) writing to
-       ``OUTPUT_DIR/log.txt``;
-    4. ``prepare(cfg)`` on an unfrozen copy, for project steps that need the logger and the output folder
+    2. the main process takes ``OUTPUT_DIR/run.lock`` (:mod:`shared.output_lock`: one run per
+       output folder, training or ``--eval-only``; released by :func:`train_or_evaluate`);
+    3. the framework's ``default_setup`` (OUTPUT_DIR, ``config.yaml`` dump, environment log, ``SEED``);
+    4. loggers for the project package (named after the module of the first config adder) and for
+       ``shared`` writing to ``OUTPUT_DIR/log.txt``;
+    5. ``prepare(cfg)`` on an unfrozen copy, for project steps that need the logger and the output folder
        (dataset registration, estimates cached in OUTPUT_DIR); it returns the cfg to use.
     """
     cfg = build_cfg(add_project_config, args.config_file, args.opts, framework=framework)
     cfg.freeze()
+    lock = None
+    if comm.is_main_process() and cfg.OUTPUT_DIR:
+        lock = acquire_output_dir(cfg.OUTPUT_DIR, "evaluation" if getattr(args, "eval_only", False)
+                                  else "training", log=False)
     _, default_setup = FRAMEWORKS[framework]()
     default_setup(cfg, args)
     first = add_project_config[0] if isinstance(add_project_config, (list, tuple)) else add_project_config
     project = first.__module__.split(".")[0]
     setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name=project)
+    setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="shared", abbrev_name="shared")
+    if lock is not None and lock.stale:
+        logging.getLogger(__name__).warning(lock.stale_message())
+        lock.stale = None
     if prepare is not None:
         cfg = cfg.clone()
         cfg.defrost()
@@ -138,6 +151,14 @@ def train_or_evaluate(trainer_cls: Any, cfg, args: argparse.Namespace) -> Option
     ``trainer_cls`` is a detectron2 or FastReID ``DefaultTrainer`` or a ``GenericTrainer`` that mixes in
     :class:`~shared.engine.checkpoint.AtomicCheckpointing` (which provides ``build_checkpointer``).
     """
+    try:
+        return _train_or_evaluate(trainer_cls, cfg, args)
+    finally:
+        if comm.is_main_process() and cfg.OUTPUT_DIR:
+            release_output_dir(cfg.OUTPUT_DIR)
+
+
+def _train_or_evaluate(trainer_cls: Any, cfg, args: argparse.Namespace) -> Optional[Dict[str, Any]]:
     if args.eval_only:
         model = trainer_cls.build_model(cfg)
         checkpointer = trainer_cls.build_checkpointer(model, cfg)

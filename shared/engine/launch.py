@@ -61,6 +61,11 @@ def launch(main_func: Callable[..., Any], num_gpus_per_machine: int, num_machine
     ``dist_url`` (``"auto"``: a free port on 127.0.0.1, single machine only) with ``backend`` (default
     :func:`choose_backend`: NCCL on GPUs, gloo on the CPU).
     """
+    for flag, value, low in (("--num-gpus", num_gpus_per_machine, 1), ("--num-machines", num_machines, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{flag} must be an integer >= {low}, got {value!r}")
+    if not 0 <= machine_rank < num_machines:
+        raise ValueError(f"--machine-rank must be in [0, --num-machines={num_machines}), got {machine_rank}")
     world_size = num_machines * num_gpus_per_machine
     if world_size <= 1:
         main_func(*args)
