@@ -29,18 +29,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+from datetime import timedelta
 from typing import Any, Callable, Dict, Optional, Sequence, Union
 
 from detectron2.engine import default_argument_parser as _d2_argument_parser
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
+from shared.engine import run_checks  # noqa: F401  (registers the checks of the framework keys)
 from shared.engine.checkpoint import add_checkpoint_config
 from shared.engine.device import resolve_device
-from shared.engine import run_checks  # noqa: F401  (registers the checks of the framework keys)
-from shared.engine.launch import launch
-from shared.output_lock import acquire_output_dir, release_output_dir
+from shared.engine.launch import DEFAULT_TIMEOUT, launch
 from shared.engine.validation import run_config_checks
+from shared.output_lock import acquire_output_dir, release_output_dir
 from shared.registry import get_or_raise
 
 __all__ = ["build_cfg", "default_argument_parser", "launch_from_args", "setup", "train_or_evaluate"]
@@ -71,8 +72,15 @@ FRAMEWORKS: Dict[str, Callable[[], tuple]] = {
 
 def default_argument_parser(epilog: Optional[str] = None) -> argparse.ArgumentParser:
     """detectron2's parser: ``--config-file --resume --eval-only --num-gpus --num-machines --machine-rank
-    --dist-url`` and trailing ``KEY VALUE`` overrides (FastReID's parser has the same arguments)."""
-    return _d2_argument_parser(epilog)
+    --dist-url`` and trailing ``KEY VALUE`` overrides (FastReID's parser has the same arguments), plus
+    ``--dist-timeout SECONDS``: how long a collective waits for the other processes before the run stops
+    with an error naming the rank that stopped answering (:mod:`shared.engine.launch`)."""
+    parser = _d2_argument_parser(epilog)
+    parser.add_argument("--dist-timeout", type=float, default=DEFAULT_TIMEOUT.total_seconds(),
+                        metavar="SECONDS",
+                        help="collective timeout of a multi-process run, in seconds (default: %(default)g); "
+                             "raise it when rank 0 alone runs long steps (e.g. a large LVIS evaluation)")
+    return parser
 
 
 def build_cfg(add_project_config: Union[ConfigAdder, Sequence[ConfigAdder]], config_file: str = "",
@@ -180,8 +188,9 @@ def _train_or_evaluate(trainer_cls: Any, cfg, args: argparse.Namespace) -> Optio
 
 def launch_from_args(main: Callable[[argparse.Namespace], Any], args: argparse.Namespace) -> None:
     """Start ``main(args)`` in ``--num-gpus`` processes per machine (``--num-machines``, ``--machine-rank``,
-    ``--dist-url``), as detectron2's ``launch`` -- on a machine without CUDA as gloo processes on the CPU
-    (:func:`shared.engine.launch.launch`)."""
+    ``--dist-url``, ``--dist-timeout``), as detectron2's ``launch`` -- on a machine without CUDA as gloo
+    processes on the CPU (:func:`shared.engine.launch.launch`)."""
     print("Command Line Args:", args)
+    timeout = timedelta(seconds=getattr(args, "dist_timeout", DEFAULT_TIMEOUT.total_seconds()))
     launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(args,))
+           dist_url=args.dist_url, args=(args,), timeout=timeout)
