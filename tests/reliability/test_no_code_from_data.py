@@ -78,6 +78,17 @@ def test_predictor_style_get_cfg_refuses_the_payload(tmp_path):
     assert not marker.exists()
 
 
+def test_command_line_overrides_are_values_not_code(tmp_path):
+    from simd.config import add_simd_config
+
+    marker = tmp_path / "ran"
+    payload = f"!!python/object/apply:os.system ['touch {marker}']"
+    cfg = build_cfg(add_simd_config, opts=["OUTPUT_DIR", payload])
+    assert cfg.OUTPUT_DIR == payload and not marker.exists()
+    with pytest.raises(AssertionError, match="_BASE_"):  # no base file from the command line either
+        build_cfg(add_simd_config, opts=["_BASE_", str(tmp_path / "x.yaml")])
+
+
 def test_base_url_is_refused_without_fetching_it(tmp_path):
     from simd.config import add_simd_config
 

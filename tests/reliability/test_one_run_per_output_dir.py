@@ -162,6 +162,21 @@ def test_failed_prediction_write_keeps_the_previous_files(tmp_path, monkeypatch)
     assert not [p for p in os.listdir(out) if p.endswith(".tmp")]
 
 
+def test_atomic_open_keeps_the_previous_file_on_an_error(tmp_path):
+    from shared.atomic_io import atomic_open
+
+    path = tmp_path / "coco_instances_results.json"
+    with atomic_open(path, "w") as f:
+        f.write("[1, 2]")
+    with pytest.raises(RuntimeError, match="interrupted"):
+        with atomic_open(path, "w") as f:
+            f.write("[3, ")
+            raise RuntimeError("interrupted")
+    assert path.read_text() == "[1, 2]" and sorted(os.listdir(tmp_path)) == [path.name]
+    with pytest.raises(ValueError, match="whole files"):
+        atomic_open(path, "a")
+
+
 def test_front_door_releases_the_lock_after_the_run(tmp_path):
     from simd.config import add_simd_config
 
