@@ -102,7 +102,11 @@ class OutputDirLock:
         import fcntl
 
         os.makedirs(self.directory, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as err:
+            raise OSError(err.errno, f"cannot open the lock file of OUTPUT_DIR {self.directory}: "
+                                     f"{err.strerror}", self.path) from None
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

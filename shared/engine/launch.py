@@ -93,6 +93,8 @@ def launch(main_func: Callable[..., Any], num_gpus_per_machine: int, num_machine
             raise ValueError(f"{flag} must be an integer >= {low}, got {value!r}")
     if not 0 <= machine_rank < num_machines:
         raise ValueError(f"--machine-rank must be in [0, --num-machines={num_machines}), got {machine_rank}")
+    if timeout.total_seconds() <= 0:
+        raise ValueError(f"--dist-timeout must be > 0 seconds, got {timeout.total_seconds():g}")
     world_size = num_machines * num_gpus_per_machine
     if world_size <= 1:
         main_func(*args)
@@ -104,8 +106,6 @@ def launch(main_func: Callable[..., Any], num_gpus_per_machine: int, num_machine
         dist_url = f"tcp://127.0.0.1:{_free_local_port()}"
     if num_machines > 1 and dist_url.startswith("file://"):
         logging.getLogger(__name__).warning("file:// init is unreliable across machines; prefer tcp://")
-    if timeout.total_seconds() <= 0:
-        raise ValueError(f"--dist-timeout must be > 0 seconds, got {timeout.total_seconds()}")
     mp.spawn(_worker, nprocs=num_gpus_per_machine, daemon=False,
              args=(main_func, backend, world_size, num_gpus_per_machine, machine_rank, dist_url, tuple(args),
                    timeout, os.getpid()))
@@ -150,10 +150,25 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="launcher-watchdog", daemon=True).start()
 
 
+def _heartbeat_period(timeout: timedelta) -> float:
+    return max(0.5, min(5.0, timeout.total_seconds() / 4))
+
+
+def _is_collective_timeout(err: BaseException) -> bool:
+    """A timeout raised by a collective (gloo; NCCL errors that reach Python), not e.g. a DataLoader's."""
+    text = str(err)
+    distributed = isinstance(err, getattr(dist, "DistError", ())) or re.search(
+        r"gloo|nccl|collective|process ?group", text, re.IGNORECASE) is not None
+    return distributed and _TIMEOUT_TEXT.search(text) is not None
+
+
 def _start_heartbeat(rank: int, timeout: timedelta) -> None:
     """Write ``time.time()`` to the rendezvous store under this rank's heartbeat key every few seconds."""
-    store = dist.distributed_c10d._get_default_store()
-    period = max(0.5, min(5.0, timeout.total_seconds() / 4))
+    try:
+        store = dist.distributed_c10d._get_default_store()
+    except (AttributeError, RuntimeError, ValueError):  # a torch without it: no rank naming, same timeout
+        return
+    period = _heartbeat_period(timeout)
 
     def beat() -> None:
         while True:
@@ -182,8 +197,7 @@ def _unresponsive_ranks(rank: int, world_size: int, timeout: timedelta) -> str:
             age = now - float(store.get(_HEARTBEAT.format(other)).decode()) \
                 if store.check([_HEARTBEAT.format(other)]) else None
             state = ("no heartbeat ever" if age is None else f"last heartbeat {age:.0f} s ago: frozen or dead"
-                     if age > 3 * max(0.5, min(5.0, timeout.total_seconds() / 4)) else
-                     "alive but did not reach the collective")
+                     if age > 3 * _heartbeat_period(timeout) else "alive but did not reach the collective")
             silent.append(f"rank {other} ({state})")
     except Exception:  # the store itself is unreachable: its host stopped answering
         return "rank 0 (it hosts the rendezvous store, which no longer answers)"
@@ -216,7 +230,7 @@ def _worker(local_rank: int, main_func: Callable[..., Any], backend: str, world_
         # can make the peer abort ("terminate called without an active exception", seen on 2 CPU cores)
         dist.barrier()
     except RuntimeError as err:
-        if not _TIMEOUT_TEXT.search(str(err)):
+        if not _is_collective_timeout(err):
             raise
         silent = _unresponsive_ranks(rank, world_size, timeout)
         raise CollectiveTimeoutError(
