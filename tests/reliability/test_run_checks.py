@@ -67,6 +67,17 @@ def test_identity_sampler_batch_not_a_multiple_of_num_instance_is_refused_instea
     assert _adasp("SOLVER.IMS_PER_BATCH", str(3 * k)).SOLVER.IMS_PER_BATCH == 3 * k
 
 
+def test_training_set_with_fewer_identities_than_a_batch_is_refused_instead_of_hanging():
+    from adasp.trainer import check_identity_count
+
+    cfg = _adasp()
+    needed = cfg.SOLVER.IMS_PER_BATCH // cfg.DATALOADER.NUM_INSTANCE
+    check_identity_count(cfg, needed)
+    with pytest.raises(ConfigValueError, match=rf"at least .* = {needed} identities per batch, but "
+                                               rf".* has {needed - 1} "):
+        check_identity_count(cfg, needed - 1)
+
+
 def test_adasp_needs_two_instances_per_identity():
     with pytest.raises(ConfigValueError, match="^DATALOADER.NUM_INSTANCE=1: must be >= 2 with AdaSPLoss"):
         _adasp("DATALOADER.NUM_INSTANCE", "1", "SOLVER.IMS_PER_BATCH", "8")
