@@ -140,6 +140,7 @@ def setup(args: argparse.Namespace, add_project_config: Union[ConfigAdder, Seque
     project = first.__module__.split(".")[0]
     setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name=project)
     setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="shared", abbrev_name="shared")
+    logging.getLogger("shared").propagate = True  # setup_logger cuts it off; handlers above still see it
     if lock is not None and lock.stale:
         logging.getLogger(__name__).warning(lock.stale_message())
         lock.stale = None
