@@ -16,7 +16,8 @@ Faults of a multi-process run (docs/reliability.md):
 
 * **the launcher dies** (killed, its terminal closed): each worker asks the kernel for ``SIGKILL`` when its
   parent exits (``prctl(PR_SET_PDEATHSIG)`` on Linux) and a watchdog thread checks the parent pid every
-  second (every platform), so no worker keeps training as an orphan;
+  second (every platform), so no worker keeps training as an orphan (torch's spawn asks for SIGINT, which a
+  job started in the background of a shell script or under ``nohup`` ignores);
 * **a rank stops answering** (frozen, stuck, dead machine): every collective waits at most ``--dist-timeout``
   seconds (:data:`DEFAULT_TIMEOUT`, 10 minutes; torch's default is 30); a worker whose collective times out
   raises :class:`CollectiveTimeoutError` naming the rank(s) that did not reach it, told apart through the

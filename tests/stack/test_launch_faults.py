@@ -66,7 +66,10 @@ def _running(pid: int) -> bool:
 def test_workers_exit_when_the_launcher_is_killed(tmp_path):
     script = tmp_path / "launcher.py"
     script.write_text(_SCRIPT)
-    launcher = subprocess.Popen([sys.executable, str(script), str(tmp_path)])
+    # started like a background job of a shell script (`python train_net.py ... &`, nohup): SIGINT ignored,
+    # so torch's own parent-death signal (SIGINT) does not reach the workers
+    launcher = subprocess.Popen([sys.executable, str(script), str(tmp_path)],
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         deadline = time.monotonic() + 240
         while len(list(tmp_path.glob("worker*"))) < 2:
