@@ -39,6 +39,7 @@ import logging
 import os
 import pickle
 import re
+import socket
 import tempfile
 import weakref
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
@@ -238,15 +239,26 @@ def _current_umask() -> int:
     return mask
 
 
+def _host_tag() -> str:
+    """8 hex digits naming this machine in temporary file names (host names may hold dots)."""
+    return hashlib.sha1(socket.gethostname().encode("utf-8")).hexdigest()[:8]
+
+
+#: ``.<name>.<pid>-<host tag>.<random>.tmp``: the writer of a temporary file, read by remove_orphan_tmp_files
+_TMP_OWNER = re.compile(r"\.(\d+)-([0-9a-f]{8})\.[A-Za-z0-9_]+\.tmp$")
+
+
 def atomic_write_bytes(path: str, payload: bytes) -> None:
     """Write ``payload`` to ``path`` atomically (temp file in the same directory + fsync + rename).
 
     The file gets the permissions an ordinary ``open(path, "wb")`` would give (0666 less the process
-    umask), not ``mkstemp``'s private 0600, so a team on a shared cluster can read the checkpoints.
+    umask), not ``mkstemp``'s private 0600, so a team on a shared cluster can read the checkpoints. The
+    temporary file's name carries the writer's pid and host (:func:`remove_orphan_tmp_files`).
     """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    owner = f"{os.getpid()}-{_host_tag()}"
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.{owner}.", suffix=".tmp", dir=directory)
     try:
         os.fchmod(fd, 0o666 & ~_current_umask())
         with os.fdopen(fd, "wb") as f:
@@ -506,13 +518,25 @@ def _rng_neutral_eval(hook_list: List[Any]) -> List[Any]:
 
 def remove_orphan_tmp_files(directory: str) -> List[str]:
     """Delete the ``.<name>.*.tmp`` files :func:`atomic_write_bytes` leaves when a process is killed during a
-    write (any exception removes its own); returns the removed paths."""
-    removed = []
+    write (any exception removes its own); returns the removed paths.
+
+    A file whose writer is still running on this machine, or ran on another machine (which cannot be
+    checked from here), is kept: it may be another run's write in flight. Files without the writer in their
+    name (written by earlier versions) are removed."""
+    from shared.output_lock import pid_alive
+
+    removed, kept = [], []
     if not directory or not os.path.isdir(directory):
         return removed
+    host = _host_tag()
     for entry in os.listdir(directory):
         if entry.startswith(".") and entry.endswith(".tmp"):
             path = os.path.join(directory, entry)
+            owner = _TMP_OWNER.search(entry)
+            if owner is not None and (owner.group(2) != host or (int(owner.group(1)) != os.getpid()
+                                                                 and pid_alive(int(owner.group(1))))):
+                kept.append(path)
+                continue
             try:
                 os.unlink(path)
                 removed.append(path)
@@ -521,4 +545,7 @@ def remove_orphan_tmp_files(directory: str) -> List[str]:
     if removed:
         logger.info("Removed %d orphan temporary file(s) of an interrupted checkpoint write: %s",
                     len(removed), ", ".join(sorted(removed)))
+    if kept:
+        logger.warning("Kept %d temporary file(s) of a process that is still running or runs on another "
+                       "machine: %s", len(kept), ", ".join(sorted(kept)))
     return removed

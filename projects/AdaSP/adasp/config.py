@@ -46,8 +46,15 @@ def add_adasp_config(cfg: CN) -> CN:
 
 @config_check(add_adasp_config)
 def _check_adasp_loss(cfg: CN) -> None:
-    """TEMP > 0, SCALE >= 0, TYPE one of the positive rules of :mod:`adasp.modeling.loss`."""
+    """TEMP > 0, SCALE >= 0, TYPE one of the positive rules of :mod:`adasp.modeling.loss`; with the sparse
+    pairwise loss, DATALOADER.NUM_INSTANCE >= 2 (with one image per identity a batch has no positive pair:
+    the loss falls to ~1e-8 and nothing is learned)."""
     from adasp.modeling.loss import POSITIVE_RULES
+
+    if "AdaSPLoss" in tuple(cfg.MODEL.LOSSES.NAME) and cfg.DATALOADER.NUM_INSTANCE < 2:
+        raise ConfigValueError("DATALOADER.NUM_INSTANCE", cfg.DATALOADER.NUM_INSTANCE,
+                               "must be >= 2 with AdaSPLoss: the sparse pairwise loss needs at least two "
+                               "images of each identity in a batch")
 
     check_positive(cfg, "MODEL.LOSSES.ADASP.TEMP")
     check_range(cfg, "MODEL.LOSSES.ADASP.SCALE", low=0.0)
