@@ -88,9 +88,9 @@ def add_simd_config(cfg: CN) -> None:
 
     # --- schedule in epochs (simd.trainer.resolve_epoch_schedule) -----------------------------------------
     # > 0: train this many epochs of the training set as loaded (after DATALOADER.FILTER_EMPTY_ANNOTATIONS),
-    # as mmdet's epoch-based runs: with N training images and E = ceil(N / SOLVER.IMS_PER_BATCH) iterations per
-    # epoch, MAX_ITER = EPOCHS * E, STEPS = STEP_EPOCHS * E and CHECKPOINT_PERIOD = E are set when training
-    # starts (logged). 0: MAX_ITER / STEPS / CHECKPOINT_PERIOD as the config gives them.
+    # as mmdet's epoch-based runs: with N training images and E = ceil(N / SOLVER.IMS_PER_BATCH) iterations
+    # per epoch, MAX_ITER = EPOCHS * E, STEPS = STEP_EPOCHS * E and CHECKPOINT_PERIOD = E are set when
+    # training starts (logged). 0: MAX_ITER / STEPS / CHECKPOINT_PERIOD as the config gives them.
     cfg.SOLVER.EPOCHS = 0
     # epochs after which the learning rate is multiplied by SOLVER.GAMMA (mmdet schedule_1x: 8 and 11)
     cfg.SOLVER.STEP_EPOCHS = (8, 11)
@@ -100,7 +100,8 @@ def add_simd_config(cfg: CN) -> None:
     # "aitod" (AI-TOD / AI-TOD-v2 area ranges, AP at 1500), "sodad" (SODA-D, AP at 100) or "coco"
     cfg.TEST.SIMD_EVAL.PROTOCOL = "aitod"
     # maxDets of the protocol; empty = the protocol's default ([100, 300, 1500] / [100, 300, 1000] /
-    # [1, 10, 1000] for VisDrone's COCO protocol)
+    # detectron2's [1, 10, 100] for "coco"; the VisDrone presets set
+    # [100, 300, 1000], mmdet CocoMetric's proposal_nums)
     cfg.TEST.SIMD_EVAL.MAX_DETS = []
     # TEST.EVAL_BACKEND: "faster_coco_eval" (default) or "pycocotools" (shared.evaluation)
     add_evaluation_config(cfg)
