@@ -23,6 +23,8 @@ LOG_RFS = "experiments/fasa_iof_base10_r50_rfs_cos_norm_4x4_2x/20220825_184525.l
 FASA = "configs/fasa/fasa_iof_base10_r50_rfs_cos_norm_4x4_2x.py"
 NORMED = "mmdet/models/utils/normed_predictor.py"
 IIF_LOSS = "mmdet/models/losses/iif_loss.py"
+CBD = "mmdet/datasets/dataset_wrappers.py"
+L2 = "configs/lvis/mask_rcnn_r50_fpn_sample1e-3_mstrain_2x_lvis_v1.py"
 
 FPN_LEVELS = ["p2", "p3", "p4", "p5"]
 
@@ -54,6 +56,11 @@ COMMON: List[Row] = [
     ("MODEL.ROI_HEADS.IN_FEATURES", FPN_LEVELS, f"{M}:41 (strides 4-32)"),
     ("MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", 512, f"{M}:103"),
     ("MODEL.ROI_HEADS.POSITIVE_FRACTION", 0.25, f"{M}:104"),
+    ("MODEL.ROI_HEADS.IOU_THRESHOLDS", [0.5], f"{M}:96-98"),
+    ("MODEL.ROI_HEADS.PROPOSAL_APPEND_GT", True, f"{M}:106 (add_gt_as_proposals). The official "
+     f"match_low_quality=True ({M}:99, min_pos_iou 0.5) has no detectron2 key: with the GT boxes among the "
+     "proposals every GT's best proposal is itself (IoU 1, already positive), so it changes an assignment "
+     "only between identical GT boxes"),
     ("MODEL.ROI_HEADS.NUM_CLASSES", 1203, f"{L1}:8"),
     ("MODEL.ROI_HEADS.SCORE_THRESH_TEST", 0.0001, f"{L1}:11"),
     ("TEST.DETECTIONS_PER_IMAGE", 300, f"{L1}:13"),
@@ -128,8 +135,9 @@ def _schedule(epochs: int, rfs: bool, official: str, sampler_line: str,
         ("SOLVER.CHECKPOINT_PERIOD", per_epoch, "configs/_base_/default_runtime.py:1 (every epoch)"),
     ]
     if rfs:
-        rows.append(("DATALOADER.SAMPLER_TRAIN", "RepeatFactorTrainingSampler",
-                     f"{DS}:10-11 (ClassBalancedDataset, oversample_thr 1e-3; {official} {sampler_line})"))
+        rows.append(("DATALOADER.SAMPLER_TRAIN", "ClassBalancedRepeatSampler",
+                     f"{DS}:10-11 (ClassBalancedDataset, oversample_thr 1e-3; {official} {sampler_line}): "
+                     f"each image ceil(r) times per epoch ({CBD}:220)"))
     else:
         rows.append(("DATALOADER.SAMPLER_TRAIN", "TrainingSampler",
                      f"{official}:{sampler_line} (oversample_thr=0.0: every repeat factor 1)"))
@@ -217,13 +225,20 @@ LVIS_PRESETS: Dict[str, Tuple[str, List[Row]]] = {
         ("MODEL.ROI_BOX_HEAD.IIF.ENABLED", True, f"{FASA}:53 (FasaIIFLoss)"),
         ("MODEL.ROI_BOX_HEAD.IIF.VARIANT", "base10_obj", f"{FASA}:56; {LOG_RFS}:87"),
         ("MODEL.ROI_HEADS.NMS_THRESH_TEST", 0.3, f"{FASA}:128; {LOG_RFS}:159"),
-    ] + _cosine(FASA, 57, 8.0, 77) + _schedule(24, True, FASA, "line 178", (f"{FASA}:279", f"{FASA}:278"))),
+    ] + _cosine(FASA, 57, 8.0, 77) + _schedule(24, True, FASA, "line 178", (f"{FASA}:280", f"{FASA}:279"))),
 }
+
+
+def _common(preset: str) -> List[Row]:
+    """COMMON, citing the 2x LVIS file (same lines as the 1x one) for the 24-epoch runs that inherit it."""
+    if "_2x" not in preset or "base10_obj_rfs_cos_norm" in preset:  # the FASA run is one flat file
+        return COMMON
+    return [(key, value, source.replace(L1, L2)) for key, value, source in COMMON]
 
 
 def lvis_rows(preset: str, msra: bool = False) -> List[Row]:
     """Every row of ``preset``: common, backbone (torchvision or MSRA), then the preset's own."""
-    return COMMON + (MSRA if msra else TORCHVISION) + LVIS_PRESETS[preset][1]
+    return _common(preset) + (MSRA if msra else TORCHVISION) + LVIS_PRESETS[preset][1]
 
 
 RD = "README.md"  # classification/README.md
@@ -332,8 +347,8 @@ PLACES: List[Row] = IMAGENET_STYLE + [
     ("MODEL.CLS.HEAD", "lr_cosine", f"{RD}:89"),
     ("MODEL.CLS.PRETRAINED", "", OURS + "the local ImageNet SE-ResNet-152 state dict is passed on the "
      f"command line (official --pretrained, {RD}:83-89)"),
-    ("MODEL.CLS.TRAINABLE", "last_block", f"{RD}:86 and {TR}:148-165 (finetune_places; its call is "
-     f"commented out at {TR}:218)"),
+    ("MODEL.CLS.TRAINABLE", "all", f"{TR}:217-218 (the finetune_places call is commented out: every "
+     f"parameter trains; {RD}:86 says to freeze all but the last block = TRAINABLE last_block)"),
     ("SOLVER.EPOCHS", 30, f"{RD}:89"),
     ("OUTPUT_DIR", "output/iif_cls/places_lt_se_r152", OURS + "output folder"),
 ]
