@@ -2,7 +2,8 @@
 
 A table row is ``(dotted key, expected value, source)``; the source names the official file and line (or
 log), or starts with :data:`OURS` followed by the reason when the value has no official counterpart. The
-IIF, AdaSP and DAS provenance tests and their README/PRESETS generators use these helpers.
+provenance tests of every project and their README/PRESETS generators use these helpers;
+:func:`undetected_mutations` checks that a provenance test really fails when a listed value changes.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import importlib.util
 import os
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Dict, Iterable, List, Mapping, Sequence, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Sequence, Set, Tuple, Union
 
 import yaml
 
@@ -127,3 +128,47 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 def source_cell(source: str) -> str:
     """A source for a Markdown table, "ours" sources shown as **ours**: reason."""
     return f"**ours**: {source[len(OURS):]}" if source.startswith(OURS) else source
+
+
+def changed_value(value: Any) -> Any:
+    """A different value of the same kind: ``not`` a bool, ``+1`` an int, ``x + 1 + |x|`` a float, a suffix on
+    a string, one element less (or one more when empty) for a list or tuple, a string for ``None``."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value + 1.0 + abs(value)
+    if isinstance(value, str):
+        return value + "_changed"
+    if isinstance(value, (list, tuple)):
+        return type(value)(list(value)[:-1] if value else ["changed"])
+    if value is None:
+        return "changed"
+    raise TypeError(f"no changed value for {value!r}")
+
+
+def set_value(cfg: Any, key: str, value: Any) -> None:
+    """Set dotted ``key`` of an unfrozen CfgNode / nested dict (KeyError naming the key when absent)."""
+    *parents, leaf = key.split(".")
+    node = cfg
+    for part in parents:
+        node = node[part]
+    if leaf not in node:
+        raise KeyError(f"config has no key {key}")
+    node[leaf] = value
+
+
+def undetected_mutations(check: Callable[[Any], Iterable[str]], cfg: Any, keys: Iterable[str]) -> List[str]:
+    """The ``keys`` whose :func:`changed_value` in a copy of ``cfg`` (a CfgNode) makes ``check`` report no
+    message naming the key: a provenance check that cannot fail on them. ``check(cfg)`` returns the list of
+    its complaints (e.g. :func:`diff`)."""
+    escaped = []
+    for key in keys:
+        mutated = cfg.clone()
+        mutated.defrost()
+        set_value(mutated, key, changed_value(get_value(mutated, key)))
+        if not any(key in message for message in check(mutated)):
+            escaped.append(key)
+    return escaped
+
