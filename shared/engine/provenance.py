@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Sequence, Set, Tuple, Union
@@ -172,3 +173,40 @@ def undetected_mutations(check: Callable[[Any], Iterable[str]], cfg: Any, keys: 
             escaped.append(key)
     return escaped
 
+
+def problems(cfg: Mapping, rows: Sequence[Row], defaults: Mapping,
+             elsewhere: Iterable[str] = ()) -> List[str]:
+    """Everything a provenance test objects to: the rows that drifted (:func:`diff`) and the keys changed
+    from ``defaults`` with no row (:func:`unlisted_changes`; ``elsewhere``: keys tabled by another table)."""
+    listed = [key for key, _, _ in rows] + list(elsewhere)
+    return diff(cfg, rows) + [f"{key}: changed from the default without a row"
+                              for key in unlisted_changes(cfg, defaults, listed)]
+
+
+@dataclass
+class ProjectTables:
+    """A project's provenance tables: its presets' rows and its config adder's defaults.
+
+    ``framework_defaults()`` returns the framework's default config (detectron2's ``get_cfg``);
+    ``add_config`` adds the project's keys; ``presets`` maps a preset file to its rows; ``adder_defaults``
+    lists every key the adder adds or changes; ``elsewhere`` names keys another table holds (weights)."""
+
+    framework_defaults: Callable[[], Any]
+    add_config: Callable[[Any], Any]
+    presets: Mapping[str, Sequence[Row]]
+    adder_defaults: Sequence[Row]
+    elsewhere: Sequence[str] = ()
+
+    def defaults(self, with_adder: bool = True) -> Any:
+        cfg = self.framework_defaults()
+        if with_adder:
+            self.add_config(cfg)
+        return cfg
+
+    def preset_problems(self, cfg: Any, preset: str) -> List[str]:
+        """Drifted rows of ``preset`` and keys it changes without a row (see :func:`problems`)."""
+        return problems(cfg, self.presets[preset], self.defaults(), self.elsewhere)
+
+    def adder_problems(self, cfg: Any) -> List[str]:
+        """Drifted adder defaults and adder keys without a row (compared with the framework's defaults)."""
+        return problems(cfg, self.adder_defaults, self.defaults(with_adder=False), self.elsewhere)

@@ -35,6 +35,9 @@ S_CUSTOM = "SODA-mmdetection mmdet/datasets/custom.py"
 P = ["p2", "p3", "p4", "p5"]
 RES = ["res2", "res3", "res4", "res5"]
 
+#: pretrained-weights keys: their values and sources are tabled with the weights catalog, not here
+WEIGHTS_KEYS = ("MODEL.WEIGHTS",)
+
 #: every default of add_simd_config (keys detectron2 does not have)
 ADDER_DEFAULTS: List[Row] = [
     ("MODEL.SIMD.M", -1.0, OURS + "unset: a preset gives m or estimates it (the official code hard-codes the "
