@@ -270,6 +270,10 @@ def official_config(flags: str) -> Dict[str, Tuple[Any, str]]:
             (o["das_dfs_scale_left"], o["das_dfs_scale_right"]),
             f"--das_dfs_scale_left/right / {p}:283,285",
         ),
+        "MODEL.DAS.DFS.ENABLED": (True, "modules/embedding_producer.py:83-84,116 (DFS scaling always "
+                                  "applied: the official producer has no switch)"),
+        "MODEL.DAS.MTS.ENABLED": (True, "modules/embedding_producer.py:89,103 (MTS shift always applied: the "
+                                  "official producer has no switch)"),
         "MODEL.DAS.MTS.BANK_SIZE": (o["das_mts_num_transformation_bank"], f"{p}:289"),
         "MODEL.DAS.MTS.SCALE": (o["das_mts_scale"], f"--das_mts_scale / {p}:291"),
         "MODEL.DAS.DETACH": (o["detach"], "--detach"),
