@@ -593,8 +593,8 @@ ADDER_DEFAULTS = {
     "MODEL.LOSSES.ADASP.TEMP": (0.05, f"{D}:136"),
     "MODEL.LOSSES.ADASP.TYPE": ("adasp", f"{D}:137"),
     "MODEL.HEADS.CLS_ENABLE": (True, f"{D}:85"),
-    "MODEL.LOSSES.GLOBAL_BATCH": (False, "ours: per process, as FastReID's DDP (the official runs use one GPU, "
-                                  "where both are the same)"),
+    "MODEL.LOSSES.GLOBAL_BATCH": (False, "ours: per process, as FastReID's DDP (the official runs use one "
+                                  "GPU, where both are the same)"),
     "SEED": (-1, "ours: FastReID seeds nothing; -1 draws a fresh seed (logged)"),
     "TEST.NUM_WORKERS": (2, "ours: test loader processes only (fastreid hard-codes 4)"),
     "TEST.SPLIT_SEED": (-1, "ours: -1 keeps fastreid's unseeded VehicleID split"),

@@ -67,7 +67,8 @@ def test_every_preset_is_covered():
 
 
 def _resolved(preset):
-    """build_cfg's config; MODEL.DEVICE / AMP (resolved for this machine by build_cfg) as the file sets them."""
+    """build_cfg's config; MODEL.DEVICE / AMP (resolved for this machine by build_cfg) as the file sets
+    them."""
     resolved = build_cfg(add_adasp_config, str(CONFIG_DIR / preset), ["MODEL.DEVICE", "auto"],
                          framework="fastreid")
     raw = get_cfg()
