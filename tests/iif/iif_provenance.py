@@ -387,6 +387,59 @@ SYNTHETIC_PRESETS = ("classification/synthetic_lt.yaml", "classification/synthet
                      "synthetic/baseline_softmax.yaml", "synthetic/iif_raw.yaml")
 
 
+SYNTHETIC_DEFAULT = OURS + "the synthetic CPU preset's value; the official presets set their own"
+
+#: every key add_iif_config adds to detectron2's defaults (detection paths as above)
+ADDER_DEFAULTS: List[Row] = [
+    ("MODEL.ROI_BOX_HEAD.IIF.ENABLED", False, OURS + "the softmax baseline until a preset turns IIF on"),
+    ("MODEL.ROI_BOX_HEAD.IIF.VARIANT", "raw", OURS + "the variant of the official iif_r50_* configs"),
+    ("MODEL.ROI_BOX_HEAD.IIF.BG_WEIGHT", 1.0, f"{IIF_LOSS}:49"),
+    ("MODEL.ROI_BOX_HEAD.IIF.NORM_P", 0.0, f"{IIF_LOSS}:47-50 (no normalisation)"),
+    ("MODEL.ROI_BOX_HEAD.IIF.COUNT_SOURCE", "json", OURS + "the official CSV's numbers, counted from the "
+     "json"),
+    ("MODEL.ROI_BOX_HEAD.IIF.CSV_PATH", "", OURS + "only for COUNT_SOURCE csv"),
+    ("MODEL.ROI_BOX_HEAD.IIF.DATASETS", (), OURS + "empty = count on DATASETS.TRAIN"),
+    ("MODEL.ROI_BOX_HEAD.CLS_PREDICTOR", "linear", "mmdet/models/roi_heads/bbox_heads/bbox_head.py:34"),
+    ("MODEL.ROI_BOX_HEAD.CLS_INIT", "auto", OURS + "auto = the official init of the predictor in use"),
+    ("MODEL.ROI_BOX_HEAD.COSINE_SCALE", 8.0, f"{RAW_COS}:8"),
+    ("MODEL.ROI_MASK_HEAD.COSINE_SCALE", 20.0, f"{SOFTMAX_COS_1X}:12"),
+    ("TEST.EVAL_BACKEND", "faster_coco_eval", OURS + "shared.evaluation's faster back end (tested equal to "
+     "the reference tools)"),
+]
+
+#: every key add_iif_cls_config adds (classification paths as above)
+CLS_ADDER_DEFAULTS: List[Row] = [
+    ("DATA.SOURCE", "synthetic", SYNTHETIC_DEFAULT),
+    ("DATA.ROOT", "", SYNTHETIC_DEFAULT),
+    ("DATA.TRAIN_LIST", "SyntheticLT_train.txt", SYNTHETIC_DEFAULT),
+    ("DATA.TEST_LIST", "SyntheticLT_test.txt", SYNTHETIC_DEFAULT),
+    ("DATA.NUM_CLASSES", 10, SYNTHETIC_DEFAULT),
+    ("DATA.IMBALANCE_FACTOR", 0.01, f"{RD}:25"),
+    ("DATA.MANY_SHOT", 100, "per_shot_acc.py:62"),
+    ("DATA.FEW_SHOT", 20, "per_shot_acc.py:62"),
+    ("DATA.NUM_WORKERS", 0, OURS + "loader processes only"),
+    ("INPUT.CLS.TRAIN_CROP", "pad", f"{INIT}:122"),
+    ("INPUT.CLS.SIZE", 32, f"{INIT}:122"),
+    ("INPUT.CLS.PAD", 4, f"{INIT}:122"),
+    ("INPUT.CLS.AUGMENT", "none", SYNTHETIC_DEFAULT),
+    ("INPUT.CLS.COLOR_JITTER", 0.0, SYNTHETIC_DEFAULT),
+    ("INPUT.CLS.CUTOUT", 0, SYNTHETIC_DEFAULT),
+    ("INPUT.CLS.MEAN", [0.485, 0.456, 0.406], f"{IMB}:212-216 (ImageNet normalisation)"),
+    ("INPUT.CLS.STD", [0.229, 0.224, 0.225], f"{IMB}:212-216"),
+    ("INPUT.CLS.TEST_RESIZE", 0, f"{INIT}:136-139 (no resize: CIFAR)"),
+    ("MODEL.CLS.BACKBONE", "resnet10t", SYNTHETIC_DEFAULT),
+    ("MODEL.CLS.HEAD", "linear", f"{TR} (--classif_norm default: a plain linear classifier)"),
+    ("MODEL.CLS.PRETRAINED", "", OURS + "a local state dict on the command line"),
+    ("MODEL.CLS.TRAINABLE", "all", f"{TR}:217-218 (every parameter trains)"),
+    ("SOLVER.EPOCHS", 30, SYNTHETIC_DEFAULT),
+    ("SOLVER.MILESTONES", [], SYNTHETIC_DEFAULT),
+    ("SOLVER.MIXUP_ALPHA", 0.0, f"{TR} (no --mixup)"),
+    ("IIF.MODE", "posthoc", f"{RD} (the post-hoc IIF commands, --test-only)"),
+    ("IIF.VARIANT", "smooth", f"{RD} (every IIF command: --iif smooth)"),
+    ("IIF.NORM_P", 0.0, f"{TR}:331 (--iif_norm default 0)"),
+]
+
+
 def _value(value: Any) -> str:
     if value is None:
         return "the first stage's `model_final.pth`"
@@ -432,6 +485,11 @@ def presets_markdown() -> str:
               "throughout: CPU demo scale, no official counterpart."]
     for name, (official, rows) in CLS_PRESETS.items():
         parts += ["", f"### `{name}`", "", f"Official command: `{official}`.", "", markdown_table(rows)]
+    parts += ["", "## Defaults of the config adders", "",
+              "Every key `add_iif_config` / `add_iif_cls_config` add to detectron2's defaults, with its "
+              "source (a preset that sets a key overrides it; the rows above hold the presets).", "",
+              "### `add_iif_config` (detection)", "", markdown_table(ADDER_DEFAULTS), "",
+              "### `add_iif_cls_config` (classification)", "", markdown_table(CLS_ADDER_DEFAULTS)]
     return "\n".join(parts) + "\n"
 
 
