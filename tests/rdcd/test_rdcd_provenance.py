@@ -40,7 +40,7 @@ def test_adder_defaults_match_their_table():
 @pytest.mark.parametrize("preset", ["rdcd_effb0_256.yaml", "rdcd_effb0_64_final_queries.yaml",
                                     "sscd_r50.yaml"])
 def test_changing_any_listed_value_fails_the_check(preset):
-    """The issue's example (the lr) and every other row."""
+    """The lr (a drift once missed) and every other row."""
     keys = [key for key, _, _ in TABLE.PRESETS[preset]]
     assert "SOLVER.BASE_LR" in keys
     escaped = undetected_mutations(lambda cfg: TABLES.preset_problems(cfg, preset), _resolved(preset), keys)
@@ -48,7 +48,7 @@ def test_changing_any_listed_value_fails_the_check(preset):
 
 
 def test_changing_an_adder_default_fails_the_check():
-    """The issue's example (the MoCo temperature) and every other default of the adder."""
+    """The MoCo temperature (a drift once missed) and every other default of the adder."""
     keys = [key for key, _, _ in TABLE.ADDER_DEFAULTS]
     assert "MODEL.RDCD.MOCO.TEMP" in keys
     assert not undetected_mutations(TABLES.adder_problems, TABLES.defaults(), keys)
