@@ -10,7 +10,8 @@ import pytest
 
 import das  # noqa: F401
 from das.config import add_das_config
-from das.official_runs import ADDER_DEFAULTS, OURS, RUNS, markdown_table, official_config, parse_flags
+from das.official_runs import (ADDER_DEFAULTS, OURS, RUNS, WEIGHTS_KEYS, markdown_table, official_config,
+                               parse_flags)
 from detectron2.config import get_cfg
 
 from shared.engine import build_cfg
@@ -96,7 +97,7 @@ def test_adder_defaults_match_their_table():
     """Every key add_das_config adds, with its source (MODEL.DAS.MTS.ENABLED among them); changing any default
     fails the check."""
     rows = [(key, value, source) for key, (value, source) in ADDER_DEFAULTS.items()]
-    tables = ProjectTables(get_cfg, add_das_config, {}, rows)
+    tables = ProjectTables(get_cfg, add_das_config, {}, rows, WEIGHTS_KEYS)
     assert not tables.adder_problems(tables.defaults())
     assert not ours_without_reason(rows)
     assert not undetected_mutations(tables.adder_problems, tables.defaults(), list(ADDER_DEFAULTS))

@@ -172,12 +172,14 @@ _P = "scripts/parameters.py"
 _PRODUCER = "modules/embedding_producer.py"
 _DEMO = "ours: the synthetic CPU set's size (demo only)"
 
-#: every key add_das_config adds to detectron2's defaults -> (value, source); the presets' rows above override
-#: them per run, ``tests/das/test_das_presets.py`` holds the adder against this table
+#: pretrained-weights keys: tabled with the weights catalog, not here
+WEIGHTS_KEYS = ("MODEL.WEIGHTS", "MODEL.EMBEDDING.BACKBONE_WEIGHTS")
+
+#: every key add_das_config adds to detectron2's defaults (but WEIGHTS_KEYS) -> (value, source); the presets'
+#: rows above override them per run, ``tests/das/test_das_presets.py`` holds the adder against this table
 ADDER_DEFAULTS: Dict[str, Tuple[Any, str]] = {
     "MODEL.EMBEDDING.BACKBONE": ("resnet50", "ours: the backbone of most official runs "
                                  "(--arch resnet50_...)"),
-    "MODEL.EMBEDDING.BACKBONE_WEIGHTS": ("", "ours: a local ImageNet file on the command line"),
     "MODEL.EMBEDDING.DIM": (DEFAULTS["embed_dim"][0], f"{_P}:{DEFAULTS['embed_dim'][1]}"),
     "MODEL.EMBEDDING.FREEZE_BN": (True, "ours: most official runs pass --arch ..._frozen"),
     "MODEL.EMBEDDING.NORMALIZE": (True, "ours: most official runs pass --arch ..._normalize"),
