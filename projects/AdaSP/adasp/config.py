@@ -32,6 +32,10 @@ def add_adasp_config(cfg: CN) -> CN:
     # Build the identity classifier of the head (key and default of the official AdaSP fork); False (its
     # VeRi / VehicleID metric-only presets): no classifier, AdaSPBaseline with AdaSPLoss alone.
     _C.MODEL.HEADS.CLS_ENABLE = True
+    # Compute every loss (CE, AdaSP, ...) over the global batch gathered from all processes, gradient to each
+    # process's own rows (shared.engine.gather); False: per process, as FastReID's DDP and the official code
+    # (which ran on 1 GPU, where both are the same). With N GPUs the per-process batch is IMS_PER_BATCH / N.
+    _C.MODEL.LOSSES.GLOBAL_BATCH = False
 
     # Seed of Python, numpy and torch (+ the process rank); < 0 draws a fresh one. FastReID has no such key
     # and seeds nothing; detectron2's SEED has the same meaning.

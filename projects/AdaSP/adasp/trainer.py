@@ -81,6 +81,13 @@ class AdaSPTrainer(AtomicCheckpointing, DefaultTrainer):
 
     def __init__(self, cfg):
         seed_everything(cfg.SEED)
+        world = comm.get_world_size()
+        if world > 1 and not cfg.MODEL.LOSSES.GLOBAL_BATCH:
+            logger.warning("SOLVER.IMS_PER_BATCH %d over %d processes: each loss and BatchNorm sees %d "
+                           "images (the official runs: one GPU, all %d); MODEL.LOSSES.GLOBAL_BATCH True "
+                           "(+ syncBN) computes the losses on the whole batch",
+                           cfg.SOLVER.IMS_PER_BATCH, world, cfg.SOLVER.IMS_PER_BATCH // world,
+                           cfg.SOLVER.IMS_PER_BATCH)
         for name in cfg.DATASETS.TESTS:  # refuse an unusable test set now, not after training
             check_test_set(load_reid_dataset(name, split_seed=cfg.TEST.SPLIT_SEED), name)
         super().__init__(cfg)

@@ -6,6 +6,8 @@ Registry ``COPY_DETECTION_DATASETS`` (name -> builder ``cfg -> CopyDetectionSpli
 ====================  ========================================================================================
 ``disc21``            ``DISC21/images/{references,dev_queries,train}`` + ``DISC21/dev_ground_truth.csv``
 (RDCD)
+``disc21_final_queries``  the same, trained on ``DISC21/images/final_queries`` (the 50,000 final queries:
+                      the training folder of RDCD's train.sh)
 ``disc21_sscd``       ``DISC21/{val_ref,val_query,training}``, ``DISC21/val_groundtruth_matches.csv`` (SSCD)
 ``ndec``              NDEC's official layout (RDCD ``rdcd/datasets/ndec.py``): ``NDEC/NDEC_test_query``,
                       ``NDEC/DISC/images/references``, ``NDEC/DISC/images/train``,
@@ -23,6 +25,7 @@ Copydays original it was made from. CD10K also reports SSCD's ``strong_mAP`` and
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Tuple
@@ -129,6 +132,12 @@ def _split_from_layout(name: str, root: str, layout: CopyDetectionLayout) -> Cop
 @COPY_DETECTION_DATASETS.register()
 def disc21(cfg) -> CopyDetectionSplit:
     return _split_from_layout("disc21", os.path.join(dataset_root(), "DISC21"), LAYOUTS["rdcd"])
+
+
+@COPY_DETECTION_DATASETS.register()
+def disc21_final_queries(cfg) -> CopyDetectionSplit:
+    layout = dataclasses.replace(LAYOUTS["rdcd"], train="images/final_queries")
+    return _split_from_layout("disc21_final_queries", os.path.join(dataset_root(), "DISC21"), layout)
 
 
 @COPY_DETECTION_DATASETS.register()
