@@ -23,3 +23,57 @@ def _seed_everything():
     np.random.seed(0)
     torch.manual_seed(0)
     yield
+
+
+def readme_section_blocks(readme: str, heading: str) -> list:
+    """``(language, text)`` of every fenced code block in the section of ``readme`` titled ``heading`` (up to
+    the next heading of the same or a higher level)."""
+    lines = open(readme, encoding="utf-8").read().splitlines()
+    start = next((i for i, line in enumerate(lines) if line.lstrip("#").strip() == heading
+                  and line.startswith("#")), None)
+    if start is None:
+        raise AssertionError(f"{readme} has no section {heading!r}")
+    level = len(lines[start]) - len(lines[start].lstrip("#"))
+    blocks, language, body = [], None, []
+    for line in lines[start + 1:]:
+        if language is None and line.startswith("#") and len(line) - len(line.lstrip("#")) <= level:
+            break
+        if line.startswith("```"):
+            if language is None:
+                language, body = line[3:].strip() or "text", []
+            else:
+                blocks.append((language, "\n".join(body) + "\n"))
+                language = None
+        elif language is not None:
+            body.append(line)
+    return blocks
+
+
+@pytest.fixture
+def run_readme_section():
+    """``run(readme, heading, cwd, env=None)``: run every ``bash`` and ``python`` block of a README section
+    exactly as shown, in ``cwd`` (bash with this interpreter's folder first on PATH, so ``python`` and
+    ``.venv/bin/python`` are the test's interpreter when ``cwd/.venv`` links to it); returns the completed
+    processes. A block that fails fails the test with its output."""
+    import os
+    import subprocess
+    import sys
+
+    def run(readme, heading, cwd, env=None, timeout=900):
+        env = dict(os.environ if env is None else env)
+        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+        done = []
+        blocks = [b for b in readme_section_blocks(readme, heading) if b[0] in ("bash", "python")]
+        assert blocks, f"{readme} section {heading!r} shows no bash or python block"
+        for language, text in blocks:
+            if language == "bash":
+                argv = ["bash", "-euo", "pipefail", "-c", text]
+            else:
+                argv = [sys.executable, "-c", text]
+            out = subprocess.run(argv, cwd=str(cwd), env=env, capture_output=True, text=True, timeout=timeout)
+            assert out.returncode == 0, (f"{language} block of {readme} failed:\n{text}\n"
+                                         f"{out.stdout[-3000:]}\n{out.stderr[-5000:]}")
+            done.append(out)
+        return done
+
+    return run
