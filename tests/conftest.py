@@ -77,3 +77,46 @@ def run_readme_section():
         return done
 
     return run
+
+
+@pytest.fixture(scope="session")
+def train_in_user_folder(tmp_path_factory):
+    """``train(name, argv) -> folder``: a user's folder holding this repository's ``projects/``
+    (``./datasets``: DETECTRON2_DATASETS / FASTREID_DATASETS unset) where ``python <argv>`` (a training
+    command) exits 0."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+
+    def train(name, argv, timeout=900):
+        cwd = tmp_path_factory.mktemp(name)
+        (cwd / "projects").symlink_to(repo / "projects")
+        env = {k: v for k, v in os.environ.items() if k not in ("DETECTRON2_DATASETS", "FASTREID_DATASETS")}
+        out = subprocess.run([sys.executable, *argv], cwd=cwd, env=env, capture_output=True, text=True,
+                             timeout=timeout)
+        assert out.returncode == 0, f"training exited {out.returncode}:\n{out.stderr[-5000:]}"
+        return cwd
+
+    return train
+
+
+@pytest.fixture(scope="session")
+def same_detections():
+    """``check(ours, theirs)``: two lists of COCO result records hold the same detections (category, box
+    within 1e-4 px, score within 1e-6, and the RLE mask when present), compared in score order."""
+
+    def check(ours, theirs):
+        def key(r):
+            return (-r["score"], r["category_id"], tuple(r["bbox"]))
+
+        ours, theirs = sorted(ours, key=key), sorted(theirs, key=key)
+        assert len(ours) == len(theirs) > 0
+        assert [r["category_id"] for r in ours] == [r["category_id"] for r in theirs]
+        np.testing.assert_allclose([r["bbox"] for r in ours], [r["bbox"] for r in theirs], atol=1e-4)
+        np.testing.assert_allclose([r["score"] for r in ours], [r["score"] for r in theirs], atol=1e-6)
+        assert [r.get("segmentation") for r in ours] == [r.get("segmentation") for r in theirs]
+
+    return check

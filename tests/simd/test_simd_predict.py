@@ -3,11 +3,8 @@ then the README's "Use a trained model" commands (predict.py on a glob, load_run
 DefaultPredictor after a plain detectron2 import), and the same detections as the trainer's evaluation."""
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -23,16 +20,9 @@ TRAIN = ["projects/SimD/train_net.py", "--config-file",
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    """A user's folder: ``projects/`` of this repository, ``./datasets`` (DETECTRON2_DATASETS unset) and the
-    run trained there; training exits 0."""
-    cwd = tmp_path_factory.mktemp("simd_user")
-    (cwd / "projects").symlink_to(REPO / "projects")
-    env = {k: v for k, v in os.environ.items() if k != "DETECTRON2_DATASETS"}
-    out = subprocess.run([sys.executable, *TRAIN], cwd=cwd, env=env, capture_output=True, text=True,
-                         timeout=900)
-    assert out.returncode == 0, out.stderr[-5000:]
-    return cwd
+def workdir(train_in_user_folder):
+    """A user's folder with ``projects/``, ``./datasets`` and the run trained there (exit 0)."""
+    return train_in_user_folder("simd_user", TRAIN)
 
 
 def _evaluation_records(cwd: Path):
@@ -46,17 +36,6 @@ def _evaluation_records(cwd: Path):
     for r in results:
         by_name.setdefault(names[r["image_id"]], []).append(r)
     return by_name
-
-
-def _same_detections(ours, theirs):
-    """Equal lists of detections (category, box, score), compared in score order."""
-    def key(r):
-        return (-r["score"], r["category_id"], tuple(r["bbox"]))
-    ours, theirs = sorted(ours, key=key), sorted(theirs, key=key)
-    assert len(ours) == len(theirs) > 0
-    assert [r["category_id"] for r in ours] == [r["category_id"] for r in theirs]
-    np.testing.assert_allclose([r["bbox"] for r in ours], [r["bbox"] for r in theirs], atol=1e-4)
-    np.testing.assert_allclose([r["score"] for r in ours], [r["score"] for r in theirs], atol=1e-6)
 
 
 def test_run_folder_holds_metadata_metrics_and_plain_log(workdir):
@@ -73,7 +52,7 @@ def test_run_folder_holds_metadata_metrics_and_plain_log(workdir):
     assert "Running with full config" in log and "\x1b" not in log
 
 
-def test_readme_commands_write_the_documented_files(workdir, run_readme_section):
+def test_readme_commands_write_the_documented_files(workdir, run_readme_section, same_detections):
     bash, load_run_block, default_predictor_block = run_readme_section(README, "Use a trained model", workdir)
     out = workdir / "output" / "simd" / "predictions"
     images = json.loads((out / "images.json").read_text())
@@ -91,10 +70,10 @@ def test_readme_commands_write_the_documented_files(workdir, run_readme_section)
     assert load_run_block.stdout.split()[0] == default_predictor_block.stdout.strip() == str(len(first))
     evaluation = _evaluation_records(workdir)
     for name in names[:3]:
-        _same_detections([r for r in results if r["file_name"] == name], evaluation[name])
+        same_detections([r for r in results if r["file_name"] == name], evaluation[name])
 
 
-def test_load_run_gives_the_trainers_evaluation_detections(workdir):
+def test_load_run_gives_the_trainers_evaluation_detections(workdir, same_detections):
     from shared.engine import load_run
 
     predictor = load_run(str(workdir / RUN), checkpoint="model_final", device="cpu")
@@ -103,7 +82,7 @@ def test_load_run_gives_the_trainers_evaluation_detections(workdir):
     images = workdir / "datasets" / "synthetic_tiny" / "val" / "images"
     for name in ("val_00010.png", "val_00020.png"):
         instances = predictor.predict_file(str(images / name))
-        _same_detections(predictor.coco_records(instances, 0), evaluation[name])
+        same_detections(predictor.coco_records(instances, 0), evaluation[name])
 
 
 def test_predict_names_an_input_that_matches_nothing(workdir):
