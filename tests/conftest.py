@@ -120,3 +120,17 @@ def same_detections():
         assert [r.get("segmentation") for r in ours] == [r.get("segmentation") for r in theirs]
 
     return check
+
+
+@pytest.fixture(scope="session")
+def tensorboard_scalar_tags():
+    """``tags(folder) -> set``: the scalar tags of the TensorBoard event files in ``folder``."""
+
+    def tags(folder):
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+        accumulator = EventAccumulator(str(folder))
+        accumulator.Reload()
+        return set(accumulator.Tags()["scalars"])
+
+    return tags

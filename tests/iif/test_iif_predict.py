@@ -36,7 +36,7 @@ def _evaluation_records(cwd: Path):
     return by_name
 
 
-def test_run_folder_holds_metadata_results_and_metrics(workdir):
+def test_run_folder_holds_metadata_results_and_metrics(workdir, tensorboard_scalar_tags):
     run = workdir / RUN
     meta = json.loads((run / "run.json").read_text())
     assert meta["project"] == "iif" and len(meta["metadata"]["thing_classes"]) == 12
@@ -47,6 +47,7 @@ def test_run_folder_holds_metadata_results_and_metrics(workdir):
         (run / "iif_evaluation.json").read_text())
     rows = [json.loads(line) for line in (run / "metrics.json").read_text().splitlines()]
     assert any("segm/APr" in row and row["iteration"] == 2 for row in rows)
+    assert {"bbox/APr", "segm/APr", "total_loss"} <= tensorboard_scalar_tags(run)
     assert "\x1b" not in (run / "log.txt").read_text()
 
 

@@ -38,7 +38,7 @@ def _evaluation_records(cwd: Path):
     return by_name
 
 
-def test_run_folder_holds_metadata_metrics_and_plain_log(workdir):
+def test_run_folder_holds_metadata_metrics_and_plain_log(workdir, tensorboard_scalar_tags):
     run = workdir / RUN
     meta = json.loads((run / "run.json").read_text())
     assert meta["project"] == "simd" and meta["loader_module"] == "simd.predictor"
@@ -47,7 +47,7 @@ def test_run_folder_holds_metadata_metrics_and_plain_log(workdir):
     assert meta["metadata"]["thing_dataset_ids"] == list(range(1, 9)) and meta["metadata"]["simd_m"] > 0
     rows = [json.loads(line) for line in (run / "metrics.json").read_text().splitlines()]
     assert any("bbox/AP" in row and row["iteration"] == 2 for row in rows)  # final evaluation recorded
-    assert any(p.name.startswith("events.out.tfevents") for p in run.iterdir())
+    assert {"bbox/AP", "bbox/APvt", "total_loss"} <= tensorboard_scalar_tags(run)
     log = (run / "log.txt").read_text()
     assert "Running with full config" in log and "\x1b" not in log
 
