@@ -30,6 +30,8 @@ from shared.datasets.readers import install_reader_hooks
 
 install_reader_hooks()  # detectron2 / pycocotools readers name a truncated image or malformed json
 
+import shared.weights  # noqa: E402,F401  (weights:// in every PathManager)
+
 __all__ = [
     "AtomicCheckpointMixin",
     "AtomicCheckpointing",

@@ -32,6 +32,10 @@ def add_adasp_config(cfg: CN) -> CN:
     # Build the identity classifier of the head (key and default of the official AdaSP fork); False (its
     # VeRi / VehicleID metric-only presets): no classifier, AdaSPBaseline with AdaSPLoss alone.
     _C.MODEL.HEADS.CLS_ENABLE = True
+    # Compute every loss (CE, AdaSP, ...) over the global batch gathered from all processes, gradient to each
+    # process's own rows (shared.engine.gather); False: per process, as FastReID's DDP and the official code
+    # (which ran on 1 GPU, where both are the same). With N GPUs the per-process batch is IMS_PER_BATCH / N.
+    _C.MODEL.LOSSES.GLOBAL_BATCH = False
 
     # Seed of Python, numpy and torch (+ the process rank); < 0 draws a fresh one. FastReID has no such key
     # and seeds nothing; detectron2's SEED has the same meaning.
@@ -46,8 +50,15 @@ def add_adasp_config(cfg: CN) -> CN:
 
 @config_check(add_adasp_config)
 def _check_adasp_loss(cfg: CN) -> None:
-    """TEMP > 0, SCALE >= 0, TYPE one of the positive rules of :mod:`adasp.modeling.loss`."""
+    """TEMP > 0, SCALE >= 0, TYPE one of the positive rules of :mod:`adasp.modeling.loss`; with the sparse
+    pairwise loss, DATALOADER.NUM_INSTANCE >= 2 (with one image per identity a batch has no positive pair:
+    the loss falls to ~1e-8 and nothing is learned)."""
     from adasp.modeling.loss import POSITIVE_RULES
+
+    if "AdaSPLoss" in tuple(cfg.MODEL.LOSSES.NAME) and cfg.DATALOADER.NUM_INSTANCE < 2:
+        raise ConfigValueError("DATALOADER.NUM_INSTANCE", cfg.DATALOADER.NUM_INSTANCE,
+                               "must be >= 2 with AdaSPLoss: the sparse pairwise loss needs at least two "
+                               "images of each identity in a batch")
 
     check_positive(cfg, "MODEL.LOSSES.ADASP.TEMP")
     check_range(cfg, "MODEL.LOSSES.ADASP.SCALE", low=0.0)

@@ -19,7 +19,7 @@ from adasp.evaluation import SharedReidEvaluator
 from shared.engine import AtomicCheckpointing
 from shared.engine.validation import ConfigValueError
 
-__all__ = ["AdaSPTrainer", "check_schedule_length", "seed_everything"]
+__all__ = ["AdaSPTrainer", "check_identity_count", "check_schedule_length", "seed_everything"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,23 @@ def check_schedule_length(cfg, iters_per_epoch: int) -> None:
             f"{solver.DELAY_EPOCHS} for the cosine schedule (SOLVER.SCHED CosineAnnealingLR)")
 
 
+def check_identity_count(cfg, num_identities: int) -> None:
+    """An identity sampler needs at least P = SOLVER.IMS_PER_BATCH / DATALOADER.NUM_INSTANCE identities:
+    with fewer, fastreid's ``BalancedIdentitySampler`` drops them all and ``NaiveIdentitySampler`` never
+    completes a batch, and both loop forever without output."""
+    from shared.engine.run_checks import IDENTITY_SAMPLERS
+
+    if cfg.DATALOADER.SAMPLER_TRAIN not in IDENTITY_SAMPLERS:
+        return
+    needed = cfg.SOLVER.IMS_PER_BATCH // cfg.DATALOADER.NUM_INSTANCE
+    if num_identities < needed:
+        raise ConfigValueError(
+            "SOLVER.IMS_PER_BATCH", cfg.SOLVER.IMS_PER_BATCH,
+            f"needs at least IMS_PER_BATCH / DATALOADER.NUM_INSTANCE={cfg.DATALOADER.NUM_INSTANCE} = "
+            f"{needed} identities per batch, but DATASETS.NAMES={tuple(cfg.DATASETS.NAMES)} has "
+            f"{num_identities} ({cfg.DATALOADER.SAMPLER_TRAIN} would loop forever)")
+
+
 class AdaSPTrainer(AtomicCheckpointing, DefaultTrainer):
     """fastreid's ``DefaultTrainer`` with this project's datasets, evaluator and atomic checkpoints.
 
@@ -64,6 +81,13 @@ class AdaSPTrainer(AtomicCheckpointing, DefaultTrainer):
 
     def __init__(self, cfg):
         seed_everything(cfg.SEED)
+        world = comm.get_world_size()
+        if world > 1 and not cfg.MODEL.LOSSES.GLOBAL_BATCH:
+            logger.warning("SOLVER.IMS_PER_BATCH %d over %d processes: each loss and BatchNorm sees %d "
+                           "images (the official runs: one GPU, all %d); MODEL.LOSSES.GLOBAL_BATCH True "
+                           "(+ syncBN) computes the losses on the whole batch",
+                           cfg.SOLVER.IMS_PER_BATCH, world, cfg.SOLVER.IMS_PER_BATCH // world,
+                           cfg.SOLVER.IMS_PER_BATCH)
         for name in cfg.DATASETS.TESTS:  # refuse an unusable test set now, not after training
             check_test_set(load_reid_dataset(name, split_seed=cfg.TEST.SPLIT_SEED), name)
         super().__init__(cfg)
@@ -85,6 +109,7 @@ class AdaSPTrainer(AtomicCheckpointing, DefaultTrainer):
         if not items:
             raise ValueError(f"DATASETS.NAMES={tuple(cfg.DATASETS.NAMES)} yields no training images")
         train_set = CommDataset(items, build_transforms(cfg, is_train=True), relabel=True)
+        check_identity_count(cfg, len(train_set.pids))
         return build_reid_train_loader(cfg, train_set=train_set)
 
     @classmethod

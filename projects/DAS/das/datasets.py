@@ -36,12 +36,12 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.utils import comm
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
 from das.sampler import ClassBalancedBatchSampler
 from shared.datasets import dataset_root, require_path
+from shared.datasets.readers import open_rgb
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 Record = Dict[str, object]
@@ -298,11 +298,7 @@ class ImageRecords(Dataset):
 
     def __getitem__(self, index: int):
         record = self.records[index]
-        try:
-            with Image.open(record["file_name"]) as img:
-                image = img.convert("RGB")
-        except (OSError, ValueError) as e:
-            raise OSError(f"cannot read image {record['file_name']!r}: {e}") from e
+        image = open_rgb(record["file_name"])  # a bad file is an ImageReadError (an OSError) naming it
         return self.transform(image), int(record["label"]), record["file_name"]
 
 

@@ -15,6 +15,7 @@ from detectron2.utils import comm
 
 from das.datasets import build_train_loader, num_train_classes
 from das.evaluation import evaluate_retrieval
+from shared.atomic_io import atomic_open
 from shared.engine import GenericTrainer
 from shared.registry import get_or_raise
 
@@ -54,7 +55,7 @@ class EvalHistory(hooks.HookBase):
         self.history.append((iteration, results))
         if comm.is_main_process() and self.output_dir:
             os.makedirs(self.output_dir, exist_ok=True)
-            with open(os.path.join(self.output_dir, "eval_history.json"), "w") as f:
+            with atomic_open(os.path.join(self.output_dir, "eval_history.json"), "w") as f:
                 json.dump({"metric": self.key, "best": self.best(), "last": self.last(),
                            "history": [{"iter": i, "results": r} for i, r in self.history]}, f, indent=1)
 

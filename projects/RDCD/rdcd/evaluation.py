@@ -32,6 +32,7 @@ from detectron2.utils.logger import log_every_n_seconds
 
 from rdcd.datasets import build_inference_loader, get_copy_detection_dataset
 from rdcd.transforms import build_test_transform
+from shared.atomic_io import atomic_open
 from shared.retrieval.copy_detection import Predictions, evaluate_copy_detection
 
 logger = logging.getLogger(__name__)
@@ -93,7 +94,7 @@ def write_descriptors(
             np.save(
                 os.path.join(folder, f"{part}_descriptors.npy"), np.ascontiguousarray(x, dtype=np.float32)
             )
-            with open(os.path.join(folder, f"{part}_ids.txt"), "w") as f:
+            with atomic_open(os.path.join(folder, f"{part}_ids.txt"), "w") as f:
                 f.writelines(f"{i}\n" for i in ids)
             files += [f"{part}_descriptors.npy", f"{part}_ids.txt"]
         return [os.path.join(folder, f) for f in files]
@@ -110,7 +111,7 @@ def write_descriptors(
 def write_predictions(path: str, predictions: Predictions) -> None:
     """``query_id,reference_id,score`` CSV, best score first (isc2021's format, 6 decimals)."""
     order = np.argsort(-predictions.score, kind="stable")
-    with open(path, "w", newline="") as f:
+    with atomic_open(path, "w") as f:
         writer = csv.writer(f)
         writer.writerow(["query_id", "reference_id", "score"])
         for i in order:
