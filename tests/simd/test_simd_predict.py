@@ -74,10 +74,12 @@ def test_readme_commands_write_the_documented_files(workdir, run_readme_section,
 
 
 def test_load_run_gives_the_trainers_evaluation_detections(workdir, same_detections):
-    from shared.engine import load_run
+    from shared.engine import DetectionRunPredictor, load_run
 
     predictor = load_run(str(workdir / RUN), checkpoint="model_final", device="cpu")
     assert predictor.class_names[3] == "ship" and predictor.cfg.MODEL.SIMD.M > 0
+    with pytest.raises(ValueError, match="the run names 3 classes but its model has 8"):
+        DetectionRunPredictor(predictor.cfg, predictor.class_names[:3])
     evaluation = _evaluation_records(workdir)
     images = workdir / "datasets" / "synthetic_tiny" / "val" / "images"
     for name in ("val_00010.png", "val_00020.png"):
