@@ -107,14 +107,24 @@ def write_descriptors(
     return [path]
 
 
+def format_score(score: float) -> str:
+    """The shortest decimal that reads back as exactly ``score`` (Python's ``repr`` of a float64).
+
+    isc2021 writes 6 decimals, which makes distinct scores equal (ties count as negatives first in µAP), so a
+    re-scored CSV would not reproduce the run's µAP; full precision does, and isc2021's reader
+    (``float(score)``) reads it unchanged."""
+    return repr(float(score))
+
+
 def write_predictions(path: str, predictions: Predictions) -> None:
-    """``query_id,reference_id,score`` CSV, best score first (isc2021's format, 6 decimals)."""
+    """``query_id,reference_id,score`` CSV, best score first (isc2021's format, scores at full precision:
+    :func:`format_score`)."""
     order = np.argsort(-predictions.score, kind="stable")
     with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
+        writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["query_id", "reference_id", "score"])
         for i in order:
-            writer.writerow([predictions.query[i], predictions.reference[i], f"{predictions.score[i]:.6f}"])
+            writer.writerow([predictions.query[i], predictions.reference[i], format_score(predictions.score[i])])
 
 
 def evaluate_copy_detection_model(cfg, model: torch.nn.Module, dataset_name: str) -> Dict[str, float]:
