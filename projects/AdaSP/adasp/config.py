@@ -41,6 +41,8 @@ def add_adasp_config(cfg: CN) -> CN:
     # Seed of the random query/gallery split that fastreid draws when it loads a test set (VehicleID: one
     # image per id goes to the gallery); -1 keeps fastreid's unseeded behaviour (a new split each time).
     _C.TEST.SPLIT_SEED = -1
+    # Gallery images per query in OUTPUT_DIR/inference/<dataset>/ranking.csv, written at every evaluation.
+    _C.TEST.RANKING_TOPK = 10
     return cfg
 
 
@@ -55,6 +57,12 @@ def _check_adasp_loss(cfg: CN) -> None:
     if not isinstance(loss_type, str) or loss_type.lower() not in POSITIVE_RULES:
         raise ConfigValueError("MODEL.LOSSES.ADASP.TYPE", loss_type,
                                f"must be one of {sorted(POSITIVE_RULES)}")
+
+
+@config_check(add_adasp_config)
+def _check_test(cfg: CN) -> None:
+    """At least one ranked gallery image per query."""
+    check_range(cfg, "TEST.RANKING_TOPK", low=1)
 
 
 @config_check(add_adasp_config)

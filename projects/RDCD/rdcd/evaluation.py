@@ -60,7 +60,8 @@ def extract_descriptors(
         return None
     descriptors = torch.cat([p for p in parts if p.numel()]).numpy().astype(np.float32)
     if not np.isfinite(descriptors).all():
-        raise FloatingPointError("the model produced NaN/inf descriptors")
+        raise FloatingPointError("the model produced NaN/inf descriptors (diverged training? check "
+                                 "SOLVER.BASE_LR against SOLVER.IMS_PER_BATCH)")
     logger.info(
         "extracted %d descriptors of dim %d in %.1fs", *descriptors.shape, time.perf_counter() - start
     )
@@ -124,7 +125,8 @@ def write_predictions(path: str, predictions: Predictions) -> None:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["query_id", "reference_id", "score"])
         for i in order:
-            writer.writerow([predictions.query[i], predictions.reference[i], format_score(predictions.score[i])])
+            score = format_score(predictions.score[i])
+            writer.writerow([predictions.query[i], predictions.reference[i], score])
 
 
 def evaluate_copy_detection_model(cfg, model: torch.nn.Module, dataset_name: str) -> Dict[str, float]:
@@ -186,13 +188,22 @@ def evaluate_copy_detection_model(cfg, model: torch.nn.Module, dataset_name: str
     return metrics
 
 
+#: metrics that are counts, not percentages
+COUNT_METRICS = ("descriptor_dim", "num_background")
+
+
+def _formatted(key: str, value: float) -> str:
+    """``uAP=62.90 %`` (metrics are percentages; isc2021 prints the same numbers as fractions, 0.6290) or
+    ``descriptor_dim=64`` for counts."""
+    return f"{key}={value:g}" if key in COUNT_METRICS else f"{key}={value:.2f} %"
+
+
 def evaluate_on_test_sets(cfg, model: torch.nn.Module) -> Dict[str, Dict[str, float]]:
     """``{dataset: metrics}`` for every ``DATASETS.TEST`` entry, logged as a table."""
     results = OrderedDict()
     for name in cfg.DATASETS.TEST:
         results[name] = evaluate_copy_detection_model(cfg, model, name)
         if results[name]:
-            logger.info(
-                "copy detection on %s: %s", name, ", ".join(f"{k}={v:.2f}" for k, v in results[name].items())
-            )
+            logger.info("copy detection on %s: %s", name,
+                        ", ".join(_formatted(k, v) for k, v in results[name].items()))
     return results

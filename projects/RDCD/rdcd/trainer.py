@@ -12,6 +12,7 @@ from rdcd.evaluation import evaluate_on_test_sets
 from rdcd.modeling import build_model
 from rdcd.modeling.networks import load_weights_file
 from rdcd.modeling.student import is_official_rdcd_state, official_rdcd_to_ours
+from rdcd.predictor import write_rdcd_run_info
 from rdcd.solver import build_optimizer
 from rdcd.transforms import build_train_transform
 from shared.engine import AtomicDetectionCheckpointer, GenericTrainer
@@ -53,6 +54,10 @@ class RDCDTrainer(GenericTrainer):
     """Trains ``MODEL.META_ARCHITECTURE`` (RDCD distillation or SSCD), evaluates on ``DATASETS.TEST``."""
 
     checkpointer_cls = RDCDCheckpointer
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        write_rdcd_run_info(cfg)  # main process only
 
     @classmethod
     def build_checkpointer(cls, model: torch.nn.Module, cfg, *, strict=True, **checkpointables):
