@@ -13,5 +13,10 @@ import sys
 import adasp  # noqa: F401  (compat layer first; registers the project's components)
 from shared.retrieval.export import embedding_predict_main
 
+
+def main(argv=None) -> int:
+    return embedding_predict_main(argv, description=__doc__)
+
+
 if __name__ == "__main__":
-    sys.exit(embedding_predict_main(description=__doc__))
+    sys.exit(main())

@@ -128,7 +128,7 @@ def save_retrieval_sheet(path: str, query_files: Sequence[str], gallery_files: S
                 color = CORRECT_COLOR if gallery_labels[j] == query_labels[i] else WRONG_COLOR
             extra = f"\nlabel {gallery_labels[j]}" if labelled else ""
             if scores is not None:
-                extra += f" s={float(scores[i][r]):.3f}"
+                extra += f"{' ' if labelled else chr(10)}s={float(scores[i][r]):.3f}"
             show(axes[i, r + 1], gallery_files[j], color, f"#{r + 1} {_short(gallery_ids[j])}{extra}")
     handles = [Patch(facecolor="white", edgecolor=QUERY_COLOR, linewidth=3, label="query")]
     if labelled:

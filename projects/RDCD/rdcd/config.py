@@ -162,8 +162,8 @@ def add_rdcd_config(cfg: CN) -> None:
 
 #: the official SGD recipe (RDCD train.sh): learning rate 1.0 for a global batch of 256, scaled linearly
 SGD_LR_PER_256 = 1.0
-#: how far above the linearly scaled official rate an SGD learning rate may go (ours: 2x still trains the
-#: synthetic set; 8x -- the preset rate with a batch of 32 -- gives NaN descriptors)
+#: how far above the linearly scaled official rate an SGD learning rate may go (ours: a margin for batches
+#: that are not a power of two, not a measured stability limit)
 SGD_LR_TOLERANCE = 2.0
 
 
