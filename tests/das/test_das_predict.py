@@ -37,8 +37,9 @@ def run(tmp_path_factory):
     try:
         train_net = _module(PROJECT / "train_net.py", "das_train_net")
         out = root / "run"
-        opts = list(FIXTURES.TINY_OPTS) + ["OUTPUT_DIR", str(out), "SOLVER.MAX_ITER", "2", "TEST.EVAL_PERIOD", "0",
-                                  "MODEL.DAS.NUM_CLASSES", "0", "TEST.RETRIEVAL.VIS_QUERIES", "2"]
+        opts = list(FIXTURES.TINY_OPTS) + ["OUTPUT_DIR", str(out), "SOLVER.MAX_ITER", "2",
+                                           "TEST.EVAL_PERIOD", "0", "MODEL.DAS.NUM_CLASSES", "0",
+                                           "TEST.RETRIEVAL.VIS_QUERIES", "2"]
         results = train_net.main(train_net.default_argument_parser().parse_args(
             ["--config-file", FIXTURES.SYNTHETIC_CONFIG] + opts))
     finally:
@@ -61,7 +62,8 @@ def test_short_run_writes_run_json_inference_and_sheet(run):
     rows = list(csv.DictReader(open(folder / "ranking.csv")))
     assert len(rows) == 16 * 10 and all(r["query_id"] != r["gallery_id"] for r in rows)  # self excluded
     label_of = dict(zip(ids, labels))
-    assert all(r["label_match"] == str(int(label_of[r["query_id"]] == label_of[r["gallery_id"]])) for r in rows)
+    same = [str(int(label_of[r["query_id"]] == label_of[r["gallery_id"]])) for r in rows]
+    assert [r["label_match"] for r in rows] == same
     # R@1 of the run = share of first-ranked results with the query's label
     firsts = [r for r in rows if r["rank"] == "1"]
     assert 100 * np.mean([r["label_match"] == "1" for r in firsts]) == pytest.approx(metrics["R@1"])
