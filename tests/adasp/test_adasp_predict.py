@@ -111,3 +111,31 @@ def test_readme_command_runs_as_shown(run, tmp_path, readme):
     for command in readme.commands("projects/AdaSP/README.md", "## Use a trained model"):
         readme.run(command, tmp_path)
     assert (tmp_path / "output" / "adasp" / "predictions" / "retrieval.png").is_file()
+
+
+@pytest.mark.parametrize("layout,name,folders", [
+    ("veri", "VeRi", ("VeRi", "veri")), ("vehicleid", "SmallVehicleID", ("VehicleID_V1.0", "vehicleid"))])
+def test_vehicle_sets_are_read_as_released_and_as_renamed(tmp_path, monkeypatch, layout, name, folders):
+    from adasp.datasets import load_reid_dataset
+    from shared.datasets.synthetic_reid import generate_synthetic_vehicle_release
+
+    spec = SyntheticReIDSpec(num_train_ids=3, num_test_ids=2, num_distractors=0, num_junk=0, seed=1,
+                             height=16, width=8)
+    monkeypatch.setenv("FASTREID_DATASETS", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=rf"none of the folders .*{folders[0]}.*{folders[1]}"):
+        load_reid_dataset(name)
+    for folder in folders:
+        base = generate_synthetic_vehicle_release(str(tmp_path), layout, spec, folder=folder)
+        dataset = load_reid_dataset(name, split_seed=0)
+        if layout == "veri":  # every file of the release, split as written
+            written = [len(os.listdir(os.path.join(base, s))) for s in ("image_train", "image_query",
+                                                                        "image_test")]
+            assert [len(dataset.train), len(dataset.query), len(dataset.gallery)] == written
+        else:  # the list files' rows; fastreid puts one image per test vehicle in the gallery
+            train_rows, test_rows = (open(os.path.join(base, "train_test_split", f)).read().split("\n")
+                                     for f in ("train_list.txt", "test_list_800.txt"))
+            assert len(dataset.train) == len([r for r in train_rows if r])
+            assert len(dataset.query) + len(dataset.gallery) == len([r for r in test_rows if r])
+            assert len(dataset.gallery) == 2  # the two test vehicles
+        assert all(path.startswith(base) for path, *_ in dataset.train + dataset.query)
+        __import__("shutil").rmtree(base)
