@@ -139,3 +139,22 @@ def test_vehicle_sets_are_read_as_released_and_as_renamed(tmp_path, monkeypatch,
             assert len(dataset.gallery) == 2  # the two test vehicles
         assert all(path.startswith(base) for path, *_ in dataset.train + dataset.query)
         __import__("shutil").rmtree(base)
+
+
+def test_mgn_input_height_that_cannot_be_cut_into_stripes_is_refused_and_one_that_can_runs():
+    import torch
+
+    from adasp.config import add_adasp_config
+    from adasp.trainer import AdaSPTrainer
+    from shared.engine import build_cfg
+    from shared.engine.validation import ConfigValueError
+
+    config = str(PROJECT / "configs" / "Market1501" / "mgn_R50-ibn_adasp.yml")
+    with pytest.raises(ConfigValueError, match=r"INPUT.SIZE_TRAIN=\(64, 32\): .*AdaSPMGN.*ceil\(64 / 16\)"):
+        build_cfg(add_adasp_config, config, ["INPUT.SIZE_TRAIN", "[64, 32]", "INPUT.SIZE_TEST", "[64, 32]",
+                                             "MODEL.DEVICE", "cpu"], framework="fastreid")
+    cfg = build_cfg(add_adasp_config, config, ["INPUT.SIZE_TRAIN", "[48, 16]", "INPUT.SIZE_TEST", "[48, 16]",
+                                               "MODEL.DEVICE", "cpu"], framework="fastreid")
+    model = AdaSPTrainer.build_model(cfg).eval()
+    with torch.no_grad():
+        assert model({"images": torch.zeros(2, 3, 48, 16)}).shape[0] == 2  # 3 feature rows: 3 stripes
