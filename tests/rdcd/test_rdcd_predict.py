@@ -144,3 +144,19 @@ def test_sgd_rate_too_large_for_the_batch_is_refused_at_config_build():
         build_cfg(add_rdcd_config, str(PROJECT / "configs/synthetic/Base-synthetic.yaml"),
                   ["SOLVER.OPTIMIZER", "SGD", "SOLVER.BASE_LR", "1.0"])
     build_cfg(add_rdcd_config, str(PROJECT / "configs/Base-RDCD.yaml"))  # the recipe: 1.0 at batch 256
+
+
+def test_augmentation_sheet_labels_every_view(tmp_path, monkeypatch):
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path / "datasets"))
+    tool = _module(PROJECT / "tools" / "show_augmentations.py", "show_augmentations")
+    out = tmp_path / "aug.png"
+    tool.main(["--synthetic", "--num", "1", "--views", "2", "--cell", "96", "--overlays", "--out", str(out),
+               "INPUT.COPY_DETECTION.TRAIN_SIZE", "64", "INPUT.COPY_DETECTION.FONT", ""])
+    sheet = np.asarray(__import__("PIL.Image").Image.open(out).convert("RGB")).astype(int)
+    line = tool.LINE
+    assert sheet.shape == (line + 2 * (96 + 2 * line), 3 * 96, 3)  # title, then 2 rows of 3 tiles
+    for row in range(2):
+        caption = sheet[line + row * (96 + 2 * line) + line:][:line]  # the tile-label line of the row
+        for tile in range(3):  # each tile's label is drawn in the label colour above it
+            part = caption[:, tile * 96:(tile + 1) * 96]
+            assert ((np.abs(part - [0, 70, 160]).max(axis=2)) < 60).any()
