@@ -160,3 +160,25 @@ def test_augmentation_sheet_labels_every_view(tmp_path, monkeypatch):
         for tile in range(3):  # each tile's label is drawn in the label colour above it
             part = caption[:, tile * 96:(tile + 1) * 96]
             assert ((np.abs(part - [0, 70, 160]).max(axis=2)) < 60).any()
+
+
+def test_eval_only_loading_does_not_need_the_training_queue_sizes(tmp_path):
+    import torch
+
+    from rdcd.trainer import RDCDTrainer
+
+    def cfg(queue):
+        return build_cfg(add_rdcd_config, str(PROJECT / "configs/synthetic/rdcd_r18_64.yaml"),
+                         ["MODEL.RDCD.TEACHER_WEIGHTS", "", "MODEL.RDCD.KD_DIM", "32", "MODEL.RDCD.DIM", "8",
+                          "MODEL.RDCD.MOCO.QUEUE", str(queue), "MODEL.RDCD.LOSS.KD_QUEUE", str(queue),
+                          "OUTPUT_DIR", str(tmp_path)])
+
+    trained = RDCDTrainer.build_model(cfg(8))
+    torch.save({"model": trained.state_dict(), "iteration": 1}, tmp_path / "model.pth")
+    model = RDCDTrainer.build_model(cfg(65536))  # the preset's queue sizes, as --eval-only builds it
+    RDCDTrainer.build_checkpointer(model, cfg(65536)).load(str(tmp_path / "model.pth"), checkpointables=[])
+    loaded, saved = model.student.state_dict(), trained.student.state_dict()
+    assert loaded.keys() == saved.keys() and all(torch.equal(loaded[k], saved[k]) for k in saved)
+    training = RDCDTrainer.build_checkpointer(model, cfg(65536), strict=None)  # resuming training: refused
+    with pytest.raises(Exception, match="key_queue.features"):
+        training.load(str(tmp_path / "model.pth"))
