@@ -91,10 +91,11 @@ def save_retrieval_sheet(path: str, query_files: Sequence[str], gallery_files: S
                          neighbours: np.ndarray, query_ids: Optional[Sequence[str]] = None,
                          gallery_ids: Optional[Sequence[str]] = None, query_labels: Optional[Sequence] = None,
                          gallery_labels: Optional[Sequence] = None, scores: Optional[np.ndarray] = None,
-                         title: str = "retrieval", thumb: int = 96) -> str:
+                         title: str = "retrieval", thumb: int = 96, score_name: str = "s") -> str:
     """The labelled retrieval sheet of the module docstring (PNG at ``path``); returns ``path``.
 
-    Captions: the query's id (and label); each result ``#rank id`` (+ its label and score when given)."""
+    Captions: the query's id (and label); each result ``#rank id`` (+ its label and ``score_name=score`` when
+    scores are given: ``"s"`` for a similarity, ``"d"`` for a distance)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -128,7 +129,7 @@ def save_retrieval_sheet(path: str, query_files: Sequence[str], gallery_files: S
                 color = CORRECT_COLOR if gallery_labels[j] == query_labels[i] else WRONG_COLOR
             extra = f"\nlabel {gallery_labels[j]}" if labelled else ""
             if scores is not None:
-                extra += f"{' ' if labelled else chr(10)}s={float(scores[i][r]):.3f}"
+                extra += f"{' ' if labelled else chr(10)}{score_name}={float(scores[i][r]):.3f}"
             show(axes[i, r + 1], gallery_files[j], color, f"#{r + 1} {_short(gallery_ids[j])}{extra}")
     handles = [Patch(facecolor="white", edgecolor=QUERY_COLOR, linewidth=3, label="query")]
     if labelled:
@@ -236,7 +237,8 @@ def embedding_predict_main(argv: Optional[Sequence[str]] = None, description: st
             written.append(save_retrieval_sheet(
                 os.path.join(output, "retrieval.png"), queries[:shown], gallery, indices[:shown],
                 query_ids[:shown], gallery_ids, scores=scores[:shown],
-                title=f"{os.path.basename(os.path.abspath(args.run))} ({extractor.metric})"))
+                title=f"{os.path.basename(os.path.abspath(args.run))} ({extractor.metric})",
+                score_name="d" if extractor.metric == "l2" else "s"))
     print(f"{len(queries)} inputs ({q.shape[1]}-d), {len(gallery)} gallery images -> "
           + ", ".join(os.path.relpath(w, output) for w in written) + f" in {output}")
     return 0

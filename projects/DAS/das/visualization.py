@@ -37,5 +37,5 @@ def save_retrieval_grid(query, gallery, path: str, num_queries: int = 8, top_k: 
     save_retrieval_sheet(path, [query.file_names[i] for i in query_indices], gallery.file_names, nn,
                          [os.path.basename(query.file_names[i]) for i in query_indices],
                          [os.path.basename(f) for f in gallery.file_names], query.labels[query_indices],
-                         gallery.labels, scores=dist, title=title)
+                         gallery.labels, scores=dist, title=title, score_name="d")
     return nn
