@@ -15,7 +15,8 @@ Detectors (SimD, IIF) run :func:`detection_predict_main`; it writes, under ``--o
 
 * one picture per input image, at the image's path relative to the inputs' common folder (``.jpg``/``.png``
   kept, other formats written as ``.png``): the detections with score >= ``--draw-threshold``, each labelled
-  "<class name> <score %>" with the class names saved with the run;
+  "<class name> <score %>" with the class names saved with the run; images with a long side under 640 px
+  are drawn enlarged to 640 px;
 * ``coco_instances_results.json``: a list of COCO result records ``{"image_id", "category_id", "bbox": [x, y,
   w, h], "score", "file_name"}`` (+ ``"segmentation"`` RLE for mask models), every detection the model keeps
   (its own test threshold), category ids those of the training json;

@@ -207,9 +207,9 @@ def load_run(output_dir: str, checkpoint: Optional[str] = None, device: Optional
 
 # ------------------------------------------------------------------------------------------------ detectors
 def detection_metadata(dataset_names: Sequence[str]) -> Dict[str, Any]:
-    """``thing_classes`` and ``thing_dataset_ids`` (the dataset's category id of each contiguous class, None
-    when the dataset has no id mapping) of the registered detection datasets ``dataset_names``, which must
-    agree on the class list."""
+    """``thing_classes`` and ``thing_dataset_ids`` (the dataset's category id of each contiguous class, as
+    detectron2's COCO / LVIS evaluators write them; None when the dataset has no id mapping) of the
+    registered detection datasets ``dataset_names``, which must agree on the class list."""
     from detectron2.data import MetadataCatalog
 
     classes: Optional[List[str]] = None
@@ -227,6 +227,8 @@ def detection_metadata(dataset_names: Sequence[str]) -> Dict[str, Any]:
         if mapping:
             inverse = {v: k for k, v in mapping.items()}
             ids = [int(inverse[i]) for i in range(len(these))]
+        elif meta.get("evaluator_type", None) == "lvis":  # LVIS ids are 1..K, as LVISEvaluator writes them
+            ids = list(range(1, len(these) + 1))
     return {"thing_classes": classes or [], "thing_dataset_ids": ids}
 
 
@@ -284,13 +286,15 @@ class DetectionRunPredictor(DefaultPredictor):
                 r["file_name"] = file_name
         return records
 
-    def draw(self, image_bgr, instances, score_threshold: float = 0.0):
+    def draw(self, image_bgr, instances, score_threshold: float = 0.0, min_long_side: int = 640):
         """RGB picture of ``instances`` with score >= ``score_threshold`` on ``image_bgr``, each labelled
-        "<class name> <score %>"."""
+        "<class name> <score %>"; an image whose long side is below ``min_long_side`` is enlarged to it
+        (labels on tiny-object images stay readable)."""
         from detectron2.utils.visualizer import Visualizer
 
         keep = instances[instances.scores >= score_threshold] if len(instances) else instances
-        visualizer = Visualizer(image_bgr[:, :, ::-1], self.metadata, scale=1.0)
+        scale = max(1.0, min_long_side / max(image_bgr.shape[:2]))
+        visualizer = Visualizer(image_bgr[:, :, ::-1], self.metadata, scale=scale)
         return visualizer.draw_instance_predictions(keep.to("cpu")).get_image()
 
 

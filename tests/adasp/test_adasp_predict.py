@@ -102,14 +102,13 @@ def test_predict_writes_embeddings_ranking_and_sheet(run, tmp_path):
     assert (tmp_path / "p" / "retrieval.png").stat().st_size > 0
 
 
-def test_readme_command_runs_as_shown(run, tmp_path, readme):
+def test_readme_command_runs_as_shown(run, tmp_path, run_readme_section):
     out, datasets, _ = run
     (tmp_path / "projects").symlink_to(PROJECT.parent)
     (tmp_path / "output" / "adasp" / "synthetic").mkdir(parents=True)
     (tmp_path / "output" / "adasp" / "synthetic" / "adasp_R18").symlink_to(out)
     (tmp_path / "datasets").symlink_to(datasets)
-    for command in readme.commands("projects/AdaSP/README.md", "## Use a trained model"):
-        readme.run(command, tmp_path)
+    run_readme_section(str(PROJECT / "README.md"), "Use a trained model", tmp_path)
     assert (tmp_path / "output" / "adasp" / "predictions" / "retrieval.png").is_file()
 
 

@@ -104,12 +104,11 @@ def test_recall_k_larger_than_the_test_set_is_refused_before_training(run, tiny_
         DASTrainer(tiny_cfg("TEST.RETRIEVAL.RECALL_KS", "(1, 16)", "OUTPUT_DIR", ""))
 
 
-def test_readme_command_runs_as_shown(run, tmp_path, readme):
+def test_readme_command_runs_as_shown(run, tmp_path, run_readme_section):
     out, datasets, _ = run
     (tmp_path / "projects").symlink_to(PROJECT.parent)
     (tmp_path / "output").mkdir()
     (tmp_path / "output" / "das_synthetic").symlink_to(out)
     (tmp_path / "datasets").symlink_to(datasets)
-    for command in readme.commands("projects/DAS/README.md", "## Use a trained model"):
-        readme.run(command, tmp_path)
+    run_readme_section(str(PROJECT / "README.md"), "Use a trained model", tmp_path)
     assert (tmp_path / "output" / "das_predictions" / "ranking.csv").is_file()

@@ -127,14 +127,13 @@ def test_predict_on_any_folder_writes_isc2021_files(run, tmp_path):
     assert all(float(s) == float(repr(float(s))) for _, _, s in rows[1:])
 
 
-def test_readme_command_runs_as_shown(run, tmp_path, readme):
+def test_readme_command_runs_as_shown(run, tmp_path, run_readme_section):
     out, datasets, _ = run
     (tmp_path / "projects").symlink_to(PROJECT.parent)
     (tmp_path / "output" / "rdcd_synthetic").mkdir(parents=True)
     (tmp_path / "output" / "rdcd_synthetic" / "teacher_sscd_r18").symlink_to(out)
     (tmp_path / "datasets").symlink_to(datasets)
-    for command in readme.commands("projects/RDCD/README.md", "## Use a trained model"):
-        readme.run(command, tmp_path)
+    run_readme_section(str(PROJECT / "README.md"), "Use a trained model", tmp_path)
     assert (tmp_path / "output" / "rdcd_predictions" / "predictions.csv").is_file()
 
 

@@ -9,7 +9,8 @@ from detectron2.engine import DefaultTrainer
 from detectron2.evaluation import DatasetEvaluator
 
 from iif.evaluation import IIFEvaluator
-from shared.engine import AtomicCheckpointing
+from iif.predictor import RUN_PROJECT, iif_run_metadata
+from shared.engine import AtomicCheckpointing, write_run_info
 from shared.evaluation import LVISEvaluator, build_coco_evaluator
 
 __all__ = ["IIFTrainer"]
@@ -17,6 +18,11 @@ __all__ = ["IIFTrainer"]
 
 class IIFTrainer(AtomicCheckpointing, DefaultTrainer):
     """DefaultTrainer + ``LVISEvaluator`` (COCO for coco-type sets) wrapped in :class:`IIFEvaluator`."""
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        # run.json: what shared.engine.load_run needs to turn OUTPUT_DIR into a predictor
+        write_run_info(cfg, RUN_PROJECT, "iif.predictor", **iif_run_metadata(cfg))
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name: str, output_folder: str | None = None) -> DatasetEvaluator:
@@ -29,4 +35,4 @@ class IIFTrainer(AtomicCheckpointing, DefaultTrainer):
         else:
             metrics = LVISEvaluator(dataset_name, output_dir=output_folder, max_dets_per_image=max_dets,
                                     backend=backend)
-        return IIFEvaluator(cfg, metrics, dataset_name=dataset_name)
+        return IIFEvaluator(cfg, metrics, dataset_name=dataset_name, results_dir=output_folder)
