@@ -21,6 +21,7 @@ d2 ``export.api``          ``detectron2.export`` / ``utils.analysis``     caffe2
 d2 ``MapDataset``          mappers returning ``None`` (Python >= 3.11)    sample from a sorted list
 d2 ``LRScheduler`` hook    ``--resume`` with torch 2 schedulers           saves ``LRScheduler`` state
 DDP (d2 and fastreid)     ``create_ddp_model``, fastreid trainer         no ``device_ids`` on the CPU
+colour codes in log.txt   d2 / fastreid ``setup_logger`` log files      written as plain text
 ``load_yaml_with_base``   fvcore / fastreid ``CfgNode.merge_from_file``  ``yaml.safe_load`` only, local
                                                                          ``_BASE_`` files, no cycles
 d2 proposal files         ``load_proposals_into_dataset``                restricted unpickler
@@ -261,6 +262,8 @@ def _install_import_hooks() -> None:
         "detectron2.engine.hooks": _recorded(d2.patch_engine_hooks, "detectron2.hooks.LRScheduler"),
         "detectron2.engine.defaults": _recorded(d2.patch_ddp_name, "detectron2.DDP-on-CPU"),
         "fastreid.engine.defaults": _recorded(d2.patch_ddp_name, "fastreid.DDP-on-CPU"),
+        "detectron2.utils.logger": _recorded(d2.patch_log_stream, "detectron2.plain-text-log.txt"),
+        "fastreid.utils.logger": _recorded(d2.patch_log_stream, "fastreid.plain-text-log.txt"),
     }
     replacements = {}
     if "detectron2.export.api" not in sys.modules:

@@ -7,6 +7,8 @@ Build a config the one way every project does::
     cfg = build_cfg(add_adasp_config, "projects/AdaSP/configs/Market1501/mgn_R50-ibn_adasp.yml", opts,
                     framework="fastreid")
 """
+import math
+
 from fastreid.config import CfgNode as CN
 
 from shared.engine.checkpoint import add_checkpoint_config
@@ -47,6 +49,8 @@ def add_adasp_config(cfg: CN) -> CN:
     # Seed of the random query/gallery split that fastreid draws when it loads a test set (VehicleID: one
     # image per id goes to the gallery); -1 keeps fastreid's unseeded behaviour (a new split each time).
     _C.TEST.SPLIT_SEED = -1
+    # Gallery images per query in OUTPUT_DIR/inference/<dataset>/ranking.csv, written at every evaluation.
+    _C.TEST.RANKING_TOPK = 10
     return cfg
 
 
@@ -68,6 +72,43 @@ def _check_adasp_loss(cfg: CN) -> None:
     if not isinstance(loss_type, str) or loss_type.lower() not in POSITIVE_RULES:
         raise ConfigValueError("MODEL.LOSSES.ADASP.TYPE", loss_type,
                                f"must be one of {sorted(POSITIVE_RULES)}")
+
+
+@config_check(add_adasp_config)
+def _check_test(cfg: CN) -> None:
+    """At least one ranked gallery image per query."""
+    check_range(cfg, "TEST.RANKING_TOPK", low=1)
+
+
+#: MGN's meta-architectures: their part branches cut the stride-16 feature map into 2 and 3 horizontal stripes
+MGN_ARCHITECTURES = ("MGN", "AdaSPMGN")
+#: the stride of MGN's part-branch feature maps (conv1, max-pool, res3, res4 halve; res5 keeps stride 1)
+MGN_PART_STRIDE = 16
+
+
+def mgn_stripes(height: int, parts: int) -> int:
+    """Stripes ``torch.chunk(feature, parts, dim=2)`` yields for an input ``height``: the feature map is
+    ``H = ceil(height / 16)`` rows and chunk cuts pieces of ``ceil(H / parts)`` rows, so
+    ``ceil(H / ceil(H / parts))`` stripes (64 px: H = 4, two stripes of 2 where MGN needs three)."""
+    rows = math.ceil(height / MGN_PART_STRIDE)
+    return math.ceil(rows / math.ceil(rows / parts))
+
+
+@config_check(add_adasp_config)
+def _check_mgn_input_size(cfg: CN) -> None:
+    """MGN needs its feature map to split into 2 and into 3 stripes (fastreid fails inside the model with
+    "expected 3, got 2" otherwise): refuse such ``INPUT.SIZE_TRAIN`` / ``SIZE_TEST`` heights."""
+    if cfg.MODEL.META_ARCHITECTURE not in MGN_ARCHITECTURES:
+        return
+    for key in ("INPUT.SIZE_TRAIN", "INPUT.SIZE_TEST"):
+        size = tuple(cfg.INPUT.SIZE_TRAIN if key.endswith("TRAIN") else cfg.INPUT.SIZE_TEST)
+        height = int(size[0])
+        if mgn_stripes(height, 2) != 2 or mgn_stripes(height, 3) != 3:
+            fits = [h for h in range(max(16, height - 64), height + 65, 16)
+                    if mgn_stripes(h, 2) == 2 and mgn_stripes(h, 3) == 3]
+            raise ConfigValueError(key, size, f"{cfg.MODEL.META_ARCHITECTURE} cuts the feature map of height "
+                                   f"ceil({height} / {MGN_PART_STRIDE}) into 2 and 3 stripes, which this "
+                                   f"height does not allow; heights that do nearby: {fits}")
 
 
 @config_check(add_adasp_config)

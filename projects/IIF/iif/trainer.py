@@ -9,8 +9,9 @@ from detectron2.engine import DefaultTrainer
 from detectron2.evaluation import DatasetEvaluator
 
 from iif.evaluation import IIFEvaluator
+from iif.predictor import RUN_PROJECT, iif_run_metadata
 from iif.sampler import CLASS_BALANCED_REPEAT, ClassBalancedRepeatSampler, repeat_counts
-from shared.engine import AtomicCheckpointing
+from shared.engine import AtomicCheckpointing, write_run_info
 from shared.evaluation import LVISEvaluator, build_coco_evaluator
 
 __all__ = ["IIFTrainer"]
@@ -29,6 +30,11 @@ class IIFTrainer(AtomicCheckpointing, DefaultTrainer):
         sampler = ClassBalancedRepeatSampler(repeat_counts(dataset, cfg.DATALOADER.REPEAT_THRESHOLD))
         return build_detection_train_loader(cfg, dataset=dataset, sampler=sampler)
 
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        # run.json: what shared.engine.load_run needs to turn OUTPUT_DIR into a predictor
+        write_run_info(cfg, RUN_PROJECT, "iif.predictor", **iif_run_metadata(cfg))
+
     @classmethod
     def build_evaluator(cls, cfg, dataset_name: str, output_folder: str | None = None) -> DatasetEvaluator:
         output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
@@ -40,4 +46,4 @@ class IIFTrainer(AtomicCheckpointing, DefaultTrainer):
         else:
             metrics = LVISEvaluator(dataset_name, output_dir=output_folder, max_dets_per_image=max_dets,
                                     backend=backend)
-        return IIFEvaluator(cfg, metrics, dataset_name=dataset_name)
+        return IIFEvaluator(cfg, metrics, dataset_name=dataset_name, results_dir=output_folder)

@@ -12,10 +12,11 @@ from detectron2.config import CfgNode
 from detectron2.engine import DefaultTrainer
 from detectron2.utils import comm
 
-from shared.engine import AtomicCheckpointing
+from shared.engine import AtomicCheckpointing, write_run_info
 from simd.datasets import register_datasets_for
 from simd.evaluation import build_simd_evaluator
 from simd.normalisers import CHECKPOINT_KEY, resolve_normalisers
+from simd.predictor import RUN_PROJECT, simd_run_metadata
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ class SimDTrainer(AtomicCheckpointing, DefaultTrainer):
         self.checkpointer.checkpointables[CHECKPOINT_KEY] = NormaliserState(
             cfg.MODEL.SIMD.M, cfg.MODEL.SIMD.N
         )
+        # run.json: what shared.engine.load_run needs to turn OUTPUT_DIR into a predictor
+        write_run_info(cfg, RUN_PROJECT, "simd.predictor", **simd_run_metadata(cfg))
 
     @classmethod
     def build_evaluator(cls, cfg: CfgNode, dataset_name: str, output_folder: Optional[str] = None):
