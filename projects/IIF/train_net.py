@@ -3,8 +3,9 @@
 
     python projects/IIF/train_net.py --config-file projects/IIF/configs/synthetic/iif_raw.yaml
     python projects/IIF/train_net.py --config-file projects/IIF/configs/LVIS-InstanceSegmentation/\
-mask_rcnn_R_50_FPN_iif_raw_1x.yaml --num-gpus 4 MODEL.WEIGHTS /path/to/R-50-torchvision.pkl
-    (configs/LVIS-InstanceSegmentation-MSRA/: the same runs on detectron2's MSRA R-50.pkl)
+mask_rcnn_R_50_FPN_iif_raw_1x.yaml --num-gpus 4
+    (the presets name their ImageNet R-50, downloaded on first use; configs/LVIS-InstanceSegmentation-MSRA/:
+    the same runs on detectron2's MSRA R-50.pkl)
     python projects/IIF/train_net.py --config-file ... --eval-only MODEL.WEIGHTS output/.../model_final.pth
 """
 import iif  # noqa: F401  (compat layer first; registers IIFROIHeads)

@@ -72,8 +72,8 @@ class IncompatibleCheckpointError(ValueError):
 
 
 def add_checkpoint_config(cfg) -> None:
-    """Add ``MODEL.WEIGHTS_REINIT`` and ``MODEL.WEIGHTS_ALLOW_MISSING_SHA256`` (called by
-    :func:`shared.engine.build_cfg` for every framework)."""
+    """Add ``MODEL.WEIGHTS_REINIT``, ``MODEL.WEIGHTS_ALLOW_MISSING_SHA256`` and ``MODEL.FROM_SCRATCH``
+    (called by :func:`shared.engine.build_cfg` for every framework)."""
     if "WEIGHTS_REINIT" not in cfg.MODEL:
         # regular expressions (re.search) of model parameter/buffer names that may be missing from, or have
         # another shape in, MODEL.WEIGHTS: heads meant to be re-initialised (e.g. "roi_heads.box_predictor")
@@ -82,6 +82,11 @@ def add_checkpoint_config(cfg) -> None:
         # True: load a checkpoint written by our trainers (it holds the resume state) even when the
         # <file>.sha256 digest written beside it is missing, i.e. unverified; False (default): refuse it
         cfg.MODEL.WEIGHTS_ALLOW_MISSING_SHA256 = False
+    if "FROM_SCRATCH" not in cfg.MODEL:
+        # True = train from random weights: parts whose weights keys are empty start randomly initialised.
+        # False (default): a training run that names no initial weights is an error
+        # (shared.weights.initial.check_initial_weights)
+        cfg.MODEL.FROM_SCRATCH = False
 
 
 # ---------------------------------------------------------------------------------------------- safe reading

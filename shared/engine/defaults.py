@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from datetime import timedelta
 from typing import Any, Callable, Dict, Optional, Sequence, Union
 
@@ -43,6 +44,7 @@ from shared.engine.launch import DEFAULT_TIMEOUT, launch
 from shared.engine.validation import run_config_checks
 from shared.output_lock import acquire_output_dir, release_output_dir
 from shared.registry import get_or_raise
+from shared.weights.initial import check_initial_weights, log_initial_weights
 
 __all__ = ["build_cfg", "default_argument_parser", "launch_from_args", "setup", "train_or_evaluate"]
 
@@ -155,7 +157,9 @@ def setup(args: argparse.Namespace, add_project_config: Union[ConfigAdder, Seque
 def train_or_evaluate(trainer_cls: Any, cfg, args: argparse.Namespace) -> Optional[Dict[str, Any]]:
     """``--eval-only``: build the model, load ``MODEL.WEIGHTS`` (or the last checkpoint with ``--resume``)
     through the trainer's checkpointer, return ``trainer_cls.test`` and check ``TEST.EXPECTED_RESULTS``
-    where the config has them. Otherwise train, resuming when ``--resume`` and a checkpoint exists.
+    where the config has them. Otherwise train, resuming when ``--resume`` and a checkpoint exists; a run
+    that would start from random weights without ``MODEL.FROM_SCRATCH`` is refused, and the first log lines
+    name each part's initial weights (:mod:`shared.weights.initial`).
 
     ``trainer_cls`` is a detectron2 or FastReID ``DefaultTrainer`` or a ``GenericTrainer`` that mixes in
     :class:`~shared.engine.checkpoint.AtomicCheckpointing` (which provides ``build_checkpointer``).
@@ -182,6 +186,11 @@ def _train_or_evaluate(trainer_cls: Any, cfg, args: argparse.Namespace) -> Optio
 
             verify_results(cfg, results)
         return results
+    if not (args.resume and os.path.isfile(os.path.join(cfg.OUTPUT_DIR, "last_checkpoint"))):
+        check_initial_weights(cfg)  # no silent random initialisation (MODEL.FROM_SCRATCH)
+    if comm.is_main_process():  # rank 0 downloads; the other ranks wait on the cache lock when they load
+        # into the project's log (setup() gives the package of the trainer a logger writing to OUTPUT_DIR)
+        log_initial_weights(cfg, logging.getLogger(trainer_cls.__module__.split(".")[0]))
     trainer = trainer_cls(cfg)
     trainer.resume_or_load(resume=args.resume)
     return trainer.train()

@@ -198,7 +198,12 @@ class ProjectTables:
     elsewhere: Sequence[str] = ()
 
     def defaults(self, with_adder: bool = True) -> Any:
+        """The framework's defaults with the shared keys :func:`~shared.engine.build_cfg` adds for every
+        project (``add_checkpoint_config``), then the project's adder when ``with_adder``."""
+        from shared.engine.checkpoint import add_checkpoint_config
+
         cfg = self.framework_defaults()
+        add_checkpoint_config(cfg)
         if with_adder:
             self.add_config(cfg)
         return cfg

@@ -17,6 +17,14 @@ from shared.weights.convert import (
     register_converter,
     resolve,
 )
+from shared.weights.initial import (
+    INITIAL_WEIGHTS_KEYS,
+    InitialWeightsError,
+    check_initial_weights,
+    describe_initial_weights,
+    initial_weights,
+    log_initial_weights,
+)
 from shared.weights.pathhandler import CatalogPathHandler, register_path_handlers
 from shared.weights.store import (
     ENV_CACHE,
@@ -35,9 +43,10 @@ from shared.weights.store import (
 register_path_handlers()
 
 __all__ = [
-    "CATALOG", "CONVERTERS", "CatalogPathHandler", "ENV_CACHE", "ENV_MIRROR", "ENV_OFFLINE", "PREFIX",
-    "WeightsEntry", "WeightsError", "WeightsHashError", "WeightsUnavailableError", "cache_dir", "cached_file",
-    "convert", "converted_file", "entry_for_file", "fetch", "get_entry", "is_catalog_uri", "is_offline",
-    "parse_uri", "read_published", "register_converter", "register_entry", "register_path_handlers",
-    "resolve", "verify_file",
+    "CATALOG", "CONVERTERS", "CatalogPathHandler", "ENV_CACHE", "ENV_MIRROR", "ENV_OFFLINE",
+    "INITIAL_WEIGHTS_KEYS", "InitialWeightsError", "PREFIX", "WeightsEntry", "WeightsError",
+    "WeightsHashError", "WeightsUnavailableError", "cache_dir", "cached_file", "check_initial_weights",
+    "convert", "converted_file", "describe_initial_weights", "entry_for_file", "fetch", "get_entry",
+    "initial_weights", "is_catalog_uri", "is_offline", "log_initial_weights", "parse_uri", "read_published",
+    "register_converter", "register_entry", "register_path_handlers", "resolve", "verify_file",
 ]

@@ -152,9 +152,74 @@ register_entry(WeightsEntry(
     hash_prefix="0676ba61",
     size=102530333,
     format="torchvision-resnet",
-    source="mmdetection mmdet/models/backbones/resnet.py (init_cfg torchvision://resnet50), resolved by mmcv "
-           "through torchvision.models ResNet50_Weights.IMAGENET1K_V1",
+    source="SimD configs/_base_/models/faster-rcnn_r50_fpn.py:19 and IIF "
+           "instance_segmentation/configs/_base_/models/mask_rcnn_r50_fpn.py:13 (init_cfg checkpoint "
+           "'torchvision://resnet50'), resolved by mmcv through torchvision.models "
+           "ResNet50_Weights.IMAGENET1K_V1",
     description="ResNet-50, ImageNet-1k, torchvision IMAGENET1K_V1 weights",
+))
+
+
+# torchvision's first ImageNet ResNet-50 file (the pre-2021 torchvision URL). FastReID downloads it for
+# ``MODEL.BACKBONE.DEPTH 50x`` with ``PRETRAIN True`` and no ``PRETRAIN_PATH`` (model_urls['50x']), and the
+# ``pretrainedmodels`` package behind the official DAS ResNet-50 loads the same URL.
+register_entry(WeightsEntry(
+    name="torchvision/resnet50-19c8e357",
+    urls=("https://download.pytorch.org/models/resnet50-19c8e357.pth",),
+    sha256="19c8e3572231adff6824a2da93fd67b5986919a2e65f8b6007eab4edee220097",
+    hash_prefix="19c8e357",
+    size=102502400,
+    format="torchvision-resnet",
+    source="AdaSP fastreid/modeling/backbones/resnet.py:28 (model_urls['50x'], read by build_resnet_backbone "
+           "when PRETRAIN is True); DAS backbone/resnet50.py:15 (pretrainedmodels resnet50, "
+           "pretrained='imagenet'), Cadene/pretrained-models.pytorch "
+           "pretrainedmodels/models/torchvision_models.py:41",
+    description="ResNet-50, ImageNet-1k, torchvision's original weights (state_dict, torchvision names)",
+))
+
+# IBN-Net's ResNet-50-IBN-a. The official AdaSP presets name it as PRETRAIN_PATH
+# ('./pretrained/resnet50_ibn_a-d9d0bb7b.pth'); FastReID's model_urls['ibn_50x'] is the same file.
+register_entry(WeightsEntry(
+    name="ibn-net/resnet50_ibn_a-d9d0bb7b",
+    urls=("https://github.com/XingangPan/IBN-Net/releases/download/v1.0/resnet50_ibn_a-d9d0bb7b.pth",),
+    sha256="d9d0bb7b2ba34d7e6e12c4616c9d233914762e49fbb9fcb49d7f4d65da6f759c",
+    hash_prefix="d9d0bb7b",
+    size=None,
+    format="ibn-resnet",
+    source="AdaSP configs/DukeMTMC/mgn_CE_adasp.yml:10 (PRETRAIN_PATH "
+           "./pretrained/resnet50_ibn_a-d9d0bb7b.pth, with configs/Base-bagtricks.yml:11 PRETRAIN True); "
+           "AdaSP fastreid/modeling/backbones/resnet.py:33 (model_urls['ibn_50x'])",
+    description="ResNet-50-IBN-a (IBN-Net v1.0 release), ImageNet-1k, state_dict with FastReID's names",
+))
+
+# Cadene's pretrainedmodels BN-Inception (converted from Caffe): BatchNorm tensors are stored as [1, C].
+register_entry(WeightsEntry(
+    name="cadene/bn_inception-52deb4733",
+    urls=("http://data.lip6.fr/cadene/pretrainedmodels/bn_inception-52deb4733.pth",),
+    sha256="52deb473314542a5c2f87e9e6f26f4ca42fe863d15f986414dbae8c2dfdd2353",
+    hash_prefix="52deb4733",
+    size=None,
+    format="cadene-bninception",
+    source="DAS backbone/bninception.py:15 (pretrainedmodels bninception, pretrained='imagenet'), "
+           "Cadene/pretrained-models.pytorch pretrainedmodels/models/bninception.py:15 and :505",
+    description="BN-Inception, ImageNet-1k, pretrainedmodels state_dict (BGR 0-255 inputs)",
+))
+
+# SSCD's sscd_disc_mixup ResNet-50 descriptor (DISC21, advanced augmentations + mixup, 512-d). The official
+# RDCD run loads the "torchvision" export of it (train.sh --ckpt ./weights/sscd_disc_mixup.torchvision.pt);
+# SSCD publishes the same model as a TorchScript file too, the one of the two whose SHA-256 is public. Its
+# state_dict holds the same tensors under the same names (``backbone.*``).
+register_entry(WeightsEntry(
+    name="sscd/sscd_disc_mixup.torchscript",
+    urls=("https://dl.fbaipublicfiles.com/sscd-copy-detection/sscd_disc_mixup.torchscript.pt",),
+    sha256="9f26bd4c848cc19b73d2ae92eea6e04886f61a7b764ceb7a13aeee62e6a6db56",
+    hash_prefix=None,
+    size=98791638,
+    format="torchscript-sscd",
+    source="RDCD train.sh:12 (--ckpt ./weights/sscd_disc_mixup.torchvision.pt) and rdcd/train.py:362-371 "
+           "(TeacherNetwork.load_state_dict); file list: facebookresearch/sscd-copy-detection README.md, "
+           "pretrained models table, row sscd_disc_mixup",
+    description="SSCD sscd_disc_mixup: ResNet-50 + GeM + fc 2048->512, L2-normalised (TorchScript)",
 ))
 
 

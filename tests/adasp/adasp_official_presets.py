@@ -558,17 +558,21 @@ NOT_IN_FASTREID = {
     "MODEL.BACKBONE.EXTRA_BN": "the official presets set False, i.e. no extra BN layer: fastreid's backbone",
 }
 
+#: the official PRETRAIN_PATH -> the weights catalog entry of that published file ("": FastReID's own
+#: download for DEPTH 50x without IBN, model_urls['50x'] in fastreid/modeling/backbones/resnet.py:28)
+WEIGHTS_URI = {
+    "./pretrained/resnet50_ibn_a-d9d0bb7b.pth": "weights://ibn-net/resnet50_ibn_a-d9d0bb7b",
+    "": "weights://torchvision/resnet50-19c8e357",
+}
+
 #: keys whose value is ours in every preset: key -> (f(our preset, official value) -> our value, why)
 OURS = {
     "MODEL.META_ARCHITECTURE": (lambda preset, official: "AdaSP" + official,
                                 "fastreid's Baseline / MGN plus loss_adasp (the fork edits Baseline and MGN "
                                 "in place; FastReID 1.4.0 has no AdaSP loss)"),
-    "MODEL.BACKBONE.PRETRAIN": (lambda preset, official: False,
-                                "no ImageNet weights can be downloaded here; pass PRETRAIN True and "
-                                "PRETRAIN_PATH to a local resnet50_ibn_a file to reproduce the paper"),
-    "MODEL.BACKBONE.PRETRAIN_PATH": (lambda preset, official: "",
-                                     "the official ./pretrained/resnet50_ibn_a-d9d0bb7b.pth is a "
-                                     "machine-local file; FastReID's default (empty) until one is given"),
+    "MODEL.BACKBONE.PRETRAIN_PATH": (lambda preset, official: WEIGHTS_URI[official],
+                                     "the same published file as a weights catalog entry (downloaded on "
+                                     "first use and sha256-checked) instead of the machine-local path"),
     "MODEL.DEVICE": (lambda preset, official: "auto",
                      "cuda when available, else cpu (the official README passes MODEL.DEVICE cuda:0 on the "
                      "command line)"),

@@ -64,8 +64,8 @@ def test_bninception_preset_builds_and_feeds_bgr():
     cfg = build_cfg(
         add_das_config,
         os.path.join(CONFIG_DIR, "CUB200", "multi_similarity_bninception512_table1.yaml"),
-        ["MODEL.DEVICE", "cpu", "MODEL.DAS.NUM_CLASSES", "4"],
-    )
+        ["MODEL.DEVICE", "cpu", "MODEL.DAS.NUM_CLASSES", "4", "MODEL.EMBEDDING.BACKBONE_WEIGHTS", ""],
+    )  # the preset's ImageNet file is tested in tests/weights/test_weights_presets.py
     model = DASTrainer.build_model(cfg).eval()
     assert model.net.backbone.num_features == 1024 and model.net.head.out_features == 512
     rgb = torch.rand(2, 3, 64, 64)

@@ -79,8 +79,6 @@ COMMON: List[Row] = [
     ("MODEL.ROI_BOX_HEAD.IIF.BG_WEIGHT", 1.0, f"{IIF_LOSS}:49"),
     ("MODEL.ROI_BOX_HEAD.IIF.NORM_P", 0.0, f"{IIF_LOSS}:47-50 (no normalisation)"),
     ("MODEL.DEVICE", "auto", OURS + "CUDA when available, else CPU"),
-    ("MODEL.WEIGHTS", "", OURS + "the ImageNet R-50 is a local file passed on the command line "
-     "(no downloads)"),
     ("DATASETS.TRAIN", ("lvis_v1_train",), f"{DS}:14"),
     ("DATASETS.TEST", ("lvis_v1_val",), f"{DS}:18"),
     ("INPUT.MIN_SIZE_TRAIN", (640, 672, 704, 736, 768, 800), f"{L1}:21-22"),
@@ -108,6 +106,9 @@ TORCHVISION: List[Row] = [
     ("MODEL.PIXEL_STD", [58.395, 57.12, 57.375], f"{L1}:15"),
     ("INPUT.FORMAT", "RGB", f"{L1}:15 (to_rgb=True)"),
     ("MODEL.RESNETS.STRIDE_IN_1X1", False, f"{M}:12 (style='pytorch'), torchvision weights ({M}:13)"),
+    ("MODEL.WEIGHTS", "weights://torchvision/resnet50-0676ba61#detectron2",
+     f"{M}:13 (init_cfg checkpoint='torchvision://resnet50'): that file from the weights catalog, converted "
+     "to detectron2 names"),
 ]
 
 MSRA: List[Row] = [
@@ -116,6 +117,8 @@ MSRA: List[Row] = [
     ("MODEL.PIXEL_STD", [1.0, 1.0, 1.0], OURS + "detectron2's MSRA R-50.pkl convention (no std division)"),
     ("INPUT.FORMAT", "BGR", OURS + "detectron2's MSRA R-50.pkl convention"),
     ("MODEL.RESNETS.STRIDE_IN_1X1", True, OURS + "MSRA ResNets stride in the 1x1 conv"),
+    ("MODEL.WEIGHTS", "detectron2://ImageNetPretrained/MSRA/R-50.pkl",
+     OURS + "detectron2's ImageNet MSRA R-50 (its model zoo's backbone file)"),
 ]
 
 
@@ -271,7 +274,8 @@ def _stage(mode: str, readme_line: int) -> List[Row]:
             ("MODEL.CLS.TRAINABLE", "classifier", f"{RD}:{readme_line} (--decoup: {TR}:123-146)"),
             ("SOLVER.MILESTONES", [], f"{TR}:317 (default 360, 380: never reached)"),
             ("MODEL.WEIGHTS", None, OURS + "the first stage's model_final.pth (official --load_from "
-             "model_<last epoch>.pth)")]
+             "model_<last epoch>.pth)"),
+            ("MODEL.FROM_SCRATCH", False, f"{RD}:{readme_line} (--load_from: starts from the first stage)")]
 
 
 CIFAR: List[Row] = [
@@ -297,6 +301,7 @@ CIFAR: List[Row] = [
     ("SOLVER.MILESTONES", [360, 380], f"{RD}:22"),
     ("SOLVER.GAMMA", 0.01, f"{RD}:23"),
     ("SOLVER.MIXUP_ALPHA", 0.2, f"{RD}:26"),
+    ("MODEL.FROM_SCRATCH", True, f"{TR}:358-363 (--pretrained defaults to None: no ImageNet weights)"),
     ("OUTPUT_DIR", "output/iif_cls/cifar100_lt_se_r32", OURS + "output folder"),
 ]
 CIFAR_DECOUPLED: List[Row] = [
@@ -328,6 +333,7 @@ IMAGENET: List[Row] = IMAGENET_STYLE + [
      "have biases)"),
     ("MODEL.CLS.HEAD", "cosine", f"{RD}:54"),
     ("SOLVER.EPOCHS", 200, f"{RD}:56"),
+    ("MODEL.FROM_SCRATCH", True, f"{TR}:358-363 (--pretrained defaults to None: no ImageNet weights)"),
     ("OUTPUT_DIR", "output/iif_cls/imagenet_lt_se_r50", OURS + "output folder"),
 ]
 IMAGENET_DECOUPLED: List[Row] = [

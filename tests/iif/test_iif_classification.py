@@ -248,7 +248,7 @@ def test_train_cls_front_door_trains_then_evaluates_only(tiny_lt, tmp_path):
     opts = ["DATA.SOURCE", "synthetic", "DATA.ROOT", str(tiny_lt), "DATA.NUM_CLASSES", "4",
             "DATA.MANY_SHOT", "20", "DATA.FEW_SHOT", "7", "INPUT.CLS.SIZE", "16",
             "MODEL.CLS.BACKBONE", "se_resnet32", "MODEL.DEVICE", "cpu", "SOLVER.IMS_PER_BATCH", "16",
-            "SOLVER.EPOCHS", "1", "SEED", "0", "OUTPUT_DIR", str(tmp_path)]
+            "SOLVER.EPOCHS", "1", "SEED", "0", "OUTPUT_DIR", str(tmp_path), "MODEL.FROM_SCRATCH", "True"]
     trained = train_cls.main(default_argument_parser().parse_args(opts))
     assert (tmp_path / "model_final.pth").is_file() and (tmp_path / "config.yaml").is_file()
     args = default_argument_parser().parse_args(

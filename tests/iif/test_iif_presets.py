@@ -10,6 +10,7 @@ from detectron2.layers import ShapeSpec
 
 from iif.config import add_iif_config
 from iif.modeling import IIFOutputLayers, NormedConv2d, NormedLinear
+from shared.engine.checkpoint import add_checkpoint_config
 from shared.engine.provenance import (ProjectTables, assert_rows, load_module_beside, ours_without_reason,
                                       problems, undetected_mutations, unlisted_changes)
 
@@ -22,8 +23,10 @@ MSRA_DIR = CONFIGS / "LVIS-InstanceSegmentation-MSRA"
 
 
 def _resolved(path: Optional[Path] = None, add_config: Callable = add_iif_config) -> CfgNode:
-    """detectron2 defaults + ``add_config``, merged with ``path`` when given (else the defaults)."""
+    """detectron2 defaults + the shared keys build_cfg adds + ``add_config``, merged with ``path`` when given
+    (else the defaults)."""
     cfg = get_cfg()
+    add_checkpoint_config(cfg)  # MODEL.WEIGHTS_REINIT, MODEL.FROM_SCRATCH
     add_config(cfg)
     if path is not None:
         cfg.merge_from_file(str(path))

@@ -24,7 +24,8 @@ EVAL_SH = "RDCD rdcd/disc_eval.sh"
 CKPT = "the released checkpoint epoch=99-step=390599.ckpt (100 x 3,906 iterations)"
 
 #: pretrained-weights keys: their values and sources are tabled with the weights catalog, not here
-WEIGHTS_KEYS = ("MODEL.WEIGHTS", "MODEL.RDCD.TEACHER_WEIGHTS", "MODEL.RDCD.STUDENT_WEIGHTS")
+WEIGHTS_KEYS = ("MODEL.WEIGHTS", "MODEL.RDCD.TEACHER_WEIGHTS", "MODEL.RDCD.STUDENT_WEIGHTS",
+                "MODEL.FROM_SCRATCH")
 
 #: every default of add_rdcd_config (keys detectron2 does not have)
 ADDER_DEFAULTS: List[Row] = [

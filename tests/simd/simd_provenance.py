@@ -36,7 +36,7 @@ P = ["p2", "p3", "p4", "p5"]
 RES = ["res2", "res3", "res4", "res5"]
 
 #: pretrained-weights keys: their values and sources are tabled with the weights catalog, not here
-WEIGHTS_KEYS = ("MODEL.WEIGHTS",)
+WEIGHTS_KEYS = ("MODEL.WEIGHTS", "MODEL.FROM_SCRATCH")
 
 #: every default of add_simd_config (keys detectron2 does not have)
 ADDER_DEFAULTS: List[Row] = [

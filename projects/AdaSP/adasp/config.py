@@ -11,6 +11,7 @@ import math
 
 from fastreid.config import CfgNode as CN
 
+from shared.engine.checkpoint import add_checkpoint_config
 from shared.engine.validation import ConfigValueError, check_positive, check_range, config_check
 
 __all__ = ["add_adasp_config"]
@@ -22,6 +23,7 @@ def add_adasp_config(cfg: CN) -> CN:
     Enable the loss with ``MODEL.LOSSES.NAME: ("AdaSPLoss",)`` (metric-only) or
     ``("CrossEntropyLoss", "AdaSPLoss")`` and ``MODEL.META_ARCHITECTURE: "AdaSPBaseline"`` / ``"AdaSPMGN"``.
     """
+    add_checkpoint_config(cfg)  # the shared keys the presets set: MODEL.FROM_SCRATCH (and WEIGHTS_REINIT)
     _C = cfg
     _C.MODEL.LOSSES.ADASP = CN()
     # Multiplier of loss_adasp (official presets: 1.0 metric-only; 0.1 person / 0.5 vehicle together with CE).

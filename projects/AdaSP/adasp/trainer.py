@@ -23,9 +23,11 @@ from adasp.evaluation import SharedReidEvaluator
 from adasp.predictor import write_adasp_run_info
 from shared.engine import AtomicCheckpointing
 from shared.engine.validation import ConfigValueError
+from shared.weights import entry_for_file, get_entry, is_catalog_uri, parse_uri
+from shared.weights import resolve as resolve_weights
 
 __all__ = ["AdaSPTrainer", "FinalEpochEvalHook", "SafeMetricPrinter", "check_identity_count",
-           "check_schedule_length", "seed_everything"]
+           "check_schedule_length", "resolve_backbone_pretrain", "seed_everything"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,29 @@ def check_schedule_length(cfg, iters_per_epoch: int) -> None:
             f"must exceed the warm-up epochs ceil(SOLVER.WARMUP_ITERS={solver.WARMUP_ITERS} / "
             f"{iters_per_epoch} iterations per epoch) = {warmup_epochs} and SOLVER.DELAY_EPOCHS="
             f"{solver.DELAY_EPOCHS} for the cosine schedule (SOLVER.SCHED CosineAnnealingLR)")
+
+
+def resolve_backbone_pretrain(cfg):
+    """``cfg`` with ``MODEL.BACKBONE.PRETRAIN_PATH`` as a local file: FastReID's backbone builder reads the
+    path with a plain ``torch.load``, so a ``weights://`` entry is fetched and verified first (a clone is
+    returned; the config written to OUTPUT_DIR keeps the URI). An IBN backbone (``WITH_IBN``) given a catalog
+    file that is not an IBN one, or the reverse, is warned about: FastReID loads with ``strict=False`` and
+    leaves the mismatched normalisation layers at their initialisation (the official Market-1501 CE preset
+    does exactly that: a plain ResNet-50 from the IBN-a file)."""
+    backbone = cfg.MODEL.BACKBONE
+    if not (backbone.PRETRAIN and backbone.PRETRAIN_PATH):
+        return cfg
+    entry = get_entry(parse_uri(backbone.PRETRAIN_PATH)[0]) if is_catalog_uri(backbone.PRETRAIN_PATH) \
+        else entry_for_file(backbone.PRETRAIN_PATH)
+    if entry is not None and ("ibn" in entry.name) != bool(backbone.WITH_IBN):
+        logger.warning("MODEL.BACKBONE.PRETRAIN_PATH %s is %r but MODEL.BACKBONE.WITH_IBN is %s: the "
+                       "normalisation layers that differ keep their initialisation", backbone.PRETRAIN_PATH,
+                       entry.description, backbone.WITH_IBN)
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.MODEL.BACKBONE.PRETRAIN_PATH = resolve_weights(backbone.PRETRAIN_PATH)
+    cfg.freeze()
+    return cfg
 
 
 def check_identity_count(cfg, num_identities: int) -> None:
@@ -160,6 +185,10 @@ class AdaSPTrainer(AtomicCheckpointing, DefaultTrainer):
                 hook._writers = [SafeMetricPrinter(self.max_iter) if isinstance(w, CommonMetricPrinter) else w
                                  for w in hook._writers]
         return ret
+
+    @classmethod
+    def build_model(cls, cfg):
+        return super().build_model(resolve_backbone_pretrain(cfg))
 
     @classmethod
     def build_lr_scheduler(cls, cfg, optimizer, iters_per_epoch):

@@ -15,11 +15,13 @@ when the config is built (:func:`_check_das_config`), before any data or model i
 """
 from detectron2.config import CfgNode as CN
 
+from shared.engine.checkpoint import add_checkpoint_config
 from shared.engine.validation import ConfigValueError, check_choice, check_positive, check_range, config_check
 
 
 def add_das_config(cfg: CN) -> CN:
     """Add every key the DAS project reads to ``cfg`` (in place) and return it."""
+    add_checkpoint_config(cfg)  # the shared keys the presets set: MODEL.FROM_SCRATCH (and WEIGHTS_REINIT)
     # Images are read as uint8 and divided by 255, then multiplied by this factor before the normalisation
     # with MODEL.PIXEL_MEAN / PIXEL_STD (set in Base-DAS.yaml, in the channel order of INPUT.FORMAT).
     cfg.MODEL.INPUT_SCALE = 1.0

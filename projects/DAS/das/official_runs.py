@@ -306,6 +306,12 @@ def official_config(flags: str) -> Dict[str, Tuple[Any, str]]:
     out: Dict[str, Tuple[Any, str]] = {
         "DATASETS.TRAIN": ((f"{DATASET_NAMES[data]}_train",), "--dataset"),
         "MODEL.EMBEDDING.BACKBONE": ("bninception" if bnin else "resnet50", "--arch"),
+        # the ImageNet file pretrainedmodels downloads (pretrained='imagenet' unless --not_pretrained)
+        "MODEL.EMBEDDING.BACKBONE_WEIGHTS": (
+            "weights://cadene/bn_inception-52deb4733#das" if bnin else "weights://torchvision/resnet50-19c8e357",
+            "backbone/bninception.py:15 (pretrainedmodels bn_inception-52deb4733.pth)" if bnin
+            else "backbone/resnet50.py:15-16 (pretrainedmodels resnet50 = torchvision resnet50-19c8e357.pth)",
+        ),
         "MODEL.EMBEDDING.FREEZE_BN": ("frozen" in arch, "--arch ..._frozen (BN in eval mode)"),
         "MODEL.EMBEDDING.NORMALIZE": ("normalize" in arch, "--arch ..._normalize"),
         "MODEL.EMBEDDING.POOLING": (

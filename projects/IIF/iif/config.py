@@ -1,12 +1,14 @@
 """Config keys of the IIF project (detectron2 v0.6 yacs config)."""
 from detectron2.config import CfgNode as CN
 
+from shared.engine.checkpoint import add_checkpoint_config
 from shared.engine.validation import check_choice, check_positive, check_range, config_check
 from shared.evaluation.config import add_evaluation_config, check_eval_backend
 
 
 def add_iif_config(cfg: CN) -> None:
     """Add the IIF keys (each documented inline) to a detectron2 config, in place."""
+    add_checkpoint_config(cfg)  # the shared keys the presets set: MODEL.FROM_SCRATCH (and WEIGHTS_REINIT)
     box_head = cfg.MODEL.ROI_BOX_HEAD
     box_head.IIF = CN()
     # Multiply the box-classifier logits (foreground and background) by the IIF weights, in training

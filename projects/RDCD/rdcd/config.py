@@ -12,6 +12,7 @@ import os
 
 from detectron2.config import CfgNode as CN
 
+from shared.engine.checkpoint import add_checkpoint_config
 from shared.engine.validation import (
     ConfigValueError,
     check_choice,
@@ -33,6 +34,7 @@ def add_rdcd_config(cfg: CN) -> None:
     ``MODEL.META_ARCHITECTURE`` ("RDCD" or "SSCD", registered in detectron2's ``META_ARCH_REGISTRY``) is set
     by the yaml files.
     """
+    add_checkpoint_config(cfg)  # the shared keys the presets set: MODEL.FROM_SCRATCH (and WEIGHTS_REINIT)
     # convert BatchNorm to SyncBatchNorm when training with several CUDA processes (the official recipe)
     cfg.MODEL.SYNC_BN = True
 

@@ -6,6 +6,7 @@ thresholds, ...) are set in the base yaml files under ``configs/``.
 """
 from detectron2.config import CfgNode as CN
 
+from shared.engine.checkpoint import add_checkpoint_config
 from shared.engine.validation import (ConfigValueError, check_choice, check_positive, check_range,
                                       config_check, get_key)
 from shared.evaluation.config import add_evaluation_config, check_eval_backend
@@ -16,6 +17,7 @@ from simd.similarity import NORM_MODES, UNSET, similarity_kind
 
 def add_simd_config(cfg: CN) -> None:
     """Add the SimD keys to ``cfg`` in place."""
+    add_checkpoint_config(cfg)  # the shared keys the presets set: MODEL.FROM_SCRATCH (and WEIGHTS_REINIT)
     # --- SimD similarity (simd.similarity) --------------------------------------------------------------
     cfg.MODEL.SIMD = CN()
     # normaliser m of the x terms; required when any similarity below is "simd". -1 = not set: then

@@ -12,6 +12,7 @@ banks) stays identical on every process.
 """
 from __future__ import annotations
 
+import logging
 import os
 from typing import Dict, Optional
 
@@ -28,6 +29,7 @@ from das.modeling.losses import build_loss, build_miner
 from das.modeling.producer import DASEmbeddingProducer, build_das_producer
 from shared.engine.gather import gather_no_grad, gather_rows
 from shared.registry import get_or_raise
+from shared.weights import resolve as resolve_weights
 
 
 def global_avg_pool(x: torch.Tensor) -> torch.Tensor:
@@ -40,6 +42,8 @@ def global_avg_max_pool(x: torch.Tensor) -> torch.Tensor:
     return x.mean(dim=(2, 3)) + x.amax(dim=(2, 3))
 
 
+logger = logging.getLogger(__name__)
+
 POOLINGS = {"avg": global_avg_pool, "avg+max": global_avg_max_pool}
 
 
@@ -49,9 +53,23 @@ LOCAL_BACKBONES = {"bninception": build_bninception}
 
 def build_backbone(name: str, weights: str = "") -> nn.Module:
     """A feature extractor without classifier or pooling (``forward_features``, ``num_features``): one of
-    :data:`LOCAL_BACKBONES` or a timm model, optionally loaded from a local weight file."""
+    :data:`LOCAL_BACKBONES` or a timm model, optionally loaded from a weight file (a local path or a
+    ``weights://`` catalog entry, fetched and verified on first use)."""
+    weights = resolve_weights(weights)
     if name in LOCAL_BACKBONES:
-        return LOCAL_BACKBONES[name](weights)
+        model = LOCAL_BACKBONES[name](weights)
+    else:
+        model = _build_timm_backbone(name, weights)
+    if weights:  # every backbone tensor comes from the file (the loaders are strict); the head is ours
+        loaded = [k for k in model.state_dict() if not k.endswith("num_batches_tracked")]
+        logger.info("Backbone %s: all %d parameters and BN statistics loaded from %s", name, len(loaded),
+                    weights)
+    else:
+        logger.info("Backbone %s: randomly initialised (no MODEL.EMBEDDING.BACKBONE_WEIGHTS)", name)
+    return model
+
+
+def _build_timm_backbone(name: str, weights: str) -> nn.Module:
     if weights and not os.path.isfile(weights):
         raise FileNotFoundError(f"MODEL.EMBEDDING.BACKBONE_WEIGHTS={weights!r} does not exist")
     kwargs = dict(num_classes=0, global_pool="")

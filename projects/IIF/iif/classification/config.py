@@ -2,6 +2,7 @@
 default config (the solver, checkpoint and evaluation keys of :class:`shared.engine.GenericTrainer`)."""
 from detectron2.config import CfgNode as CN
 
+from shared.engine.checkpoint import add_checkpoint_config
 from shared.engine.validation import check_choice, check_positive, check_range, config_check
 
 __all__ = ["add_iif_cls_config"]
@@ -9,6 +10,7 @@ __all__ = ["add_iif_cls_config"]
 
 def add_iif_cls_config(cfg: CN) -> None:
     """Add the classification keys (each documented inline) to a detectron2 config, in place."""
+    add_checkpoint_config(cfg)  # the shared keys the presets set: MODEL.FROM_SCRATCH (and WEIGHTS_REINIT)
     cfg.DATA = CN()
     # "synthetic" = generate shared/datasets/synthetic_longtail_cls.py under ROOT if missing;
     # "textlist" = an ImageNet-LT / Places-LT root with "<path> <label>" list files;

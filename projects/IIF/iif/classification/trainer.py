@@ -29,6 +29,7 @@ from iif.modeling.classifiers import (
 )
 from iif.weights import compute_iif_weights
 from shared.engine import GenericTrainer
+from shared.weights import resolve as resolve_weights
 
 __all__ = ["IIFClsTrainer", "evaluate_logits", "iif_weights_for_counts", "set_trainable"]
 
@@ -83,7 +84,7 @@ class IIFClsTrainer(GenericTrainer):
         weights = iif_weights_for_counts(counts, cfg.IIF.VARIANT, cfg.IIF.NORM_P)
         net = build_network(cfg.MODEL.CLS.BACKBONE, cfg.DATA.NUM_CLASSES, cfg.MODEL.CLS.HEAD)
         if cfg.MODEL.CLS.PRETRAINED:
-            load_pretrained(net, cfg.MODEL.CLS.PRETRAINED)
+            load_pretrained(net, resolve_weights(cfg.MODEL.CLS.PRETRAINED))
         set_trainable(net, cfg.MODEL.CLS.TRAINABLE)
         logger.info("train images per class %s; IIF %s weights in [%.3f, %.3f]", counts.tolist(),
                     cfg.IIF.VARIANT, weights.min().item(), weights.max().item())

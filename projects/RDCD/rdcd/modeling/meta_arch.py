@@ -27,6 +27,7 @@ from rdcd.modeling.queue import DescriptorQueue
 from rdcd.modeling.relational import build_relational_kd
 from rdcd.modeling.student import Student, load_student_weights
 from shared.registry import get_or_raise
+from shared.weights import resolve as resolve_weights
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,21 @@ def _views(batch: Batch, device: torch.device):
     return view1, view2
 
 
+#: students the official RDCD code starts from ImageNet weights (the others it builds without weights)
+PRETRAINED_STUDENTS = {
+    "fastvit_t12": "timm fastvit_t12.apple_in1k (RDCD rdcd/models/model.py:66, pretrained=True)",
+}
+
+
+def check_student_weights(student: str, weights: str, from_scratch: bool) -> None:
+    """A student the official run starts from ImageNet weights (:data:`PRETRAINED_STUDENTS`) needs
+    ``MODEL.RDCD.STUDENT_WEIGHTS`` unless ``MODEL.FROM_SCRATCH`` asks for random initialisation."""
+    if student in PRETRAINED_STUDENTS and not weights and not from_scratch:
+        raise ValueError(
+            f"MODEL.RDCD.STUDENT {student!r} starts from {PRETRAINED_STUDENTS[student]} in the official run: "
+            "set MODEL.RDCD.STUDENT_WEIGHTS to a local copy (or MODEL.FROM_SCRATCH True for random weights)")
+
+
 @META_ARCH_REGISTRY.register()
 class RDCD(nn.Module):
     """Relational self-supervised distillation with compact descriptors."""
@@ -51,7 +67,7 @@ class RDCD(nn.Module):
         rc = cfg.MODEL.RDCD
         self.teacher = build_network(rc.TEACHER, out_dim=rc.KD_DIM, gem_p=rc.GEM_P)
         if rc.TEACHER_WEIGHTS:
-            load_network_weights(self.teacher, rc.TEACHER_WEIGHTS)
+            load_network_weights(self.teacher, resolve_weights(rc.TEACHER_WEIGHTS))
         else:
             logger.warning(
                 "MODEL.RDCD.TEACHER_WEIGHTS is empty: distilling from a randomly initialised teacher"
@@ -59,8 +75,9 @@ class RDCD(nn.Module):
         self.teacher.requires_grad_(False)
         self.teacher_bn = rc.TEACHER_BN
         self.student = Student(rc.STUDENT, rc.KD_DIM, rc.DIM, rc.GEM_P)
+        check_student_weights(rc.STUDENT, rc.STUDENT_WEIGHTS, bool(cfg.MODEL.get("FROM_SCRATCH", False)))
         if rc.STUDENT_WEIGHTS:
-            load_student_weights(self.student, rc.STUDENT_WEIGHTS)
+            load_student_weights(self.student, resolve_weights(rc.STUDENT_WEIGHTS))
         self.key_encoder = copy.deepcopy(self.student).requires_grad_(False)
         self.key_queue = DescriptorQueue(rc.MOCO.QUEUE, rc.DIM)
         self.relational_kd = build_relational_kd(

@@ -1,9 +1,9 @@
 """Descriptor networks (image -> L2-normalised descriptor) and the RDCD student backbones.
 
-Everything is built with ``pretrained=False`` (no download is possible here); weights come from a local
-file through :func:`load_network_weights` when the config names one. Weight files are read with
-``torch.load(weights_only=True)`` (or ``torch.jit.load`` for TorchScript): a file that carries code is
-refused.
+Everything is built with ``pretrained=False``; weights come from the file the config names (a local path,
+or a ``weights://`` entry that :mod:`shared.weights` resolves to one) through :func:`load_network_weights`.
+Weight files are read with ``torch.load(weights_only=True)`` (or ``torch.jit.load`` for TorchScript): a file
+that carries code is refused.
 
 Registry ``NETWORK_REGISTRY`` (name -> builder ``(out_dim, gem_p) -> nn.Module``, L2-normalised output;
 teachers and the networks the ``SSCD`` meta-architecture trains):
