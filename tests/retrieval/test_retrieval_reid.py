@@ -16,8 +16,8 @@ from fastreid.utils.compute_dist import build_dist  # noqa: E402
 def ranking_path(request, monkeypatch):
     """Run a test with the automatic choice, and with every block forced to one of the two ranking
     strategies."""
-    fraction = {"auto": reid_module.DENSE_BLOCK_FRACTION, "dense": -1.0, "sparse": 2.0}[request.param]
-    monkeypatch.setattr(reid_module, "DENSE_BLOCK_FRACTION", fraction)
+    fraction = {"auto": reid_module.SPARSE_BLOCK_FRACTION, "dense": 0.0, "sparse": 2.0}[request.param]
+    monkeypatch.setattr(reid_module, "SPARSE_BLOCK_FRACTION", fraction)
     return request.param
 
 
@@ -139,6 +139,21 @@ def test_ties_follow_stable_gallery_order(ranking_path):
     m_ap, first = _stable_reference(dist, qp, gp, qc, gc)
     assert res.mAP == pytest.approx(m_ap * 100, abs=1e-9)
     np.testing.assert_array_equal(res.cmc, (np.bincount(first, minlength=80)[:20].cumsum() / len(first))
+                                  .astype(np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_negative_distances_and_signed_zeros_tie_like_equal_values(ranking_path, dtype):
+    # euclidean distances from addmm can be slightly negative, and -0.0 == 0.0 must count as a tie
+    rng = np.random.default_rng(8)
+    dist = (rng.integers(-2, 3, size=(50, 90)) * 0.5).astype(dtype)
+    dist[rng.random(dist.shape) < 0.2] = -0.0
+    gp, qp = rng.integers(0, 8, 90), rng.integers(0, 8, 50)
+    gc, qc = rng.integers(0, 3, 90), rng.integers(0, 3, 50)
+    res = evaluate_reid(dist, qp, gp, qc, gc, max_rank=30)
+    m_ap, first = _stable_reference(dist, qp, gp, qc, gc)
+    assert res.mAP == pytest.approx(m_ap * 100, abs=1e-9)
+    np.testing.assert_array_equal(res.cmc, (np.bincount(first, minlength=90)[:30].cumsum() / len(first))
                                   .astype(np.float32))
 
 
