@@ -130,16 +130,21 @@ def _stable_reference(dist, qp, gp, qc, gc):
     return np.mean(aps), np.asarray(first)
 
 
-def test_ties_follow_stable_gallery_order(ranking_path):
-    rng = np.random.default_rng(7)
-    dist = rng.integers(0, 4, size=(60, 80)).astype(np.float32)  # massive exact ties
-    gp, qp = rng.integers(0, 10, 80), rng.integers(0, 10, 60)
-    gc, qc = rng.integers(0, 3, 80), rng.integers(0, 3, 60)
-    res = evaluate_reid(dist, qp, gp, qc, gc, max_rank=20)
+def _assert_stable_order_result(dist, seed, max_rank):
+    rng = np.random.default_rng(seed)
+    nq, ng = dist.shape
+    gp, qp = rng.integers(0, 8, ng), rng.integers(0, 8, nq)
+    gc, qc = rng.integers(0, 3, ng), rng.integers(0, 3, nq)
+    res = evaluate_reid(dist, qp, gp, qc, gc, max_rank=max_rank)
     m_ap, first = _stable_reference(dist, qp, gp, qc, gc)
     assert res.mAP == pytest.approx(m_ap * 100, abs=1e-9)
-    np.testing.assert_array_equal(res.cmc, (np.bincount(first, minlength=80)[:20].cumsum() / len(first))
-                                  .astype(np.float32))
+    expected_cmc = np.bincount(first, minlength=ng)[:max_rank].cumsum() / len(first)
+    np.testing.assert_array_equal(res.cmc, expected_cmc.astype(np.float32))
+
+
+def test_ties_follow_stable_gallery_order(ranking_path):
+    dist = np.random.default_rng(7).integers(0, 4, size=(60, 80)).astype(np.float32)  # massive exact ties
+    _assert_stable_order_result(dist, 17, max_rank=20)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -148,13 +153,7 @@ def test_negative_distances_and_signed_zeros_tie_like_equal_values(ranking_path,
     rng = np.random.default_rng(8)
     dist = (rng.integers(-2, 3, size=(50, 90)) * 0.5).astype(dtype)
     dist[rng.random(dist.shape) < 0.2] = -0.0
-    gp, qp = rng.integers(0, 8, 90), rng.integers(0, 8, 50)
-    gc, qc = rng.integers(0, 3, 90), rng.integers(0, 3, 50)
-    res = evaluate_reid(dist, qp, gp, qc, gc, max_rank=30)
-    m_ap, first = _stable_reference(dist, qp, gp, qc, gc)
-    assert res.mAP == pytest.approx(m_ap * 100, abs=1e-9)
-    np.testing.assert_array_equal(res.cmc, (np.bincount(first, minlength=90)[:30].cumsum() / len(first))
-                                  .astype(np.float32))
+    _assert_stable_order_result(dist, 18, max_rank=30)
 
 
 def test_reid_bad_input():
