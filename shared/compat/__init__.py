@@ -21,6 +21,7 @@ d2 ``export.api``          ``detectron2.export`` / ``utils.analysis``     caffe2
 d2 ``MapDataset``          mappers returning ``None`` (Python >= 3.11)    sample from a sorted list
 d2 ``LRScheduler`` hook    ``--resume`` with torch 2 schedulers           saves ``LRScheduler`` state
 DDP (d2 and fastreid)     ``create_ddp_model``, fastreid trainer         no ``device_ids`` on the CPU
+``COCO.loadRes``          result dicts loaded twice (d2 ``test_fast_eval``)  numpy boxes made lists first
 ========================  =============================================  ==============================
 
 The detectron2 repairs live in :mod:`shared.compat.detectron2_fixes`. detectron2 v0.6's own test suite runs
@@ -226,6 +227,30 @@ class _PostImportHook(importlib.abc.MetaPathFinder):
         return spec
 
 
+def _patch_pycocotools_coco(module: types.ModuleType) -> bool:
+    """pycocotools' ``loadRes`` stores the box it derives from a segmentation-only result as a numpy array in
+    the caller's dict, and tests ``ann["bbox"] == []`` on the next load, which numpy >= 1.25 refuses
+    (ValueError) where older numpy answered False. Such boxes are made lists before loading: the same
+    branch older numpy took."""
+    import numpy as np
+
+    original = module.COCO.loadRes
+    if getattr(original, "_shared_compat", False):
+        return False
+
+    def load_res(self, resFile):  # noqa: N803 (pycocotools' name)
+        if isinstance(resFile, list):
+            for ann in resFile:
+                if isinstance(ann, dict) and isinstance(ann.get("bbox"), np.ndarray):
+                    ann["bbox"] = ann["bbox"].tolist()
+        return original(self, resFile)
+
+    load_res._shared_compat = True  # type: ignore[attr-defined]
+    load_res.__doc__ = original.__doc__
+    module.COCO.loadRes = load_res
+    return True
+
+
 def _recorded(patch, label: str):
     def run(module):
         if patch(module) is not False:
@@ -248,6 +273,7 @@ def _install_import_hooks() -> None:
         "detectron2.engine.hooks": _recorded(d2.patch_engine_hooks, "detectron2.hooks.LRScheduler"),
         "detectron2.engine.defaults": _recorded(d2.patch_ddp_name, "detectron2.DDP-on-CPU"),
         "fastreid.engine.defaults": _recorded(d2.patch_ddp_name, "fastreid.DDP-on-CPU"),
+        "pycocotools.coco": _recorded(_patch_pycocotools_coco, "pycocotools.COCO.loadRes"),
     }
     replacements = {}
     if "detectron2.export.api" not in sys.modules:
