@@ -83,6 +83,14 @@ def _cases():
     }
 
 
+def _pycoco(gt):
+    coco = COCO()
+    coco.dataset = copy.deepcopy(gt)
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+    return coco
+
+
 def _run(cls, gt, results, iou_type, params, coco_gt):
     """(evaluator, exception): load the results twice with pycocotools, as detectron2's test does."""
     try:
@@ -105,10 +113,7 @@ def test_same_outcome_as_pycocotools(case, iou_type):
     gt, results, params = _cases()[case]
     outcomes = []
     for cls in (COCOeval, FasterCOCOeval):
-        coco_gt = COCO()
-        coco_gt.dataset = copy.deepcopy(gt)
-        with contextlib.redirect_stdout(io.StringIO()):
-            coco_gt.createIndex()
+        coco_gt = _pycoco(gt)
         outcomes.append(_run(cls, gt, copy.deepcopy(results), iou_type, params, coco_gt))
     (ref, ref_exc), (ours, our_exc) = outcomes
     assert type(our_exc) is type(ref_exc), (case, iou_type, ref_exc, our_exc)
@@ -125,24 +130,15 @@ def test_expected_outcomes_by_hand():
     """The cases above are not vacuous: which ones pycocotools refuses, and the shapes it gives the others."""
     cases = _cases()
     gt, results, params = cases["no_gt_annotations"]
-    coco_gt = COCO()
-    coco_gt.dataset = copy.deepcopy(gt)
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco_gt.createIndex()
+    coco_gt = _pycoco(gt)
     ours, exc = _run(FasterCOCOeval, gt, copy.deepcopy(results), "keypoints", params, coco_gt)
     assert exc is None and ours.eval["precision"].shape[2] == 2  # both GT categories, not 0
     for case, key in [("gt_without_area", "area"), ("gt_without_iscrowd", "iscrowd")]:
         gt, results, params = cases[case]
-        coco_gt = COCO()
-        coco_gt.dataset = copy.deepcopy(gt)
-        with contextlib.redirect_stdout(io.StringIO()):
-            coco_gt.createIndex()
+        coco_gt = _pycoco(gt)
         _, exc = _run(FasterCOCOeval, gt, copy.deepcopy(results), "bbox", params, coco_gt)
         assert isinstance(exc, KeyError) and exc.args == (key,)
     gt, results, params = cases["no_area_ranges"]
-    coco_gt = COCO()
-    coco_gt.dataset = copy.deepcopy(gt)
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco_gt.createIndex()
+    coco_gt = _pycoco(gt)
     ours, exc = _run(FasterCOCOeval, gt, copy.deepcopy(results), "bbox", params, coco_gt)
     assert exc is None and np.all(ours.stats == -1)
