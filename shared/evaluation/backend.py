@@ -19,8 +19,9 @@ import contextlib
 import copy
 import gc
 import io
+from collections import defaultdict
 import logging
-from typing import Any, List, Union
+from typing import Any, List, Optional, Union
 
 import numpy as np
 import faster_coco_eval.faster_eval_api_cpp as _fce_cpp
@@ -125,20 +126,38 @@ def gc_paused():
             gc.enable()
 
 
-def _load_bbox_results(gt: FasterCOCO, results: List[dict]) -> FasterCOCO:
+def _load_bbox_results(gt: FasterCOCO, results: List[dict]) -> Optional[FasterCOCO]:
     """faster-coco-eval's ``loadRes`` for box results, without its per-box ``segmentation`` polygon (unused by
     box evaluation): each result is copied with ``area`` = w * h, ``id`` = position + 1 and ``iscrowd`` = 0,
-    exactly the values ``loadRes`` (and pycocotools' ``loadRes``) give them."""
+    exactly the values ``loadRes`` (and pycocotools' ``loadRes``) give them. The index (``anns``,
+    ``imgToAnns``, ``catToImgs``, ``imgs``, ``cats``, as ``createIndex`` builds it) is filled in the same
+    pass as the copies instead of a second walk over them. None if a result has no ``bbox``."""
     known = gt.imgs
-    for r in results:
-        if r["image_id"] not in known:
-            raise ValueError(f"a detection has image_id {r['image_id']!r}, which is not in the ground truth")
-    anns = [{**r, "area": r["bbox"][2] * r["bbox"][3], "id": i, "iscrowd": 0}
-            for i, r in enumerate(results, 1)]
+    anns: dict = {}
+    img_to_anns: dict = defaultdict(list)
+    cat_to_imgs: dict = defaultdict(list)
+    for i, r in enumerate(results, 1):
+        image_id = r["image_id"]
+        if image_id not in known:
+            raise ValueError(f"a detection has image_id {image_id!r}, which is not in the ground truth")
+        ann = r.copy()
+        box = ann.get("bbox")
+        if box is None:
+            return None
+        ann["area"] = box[2] * box[3]
+        ann["id"] = i
+        ann["iscrowd"] = 0
+        if type(image_id) is not int:
+            ann["image_id"] = image_id = int(image_id)
+        anns[i] = ann
+        img_to_anns[image_id].append(ann)
+        cat_to_imgs[ann["category_id"]].append(image_id)
     out = IndexedCOCO()
-    out.dataset = {"images": list(gt.dataset.get("images", [])), "annotations": anns,
+    out.dataset = {"images": list(gt.dataset.get("images", [])), "annotations": list(anns.values()),
                    "categories": list(gt.dataset.get("categories", []))}
-    out.createIndex()
+    out.anns, out.imgToAnns, out.catToImgs = anns, img_to_anns, cat_to_imgs
+    out.imgs = {img["id"]: img for img in out.dataset["images"]}
+    out.cats = {cat["id"]: cat for cat in out.dataset["categories"]}
     return out
 
 
@@ -155,9 +174,8 @@ def load_results(coco_gt: Any, results: Union[List[dict], Any], backend: str) ->
         return coco_gt.loadRes([dict(r) for r in results])
     with gc_paused():
         gt = to_faster_coco(coco_gt)
-        if results and all("bbox" in r for r in results):
-            return _load_bbox_results(gt, results)
-        return gt.loadRes([dict(r) for r in results])
+        loaded = _load_bbox_results(gt, results) if results else None
+        return loaded if loaded is not None else gt.loadRes([dict(r) for r in results])
 
 
 class FasterCOCOeval(COCOeval_faster):
