@@ -9,7 +9,8 @@ Conventions (same as detectron2's ``pairwise_iou``):
 * empty inputs give an empty ``[0, M]`` / ``[N, 0]`` matrix; degenerate (zero-size) boxes give finite values.
 * memory: the PyTorch path fills the preallocated output tile by tile, with tiles sized so the temporaries
   stay below half the output (``_tile_shape``); the compiled kernel needs no temporaries at all.
-* threads (PyTorch path): a tile holds fewer elements than ATen's parallel grain (32,768), so each of its
+* threads (PyTorch path): with more than one torch thread, a tile holds fewer elements than ATen's
+  parallel grain (32,768; with one thread up to 65,536), so each of its
   ~50 element-wise ops runs in the calling thread without an intra-op parallel region; the tiles themselves
   are shared out to ``torch.get_num_threads()`` threads (the caller plus a small thread pool) that take
   the next free tile as they finish. No thread ever waits at a per-op barrier for a thread the OS has
@@ -56,17 +57,21 @@ ATEN_GRAIN_SIZE = 32768
 #: temporaries in the L2 cache.
 MIN_TILE_ELEMENTS = 1 << 12
 MAX_TILE_ELEMENTS = ATEN_GRAIN_SIZE - 1
+#: the upper limit with one torch thread (no parallel region either way): fewer, larger tiles halve the
+#: Python-level op calls; 2^16 was the fastest single-threaded size on a loaded 2-core machine.
+MAX_TILE_ELEMENTS_ONE_THREAD = 1 << 16
 #: rows per tile (when there are that many): multi-row tiles keep the number of tiles, hence of Python-level
 #: op calls, proportional to the output size however long the rows are.
 TILE_ROWS = 16
 
 
-def _tile_shape(rows: int, cols: int) -> Tuple[int, int]:
+def _tile_shape(rows: int, cols: int, max_elements: Optional[int] = None) -> Tuple[int, int]:
     """Rows and columns of one PyTorch-path tile: up to TILE_ROWS rows and as many columns as the budget
-    allows, the budget being min(MAX_TILE_ELEMENTS, output / (2·FORMULA_TEMPORARIES)) elements (at least
-    MIN_TILE_ELEMENTS), so the temporaries need at most half the memory of the [rows, cols] output."""
+    allows, the budget being min(max_elements, output / (2·FORMULA_TEMPORARIES)) elements (at least
+    MIN_TILE_ELEMENTS; max_elements defaults to MAX_TILE_ELEMENTS), so the temporaries need at most half the
+    memory of the [rows, cols] output."""
     budget = (rows * cols) // (2 * FORMULA_TEMPORARIES)
-    budget = max(MIN_TILE_ELEMENTS, min(MAX_TILE_ELEMENTS, budget))
+    budget = max(MIN_TILE_ELEMENTS, min(MAX_TILE_ELEMENTS if max_elements is None else max_elements, budget))
     tile_rows = max(1, min(rows, TILE_ROWS, budget))
     tile_cols = max(1, min(cols, budget // tile_rows))
     return tile_rows, tile_cols
@@ -157,12 +162,13 @@ def pairwise_similarity(
         return out
     geo_a = BoxGeometry.from_xyxy(a.to(dtype))
     geo_b = BoxGeometry.from_xyxy(b.to(dtype))
-    tile_rows, tile_cols = _tile_shape(rows, cols)
+    records_grad = torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)
+    threads = torch.get_num_threads() if a.device.type == "cpu" and not records_grad else 1
+    one_thread = a.device.type == "cpu" and torch.get_num_threads() == 1
+    tile_rows, tile_cols = _tile_shape(rows, cols, MAX_TILE_ELEMENTS_ONE_THREAD if one_thread else None)
     if tile_rows == rows and tile_cols == cols:  # one tile: no copy into a preallocated output
         return spec.formula(geo_a.rows(0, rows), geo_b.cols(), **resolved)
     out = torch.empty((rows, cols), dtype=dtype, device=a.device)
-
-    records_grad = torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)
 
     def tile(r0: int, c0: int) -> None:
         with torch.set_grad_enabled(records_grad):  # grad mode is per thread: the caller's, in pool threads
@@ -172,8 +178,7 @@ def pairwise_similarity(
 
     tasks = [lambda r0=r0, c0=c0: tile(r0, c0)
              for c0 in range(0, cols, tile_cols) for r0 in range(0, rows, tile_rows)]
-    parallel = a.device.type == "cpu" and not records_grad
-    _run_tiles(tasks, torch.get_num_threads() if parallel else 1)
+    _run_tiles(tasks, threads)
     return out
 
 
