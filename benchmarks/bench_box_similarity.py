@@ -43,8 +43,8 @@ def main() -> None:
         for backend, target in TARGETS.items():
             ratio = times[backend] / times["detectron2"]
             print(f"  shared pairwise_simd (backend={backend:<5s})     {times[backend] * 1000:9.1f} ms")
-            print(f"RATIO pairwise_simd(backend={backend}) / detectron2 pairwise_iou at {threads} thread(s) = "
-                  f"{ratio:.3f} (target <= {target}: {'PASS' if ratio <= target else 'FAIL'})")
+            print(f"RATIO pairwise_simd(backend={backend}) / detectron2 pairwise_iou at {threads} "
+                  f"thread(s) = {ratio:.3f} (target <= {target}: {'PASS' if ratio <= target else 'FAIL'})")
 
 
 if __name__ == "__main__":
