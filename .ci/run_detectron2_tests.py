@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import shared  # noqa: F401  (shared.compat before detectron2 is imported, as in every project script)
+import shared.evaluation  # noqa: F401  (detectron2's COCOeval_opt on faster-coco-eval, as projects use it)
 
 EXCLUSIONS = Path(__file__).resolve().with_name("detectron2_test_exclusions.txt")
 

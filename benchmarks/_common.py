@@ -1,8 +1,29 @@
 """Helpers shared by the benchmark scripts (imported as a sibling module: scripts run from this folder)."""
+import os
 import statistics
 import time
+from typing import Callable, Dict
 
 import torch
+
+
+def pin_threads(threads: int) -> int:
+    """Use ``threads`` torch intra-op threads and at most that many OpenMP / BLAS threads (numpy, faiss),
+    so that every ratio is measured at a stated thread count; returns it."""
+    torch.set_num_threads(threads)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl is installed with scikit-learn
+        pass
+    else:
+        threadpool_limits(threads)
+    return threads
+
+
+def load_line() -> str:
+    """"load average 1/5/15 min: a / b / c on N CPUs" (the machine's load when the ratios were measured)."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average 1/5/15 min: {one:.2f} / {five:.2f} / {fifteen:.2f} on {os.cpu_count()} CPUs"
 
 
 def median_time(fn, repeat: int, warmup: int = 1) -> float:
@@ -15,6 +36,23 @@ def median_time(fn, repeat: int, warmup: int = 1) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def interleaved_medians(fns: Dict[str, Callable[[], object]], rounds: int,
+                        warmup: int = 1) -> Dict[str, float]:
+    """Median wall time of each function, measured in ``rounds`` rounds that call every function once in
+    turn (A, B, C, A, B, C, ...): a change of machine load hits all sides alike, so their ratios stay
+    comparable."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: Dict[str, list] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def random_boxes(n: int, generator: torch.Generator, width: float = 1333.0,

@@ -6,7 +6,7 @@ Batch: P = 64 identities x K = 8 images of 2048-d features (the issue's setting)
 hard mining). Each timing is forward + backward of the loss alone; the two losses are measured alternately
 (warm-up first, then ``--repeat`` rounds) and the median of each is reported, with the ratio AdaSP / triplet.
 
-    python benchmarks/bench_adasp.py [--repeat 30] [--threads N] [--device cpu|cuda]
+    python benchmarks/bench_adasp.py [--repeat 30] [--threads 1] [--device cpu|cuda]
 """
 import argparse
 import statistics
@@ -17,6 +17,7 @@ import torch
 import adasp  # noqa: F401  (compat layer before fastreid)
 from adasp.modeling.loss import sparse_pair_loss
 from fastreid.modeling.losses import triplet_loss
+from _common import load_line, pin_threads
 
 
 def parse_args():
@@ -27,7 +28,7 @@ def parse_args():
     parser.add_argument("--dim", type=int, default=2048)
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=1, help="torch / OpenMP / BLAS threads")
     parser.add_argument("--device", default="cpu")
     return parser.parse_args()
 
@@ -50,8 +51,8 @@ def time_fwd_bwd(loss_fn, features: torch.Tensor, labels: torch.Tensor) -> float
 
 def main():
     args = parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    pin_threads(args.threads)
+    print(load_line(), flush=True)
     device = torch.device(args.device)
     gen = torch.Generator().manual_seed(0)
     centres = torch.randn(args.identities, args.dim, generator=gen)

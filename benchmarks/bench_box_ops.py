@@ -6,6 +6,9 @@ Ratios measured side by side in one run (median of --repeat after a warm-up):
      and their ratio to a plain fill_ of the [200, 200,000] output
   3. SimD-NMS CPU kernel vs the pure-PyTorch reference at 20,000 boxes            (target ≥ 20× faster)
      and the kernel's peak memory growth next to the size of a dense N×N float32 matrix
+  4. one row per CPU target of the compiled loops ("default", "avx2", "avx2+fma": each one this CPU runs,
+     forced with shared.kernels.use_cpu_target): pairwise SimD / NWD / IoU and SimD-NMS, interleaved
+     rounds (A, B, C, A, B, C, ...), median, and the ratio to the automatic choice
 
     .venv/bin/python benchmarks/bench_box_ops.py [--threads 2] [--repeat 5]
 """
@@ -16,7 +19,8 @@ import torch
 
 import shared.boxes as sb
 import shared.ops as sops
-from _common import median_time, random_boxes
+from shared import kernels
+from _common import interleaved_medians, load_line, median_time, pin_threads, random_boxes
 import torchvision  # after shared (compat layer)
 from detectron2.structures import Boxes, pairwise_iou
 
@@ -40,9 +44,9 @@ def main() -> None:
     parser.add_argument("--gt", type=int, default=200)
     parser.add_argument("--anchors", type=int, default=200_000)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    pin_threads(args.threads)
     status = sops.extension_status()
-    print(f"shared._box_ops: {status}; torch threads: {args.threads}; median of {args.repeat}")
+    print(f"shared._box_ops: {status}; torch threads: {args.threads}; median of {args.repeat}; {load_line()}")
     if status.startswith("unavailable"):
         print("the compiled kernels are not built: nothing to compare (build with `pip install -e .`)")
         return
@@ -104,6 +108,29 @@ def main() -> None:
           f"(target >= 20: {verdict(speedup >= 20)})")
     print(f"MEMORY SimD-NMS kernel peak RSS growth = {growth:.1f} MB "
           f"(dense N x N float32 matrix: {dense_mb:.0f} MB)")
+
+    # 4. every CPU target of the row loops, interleaved
+    targets = kernels.cpu_targets()
+    print(f"\n[4] CPU targets of the row loops ({', '.join(targets)}; automatic: {targets[-1]}), pairwise "
+          f"{args.gt} x {args.anchors} and SimD-NMS at {n} boxes, {args.repeat} interleaved rounds; "
+          f"{load_line()}")
+    cases = {
+        "pairwise SimD": lambda: sb.pairwise_simd(gt, anchors, backend="kernel", **SIMD),
+        "pairwise NWD": lambda: sb.pairwise_nwd(gt, anchors, 12.8, backend="kernel"),
+        "pairwise IoU": lambda: sb.pairwise_iou(gt, anchors, backend="kernel"),
+        "SimD-NMS": lambda: sops.batched_similarity_nms(boxes, scores, classes, "simd", 0.5, backend="kernel",
+                                                        **SIMD),
+    }
+    for case, fn in cases.items():
+        def forced(target, fn=fn):
+            with kernels.use_cpu_target(target):
+                fn()
+        fns = {target: (lambda target=target: forced(target)) for target in targets}
+        fns["automatic"] = fn
+        times = interleaved_medians(fns, args.repeat)
+        for target in targets:
+            print(f"  {case:<14s} target {target:<9s} {times[target] * 1000:9.1f} ms   "
+                  f"ratio to automatic {times[target] / times['automatic']:6.2f}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import das  # noqa: F401  (compat layer)
 from das.dfs import FrequencyRecorder
 from das.modeling.producer import DASEmbeddingProducer
 from pytorch_metric_learning import losses, miners
+from _common import load_line, pin_threads
 
 NUM_CLASSES, DIM, CLASSES_PER_BATCH, PER_CLASS, NUM_SCALE = 11318, 512, 56, 2, 4
 
@@ -77,7 +78,8 @@ def main():
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1 = least noise)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    pin_threads(args.threads)
+    print(load_line(), flush=True)
     g = torch.Generator().manual_seed(0)
     batches = [make_batch(g) for _ in range(args.repeats + args.warmup)]
 

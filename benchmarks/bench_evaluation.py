@@ -32,6 +32,7 @@ import time
 
 import shared  # noqa: F401  (compat layer before detectron2 / lvis)
 from shared.evaluation.synthetic import random_detection_set
+from _common import load_line, pin_threads
 
 
 def _status_kb(field: str) -> int:
@@ -144,7 +145,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs of our evaluator (median); reference: 1")
     parser.add_argument("--aitod-images", type=int, default=300)
     parser.add_argument("--lvis-images", type=int, default=2000)
+    parser.add_argument("--threads", type=int, default=1, help="torch / OpenMP / BLAS threads")
     args = parser.parse_args()
+    pin_threads(args.threads)
+    print(load_line(), flush=True)
     rows = []
     if args.part in ("all", "aitod"):
         rows.append(bench_aitod(args.repeat, args.aitod_images))

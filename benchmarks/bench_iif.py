@@ -23,6 +23,7 @@ from detectron2.structures import Boxes, Instances, PolygonMasks
 from detectron2.utils.events import EventStorage
 
 from iif.config import add_iif_config
+from _common import load_line, pin_threads
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "projects", "IIF", "configs")
 PRESETS = {
@@ -72,7 +73,10 @@ def main() -> None:
     parser.add_argument("--preset", choices=sorted(PRESETS), default="synthetic")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=1, help="torch / OpenMP / BLAS threads")
     args = parser.parse_args()
+    pin_threads(args.threads)
+    print(load_line(), flush=True)
     preset = PRESETS[args.preset]
     k = preset["num_classes"]
     # a long-tailed count set for the weights (class c in ~1000 / (c + 1) images)

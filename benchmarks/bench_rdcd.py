@@ -25,6 +25,7 @@ import torch
 from rdcd.modeling import build_network
 from rdcd.modeling.student import Student
 from shared.retrieval.copy_detection import evaluate_copy_detection
+from _common import load_line, pin_threads
 
 
 def _images_per_second(model: torch.nn.Module, batch: int, size: int, repeat: int) -> float:
@@ -108,7 +109,10 @@ def main() -> None:
     parser.add_argument(
         "--dims", type=int, nargs="+", default=[64, 256, 512], help="descriptor dims to evaluate"
     )
+    parser.add_argument("--threads", type=int, default=2, help="torch / OpenMP / BLAS threads")
     args = parser.parse_args()
+    pin_threads(args.threads)
+    print(load_line(), flush=True)
     torch.manual_seed(0)
     bench_extraction(args.size, args.batch, args.repeat)
     scale = 10 if args.quick else 1

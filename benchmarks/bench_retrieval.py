@@ -31,6 +31,7 @@ import time
 import numpy as np
 
 import shared  # noqa: F401  (compat layer before fastreid / pml)
+from _common import load_line, pin_threads
 
 
 def _peak_rss_mb() -> float:
@@ -215,7 +216,8 @@ def bench_cd(n_queries=50_000, n_refs=200_000, n_background=100_000, d=256, k=10
 
 def _run_part(part: str, args) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--part", part, "--repeat", str(args.repeat),
-           "--ml-repeat", str(args.ml_repeat), "--reid-noise", str(args.reid_noise), "--json"]
+           "--ml-repeat", str(args.ml_repeat), "--reid-noise", str(args.reid_noise), "--threads",
+           str(args.threads), "--json"]
     out = subprocess.run(cmd, check=True, stdout=subprocess.PIPE, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -257,10 +259,11 @@ def main() -> None:
                         help="feature noise of the synthetic ReID set (2.8: about a trained Market model, "
                              "mAP ~87; 3.5 and 6.0: weaker models)")
     parser.add_argument("--cd1m-queries", type=int, default=25_000, help="queries of the cd1m part")
+    parser.add_argument("--threads", type=int, default=1, help="torch / OpenMP / BLAS threads (every part)")
     parser.add_argument("--json", action="store_true", help="print the raw result dict (used by --part all)")
     args = parser.parse_args()
-    print(f"threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, cpus={os.cpu_count()}",
-          file=sys.stderr if args.json else sys.stdout)
+    pin_threads(args.threads)
+    print(f"threads: {args.threads}; {load_line()}", file=sys.stderr if args.json else sys.stdout)
     if args.part == "all":
         for part in ("reid", "ml", "cd"):
             _report(_run_part(part, args))

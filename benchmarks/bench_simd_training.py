@@ -25,6 +25,7 @@ from shared.datasets.synthetic_tiny import generate_synthetic_tiny
 from simd.datasets import register_synthetic, synthetic_tiny_root
 from shared.engine import build_cfg
 from simd.config import add_simd_config
+from _common import load_line, pin_threads
 
 CONFIG = os.path.join(
     os.path.dirname(__file__),
@@ -72,7 +73,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch / OpenMP / BLAS threads")
     args = parser.parse_args()
+    pin_threads(args.threads)
+    print(load_line(), flush=True)
 
     register_synthetic(generate_synthetic_tiny(synthetic_tiny_root()))
     torch.manual_seed(0)

@@ -3,13 +3,19 @@
 The extension registers the ``torch.ops.shared_box_ops`` custom ops (CPU kernels, plus CUDA kernels when it
 was compiled with nvcc). If it is missing or does not load, one warning line is logged and callers use the
 pure-PyTorch implementations. ``SHARED_BOX_OPS_DISABLE=1`` forces the fallback.
+
+CPU targets: the CPU row loops are compiled for several instruction sets ("default" = x86-64 baseline,
+"avx2", "avx2+fma"; only "default" elsewhere) and the best one this CPU supports is used. Tests and
+benchmarks run each one with :func:`use_cpu_target`; ``SHARED_BOX_OPS_CPU_TARGET=<name>`` forces one for
+the whole process.
 """
 from __future__ import annotations
 
 import importlib
 import logging
+import contextlib
 import os
-from typing import List, Optional, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -20,6 +26,9 @@ logger = logging.getLogger("shared.kernels")
 KERNEL_KIND_IDS = {"iou": 0, "giou": 1, "diou": 2, "ciou": 3, "nwd": 4, "dotd": 5, "simd": 6}
 #: kinds ``batched_similarity_nms`` supports (kernel and reference).
 NMS_KINDS = ("iou", "diou", "nwd", "dotd", "simd")
+
+#: environment variable that forces one CPU target of the compiled row loops
+CPU_TARGET_ENV = "SHARED_BOX_OPS_CPU_TARGET"
 
 _STATE: Optional[Tuple[object, Optional[str]]] = None
 
@@ -36,6 +45,8 @@ def _load() -> Tuple[object, Optional[str]]:
                 module = importlib.import_module("shared._box_ops")
             except Exception as exc:  # noqa: BLE001 - ImportError, undefined symbols (torch ABI), ...
                 reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+        if module is not None and os.environ.get(CPU_TARGET_ENV):
+            _set_cpu_target(os.environ[CPU_TARGET_ENV], CPU_TARGET_ENV)
         if module is None:
             logger.warning("shared._box_ops not loaded (%s); box ops use the pure-PyTorch fallback", reason)
         _STATE = (module, reason)
@@ -96,3 +107,31 @@ def nms_kernel(kind: str, boxes: Tensor, scores: Tensor, idxs: Tensor, threshold
         boxes.to(torch.float32).contiguous(), scores.to(torch.float32).contiguous(),
         idxs.to(torch.int64).contiguous(), KERNEL_KIND_IDS[kind], float(threshold), params,
     )
+
+
+def cpu_targets() -> List[str]:
+    """Instruction-set targets of the compiled CPU loops that this CPU can run, in increasing order (the
+    last one is the automatic choice); ``[]`` when the extension is unavailable."""
+    if extension_module() is None:
+        return []
+    return list(torch.ops.shared_box_ops.cpu_targets())
+
+
+def _set_cpu_target(name: str, source: str) -> str:
+    try:
+        return torch.ops.shared_box_ops.set_cpu_target(name)
+    except RuntimeError as exc:
+        raise ValueError(f"{source}={name!r}: {str(exc).splitlines()[0]}") from None
+
+
+@contextlib.contextmanager
+def use_cpu_target(name: str) -> Iterator[str]:
+    """Run the compiled CPU kernels with the row loops of target ``name`` (one of :func:`cpu_targets`)
+    inside the ``with`` block, process-wide; the automatic choice (or ``SHARED_BOX_OPS_CPU_TARGET``) is
+    restored on exit. For tests and benchmarks. Raises ``ValueError`` for a target this CPU cannot run."""
+    if extension_module() is None:
+        raise RuntimeError(f"compiled kernels unavailable ({extension_status()})")
+    try:
+        yield _set_cpu_target(name, "cpu target")
+    finally:
+        _set_cpu_target(os.environ.get(CPU_TARGET_ENV, ""), CPU_TARGET_ENV)

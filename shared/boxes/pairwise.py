@@ -9,13 +9,24 @@ Conventions (same as detectron2's ``pairwise_iou``):
 * empty inputs give an empty ``[0, M]`` / ``[N, 0]`` matrix; degenerate (zero-size) boxes give finite values.
 * memory: the PyTorch path fills the preallocated output tile by tile, with tiles sized so the temporaries
   stay below half the output (``_tile_shape``); the compiled kernel needs no temporaries at all.
+* threads (PyTorch path): with more than one torch thread, a tile holds fewer elements than ATen's
+  parallel grain (32,768; with one thread up to 65,536), so each of its
+  ~50 element-wise ops runs in the calling thread without an intra-op parallel region; the tiles themselves
+  are shared out to ``torch.get_num_threads()`` threads (the caller plus a small thread pool) that take
+  the next free tile as they finish. No thread ever waits at a per-op barrier for a thread the OS has
+  descheduled, which on busy cores made one-row tiles with parallel ops slower at 2 threads than at 1.
+  Inputs that require grad are computed tile by tile in the calling thread (autograd records every tile).
 * backend: ``"auto"`` uses the compiled ``shared._box_ops`` kernel when it is built, the device is
   supported, the dtype is not float64 and no input requires grad; otherwise PyTorch. ``"torch"`` forces
   PyTorch, ``"kernel"`` requires the kernel (``RuntimeError`` if it cannot be used).
 """
 from __future__ import annotations
 
-from typing import Any, Tuple
+import itertools
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -39,21 +50,71 @@ __all__ = [
 BACKENDS = ("auto", "torch", "kernel")
 #: upper bound of the number of [k, M] temporaries a formula holds at once (SimD/CIoU need the most).
 FORMULA_TEMPORARIES = 8
-#: tile size limits in elements: tiles are ≤ output/(2·FORMULA_TEMPORARIES), clipped to this range;
-#: 2^18 elements (1 MB per temporary): small enough to stay in cache, large enough to amortise the
-#: per-op (and per-parallel-region) overhead; on a loaded 2-core machine 2^16 was fastest single-threaded.
+#: ATen's parallel grain (at::internal::GRAIN_SIZE): element-wise ops on fewer elements run single-threaded.
+ATEN_GRAIN_SIZE = 32768
+#: tile size limits in elements: tiles are ≤ output/(2·FORMULA_TEMPORARIES), clipped to this range; the
+#: upper limit stays below ATEN_GRAIN_SIZE (see "threads" in the module docstring) and keeps a tile's
+#: temporaries in the L2 cache.
 MIN_TILE_ELEMENTS = 1 << 12
-MAX_TILE_ELEMENTS = 1 << 18
+MAX_TILE_ELEMENTS = ATEN_GRAIN_SIZE - 1
+#: the upper limit with one torch thread (no parallel region either way): fewer, larger tiles halve the
+#: Python-level op calls; 2^16 was the fastest single-threaded size on a loaded 2-core machine.
+MAX_TILE_ELEMENTS_ONE_THREAD = 1 << 16
+#: rows per tile (when there are that many): multi-row tiles keep the number of tiles, hence of Python-level
+#: op calls, proportional to the output size however long the rows are.
+TILE_ROWS = 16
 
 
-def _tile_shape(rows: int, cols: int) -> Tuple[int, int]:
-    """Rows and columns of one PyTorch-path tile, so that FORMULA_TEMPORARIES tiles of temporaries
-    need at most half the memory of the [rows, cols] output (or MIN_TILE_ELEMENTS for small outputs)."""
+def _tile_shape(rows: int, cols: int, max_elements: Optional[int] = None) -> Tuple[int, int]:
+    """Rows and columns of one PyTorch-path tile: up to TILE_ROWS rows and as many columns as the budget
+    allows, the budget being min(max_elements, output / (2·FORMULA_TEMPORARIES)) elements (at least
+    MIN_TILE_ELEMENTS; max_elements defaults to MAX_TILE_ELEMENTS), so the temporaries need at most half the
+    memory of the [rows, cols] output."""
     budget = (rows * cols) // (2 * FORMULA_TEMPORARIES)
-    budget = max(MIN_TILE_ELEMENTS, min(MAX_TILE_ELEMENTS, budget))
-    tile_cols = max(1, min(cols, budget))
-    tile_rows = max(1, min(rows, budget // tile_cols))
+    budget = max(MIN_TILE_ELEMENTS, min(MAX_TILE_ELEMENTS if max_elements is None else max_elements, budget))
+    tile_rows = max(1, min(rows, TILE_ROWS, budget))
+    tile_cols = max(1, min(cols, budget // tile_rows))
     return tile_rows, tile_cols
+
+
+_POOL: Optional[ThreadPoolExecutor] = None
+_POOL_LOCK = threading.Lock()
+
+
+def _reset_pool_after_fork() -> None:
+    global _POOL
+    _POOL = None  # a forked child (e.g. a data-loader worker) has none of the parent's threads
+
+
+os.register_at_fork(after_in_child=_reset_pool_after_fork)
+
+
+def _tile_pool(workers: int) -> ThreadPoolExecutor:
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers < workers:
+            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="shared-boxes-tiles")
+        return _POOL
+
+
+def _run_tiles(tasks: List[Callable[[], None]], threads: int) -> None:
+    """Run every task once, on the calling thread plus up to ``threads - 1`` pool threads, each taking the
+    next task from a shared counter. Helpers that have not started when the caller has run out of tasks are
+    cancelled, so the call never waits for a thread that was not scheduled."""
+    counter = itertools.count()  # next() on a count is atomic under the GIL
+
+    def drain() -> None:
+        for i in counter:
+            if i >= len(tasks):
+                return
+            tasks[i]()
+
+    helpers = max(0, min(threads, len(tasks)) - 1)
+    futures = [_tile_pool(helpers).submit(drain) for _ in range(helpers)] if helpers else []
+    drain()
+    for future in futures:
+        if not future.cancel():
+            future.result()
 
 
 def _prepare(kind: str, boxes1: Any, boxes2: Any, params: dict):
@@ -101,16 +162,23 @@ def pairwise_similarity(
         return out
     geo_a = BoxGeometry.from_xyxy(a.to(dtype))
     geo_b = BoxGeometry.from_xyxy(b.to(dtype))
-    tile_rows, tile_cols = _tile_shape(rows, cols)
+    records_grad = torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)
+    threads = torch.get_num_threads() if a.device.type == "cpu" and not records_grad else 1
+    one_thread = a.device.type == "cpu" and torch.get_num_threads() == 1
+    tile_rows, tile_cols = _tile_shape(rows, cols, MAX_TILE_ELEMENTS_ONE_THREAD if one_thread else None)
     if tile_rows == rows and tile_cols == cols:  # one tile: no copy into a preallocated output
         return spec.formula(geo_a.rows(0, rows), geo_b.cols(), **resolved)
     out = torch.empty((rows, cols), dtype=dtype, device=a.device)
-    for c0 in range(0, cols, tile_cols):
-        geo_cols = geo_b.cols(c0, c0 + tile_cols)
-        for r0 in range(0, rows, tile_rows):
+
+    def tile(r0: int, c0: int) -> None:
+        with torch.set_grad_enabled(records_grad):  # grad mode is per thread: the caller's, in pool threads
             out[r0:r0 + tile_rows, c0:c0 + tile_cols] = spec.formula(
-                geo_a.rows(r0, r0 + tile_rows), geo_cols, **resolved
+                geo_a.rows(r0, r0 + tile_rows), geo_b.cols(c0, c0 + tile_cols), **resolved
             )
+
+    tasks = [lambda r0=r0, c0=c0: tile(r0, c0)
+             for c0 in range(0, cols, tile_cols) for r0 in range(0, rows, tile_rows)]
+    _run_tiles(tasks, threads)
     return out
 
 

@@ -26,6 +26,7 @@ colour codes in log.txt   d2 / fastreid ``setup_logger`` log files      written 
                                                                          ``_BASE_`` files, no cycles
 d2 proposal files         ``load_proposals_into_dataset``                restricted unpickler
 d2 prediction files       COCO / LVIS evaluators' ``PathManager``        temp file + rename
+``COCO.loadRes``          result dicts loaded twice (d2 ``test_fast_eval``)  numpy boxes made lists first
 ========================  =============================================  ==============================
 
 The detectron2 repairs live in :mod:`shared.compat.detectron2_fixes`; the safe config and proposal readers
@@ -232,6 +233,30 @@ class _PostImportHook(importlib.abc.MetaPathFinder):
         return spec
 
 
+def _patch_pycocotools_coco(module: types.ModuleType) -> bool:
+    """pycocotools' ``loadRes`` stores the box it derives from a segmentation-only result as a numpy array in
+    the caller's dict, and tests ``ann["bbox"] == []`` on the next load, which numpy >= 1.25 refuses
+    (ValueError) where older numpy answered False. Such boxes are made lists before loading: the same
+    branch older numpy took."""
+    import numpy as np
+
+    original = module.COCO.loadRes
+    if getattr(original, "_shared_compat", False):
+        return False
+
+    def load_res(self, resFile):  # noqa: N803 (pycocotools' name)
+        if isinstance(resFile, list):
+            for ann in resFile:
+                if isinstance(ann, dict) and isinstance(ann.get("bbox"), np.ndarray):
+                    ann["bbox"] = ann["bbox"].tolist()
+        return original(self, resFile)
+
+    load_res._shared_compat = True  # type: ignore[attr-defined]
+    load_res.__doc__ = original.__doc__
+    module.COCO.loadRes = load_res
+    return True
+
+
 def _recorded(patch, label: str):
     def run(module):
         if patch(module) is not False:
@@ -264,6 +289,7 @@ def _install_import_hooks() -> None:
         "fastreid.engine.defaults": _recorded(d2.patch_ddp_name, "fastreid.DDP-on-CPU"),
         "detectron2.utils.logger": _recorded(d2.patch_log_stream, "detectron2.plain-text-log.txt"),
         "fastreid.utils.logger": _recorded(d2.patch_log_stream, "fastreid.plain-text-log.txt"),
+        "pycocotools.coco": _recorded(_patch_pycocotools_coco, "pycocotools.COCO.loadRes"),
     }
     replacements = {}
     if "detectron2.export.api" not in sys.modules:

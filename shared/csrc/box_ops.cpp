@@ -5,13 +5,19 @@
 //   batched_nms(boxes [N,4] f32, scores [N] f32, idxs [N] i64, kind, threshold, params) -> kept i64
 //       greedy per-class NMS; classes in parallel; each kept box suppresses the later boxes of its class
 //       with one vectorised pass. Memory O(N).
+//   cpu_targets() -> str[];  set_cpu_target(name) -> str
+//       the instruction-set targets of the CPU row loops this CPU supports, and forcing one of them
+//       (tests and benchmarks compare every target; "" restores the automatic choice).
 // The CUDA implementations live in box_ops_cuda.cu (compiled when WITH_CUDA is defined).
 #include <Python.h>
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <c10/util/StringUtil.h>
 #include <torch/library.h>
 
+#include <atomic>
+#include <string>
 #include <vector>
 
 // Without FP-trap semantics GCC if-converts the min/max/divide chains, so the per-kind loops below
@@ -56,23 +62,31 @@ struct BoxArrays {
 };
 
 // ---------------------------------------------------------------------------------------------------
-// Inner loops: one instantiation per kind, each cloned for AVX2 and baseline x86-64 (picked at load time).
-// The IoU family gets no FMA clone: contracting a*b+c would change IoU rounding and break the exact parity
-// with torchvision / detectron2. NWD, DotD and SimD (exp/sqrt polynomials) also get an AVX2+FMA clone.
+// Inner loops: one instantiation per kind, compiled once per CPU target (an instruction-set feature list,
+// never a CPU model: arch=<model> copies also change tuning and inlining rules) and picked at run time:
+//   "default"  x86-64 baseline (SSE2), every x86-64 CPU;
+//   "avx2"     AVX2 without FMA;
+//   "avx2+fma" AVX2 with FMA, for NWD, DotD and SimD only (exp/sqrt polynomials). The IoU family keeps its
+//              AVX2 code there: contracting a*b+c would change IoU rounding and break the exact parity with
+//              torchvision / detectron2.
+// The automatic choice is the last one the CPU supports; set_cpu_target (tests and benchmarks) forces one.
 // ---------------------------------------------------------------------------------------------------
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define BOX_CLONES_EXACT __attribute__((target_clones("avx2", "default")))
-#define BOX_CLONES_FMA __attribute__((target_clones("arch=haswell", "avx2", "default")))
+#if defined(__x86_64__) && defined(__GNUC__)
+#define BOX_X86_TARGETS 1
+#define BOX_TARGET_AVX2 __attribute__((target("avx2")))
+#define BOX_TARGET_AVX2_FMA __attribute__((target("avx2,fma")))
 #else
-#define BOX_CLONES_EXACT
-#define BOX_CLONES_FMA
+#define BOX_X86_TARGETS 0
 #endif
 
-// Box j of a View, spelled out (a member function was not inlined into the AVX2 clones).
+enum Target : int { kTargetDefault = 0, kTargetAVX2 = 1, kTargetAVX2FMA = 2, kNumTargets = 3 };
+constexpr const char* kTargetNames[kNumTargets] = {"default", "avx2", "avx2+fma"};
+
+// Box j of a View, spelled out (a member function was not inlined into the AVX2 copies).
 #define BOX_AT(v, j) \
   Box { (v).x1[j], (v).y1[j], (v).x2[j], (v).y2[j], (v).cx[j], (v).cy[j], (v).w[j], (v).h[j], (v).area[j], (v).angle[j] }
 
-// (always_inline: the loops must be compiled inside each target clone to use its instruction set)
+// (always_inline: the loops must be compiled inside each target's function to use its instruction set)
 template <int KIND>
 __attribute__((always_inline)) inline void fill_row(const Box a, const BoxArrays::View b, int64_t m, const Params p, float* out) {
   for (int64_t j = 0; j < m; ++j) out[j] = pair_similarity<KIND>(a, BOX_AT(b, j), p);
@@ -85,32 +99,113 @@ __attribute__((always_inline)) inline void suppress_row(const Box a, const BoxAr
   for (int64_t j = begin; j < end; ++j) suppressed[j] |= static_cast<uint8_t>(pair_similarity<KIND>(a, BOX_AT(b, j), p) > threshold);
 }
 
-#define DEFINE_KIND_LOOPS(KIND, BOX_CLONES)                                                              \
-  BOX_CLONES void fill_row_##KIND(const Box a, const BoxArrays::View b, int64_t m, const Params p,      \
-                                  float* out) {                                                          \
+#define DEFINE_TARGET_LOOPS(KIND, NAME, ATTRIBUTES)                                                      \
+  ATTRIBUTES void fill_row_##KIND##_##NAME(const Box a, const BoxArrays::View b, int64_t m,             \
+                                           const Params p, float* out) {                                 \
     fill_row<KIND>(a, b, m, p, out);                                                                     \
   }                                                                                                      \
-  BOX_CLONES void suppress_row_##KIND(const Box a, const BoxArrays::View b, int64_t begin, int64_t end, \
-                                      const Params p, float threshold, uint8_t* suppressed) {            \
+  ATTRIBUTES void suppress_row_##KIND##_##NAME(const Box a, const BoxArrays::View b, int64_t begin,     \
+                                               int64_t end, const Params p, float threshold,             \
+                                               uint8_t* suppressed) {                                    \
     suppress_row<KIND>(a, b, begin, end, p, threshold, suppressed);                                      \
   }
-
-DEFINE_KIND_LOOPS(kIoU, BOX_CLONES_EXACT)
-DEFINE_KIND_LOOPS(kGIoU, BOX_CLONES_EXACT)
-DEFINE_KIND_LOOPS(kDIoU, BOX_CLONES_EXACT)
-DEFINE_KIND_LOOPS(kCIoU, BOX_CLONES_EXACT)
-DEFINE_KIND_LOOPS(kNWD, BOX_CLONES_FMA)
-DEFINE_KIND_LOOPS(kDotD, BOX_CLONES_FMA)
-DEFINE_KIND_LOOPS(kSimD, BOX_CLONES_FMA)
 
 using FillRow = void (*)(const Box, const BoxArrays::View, int64_t, const Params, float*);
 using SuppressRow = void (*)(const Box, const BoxArrays::View, int64_t, int64_t, const Params, float, uint8_t*);
 
-constexpr FillRow kFillRow[kNumKinds] = {fill_row_kIoU, fill_row_kGIoU, fill_row_kDIoU, fill_row_kCIoU,
-                                         fill_row_kNWD, fill_row_kDotD, fill_row_kSimD};
-constexpr SuppressRow kSuppressRow[kNumKinds] = {suppress_row_kIoU,  suppress_row_kGIoU, suppress_row_kDIoU,
-                                                 suppress_row_kCIoU, suppress_row_kNWD,  suppress_row_kDotD,
-                                                 suppress_row_kSimD};
+struct RowLoops {
+  FillRow fill;
+  SuppressRow suppress;
+};
+
+#if BOX_X86_TARGETS
+#define DEFINE_KIND(KIND)            \
+  DEFINE_TARGET_LOOPS(KIND, default, ) \
+  DEFINE_TARGET_LOOPS(KIND, avx2, BOX_TARGET_AVX2)
+#define DEFINE_FMA_KIND(KIND) DEFINE_KIND(KIND) DEFINE_TARGET_LOOPS(KIND, avx2_fma, BOX_TARGET_AVX2_FMA)
+// exact kinds pass FMA_NAME avx2: their avx2+fma entry is the AVX2 code
+#define KIND_LOOPS(KIND, FMA_NAME)                                       \
+  {                                                                      \
+    {fill_row_##KIND##_default, suppress_row_##KIND##_default},          \
+    {fill_row_##KIND##_avx2, suppress_row_##KIND##_avx2},                \
+    {fill_row_##KIND##_##FMA_NAME, suppress_row_##KIND##_##FMA_NAME}     \
+  }
+#else
+#define DEFINE_KIND(KIND) DEFINE_TARGET_LOOPS(KIND, default, )
+#define DEFINE_FMA_KIND(KIND) DEFINE_KIND(KIND)
+#define KIND_LOOPS(KIND, FMA_NAME)                                       \
+  {                                                                      \
+    {fill_row_##KIND##_default, suppress_row_##KIND##_default},          \
+    {fill_row_##KIND##_default, suppress_row_##KIND##_default},          \
+    {fill_row_##KIND##_default, suppress_row_##KIND##_default}           \
+  }
+#endif
+
+DEFINE_KIND(kIoU)
+DEFINE_KIND(kGIoU)
+DEFINE_KIND(kDIoU)
+DEFINE_KIND(kCIoU)
+DEFINE_FMA_KIND(kNWD)
+DEFINE_FMA_KIND(kDotD)
+DEFINE_FMA_KIND(kSimD)
+
+// kLoops[kind][target]
+const RowLoops kLoops[kNumKinds][kNumTargets] = {
+    KIND_LOOPS(kIoU, avx2),       KIND_LOOPS(kGIoU, avx2), KIND_LOOPS(kDIoU, avx2),
+    KIND_LOOPS(kCIoU, avx2),      KIND_LOOPS(kNWD, avx2_fma), KIND_LOOPS(kDotD, avx2_fma),
+    KIND_LOOPS(kSimD, avx2_fma)};
+
+// Targets this CPU can run, in increasing order ("default" always).
+std::vector<int> supported_targets() {
+  std::vector<int> targets{kTargetDefault};
+#if BOX_X86_TARGETS
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2")) {
+    targets.push_back(kTargetAVX2);
+    if (__builtin_cpu_supports("fma")) targets.push_back(kTargetAVX2FMA);
+  }
+#endif
+  return targets;
+}
+
+const std::vector<int>& cpu_targets_cached() {
+  static const std::vector<int> targets = supported_targets();
+  return targets;
+}
+
+std::atomic<int> g_forced_target{-1};  // -1: the best supported target
+
+const RowLoops& row_loops(int64_t kind) {
+  const int forced = g_forced_target.load(std::memory_order_relaxed);
+  return kLoops[kind][forced >= 0 ? forced : cpu_targets_cached().back()];
+}
+
+// Op cpu_targets(): names of the targets this CPU supports, in increasing order.
+std::vector<std::string> cpu_targets() {
+  std::vector<std::string> names;
+  for (const int t : cpu_targets_cached()) names.emplace_back(kTargetNames[t]);
+  return names;
+}
+
+// Op set_cpu_target(name): force a target ("" = automatic); returns the name now in effect. For tests and
+// benchmarks; process-wide.
+std::string set_cpu_target(const std::string& name) {
+  const std::vector<int>& supported = cpu_targets_cached();
+  if (name.empty()) {
+    g_forced_target.store(-1);
+    return kTargetNames[supported.back()];
+  }
+  for (const int t : supported) {
+    if (name == kTargetNames[t]) {
+      g_forced_target.store(t);
+      return name;
+    }
+  }
+  std::string known;
+  for (int t = 0; t < kNumTargets; ++t) known += std::string(t ? ", " : "") + kTargetNames[t];
+  TORCH_CHECK(false, "CPU target '", name, "' is unknown or not supported by this CPU (targets: ", known,
+              "; supported here: ", c10::Join(", ", cpu_targets()), ")");
+}
 
 // ---------------------------------------------------------------------------------------------------
 at::Tensor pairwise_similarity_cpu(const at::Tensor& boxes1, const at::Tensor& boxes2, int64_t kind,
@@ -127,7 +222,7 @@ at::Tensor pairwise_similarity_cpu(const at::Tensor& boxes1, const at::Tensor& b
   const BoxArrays::View view = columns.view();
   const float* rows = a.data_ptr<float>();
   float* dst = out.data_ptr<float>();
-  const FillRow fill = kFillRow[kind];
+  const FillRow fill = row_loops(kind).fill;
   // grain: enough rows for ~64k pairs per task
   const int64_t grain = std::max<int64_t>(1, (1 << 16) / m);
   at::parallel_for(0, n, grain, [&](int64_t begin, int64_t end) {
@@ -171,7 +266,7 @@ at::Tensor batched_nms_cpu(const at::Tensor& boxes, const at::Tensor& scores, co
   bool* keep_ptr = keep.data_ptr<bool>();
   const Params p = params_from(params);
   const float thr = float_threshold(threshold);
-  const SuppressRow suppress = kSuppressRow[kind];
+  const SuppressRow suppress = row_loops(kind).suppress;
   const int64_t segments = static_cast<int64_t>(starts.size()) - 1;
   at::parallel_for(0, segments, 1, [&](int64_t s_begin, int64_t s_end) {
     for (int64_t s = s_begin; s < s_end; ++s) {
@@ -192,6 +287,8 @@ at::Tensor batched_nms_cpu(const at::Tensor& boxes, const at::Tensor& scores, co
 TORCH_LIBRARY(shared_box_ops, m) {
   m.def("pairwise_similarity(Tensor boxes1, Tensor boxes2, int kind, float[] params) -> Tensor");
   m.def("batched_nms(Tensor boxes, Tensor scores, Tensor idxs, int kind, float threshold, float[] params) -> Tensor");
+  m.def("cpu_targets() -> str[]", &shared_box_ops::cpu_targets);
+  m.def("set_cpu_target(str name) -> str", &shared_box_ops::set_cpu_target);
 }
 
 TORCH_LIBRARY_IMPL(shared_box_ops, CPU, m) {

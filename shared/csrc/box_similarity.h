@@ -8,8 +8,13 @@
 #include <cstdint>
 #include <cstring>
 
+// Every per-pair function is force-inlined: the CPU row loops (box_ops.cpp) are compiled once per instruction
+// set (target attributes), and GCC does not inline an ordinary inline function into a loop whose target
+// differs from the function's (e.g. arch=...), which leaves one scalar call per pair in that copy.
 #if defined(__CUDACC__)
 #define BOX_HD __host__ __device__ __forceinline__
+#elif defined(__GNUC__)
+#define BOX_HD inline __attribute__((always_inline))
 #else
 #define BOX_HD inline
 #endif

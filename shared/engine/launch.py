@@ -12,6 +12,11 @@ worker sets up detectron2's (and fastreid's, when installed) local process group
 On the CPU, DDP must be built without ``device_ids``; :mod:`shared.compat` makes detectron2's and fastreid's
 ``DefaultTrainer`` do so.
 
+CPU threads: without CUDA (one process or gloo workers), unless ``OMP_NUM_THREADS`` is set, each process
+uses :func:`shared.engine.device.cpu_intra_op_threads` intra-op threads: the idle cores (usable CPUs minus
+the 1-minute load average, at least 1) shared among the processes of the machine. On cores that other jobs
+keep busy every parallel op waits for a descheduled thread, so fewer threads train faster there.
+
 Faults of a multi-process run (docs/reliability.md):
 
 * **the launcher dies** (killed, its terminal closed): each worker asks the kernel for ``SIGKILL`` when its
@@ -42,6 +47,8 @@ from typing import Any, Callable, List, Optional, Sequence
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+
+from shared.engine.device import set_cpu_threads
 
 __all__ = ["CollectiveTimeoutError", "DEFAULT_TIMEOUT", "launch", "choose_backend"]
 
@@ -98,6 +105,8 @@ def launch(main_func: Callable[..., Any], num_gpus_per_machine: int, num_machine
         raise ValueError(f"--dist-timeout must be > 0 seconds, got {timeout.total_seconds():g}")
     world_size = num_machines * num_gpus_per_machine
     if world_size <= 1:
+        if not torch.cuda.is_available():
+            _log_threads(set_cpu_threads(1))
         main_func(*args)
         return
     backend = backend or choose_backend(num_gpus_per_machine)
@@ -110,6 +119,13 @@ def launch(main_func: Callable[..., Any], num_gpus_per_machine: int, num_machine
     mp.spawn(_worker, nprocs=num_gpus_per_machine, daemon=False,
              args=(main_func, backend, world_size, num_gpus_per_machine, machine_rank, dist_url, tuple(args),
                    timeout, os.getpid()))
+
+
+def _log_threads(threads: int) -> None:
+    logging.getLogger(__name__).info(
+        "CPU training: %d intra-op thread(s) per process (%s)", threads,
+        "OMP_NUM_THREADS" if "OMP_NUM_THREADS" in os.environ
+        else "idle cores: usable CPUs minus the load average")
 
 
 def _set_local_groups(num_per_machine: int, world_size: int, machine_rank: int) -> None:
@@ -213,8 +229,8 @@ def _worker(local_rank: int, main_func: Callable[..., Any], backend: str, world_
     rank = machine_rank * num_per_machine + local_rank
     if backend == "nccl":
         torch.cuda.set_device(local_rank)
-    elif "OMP_NUM_THREADS" not in os.environ:  # share the cores instead of oversubscribing them N times
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // num_per_machine))
+    else:  # share the idle cores instead of oversubscribing them N times
+        _log_threads(set_cpu_threads(num_per_machine))
     try:
         dist.init_process_group(backend=backend, init_method=dist_url, world_size=world_size, rank=rank,
                                 timeout=timeout)

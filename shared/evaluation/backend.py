@@ -18,8 +18,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import gc
+import io
+from collections import defaultdict
 import logging
-from typing import Any, List, Union
+from typing import Any, List, Optional, Union
 
 import numpy as np
 import faster_coco_eval.faster_eval_api_cpp as _fce_cpp
@@ -72,6 +74,15 @@ class IndexedCOCO(FasterCOCO):
         return super().loadAnns(ids)
 
 
+def _plain_annotation(ann: dict) -> dict:
+    """A shallow copy of ``ann`` whose ``bbox`` is a list: pycocotools' ``loadRes`` stores the box it derives
+    from a result's segmentation as a numpy array, which faster-coco-eval's box IoU does not accept."""
+    out = dict(ann)
+    if isinstance(out.get("bbox"), np.ndarray):
+        out["bbox"] = out["bbox"].tolist()
+    return out
+
+
 def to_faster_coco(coco: Any) -> Any:
     """A ``faster_coco_eval.COCO`` over the same annotations as ``coco`` (a pycocotools ``COCO``, an lvis-api
     ``LVIS`` or already a faster-coco-eval ``COCO``).
@@ -89,7 +100,7 @@ def to_faster_coco(coco: Any) -> Any:
         return cached[2]
     converted = dict(dataset)
     if "annotations" in dataset:
-        converted["annotations"] = [dict(ann) for ann in dataset["annotations"]]
+        converted["annotations"] = [_plain_annotation(ann) for ann in dataset["annotations"]]
     out = IndexedCOCO(converted)
     try:
         coco._shared_faster_coco = (dataset.get("annotations"), len(dataset.get("annotations", ())), out)
@@ -115,20 +126,38 @@ def gc_paused():
             gc.enable()
 
 
-def _load_bbox_results(gt: FasterCOCO, results: List[dict]) -> FasterCOCO:
+def _load_bbox_results(gt: FasterCOCO, results: List[dict]) -> Optional[FasterCOCO]:
     """faster-coco-eval's ``loadRes`` for box results, without its per-box ``segmentation`` polygon (unused by
     box evaluation): each result is copied with ``area`` = w * h, ``id`` = position + 1 and ``iscrowd`` = 0,
-    exactly the values ``loadRes`` (and pycocotools' ``loadRes``) give them."""
+    exactly the values ``loadRes`` (and pycocotools' ``loadRes``) give them. The index (``anns``,
+    ``imgToAnns``, ``catToImgs``, ``imgs``, ``cats``, as ``createIndex`` builds it) is filled in the same
+    pass as the copies instead of a second walk over them. None if a result has no ``bbox``."""
     known = gt.imgs
-    for r in results:
-        if r["image_id"] not in known:
-            raise ValueError(f"a detection has image_id {r['image_id']!r}, which is not in the ground truth")
-    anns = [{**r, "area": r["bbox"][2] * r["bbox"][3], "id": i, "iscrowd": 0}
-            for i, r in enumerate(results, 1)]
+    anns: dict = {}
+    img_to_anns: dict = defaultdict(list)
+    cat_to_imgs: dict = defaultdict(list)
+    for i, r in enumerate(results, 1):
+        image_id = r["image_id"]
+        if image_id not in known:
+            raise ValueError(f"a detection has image_id {image_id!r}, which is not in the ground truth")
+        ann = r.copy()
+        box = ann.get("bbox")
+        if box is None:
+            return None
+        ann["area"] = box[2] * box[3]
+        ann["id"] = i
+        ann["iscrowd"] = 0
+        if type(image_id) is not int:
+            ann["image_id"] = image_id = int(image_id)
+        anns[i] = ann
+        img_to_anns[image_id].append(ann)
+        cat_to_imgs[ann["category_id"]].append(image_id)
     out = IndexedCOCO()
-    out.dataset = {"images": list(gt.dataset.get("images", [])), "annotations": anns,
+    out.dataset = {"images": list(gt.dataset.get("images", [])), "annotations": list(anns.values()),
                    "categories": list(gt.dataset.get("categories", []))}
-    out.createIndex()
+    out.anns, out.imgToAnns, out.catToImgs = anns, img_to_anns, cat_to_imgs
+    out.imgs = {img["id"]: img for img in out.dataset["images"]}
+    out.cats = {cat["id"]: cat for cat in out.dataset["categories"]}
     return out
 
 
@@ -145,9 +174,8 @@ def load_results(coco_gt: Any, results: Union[List[dict], Any], backend: str) ->
         return coco_gt.loadRes([dict(r) for r in results])
     with gc_paused():
         gt = to_faster_coco(coco_gt)
-        if results and all("bbox" in r for r in results):
-            return _load_bbox_results(gt, results)
-        return gt.loadRes([dict(r) for r in results])
+        loaded = _load_bbox_results(gt, results) if results else None
+        return loaded if loaded is not None else gt.loadRes([dict(r) for r in results])
 
 
 class FasterCOCOeval(COCOeval_faster):
@@ -157,6 +185,21 @@ class FasterCOCOeval(COCOeval_faster):
     Its ``summarize()`` fills ``stats`` in pycocotools' order (AP, AP50, AP75, AP per area, AR per maxDets,
     AR per area), with AP and area-AR at ``maxDets[-1]`` (detectron2's ``COCOevalMaxDets`` rule; the same as
     pycocotools for the default [1, 10, 100]).
+
+    Where faster-coco-eval and pycocotools part ways, pycocotools' behaviour is kept (each case is tested
+    against pycocotools in tests/evaluation, and detectron2's ``test_fast_eval`` runs on this class):
+
+    * keypoints: the categories are all the GT categories (faster-coco-eval takes only those with an
+      annotation, so a GT set without annotations had 0 categories instead of its categories);
+    * GT annotations without ``iscrowd``, without ``area`` (non-crowd) or, for keypoints, without
+      ``num_keypoints`` raise ``KeyError`` naming the key, as pycocotools' ``evaluate`` does (faster-coco-eval
+      read them as 0);
+    * results carrying only a segmentation, loaded by pycocotools' ``loadRes`` (numpy ``bbox``), evaluate as
+      boxes (:func:`to_faster_coco` makes the box a list);
+    * keypoints with ``useCats=0`` (rejected by faster-coco-eval's C++) are evaluated by pycocotools;
+    * ``summarize`` with fewer than 3 ``maxDets`` raises ``IndexError`` (pycocotools reads ``maxDets[2]``),
+      and area labels other than pycocotools' defaults (e.g. ``areaRng=[]``) are summarised by pycocotools'
+      own ``summarize`` (-1 for the missing labels) instead of faster-coco-eval's ``ValueError``.
     """
 
     def __init__(self, cocoGt=None, cocoDt=None, iouType: str = "segm", **kwargs):
@@ -166,6 +209,45 @@ class FasterCOCOeval(COCOeval_faster):
             cocoDt = to_faster_coco(cocoDt)
         kwargs.setdefault("print_function", logger.debug)
         super().__init__(cocoGt, cocoDt, iouType, **kwargs)
+        if cocoGt is not None and "keypoints" in iouType:
+            self.params.catIds = sorted(cocoGt.getCatIds())
+
+    #: the pycocotools ``COCOeval`` that evaluates the cases faster-coco-eval cannot (see :meth:`evaluate`)
+    _reference = None
+
+    def _evaluate_with_reference(self) -> None:
+        """pycocotools' ``evaluate`` on the same annotations and params (faster-coco-eval's C++ rejects
+        keypoint evaluation with ``useCats=0``); :meth:`accumulate` then takes its ``eval``."""
+        from pycocotools.coco import COCO
+
+        def as_pycocotools(coco):
+            out = COCO()
+            out.dataset = coco.dataset
+            with contextlib.redirect_stdout(io.StringIO()):
+                out.createIndex()
+            return out
+
+        reference = reference_cocoeval_class()(as_pycocotools(self.cocoGt), as_pycocotools(self.cocoDt),
+                                               self.params.iouType)
+        for key in ("imgIds", "catIds", "iouThrs", "recThrs", "maxDets", "areaRng", "areaRngLbl", "useCats",
+                    "kpt_oks_sigmas"):
+            if hasattr(self.params, key):
+                setattr(reference.params, key, copy.deepcopy(getattr(self.params, key)))
+        reference.evaluate()
+        self._reference = reference
+        self._paramsEval = reference._paramsEval
+        self.evalImgs = reference.evalImgs
+
+    def _check_gt_keys(self) -> None:
+        """``KeyError`` for the GT fields pycocotools' ``evaluate`` reads from every evaluated annotation."""
+        p = self.params
+        gts = self.cocoGt.loadAnns(self.cocoGt.getAnnIds(imgIds=p.imgIds, catIds=p.catIds or None))
+        if "keypoints" in p.iouType and any("num_keypoints" not in g for g in gts):
+            raise KeyError("num_keypoints")
+        if any("iscrowd" not in g for g in gts):
+            raise KeyError("iscrowd")
+        if any("area" not in g and not g["iscrowd"] for g in gts):
+            raise KeyError("area")
 
     #: evaluate class by class (see :meth:`evaluate`); False = one C++ call over every (image, class)
     per_class = True
@@ -187,12 +269,17 @@ class FasterCOCOeval(COCOeval_faster):
           area (1.4 M for 300 images x 1,203 classes). Equality of the arrays with the one-call path is
           tested (tests/evaluation).
         """
+        self._reference = None
+        if "keypoints" in self.params.iouType and not self.params.useCats:
+            self._evaluate_with_reference()
+            return
         with gc_paused():
             p = self.params
             p.imgIds = [int(i) for i in np.unique(p.imgIds)]
             if p.useCats:
                 p.catIds = [int(c) for c in np.unique(p.catIds)]
             p.maxDets = sorted(p.maxDets)
+            self._check_gt_keys()
             self._prepare()
             if p.iouType in ("segm", "bbox", "boundary"):
                 compute = self.computeIoU
@@ -260,8 +347,31 @@ class FasterCOCOeval(COCOeval_faster):
                      "evaluations_size": size}
 
     def accumulate(self) -> None:
+        if self._reference is not None:
+            self._reference.accumulate()
+            self.eval = self._reference.eval
+            return
         with gc_paused():
             super().accumulate()
+
+    #: the area labels faster-coco-eval's ``summarize`` looks up (pycocotools' defaults per iouType)
+    SUMMARY_AREA_LABELS = {"detection": ["all", "small", "medium", "large"],
+                           "keypoints": ["all", "medium", "large"]}
+
+    def summarize(self) -> None:
+        p = self.params
+        keypoints = "keypoints" in p.iouType
+        if not keypoints and len(p.maxDets) < 3:
+            raise IndexError(f"summarize() reads maxDets[2], as pycocotools does; params.maxDets={p.maxDets} "
+                             "has fewer than 3 values")
+        if self._reference is None and list(p.areaRngLbl) == self.SUMMARY_AREA_LABELS[
+                "keypoints" if keypoints else "detection"]:
+            super().summarize()
+            return
+        text = io.StringIO()
+        with contextlib.redirect_stdout(text):
+            reference_cocoeval_class().summarize(self)
+        self.print_function(text.getvalue().rstrip())
 
 
 def reference_cocoeval_class():

@@ -9,12 +9,11 @@ Speed: instead of arg-sorting every gallery row (what FastReID's Cython loop doe
 the true matches are needed. Queries are processed in blocks; the "candidates" of a row are the entries not
 farther than its farthest true match (everything else comes after every match).
 
-* Sparse blocks (few candidates, i.e. a good model): the candidates of all rows are sorted at once by (row,
-  distance); a match's position is its index in its row's sorted candidates minus the same-pid-same-camid
-  ("junk") entries before it.
-* Dense blocks: per row, with true-match distances t_1 <= ... <= t_m, the position of match j is
-  #{g : d_g < t_j} (+ ties, below) - #junk before it, from one ``searchsorted`` of the row's candidates into
-  the m thresholds and a ``bincount``: O(G log m) per query instead of O(G log G).
+* Each row's matches are located with one sort: of the block's candidates as 64-bit (row, distance) keys
+  when they are few (a good model), else of every row (numpy's vectorised sort; never an argsort). A
+  match with distance t comes after the #{g : d_g < t} entries found by a ``searchsorted``, after the entries
+  tied with it at a smaller gallery index (block comparisons, only for matches with exact ties), minus the
+  junk entries before it (one sort of the block's matches and junk entries by row, distance and index).
 
 Ties: equal distances are ordered by gallery index (a stable sort). FastReID uses numpy's default (unstable)
 quicksort, so on rows with exactly tied distances around a true match the two can differ; on tie-free data
@@ -99,34 +98,48 @@ def _as_tensor(x: Any, name: str) -> torch.Tensor:
     return torch.from_numpy(as_float32_matrix(x, name))
 
 
-#: a block whose candidate entries (distance <= the row's farthest true match) exceed this fraction of the
-#: block is ranked row by row with searchsorted (O(G log m)); sparser blocks sort only the candidates, all
-#: rows at once.
-DENSE_BLOCK_FRACTION = 0.01
+#: a float32 block whose candidates (entries not farther than the row's farthest true match) are fewer than
+#: this fraction of the block sorts only its candidates, as 64-bit (row, distance) keys; denser blocks (and
+#: float64 ones) sort every row. A 64-bit key sort costs ~2.4 float32 row sorts per element.
+SPARSE_BLOCK_FRACTION = 0.4
+#: rows x gallery entries compared at once when locating exactly tied distances (memory of one bool chunk)
+TIE_CHUNK_ELEMENTS = 1 << 24
 
 
-def _row_ranks_searchsorted(row: np.ndarray, pos: np.ndarray, junk: np.ndarray) -> np.ndarray:
-    """0-based positions of the true matches ``pos`` in the stably sorted, junk-free gallery row (ascending).
+def _nonzero(mask: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """``np.nonzero`` of a 2-D mask (row-major order) through the 1-D search, which is ~50x faster."""
+    return np.divmod(np.flatnonzero(mask), mask.shape[1])
 
-    position_j = #{g : d_g < t_j} + #{g < pos_j : d_g = t_j} - #{junk before match j in the stable order}.
-    """
-    t = row[pos]
-    order = np.lexsort((pos, t))  # stable order of the matches: by distance, then gallery index
-    pos, t = pos[order], t[order]
-    row_full = row
-    row = row[row <= t[-1]]  # entries beyond the farthest match are after every match
-    right = np.searchsorted(t, row, side="right")  # #thresholds <= d_g
-    ranks = np.cumsum(np.bincount(right, minlength=len(t) + 1))[: len(t)]  # #{g : d_g < t_j}
-    # exact ties: an entry equals a threshold iff it equals t[right - 1]; without ties only the m matches do
-    equal = np.count_nonzero(row[right > 0] == t[right[right > 0] - 1])
-    if equal != len(t) or (len(t) > 1 and np.any(t[1:] == t[:-1])):
-        for j, tj in enumerate(t):  # add the entries tied with match j that come first in gallery order
-            ranks[j] += np.count_nonzero(row_full[: pos[j]] == tj)
-    if len(junk):
-        dj = row_full[junk]
-        before = (dj[None, :] < t[:, None]) | ((dj[None, :] == t[:, None]) & (junk[None, :] < pos[:, None]))
-        ranks -= before.sum(axis=1)
-    return ranks
+
+def _row_distance_keys(rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """int64 keys ordered like (row, float32 value): the row in the high 32 bits, the float's bits mapped to
+    an unsigned integer of the same order in the low ones (sign bit flipped for positives, all bits for
+    negatives; -0.0 is first made +0.0)."""
+    bits = (values.astype(np.float32) + np.float32(0.0)).view(np.uint32)
+    ordered = np.where(bits >> 31 == 1, ~bits, bits | np.uint32(0x80000000))
+    return (rows.astype(np.int64) << 32) | ordered.astype(np.int64)
+
+
+def _count_before(dist: np.ndarray, candidate: np.ndarray, r: np.ndarray, t: np.ndarray):
+    """For the matches (row r, distance t): #{g in row r : d_g < t} and #{g in row r : d_g = t}."""
+    n_rows = dist.shape[0]
+    if dist.dtype == np.float32 and np.count_nonzero(candidate) < SPARSE_BLOCK_FRACTION * candidate.size:
+        cr, cc = _nonzero(candidate)
+        keys = np.sort(_row_distance_keys(cr, dist[cr, cc]))
+        row_start = np.concatenate([[0], np.cumsum(np.count_nonzero(candidate, axis=1))])[r]
+        query = _row_distance_keys(r, t)
+        left = np.searchsorted(keys, query, side="left")
+        return left - row_start, np.searchsorted(keys, query, side="right") - left
+    sorted_rows = np.sort(dist, axis=1)
+    bounds = np.searchsorted(r, np.arange(n_rows + 1))
+    less = np.empty(len(r), dtype=np.int64)
+    equal = np.empty(len(r), dtype=np.int64)
+    for i in np.flatnonzero(bounds[1:] > bounds[:-1]):  # one searchsorted pair per row with matches
+        lo, hi = bounds[i], bounds[i + 1]
+        left = np.searchsorted(sorted_rows[i], t[lo:hi], side="left")
+        less[lo:hi] = left
+        equal[lo:hi] = np.searchsorted(sorted_rows[i], t[lo:hi], side="right") - left
+    return less, equal
 
 
 def block_match_ranks(
@@ -136,35 +149,42 @@ def block_match_ranks(
 
     Returns ``(rows, ranks)``: for every true match (same pid, other camera) of every query row, the row index
     and its 0-based position in the row's junk-free gallery order (ascending distance, ties by gallery index),
-    sorted by row then rank. Rows without a true match do not appear.
+    sorted by row then rank. Rows without a true match do not appear. With d the row's distances:
+
+    position(r, c) = #{g : d_g < d_c} + #{g < c : d_g = d_c} - #{junk k of row r before c in that order}.
+
+    The first term comes from one sort (of the row, or of the block's candidates) and a ``searchsorted``;
+    the second is non-zero only for exact ties and is counted with block comparisons over the tied matches;
+    the third from sorting the matches and junk entries of the block together by (row, distance, index).
     """
     same_pid = q_pids[:, None] == g_pids[None, :]
     is_pos = same_pid & (q_camids[:, None] != g_camids[None, :])
-    farthest = np.where(is_pos, dist, -np.inf).max(axis=1)  # -inf for rows without a true match
-    candidate = dist <= farthest[:, None]
-    n_cand = int(np.count_nonzero(candidate))
-    if n_cand > DENSE_BLOCK_FRACTION * candidate.size:
-        rows, ranks = [], []
-        for i in np.nonzero(np.isfinite(farthest))[0]:
-            r = _row_ranks_searchsorted(dist[i], np.nonzero(is_pos[i])[0],
-                                        np.nonzero(same_pid[i] & ~is_pos[i])[0])
-            rows.append(np.full(len(r), i))
-            ranks.append(r)
-        if not rows:
-            return _EMPTY, _EMPTY
-        return np.concatenate(rows), np.concatenate(ranks)
-    # Sparse block: sort only the candidates, by (row, distance); lexsort is stable and np.nonzero yields the
-    # columns in increasing order, so equal distances keep the gallery order.
-    r, c = np.nonzero(candidate)
-    order = np.lexsort((dist[r, c], r))
-    r, c = r[order], c[order]
-    pos_flag = is_pos[r, c]
-    junk_flag = same_pid[r, c] & ~pos_flag
-    row_start = np.searchsorted(r, r, side="left")  # first candidate of the same row
-    junk_before = np.cumsum(junk_flag) - junk_flag
-    junk_before = junk_before - junk_before[row_start]
-    rank = np.arange(len(r)) - row_start - junk_before
-    return r[pos_flag], rank[pos_flag]
+    r, c = _nonzero(is_pos)  # by row, then gallery index
+    if len(r) == 0:
+        return _EMPTY, _EMPTY
+    t = dist[r, c]
+    farthest = np.full(dist.shape[0], -np.inf)
+    np.maximum.at(farthest, r, t)
+    candidate = dist <= farthest[:, None]  # everything else comes after every match of its row
+    ranks, equal = _count_before(dist, candidate, r, t)
+    n_gallery = dist.shape[1]
+    tied = np.flatnonzero(equal > 1)  # another entry has exactly the match's distance
+    step = max(1, TIE_CHUNK_ELEMENTS // n_gallery)
+    columns = np.arange(n_gallery)
+    for start in range(0, len(tied), step):
+        k = tied[start:start + step]
+        ranks[k] += np.count_nonzero((dist[r[k]] == t[k, None]) & (columns < c[k, None]), axis=1)
+    jr, jc = _nonzero(same_pid & ~is_pos & candidate)
+    if len(jr):
+        rows_all = np.concatenate([r, jr])
+        order = np.lexsort((np.concatenate([c, jc]), np.concatenate([t, dist[jr, jc]]), rows_all))
+        is_junk = (np.arange(len(rows_all)) >= len(r))[order]
+        junk_seen = np.cumsum(is_junk) - is_junk
+        rows_sorted = rows_all[order]
+        junk_before = junk_seen - junk_seen[np.searchsorted(rows_sorted, rows_sorted, side="left")]
+        ranks -= junk_before[np.argsort(order)[: len(r)]]
+    order = np.lexsort((ranks, r))
+    return r[order], ranks[order]
 
 
 _EMPTY = np.zeros(0, dtype=np.int64)

@@ -111,7 +111,7 @@ def test_tiled_path_equals_single_tile(monkeypatch):
     whole = {k: sb.pairwise_similarity(k, a, b, backend="torch", **PARAMS.get(k, {})) for k in KINDS}
     monkeypatch.setattr(pairwise_module, "MIN_TILE_ELEMENTS", 128)
     monkeypatch.setattr(pairwise_module, "MAX_TILE_ELEMENTS", 128)
-    assert pairwise_module._tile_shape(50, 300) == (1, 128)  # tiles over rows and columns
+    assert pairwise_module._tile_shape(50, 300) == (16, 8)  # tiles over rows and columns
     for kind in KINDS:
         tiled = sb.pairwise_similarity(kind, a, b, backend="torch", **PARAMS.get(kind, {}))
         torch.testing.assert_close(tiled, whole[kind], rtol=1e-6, atol=1e-7)  # SIMD vs scalar tails: 1 ulp

@@ -266,3 +266,29 @@ def test_detectron2_lazy_config_to_py_formats_with_black():
     cfg = OmegaConf.create({"model": LazyCall(torch.nn.Linear)(in_features=3, out_features=2), "lr": 0.1})
     code = LazyConfig.to_py(cfg)
     assert code == "cfg.lr = 0.1\ncfg.model = torch.nn.Linear(in_features=3, out_features=2)\n"
+
+
+def test_pycocotools_loads_segmentation_only_results_twice():
+    # loadRes writes a numpy box into the caller's dicts; the second load compared it with [] (numpy >= 1.25
+    # raised ValueError). Now the second load takes the box branch, as with older numpy.
+    import contextlib
+    import io
+
+    from pycocotools import mask as mask_utils
+    from pycocotools.coco import COCO
+
+    mask = np.zeros((20, 30), dtype=np.uint8, order="F")
+    mask[2:12, 5:25] = 1
+    rle = mask_utils.encode(mask)
+    rle["counts"] = rle["counts"].decode("ascii")
+    results = [{"image_id": 1, "category_id": 1, "score": 0.5, "segmentation": rle}]
+    coco = COCO()
+    coco.dataset = {"images": [{"id": 1, "height": 20, "width": 30}], "categories": [{"id": 1}],
+                    "annotations": []}
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco.createIndex()
+        first = coco.loadRes(results)
+        second = coco.loadRes(results)
+    assert list(first.anns[1]["bbox"]) == [5.0, 2.0, 20.0, 10.0]
+    assert second.anns[1]["bbox"] == [5.0, 2.0, 20.0, 10.0] and second.anns[1]["area"] == 200.0
+    assert "pycocotools.COCO.loadRes" in shared.compat.applied_fixes()

@@ -250,3 +250,43 @@ def test_cuda_nms_and_pairwise_equal_cpu_reference(kind, threshold):
     on_gpu = sb.pairwise_similarity(kind, a.cuda(), b.cuda(), backend="kernel", **params).cpu()
     on_cpu = sb.pairwise_similarity(kind, a, b, backend="torch", **params)
     torch.testing.assert_close(on_gpu, on_cpu, rtol=3e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------- CPU targets
+@needs_kernel
+def test_cpu_targets_listed_in_order_and_unknown_target_is_refused():
+    targets = kernels.cpu_targets()
+    assert targets[0] == "default"
+    assert targets == [t for t in ("default", "avx2", "avx2+fma") if t in targets]
+    with pytest.raises(ValueError, match="'sse9' is unknown or not supported"):
+        with kernels.use_cpu_target("sse9"):
+            pass
+
+
+@needs_kernel
+@pytest.mark.parametrize("target", kernels.cpu_targets() or ["default"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_cpu_target_equals_reference(target, kind):
+    """Each instruction-set copy of the row loops, called explicitly: pairwise against the PyTorch path
+    (IoU bit-identical to detectron2) and NMS against the pure-PyTorch reference."""
+    params = PARAMS.get(kind, {})
+    a = torch.cat([random_boxes(37, 21), torch.tensor([[5.0, 5.0, 5.0, 5.0], [9.0, 9.0, 5.0, 5.0]])])
+    b = torch.cat([random_boxes(203, 22, size=300.0), torch.tensor([[5.0, 5.0, 5.0, 9.0]])])
+    reference = sb.pairwise_similarity(kind, a, b, backend="torch", **params)
+    with kernels.use_cpu_target(target) as active:
+        assert active == target
+        kernel = sb.pairwise_similarity(kind, a, b, backend="kernel", **params)
+        kept = {}
+        if kind in so.NMS_KINDS:
+            threshold = dict(NMS_CASES)[kind]
+            for name, boxes, scores, idxs in _adversarial_inputs():
+                kept[name] = (
+                    so.batched_similarity_nms(boxes, scores, idxs, kind, threshold, backend="kernel",
+                                              **params),
+                    so.reference_batched_similarity_nms(boxes, scores, idxs, kind, threshold, **params),
+                )
+    torch.testing.assert_close(kernel, reference, rtol=3e-5, atol=1e-6)
+    if kind == "iou":
+        assert torch.equal(kernel, d2_pairwise_iou(Boxes(a), Boxes(b)))
+    for name, (got, expected) in kept.items():
+        assert torch.equal(got, expected), name

@@ -16,8 +16,8 @@ from fastreid.utils.compute_dist import build_dist  # noqa: E402
 def ranking_path(request, monkeypatch):
     """Run a test with the automatic choice, and with every block forced to one of the two ranking
     strategies."""
-    fraction = {"auto": reid_module.DENSE_BLOCK_FRACTION, "dense": -1.0, "sparse": 2.0}[request.param]
-    monkeypatch.setattr(reid_module, "DENSE_BLOCK_FRACTION", fraction)
+    fraction = {"auto": reid_module.SPARSE_BLOCK_FRACTION, "dense": 0.0, "sparse": 2.0}[request.param]
+    monkeypatch.setattr(reid_module, "SPARSE_BLOCK_FRACTION", fraction)
     return request.param
 
 
@@ -130,16 +130,30 @@ def _stable_reference(dist, qp, gp, qc, gc):
     return np.mean(aps), np.asarray(first)
 
 
-def test_ties_follow_stable_gallery_order(ranking_path):
-    rng = np.random.default_rng(7)
-    dist = rng.integers(0, 4, size=(60, 80)).astype(np.float32)  # massive exact ties
-    gp, qp = rng.integers(0, 10, 80), rng.integers(0, 10, 60)
-    gc, qc = rng.integers(0, 3, 80), rng.integers(0, 3, 60)
-    res = evaluate_reid(dist, qp, gp, qc, gc, max_rank=20)
+def _assert_stable_order_result(dist, seed, max_rank):
+    rng = np.random.default_rng(seed)
+    nq, ng = dist.shape
+    gp, qp = rng.integers(0, 8, ng), rng.integers(0, 8, nq)
+    gc, qc = rng.integers(0, 3, ng), rng.integers(0, 3, nq)
+    res = evaluate_reid(dist, qp, gp, qc, gc, max_rank=max_rank)
     m_ap, first = _stable_reference(dist, qp, gp, qc, gc)
     assert res.mAP == pytest.approx(m_ap * 100, abs=1e-9)
-    np.testing.assert_array_equal(res.cmc, (np.bincount(first, minlength=80)[:20].cumsum() / len(first))
-                                  .astype(np.float32))
+    expected_cmc = np.bincount(first, minlength=ng)[:max_rank].cumsum() / len(first)
+    np.testing.assert_array_equal(res.cmc, expected_cmc.astype(np.float32))
+
+
+def test_ties_follow_stable_gallery_order(ranking_path):
+    dist = np.random.default_rng(7).integers(0, 4, size=(60, 80)).astype(np.float32)  # massive exact ties
+    _assert_stable_order_result(dist, 17, max_rank=20)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_negative_distances_and_signed_zeros_tie_like_equal_values(ranking_path, dtype):
+    # euclidean distances from addmm can be slightly negative, and -0.0 == 0.0 must count as a tie
+    rng = np.random.default_rng(8)
+    dist = (rng.integers(-2, 3, size=(50, 90)) * 0.5).astype(dtype)
+    dist[rng.random(dist.shape) < 0.2] = -0.0
+    _assert_stable_order_result(dist, 18, max_rank=30)
 
 
 def test_reid_bad_input():
