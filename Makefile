@@ -5,13 +5,17 @@ SETUP_INPUTS := requirements.txt setup.py setup.cfg .ci/install.sh $(wildcard .c
                 shared/compat/detectron2_c_standin.py $(wildcard shared/csrc/*)
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint test-slow bench detectron2-tests clean-venv demo-simd demo-iif demo-adasp demo-rdcd demo-das demo-all
+.PHONY: setup weights demo test lint test-slow bench detectron2-tests clean-venv demo-simd demo-iif demo-adasp demo-rdcd demo-das demo-all
 
 setup: $(STAMP)
 
 $(STAMP): $(SETUP_INPUTS)
 	bash .ci/install.sh
 	@touch $@
+
+## Pre-fetch pretrained weights into the cache ($$TINYVISION_WEIGHTS_CACHE): one preset (CONFIG=...) or all.
+weights: setup
+	$(PY) -m shared.weights fetch $(if $(CONFIG),--config $(CONFIG),--all)
 
 ## The main job: tiny-object detection on the embedded synthetic AI-TOD-style set.
 demo: demo-simd

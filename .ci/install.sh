@@ -47,6 +47,9 @@ else
   "$PY" .ci/prepare_detectron2_sdist.py "$work"/pb1[-_]detectron2-0.6
   "${PIP[@]}" install -q --no-deps --no-build-isolation "$work"/pb1[-_]detectron2-0.6
 fi
+# Pillow 10 / numpy 1.24 / setuptools 81 fixes in detectron2's own source (idempotent; also for an existing
+# install), so `from detectron2.engine import DefaultPredictor` works without importing the toolkit first.
+"$PY" .ci/patch_detectron2_source.py
 # Install the project-written stand-in for detectron2._C unless a real compiled module is present.
 "$PY" .ci/install_detectron2_standin.py
 

@@ -3,13 +3,17 @@
 The sdist is detectron2 v0.6's Python code without its C++ sources, so:
 1. ``setup.py`` must not declare the ``detectron2._C`` extension (its sources are absent), and
 2. the model-zoo yaml files must sit in a top-level ``configs/`` folder, which is where ``setup.py``
-   looks for them (the sdist keeps them only under ``detectron2/model_zoo/configs``).
+   looks for them (the sdist keeps them only under ``detectron2/model_zoo/configs``);
+3. names removed by Pillow 10, numpy 1.24 and setuptools 81 are fixed in the source
+   (``.ci/patch_detectron2_source.py``), so a plain ``import detectron2...`` works.
 The compiled module is replaced afterwards by ``.ci/install_detectron2_standin.py``.
 """
 import re
 import shutil
 import sys
 from pathlib import Path
+
+from patch_detectron2_source import patch_tree  # the script's own folder (.ci/) is on sys.path
 
 
 def prepare(src: Path) -> None:
@@ -27,7 +31,9 @@ def prepare(src: Path) -> None:
             raise SystemExit(f"{zoo}: model-zoo configs missing from the sdist")
         shutil.move(str(zoo), str(top))
     n = sum(1 for p in top.rglob("*") if p.is_file())
-    print(f"[setup] detectron2 sdist prepared: extension disabled, {n} model-zoo config files")
+    fixed = patch_tree(src / "detectron2")
+    print(f"[setup] detectron2 sdist prepared: extension disabled, {n} model-zoo config files, "
+          f"{sum(fixed.values())} Pillow/numpy/setuptools fixes in {len(fixed)} files")
 
 
 if __name__ == "__main__":

@@ -21,11 +21,17 @@ d2 ``export.api``          ``detectron2.export`` / ``utils.analysis``     caffe2
 d2 ``MapDataset``          mappers returning ``None`` (Python >= 3.11)    sample from a sorted list
 d2 ``LRScheduler`` hook    ``--resume`` with torch 2 schedulers           saves ``LRScheduler`` state
 DDP (d2 and fastreid)     ``create_ddp_model``, fastreid trainer         no ``device_ids`` on the CPU
+colour codes in log.txt   d2 / fastreid ``setup_logger`` log files      written as plain text
+``load_yaml_with_base``   fvcore / fastreid ``CfgNode.merge_from_file``  ``yaml.safe_load`` only, local
+                                                                         ``_BASE_`` files, no cycles
+d2 proposal files         ``load_proposals_into_dataset``                restricted unpickler
+d2 prediction files       COCO / LVIS evaluators' ``PathManager``        temp file + rename
 ========================  =============================================  ==============================
 
-The detectron2 repairs live in :mod:`shared.compat.detectron2_fixes`. detectron2 v0.6's own test suite runs
-on this stack with ``python .ci/run_detectron2_tests.py /path/to/detectron2`` (exclusions, with reasons, in
-``.ci/detectron2_test_exclusions.txt``).
+The detectron2 repairs live in :mod:`shared.compat.detectron2_fixes`; the safe config and proposal readers
+in :mod:`shared.compat.safe_config` (a config or proposal file never runs code). detectron2 v0.6's own test
+suite runs on this stack with ``python .ci/run_detectron2_tests.py /path/to/detectron2`` (exclusions,
+with reasons, in ``.ci/detectron2_test_exclusions.txt``).
 
 The last one is a silent-correctness bug rather than a crash: fastreid's default ``ContiguousParams``
 makes every ``param.grad`` a view of one flat buffer, and torch >= 2.0's ``optimizer.zero_grad()``
@@ -240,14 +246,24 @@ def _caffe2_missing() -> bool:
 
 def _install_import_hooks() -> None:
     from shared.compat import detectron2_fixes as d2
+    from shared.compat import safe_config
 
     patches = {
+        "fvcore.common.config": _recorded(safe_config.patch_fvcore_config, "fvcore.CfgNode.safe_yaml"),
+        "fastreid.config.config": _recorded(safe_config.patch_fastreid_config, "fastreid.CfgNode.safe_yaml"),
+        "detectron2.data.build": _recorded(safe_config.patch_proposal_loader, "detectron2.safe_proposals"),
+        "detectron2.evaluation.coco_evaluation": _recorded(safe_config.patch_evaluator_writes,
+                                                           "detectron2.COCOEvaluator.atomic_writes"),
+        "detectron2.evaluation.lvis_evaluation": _recorded(safe_config.patch_evaluator_writes,
+                                                           "detectron2.LVISEvaluator.atomic_writes"),
         "fastreid.data.data_utils": _patch_fastreid_data_utils,
         "fastreid.solver.build": _patch_fastreid_solver_build,
         "detectron2.data.common": _recorded(d2.patch_data_common, "detectron2.MapDataset"),
         "detectron2.engine.hooks": _recorded(d2.patch_engine_hooks, "detectron2.hooks.LRScheduler"),
         "detectron2.engine.defaults": _recorded(d2.patch_ddp_name, "detectron2.DDP-on-CPU"),
         "fastreid.engine.defaults": _recorded(d2.patch_ddp_name, "fastreid.DDP-on-CPU"),
+        "detectron2.utils.logger": _recorded(d2.patch_log_stream, "detectron2.plain-text-log.txt"),
+        "fastreid.utils.logger": _recorded(d2.patch_log_stream, "fastreid.plain-text-log.txt"),
     }
     replacements = {}
     if "detectron2.export.api" not in sys.modules:

@@ -22,13 +22,22 @@
   the need but never sets it): with a metric-only loss (e.g. AdaSP alone) the classifier gets no gradient,
   and DDP then never all-reduces the gradients at the first iteration (every rank steps on its own
   gradient) and fails at the second.
+* ``log.txt`` files carried ANSI colour codes: detectron2's ``default_setup`` logs the config highlighted
+  by pygments and the class histogram through ``termcolor``, so the escape sequences are in the *message*,
+  and the plain file formatter writes them as they are. :func:`patch_log_stream` wraps the log files that
+  detectron2's and fastreid's ``setup_logger`` open (``_cached_log_stream``) in :class:`PlainTextStream`,
+  which drops the sequences; the console keeps its colours.
 """
 from __future__ import annotations
 
+import functools
 import logging
+import re
 import types
 
 __all__ = [
+    "ANSI_ESCAPE",
+    "PlainTextStream",
     "caffe2_free_export_api",
     "cpu_capable_ddp_class",
     "patch_ddp_name",
@@ -37,6 +46,7 @@ __all__ = [
     "map_dataset_getitem",
     "patch_data_common",
     "patch_engine_hooks",
+    "patch_log_stream",
 ]
 
 _CAFFE2_MISSING = ("{name} needs caffe2, which is no longer part of torch (removed in torch 2.x); "
@@ -169,4 +179,38 @@ def patch_ddp_name(module: types.ModuleType) -> bool:
     if module.DistributedDataParallel is cls:
         return False
     module.DistributedDataParallel = cls
+    return True
+
+
+#: a CSI escape sequence (colours, cursor movement): ESC [ parameters final-letter
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+class PlainTextStream:
+    """A text file that writes everything without ANSI escape sequences (every other attribute is the
+    file's)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(ANSI_ESCAPE.sub("", text))
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+def patch_log_stream(module: types.ModuleType) -> bool:
+    """Make ``module._cached_log_stream`` (detectron2's / fastreid's ``utils.logger``) return the opened log
+    file as a :class:`PlainTextStream`, one per file name as before."""
+    opener = module._cached_log_stream
+    if getattr(opener, "_shared_compat", False):
+        return False
+
+    @functools.lru_cache(maxsize=None)
+    def plain_log_stream(filename):
+        return PlainTextStream(opener(filename))
+
+    plain_log_stream._shared_compat = True  # type: ignore[attr-defined]
+    module._cached_log_stream = plain_log_stream
     return True

@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import errno
 import os
 
 DETECTRON2_ENV = "DETECTRON2_DATASETS"
@@ -18,7 +19,17 @@ def dataset_root(env: str = DETECTRON2_ENV) -> str:
 
 def require_path(path: str, dataset: str, env: str = DETECTRON2_ENV, hint: str = "") -> str:
     """Return ``path`` if it exists; otherwise raise ``FileNotFoundError`` naming the dataset, the missing
-    path and the environment variable that sets the root (instead of failing later inside a loader)."""
+    path and the environment variable that sets the root (instead of failing later inside a loader). A path
+    through a symbolic link that loops (or more than the system's 40 links deep) is a ``FileNotFoundError``
+    saying so, not "does not exist"."""
+    try:
+        os.stat(path)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise FileNotFoundError(
+                f"dataset {dataset!r}: {path!r} cannot be opened: a symbolic link on the way loops "
+                f"({err.strerror}); fix the link (ls -l shows where each part of the path points)"
+            ) from err
     if not os.path.exists(path):
         root = os.environ.get(env)
         where = f"${env}={root!r}" if root is not None else f"${env} is unset, so the root is './datasets'"

@@ -14,6 +14,11 @@ parsers read it):
 
 * ``"cars"`` -- Stanford Cars (``car_ims.tgz`` + ``cars_annos.mat``): ``root/car_ims/000001.jpg`` and a MATLAB
   file with ``annotations`` (``relative_im_path``, ``bbox_x1..y2``, ``class``, ``test``) and ``class_names``;
+* ``"cars_devkit"`` -- Stanford Cars in its devkit form (what ``torchvision.datasets.StanfordCars`` reads
+  under ``stanford_cars/``): ``root/cars_train/00001.jpg``, ``root/cars_test/00001.jpg``,
+  ``root/devkit/cars_train_annos.mat`` and ``root/cars_test_annos_withlabels.mat`` (``annotations`` with
+  ``bbox_x1..y2``, ``class``, ``fname``), ``root/devkit/cars_meta.mat`` (``class_names``); every other
+  image of a class goes to ``cars_test``;
 * ``"sop"`` -- Stanford Online Products: ``root/Ebay_{train,test}.txt`` (``image_id class_id super_class_id
   path`` after a header line) and ``root/<super class>_final/<product>_<n>.JPG``;
 * ``"inshop"`` -- DeepFashion In-Shop: ``root/Eval/list_eval_partition.txt`` (count line, header line, then
@@ -150,7 +155,7 @@ def render_bird(style: BirdStyle, rng: np.random.RandomState, size: int) -> np.n
     return np.clip(small, 0, 255).astype(np.uint8)
 
 
-LAYOUTS: Tuple[str, ...] = ("cub", "cars", "sop", "inshop")
+LAYOUTS: Tuple[str, ...] = ("cub", "cars", "cars_devkit", "sop", "inshop")
 SOP_SUPER_CLASSES: Tuple[str, ...] = (
     "bicycle",
     "cabinet",
@@ -227,6 +232,30 @@ def _write_cars(root: str, styles, images_per_class: int, image_size: int, seed:
     savemat(os.path.join(root, "cars_annos.mat"), {"annotations": annotations, "class_names": class_names})
 
 
+def _write_cars_devkit(root: str, styles, images_per_class: int, image_size: int, seed: int) -> None:
+    from scipy.io import savemat
+
+    fields = [(name, object) for name in ("bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "class", "fname")]
+    rows: dict = {"train": [], "test": []}
+    for c, i, image in _render_all(styles, images_per_class, image_size, seed):
+        split = "test" if i % 2 else "train"
+        name = f"{len(rows[split]) + 1:05d}.jpg"
+        _write_image(os.path.join(root, f"cars_{split}", name), image)
+        rows[split].append((c + 1, name))
+    for split, mat in (("train", os.path.join("devkit", "cars_train_annos.mat")),
+                       ("test", "cars_test_annos_withlabels.mat")):
+        annotations = np.zeros((1, len(rows[split])), dtype=fields)
+        for j, (cls, name) in enumerate(rows[split]):
+            box = [np.array([[v]], dtype=np.uint16) for v in (1, 1, image_size, image_size)]
+            annotations[0, j] = (*box, np.array([[cls]], dtype=np.uint8), name)
+        os.makedirs(os.path.dirname(os.path.join(root, mat)), exist_ok=True)
+        savemat(os.path.join(root, mat), {"annotations": annotations})
+    class_names = np.empty((1, len(styles)), dtype=object)
+    for c in range(len(styles)):
+        class_names[0, c] = f"Synthetic Car {c + 1:03d}"
+    savemat(os.path.join(root, "devkit", "cars_meta.mat"), {"class_names": class_names})
+
+
 def _write_sop(root: str, styles, images_per_class: int, image_size: int, seed: int) -> None:
     half = len(styles) // 2
     lists = {
@@ -258,7 +287,8 @@ def _write_inshop(root: str, styles, images_per_class: int, image_size: int, see
                  [str(len(rows)), "image_name item_id evaluation_status"] + rows)
 
 
-_WRITERS = {"cub": _write_cub, "cars": _write_cars, "sop": _write_sop, "inshop": _write_inshop}
+_WRITERS = {"cub": _write_cub, "cars": _write_cars, "cars_devkit": _write_cars_devkit, "sop": _write_sop,
+            "inshop": _write_inshop}
 
 
 def generate_synthetic_fine_grained(

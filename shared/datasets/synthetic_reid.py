@@ -19,6 +19,14 @@ attributes with each other (several wear similar colours), so they are not separ
 applies its own appearance shift -- per-channel colour gains, a brightness offset and a background -- and
 every image gets pose, position, scale, lighting jitter, sensor noise and sometimes an occluder. Everything is
 deterministic from ``seed``; a ``_meta.json`` fingerprint makes a second call with the same arguments a no-op.
+
+:func:`generate_synthetic_vehicle_release` writes the same kind of images in the release forms of the two
+vehicle sets fastreid reads (the content is not vehicles; the point is the layout its parsers read):
+
+* ``"veri"`` -- VeRi-776 as released (``VeRi/``): ``image_train/``, ``image_query/``, ``image_test/`` with
+  ``<vid:04d>_c<camera:03d>_<frame:08d>_<n>.jpg``;
+* ``"vehicleid"`` -- VehicleID as released (``VehicleID_V1.0/``): ``image/<image id>.jpg`` and
+  ``train_test_split/{train_list.txt, test_list_{800,1600,2400,13164}.txt}`` (``<image id> <vid>`` lines).
 """
 from __future__ import annotations
 
@@ -31,8 +39,9 @@ from typing import Dict, List, Tuple
 import cv2
 import numpy as np
 
-__all__ = ["MARKET_DIR_NAME", "SyntheticReIDSpec", "PersonStyle", "generate_synthetic_market1501",
-           "market_file_name", "render_person"]
+__all__ = ["MARKET_DIR_NAME", "SyntheticReIDSpec", "PersonStyle", "VEHICLE_RELEASE_FOLDERS",
+           "generate_synthetic_market1501", "generate_synthetic_vehicle_release", "market_file_name",
+           "render_person"]
 
 MARKET_DIR_NAME = "Market-1501-v15.09.15"
 SPLIT_DIRS = ("bounding_box_train", "query", "bounding_box_test")
@@ -264,3 +273,48 @@ def generate_synthetic_market1501(root: str, spec: SyntheticReIDSpec = Synthetic
     with open(meta_path, "w") as f:
         json.dump({"fingerprint": fingerprint, "summary": summary}, f, indent=1)
     return summary
+
+
+#: layout -> the folder name of the release (fastreid's own loaders read the lower-case renames)
+VEHICLE_RELEASE_FOLDERS = {"veri": "VeRi", "vehicleid": "VehicleID_V1.0"}
+#: VehicleID's released test lists (fastreid's Small/Medium/Large read 800/1600/2400)
+_VEHICLEID_LISTS = tuple(f"test_list_{n}.txt" for n in (800, 1600, 2400, 13164))
+
+
+def generate_synthetic_vehicle_release(root: str, layout: str, spec: SyntheticReIDSpec = SyntheticReIDSpec(),
+                                       folder: str = "") -> str:
+    """Write a small set in the release form ``layout`` (``"veri"`` or ``"vehicleid"``, module docstring)
+    under ``root/<folder>`` (default: the release's folder name); returns that folder. Training and test
+    identities are disjoint; every test identity has at least two images (VeRi: one query, the rest
+    gallery)."""
+    if layout not in VEHICLE_RELEASE_FOLDERS:
+        raise ValueError(f"layout must be one of {sorted(VEHICLE_RELEASE_FOLDERS)}, got {layout!r}")
+    base = os.path.join(root, folder or VEHICLE_RELEASE_FOLDERS[layout])
+    shutil.rmtree(base, ignore_errors=True)
+    rng = np.random.RandomState(spec.seed)
+    looks = _camera_looks(spec.num_cameras, spec.camera_shift, rng)
+    styles = _person_styles(spec.num_train_ids + spec.num_test_ids, rng)
+    lists: Dict[str, List[str]] = {"train": [], "test": []}
+    for index, style in enumerate(styles):
+        vid, is_train = index + 1, index < spec.num_train_ids
+        for c, (camera, num_images) in enumerate(_identity_views(rng, spec)):
+            for k in range(num_images):
+                image = render_person(style, looks[camera - 1], rng, spec.height, spec.width)
+                if layout == "veri":
+                    split = "image_train" if is_train else ("image_query" if c == k == 0 else "image_test")
+                    name = f"{vid:04d}_c{camera:03d}_{int(rng.randint(1, 10 ** 7)):08d}_{k}.jpg"
+                    path = os.path.join(base, split, name)
+                else:
+                    image_id = f"{len(lists['train']) + len(lists['test']) + 1:08d}"
+                    lists["train" if is_train else "test"].append(f"{image_id} {vid}")
+                    path = os.path.join(base, "image", f"{image_id}.jpg")
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                cv2.imwrite(path, image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    if layout == "vehicleid":
+        split_dir = os.path.join(base, "train_test_split")
+        os.makedirs(split_dir)
+        files = [("train_list.txt", lists["train"])] + [(t, lists["test"]) for t in _VEHICLEID_LISTS]
+        for name, lines in files:
+            with open(os.path.join(split_dir, name), "w") as f:
+                f.write("\n".join(lines) + "\n")
+    return base

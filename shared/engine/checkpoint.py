@@ -13,7 +13,12 @@ the hooks capture it, and gives ``--eval-only`` the same checkpointer through ``
 The same mixin makes loading trustworthy (docs/reliability.md):
 
 * every checkpoint written gets ``<name>.pth.sha256`` beside it, checked before the file is read; an empty,
-  truncated or altered file is a :class:`CheckpointFileError` naming the file;
+  truncated or altered file is a :class:`CheckpointFileError` naming the file. A checkpoint our trainers
+  wrote (it holds the ``"resume"`` state) whose digest is missing is refused too, unless
+  ``MODEL.WEIGHTS_ALLOW_MISSING_SHA256``; a file we did not write is checked against the sha256 of the
+  weights catalog (:func:`shared.weights.entry_for_file`) when the catalog knows its name;
+* weights with a NaN or inf value are refused, naming the file and the first such tensors (evaluating
+  them reports AP 0 as if the model had found nothing);
 * ``.pth`` files are read with ``torch.load(weights_only=True)`` and model-zoo ``.pkl`` files with
   :func:`safe_pickle_load` (dicts, lists, tuples, strings, numbers and numpy arrays only) -- a weights
   file never runs code;
@@ -34,17 +39,19 @@ import logging
 import os
 import pickle
 import re
+import socket
 import tempfile
 import weakref
-from typing import Any, Callable, Dict, List, Optional, Sequence, Type
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
 
+import numpy as np
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
 __all__ = ["AtomicCheckpointMixin", "AtomicCheckpointing", "AtomicDetectionCheckpointer",
            "CheckpointFileError", "IncompatibleCheckpointError", "UnsafePickleError", "add_checkpoint_config",
-           "atomic_write_bytes", "make_atomic", "remove_orphan_tmp_files", "safe_pickle_load",
-           "sha256_of_file"]
+           "atomic_write_bytes", "make_atomic", "non_finite_tensors", "remove_orphan_tmp_files",
+           "safe_pickle_load", "sha256_of_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,11 +72,16 @@ class IncompatibleCheckpointError(ValueError):
 
 
 def add_checkpoint_config(cfg) -> None:
-    """Add ``MODEL.WEIGHTS_REINIT`` (called by :func:`shared.engine.build_cfg` for every framework)."""
+    """Add ``MODEL.WEIGHTS_REINIT`` and ``MODEL.WEIGHTS_ALLOW_MISSING_SHA256`` (called by
+    :func:`shared.engine.build_cfg` for every framework)."""
     if "WEIGHTS_REINIT" not in cfg.MODEL:
         # regular expressions (re.search) of model parameter/buffer names that may be missing from, or have
         # another shape in, MODEL.WEIGHTS: heads meant to be re-initialised (e.g. "roi_heads.box_predictor")
         cfg.MODEL.WEIGHTS_REINIT = []
+    if "WEIGHTS_ALLOW_MISSING_SHA256" not in cfg.MODEL:
+        # True: load a checkpoint written by our trainers (it holds the resume state) even when the
+        # <file>.sha256 digest written beside it is missing, i.e. unverified; False (default): refuse it
+        cfg.MODEL.WEIGHTS_ALLOW_MISSING_SHA256 = False
 
 
 # ---------------------------------------------------------------------------------------------- safe reading
@@ -129,20 +141,68 @@ def sha256_of_file(path: str, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _check_file(path: str) -> None:
-    """Empty file or digest mismatch -> :class:`CheckpointFileError` naming ``path``."""
+def _check_file(path: str) -> bool:
+    """Empty file or digest mismatch -> :class:`CheckpointFileError` naming ``path``. Returns whether a
+    ``<path>.sha256`` digest verified the file."""
     if os.path.getsize(path) == 0:
         raise CheckpointFileError(f"checkpoint file {path} is empty (0 bytes): an interrupted copy or write?")
     sidecar = path + SHA256_SUFFIX
-    if os.path.isfile(sidecar):
-        with open(sidecar) as f:
-            expected = f.read().split()[:1]
-        actual = sha256_of_file(path)
-        if expected != [actual]:
-            raise CheckpointFileError(
-                f"checkpoint file {path} does not match its digest {sidecar} (sha256 {actual}, recorded "
-                f"{expected[0] if expected else 'nothing'}): the file was altered or truncated after it was "
-                "written")
+    if not os.path.isfile(sidecar):
+        return False
+    with open(sidecar) as f:
+        expected = f.read().split()[:1]
+    actual = sha256_of_file(path)
+    if expected != [actual]:
+        raise CheckpointFileError(
+            f"checkpoint file {path} does not match its digest {sidecar} (sha256 {actual}, recorded "
+            f"{expected[0] if expected else 'nothing'}): the file was altered or truncated after it was "
+            "written")
+    return True
+
+
+def _check_catalog_digest(path: str) -> None:
+    """A weights file the catalog knows by its name (``shared.weights.entry_for_file``) must have the
+    catalog's sha256 (or, when only that is published, start with its hash prefix)."""
+    from shared.weights import entry_for_file
+
+    entry = entry_for_file(path)
+    if entry is None:
+        return
+    actual = sha256_of_file(path)
+    if actual == entry.sha256 or (not entry.sha256 and actual.startswith(entry.hash_prefix or "")):
+        return
+    raise CheckpointFileError(
+        f"weights file {path} is the catalog's {entry.name!r} (by its name) but its sha256 is {actual}, not "
+        f"the published {entry.digest_text}: the file was altered or truncated. Delete it (a weights:// "
+        "value downloads it again), or rename it if it is another file on purpose")
+
+
+def non_finite_tensors(state: Dict[str, Any]) -> List[Tuple[str, int, int]]:
+    """``(name, non-finite values, values)`` of every floating-point tensor or numpy array of ``state``
+    that holds a NaN or an infinity, in the order of ``state``."""
+    found = []
+    for name, value in state.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            bad = int((~torch.isfinite(value)).sum())
+            if bad:
+                found.append((name, bad, value.numel()))
+        elif isinstance(value, np.ndarray) and np.issubdtype(value.dtype, np.floating):
+            bad = int((~np.isfinite(value)).sum())
+            if bad:
+                found.append((name, bad, int(value.size)))
+    return found
+
+
+def _check_finite(checkpoint: Dict[str, Any], path: str) -> None:
+    """Weights with NaN / inf values -> :class:`CheckpointFileError` naming the file and the first tensors."""
+    model = checkpoint.get("model")
+    found = non_finite_tensors(model) if isinstance(model, dict) else []
+    if found:
+        shown = ", ".join(f"{name} ({bad} of {total} values)" for name, bad, total in found[:5])
+        raise CheckpointFileError(
+            f"refusing to load {path}: {len(found)} of its tensors hold NaN or inf values: {shown}"
+            f"{' ...' if len(found) > 5 else ''}. A run that diverged, or a damaged file: its predictions "
+            "would be meaningless (an evaluation reports AP 0)")
 
 
 def _torch_load_weights_only(path: str) -> Any:
@@ -179,15 +239,26 @@ def _current_umask() -> int:
     return mask
 
 
+def _host_tag() -> str:
+    """8 hex digits naming this machine in temporary file names (host names may hold dots)."""
+    return hashlib.sha1(socket.gethostname().encode("utf-8")).hexdigest()[:8]
+
+
+#: ``.<name>.<pid>-<host tag>.<random>.tmp``: the writer of a temporary file, read by remove_orphan_tmp_files
+_TMP_OWNER = re.compile(r"\.(\d+)-([0-9a-f]{8})\.[A-Za-z0-9_]+\.tmp$")
+
+
 def atomic_write_bytes(path: str, payload: bytes) -> None:
     """Write ``payload`` to ``path`` atomically (temp file in the same directory + fsync + rename).
 
     The file gets the permissions an ordinary ``open(path, "wb")`` would give (0666 less the process
-    umask), not ``mkstemp``'s private 0600, so a team on a shared cluster can read the checkpoints.
+    umask), not ``mkstemp``'s private 0600, so a team on a shared cluster can read the checkpoints. The
+    temporary file's name carries the writer's pid and host (:func:`remove_orphan_tmp_files`).
     """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    owner = f"{os.getpid()}-{_host_tag()}"
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.{owner}.", suffix=".tmp", dir=directory)
     try:
         os.fchmod(fd, 0o666 & ~_current_umask())
         with os.fdopen(fd, "wb") as f:
@@ -208,6 +279,8 @@ class AtomicCheckpointMixin:
     strict: Optional[bool] = None
     #: regular expressions of parameter names allowed to stay initialised (``MODEL.WEIGHTS_REINIT``)
     reinit_patterns: Sequence[str] = ()
+    #: load one of our checkpoints whose ``.sha256`` is missing (``MODEL.WEIGHTS_ALLOW_MISSING_SHA256``)
+    allow_missing_sha256: bool = False
     #: () -> picklable dict saved under "resume"; and its inverse, called on a full resume
     resume_state_fn: Optional[Callable[[], Dict[str, Any]]] = None
     restore_state_fn: Optional[Callable[[Dict[str, Any]], None]] = None
@@ -239,7 +312,16 @@ class AtomicCheckpointMixin:
 
     # ------------------------------------------------------------------------------------------- loading
     def _load_file(self, filename: str) -> Dict[str, Any]:
-        _check_file(filename)
+        verified = _check_file(filename)
+        if not verified:
+            _check_catalog_digest(filename)
+        loaded = self._read_weights(filename)
+        if not verified and "resume" in loaded:
+            self._refuse_unverified(filename)
+        _check_finite(loaded, filename)
+        return loaded
+
+    def _read_weights(self, filename: str) -> Dict[str, Any]:
         if filename.endswith(".pkl"):
             return _model_zoo_pkl(filename)
         if filename.endswith(".pyth"):  # pycls files: detectron2's reader, but through weights_only
@@ -253,6 +335,18 @@ class AtomicCheckpointMixin:
         if "model" not in loaded:
             loaded = {"model": loaded}
         return loaded
+
+    def _refuse_unverified(self, filename: str) -> None:
+        """One of our checkpoints (it holds the resume state) without its digest: refused unless allowed."""
+        sidecar = filename + SHA256_SUFFIX
+        if not self.allow_missing_sha256:
+            raise CheckpointFileError(
+                f"checkpoint {filename} was written by a trainer of this toolkit (it holds the resume state) "
+                f"but its digest {sidecar} is missing, so it cannot be verified (copied without it, or "
+                "altered?). Copy the .sha256 file beside it, or set MODEL.WEIGHTS_ALLOW_MISSING_SHA256 True "
+                "to load it unverified")
+        logger.warning("Loading %s without its digest %s (MODEL.WEIGHTS_ALLOW_MISSING_SHA256): the file is "
+                       "not verified", filename, sidecar)
 
     def load(self, path: str, checkpointables: Optional[List[str]] = None) -> Dict[str, Any]:
         self._loading = {"path": path, "resume": checkpointables is None}
@@ -363,6 +457,7 @@ class AtomicCheckpointing:
         install_reader_hooks()  # again: FastReID's reader exists only once fastreid.data is imported
         self.checkpointer = make_atomic(self.checkpointer)
         self.checkpointer.reinit_patterns = tuple(_reinit_patterns(self.cfg))
+        self.checkpointer.allow_missing_sha256 = _allow_missing_sha256(self.cfg)
         self._resume_state = TrainingResumeState.attach(self)
         state = weakref.ref(self._resume_state)
         self.checkpointer.resume_state_fn = lambda: state().state_dict()
@@ -392,11 +487,16 @@ class AtomicCheckpointing:
         checkpointer = make_atomic(cls.checkpointer_cls(model, cfg.OUTPUT_DIR, **checkpointables))
         checkpointer.strict = strict
         checkpointer.reinit_patterns = tuple(_reinit_patterns(cfg))
+        checkpointer.allow_missing_sha256 = _allow_missing_sha256(cfg)
         return checkpointer
 
 
 def _reinit_patterns(cfg) -> List[str]:
     return list(cfg.MODEL.get("WEIGHTS_REINIT", []) or [])
+
+
+def _allow_missing_sha256(cfg) -> bool:
+    return bool(cfg.MODEL.get("WEIGHTS_ALLOW_MISSING_SHA256", False))
 
 
 def _rng_neutral_eval(hook_list: List[Any]) -> List[Any]:
@@ -418,13 +518,25 @@ def _rng_neutral_eval(hook_list: List[Any]) -> List[Any]:
 
 def remove_orphan_tmp_files(directory: str) -> List[str]:
     """Delete the ``.<name>.*.tmp`` files :func:`atomic_write_bytes` leaves when a process is killed during a
-    write (any exception removes its own); returns the removed paths."""
-    removed = []
+    write (any exception removes its own); returns the removed paths.
+
+    A file whose writer is still running on this machine, or ran on another machine (which cannot be
+    checked from here), is kept: it may be another run's write in flight. Files without the writer in their
+    name (written by earlier versions) are removed."""
+    from shared.output_lock import pid_alive
+
+    removed, kept = [], []
     if not directory or not os.path.isdir(directory):
         return removed
+    host = _host_tag()
     for entry in os.listdir(directory):
         if entry.startswith(".") and entry.endswith(".tmp"):
             path = os.path.join(directory, entry)
+            owner = _TMP_OWNER.search(entry)
+            if owner is not None and (owner.group(2) != host or (int(owner.group(1)) != os.getpid()
+                                                                 and pid_alive(int(owner.group(1))))):
+                kept.append(path)
+                continue
             try:
                 os.unlink(path)
                 removed.append(path)
@@ -433,4 +545,7 @@ def remove_orphan_tmp_files(directory: str) -> List[str]:
     if removed:
         logger.info("Removed %d orphan temporary file(s) of an interrupted checkpoint write: %s",
                     len(removed), ", ".join(sorted(removed)))
+    if kept:
+        logger.warning("Kept %d temporary file(s) of a process that is still running or runs on another "
+                       "machine: %s", len(kept), ", ".join(sorted(kept)))
     return removed

@@ -2,15 +2,17 @@
 
 A table row is ``(dotted key, expected value, source)``; the source names the official file and line (or
 log), or starts with :data:`OURS` followed by the reason when the value has no official counterpart. The
-IIF, AdaSP and DAS provenance tests and their README/PRESETS generators use these helpers.
+provenance tests of every project and their README/PRESETS generators use these helpers;
+:func:`undetected_mutations` checks that a provenance test really fails when a listed value changes.
 """
 from __future__ import annotations
 
 import importlib.util
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Dict, Iterable, List, Mapping, Sequence, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Sequence, Set, Tuple, Union
 
 import yaml
 
@@ -127,3 +129,84 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 def source_cell(source: str) -> str:
     """A source for a Markdown table, "ours" sources shown as **ours**: reason."""
     return f"**ours**: {source[len(OURS):]}" if source.startswith(OURS) else source
+
+
+def changed_value(value: Any) -> Any:
+    """A different value of the same kind: ``not`` a bool, ``+1`` an int, ``x + 1 + |x|`` a float, a suffix on
+    a string, one element less (or one more when empty) for a list or tuple, a string for ``None``."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value + 1.0 + abs(value)
+    if isinstance(value, str):
+        return value + "_changed"
+    if isinstance(value, (list, tuple)):
+        return type(value)(list(value)[:-1] if value else ["changed"])
+    if value is None:
+        return "changed"
+    raise TypeError(f"no changed value for {value!r}")
+
+
+def set_value(cfg: Any, key: str, value: Any) -> None:
+    """Set dotted ``key`` of an unfrozen CfgNode / nested dict (KeyError naming the key when absent)."""
+    *parents, leaf = key.split(".")
+    node = cfg
+    for part in parents:
+        node = node[part]
+    if leaf not in node:
+        raise KeyError(f"config has no key {key}")
+    node[leaf] = value
+
+
+def undetected_mutations(check: Callable[[Any], Iterable[str]], cfg: Any, keys: Iterable[str]) -> List[str]:
+    """The ``keys`` whose :func:`changed_value` in a copy of ``cfg`` (a CfgNode) makes ``check`` report no
+    message naming the key: a provenance check that cannot fail on them. ``check(cfg)`` returns the list of
+    its complaints (e.g. :func:`diff`)."""
+    escaped = []
+    for key in keys:
+        mutated = cfg.clone()
+        mutated.defrost()
+        set_value(mutated, key, changed_value(get_value(mutated, key)))
+        if not any(key in message for message in check(mutated)):
+            escaped.append(key)
+    return escaped
+
+
+def problems(cfg: Mapping, rows: Sequence[Row], defaults: Mapping,
+             elsewhere: Iterable[str] = ()) -> List[str]:
+    """Everything a provenance test objects to: the rows that drifted (:func:`diff`) and the keys changed
+    from ``defaults`` with no row (:func:`unlisted_changes`; ``elsewhere``: keys tabled by another table)."""
+    listed = [key for key, _, _ in rows] + list(elsewhere)
+    return diff(cfg, rows) + [f"{key}: changed from the default without a row"
+                              for key in unlisted_changes(cfg, defaults, listed)]
+
+
+@dataclass
+class ProjectTables:
+    """A project's provenance tables: its presets' rows and its config adder's defaults.
+
+    ``framework_defaults()`` returns the framework's default config (detectron2's ``get_cfg``);
+    ``add_config`` adds the project's keys; ``presets`` maps a preset file to its rows; ``adder_defaults``
+    lists every key the adder adds or changes; ``elsewhere`` names keys another table holds (weights)."""
+
+    framework_defaults: Callable[[], Any]
+    add_config: Callable[[Any], Any]
+    presets: Mapping[str, Sequence[Row]]
+    adder_defaults: Sequence[Row]
+    elsewhere: Sequence[str] = ()
+
+    def defaults(self, with_adder: bool = True) -> Any:
+        cfg = self.framework_defaults()
+        if with_adder:
+            self.add_config(cfg)
+        return cfg
+
+    def preset_problems(self, cfg: Any, preset: str) -> List[str]:
+        """Drifted rows of ``preset`` and keys it changes without a row (see :func:`problems`)."""
+        return problems(cfg, self.presets[preset], self.defaults(), self.elsewhere)
+
+    def adder_problems(self, cfg: Any) -> List[str]:
+        """Drifted adder defaults and adder keys without a row (compared with the framework's defaults)."""
+        return problems(cfg, self.adder_defaults, self.defaults(with_adder=False), self.elsewhere)

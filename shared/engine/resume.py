@@ -37,13 +37,13 @@ import contextlib
 import itertools
 import logging
 import random
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 import torch
 
-__all__ = ["ResumableSampler", "TrainingResumeState", "capture_rng_state", "make_loader_resumable",
-           "preserve_rng", "restore_rng_state"]
+__all__ = ["ResumableSampler", "TrainingResumeState", "capture_rng_state", "log_resume_exactness",
+           "make_loader_resumable", "preserve_rng", "restore_rng_state", "resume_exactness"]
 
 logger = logging.getLogger(__name__)
 
@@ -266,6 +266,31 @@ def restore_module_generators(model: Optional[torch.nn.Module], saved: Dict[str,
         gen.set_state(state)
 
 
+def resume_exactness(has_sampler: bool, num_workers: int, device: str) -> List[str]:
+    """Why a ``--resume`` of this run would not continue bit-identically (empty: it would)."""
+    reasons = []
+    if not has_sampler:
+        reasons.append("the training loader's sampler is of an unknown layout (its order restarts)")
+    if num_workers:
+        reasons.append(f"DATALOADER.NUM_WORKERS={num_workers} > 0 (worker processes run the sampler ahead "
+                       "and draw their own augmentation seeds; the sample order restarts)")
+    if not device.startswith("cpu"):
+        reasons.append(f"MODEL.DEVICE={device} (CUDA kernels are not bit-deterministic in general)")
+    return reasons
+
+
+def log_resume_exactness(has_sampler: bool, num_workers: int, device: str) -> None:
+    """One line in the log (``log.txt``) when training starts: can a ``--resume`` of this run be exact?"""
+    reasons = resume_exactness(has_sampler, num_workers, device)
+    if reasons:
+        logger.warning("resume exactness: a --resume of this run will NOT be bit-identical to an "
+                       "uninterrupted run: %s. Exact resume needs the CPU and DATALOADER.NUM_WORKERS 0",
+                       "; ".join(reasons))
+    else:
+        logger.info("resume exactness: a --resume of this run continues bit-identically (CPU, "
+                    "DATALOADER.NUM_WORKERS 0)")
+
+
 class TrainingResumeState:
     """What a trainer adds to each checkpoint for deterministic resume: RNG states (global and the model's
     own generators) + sampler position."""
@@ -285,6 +310,9 @@ class TrainingResumeState:
         if sampler is not None and workers == 0 and hasattr(inner, "_data_loader_iter"):
             # the trainer made its iterator eagerly; a fresh one reads the wrapped sampler (no workers: cheap)
             inner._data_loader_iter = iter(loader)
+        cfg = getattr(trainer, "cfg", None)
+        device = str(cfg.MODEL.DEVICE) if cfg is not None and "MODEL" in cfg else "cpu"
+        log_resume_exactness(sampler is not None, workers, device)
         return cls(sampler, workers, getattr(inner, "model", None))
 
     def state_dict(self) -> Dict[str, Any]:

@@ -7,17 +7,21 @@ the command-line overrides are merged, so a bad value stops the run at once with
     def _check_thresholds(cfg):
         check_range(cfg, "MODEL.RPN.SIM_NMS_THRESH", low=0.0, high=1.0)
 
+Checks of the keys every run of a framework reads are registered under the framework's name
+(``@config_check("detectron2")``, ``@config_check("fastreid")``: :mod:`shared.engine.run_checks`) and run
+before the project's own.
+
 Every check raises :class:`ConfigValueError` (a ``ValueError``) whose message starts with the key.
 """
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, Iterable, List, Optional
+from typing import Any, Callable, Dict, Iterable, List, Optional, Union
 
 __all__ = ["ConfigValueError", "check_choice", "check_positive", "check_range", "config_check", "get_key",
            "run_config_checks"]
 
-_CHECKS: Dict[Callable, List[Callable[[Any], None]]] = {}
+_CHECKS: Dict[Union[Callable, str], List[Callable[[Any], None]]] = {}
 
 
 class ConfigValueError(ValueError):
@@ -28,8 +32,10 @@ class ConfigValueError(ValueError):
         super().__init__(f"{key}={value!r}: {rule}")
 
 
-def config_check(add_project_config: Callable) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
-    """Decorator registering ``fn(cfg)`` to run whenever a config is built with ``add_project_config``."""
+def config_check(add_project_config: Union[Callable, str]
+                 ) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
+    """Decorator registering ``fn(cfg)`` to run whenever a config is built with ``add_project_config`` (a
+    config adder, or a framework name: every config of that framework)."""
 
     def decorator(fn: Callable[[Any], None]) -> Callable[[Any], None]:
         _CHECKS.setdefault(add_project_config, []).append(fn)
@@ -38,8 +44,9 @@ def config_check(add_project_config: Callable) -> Callable[[Callable[[Any], None
     return decorator
 
 
-def run_config_checks(cfg: Any, adders: Iterable[Callable]) -> None:
-    """Run the checks registered for each of ``adders`` on ``cfg`` (raises the first failure)."""
+def run_config_checks(cfg: Any, adders: Iterable[Union[Callable, str]]) -> None:
+    """Run the checks registered for each of ``adders`` (config adders or framework names) on ``cfg``
+    (raises the first failure)."""
     for add in adders:
         for fn in _CHECKS.get(add, ()):
             fn(cfg)

@@ -14,8 +14,8 @@ from typing import Any, Optional
 
 from detectron2.evaluation import COCOEvaluator
 from detectron2.evaluation import LVISEvaluator as _D2LVISEvaluator
-from detectron2.utils.file_io import PathManager
 
+from shared.atomic_io import atomic_open
 from shared.evaluation.backend import DEFAULT_BACKEND, check_backend, is_fast
 from shared.evaluation.lvis import LVIS_AP_METRICS, evaluate_lvis
 
@@ -60,7 +60,7 @@ class LVISEvaluator(_D2LVISEvaluator):
         if self._output_dir:
             path = os.path.join(self._output_dir, "lvis_instances_results.json")
             self._logger.info("Saving results to %s", path)
-            with PathManager.open(path, "w") as f:
+            with atomic_open(path, "w") as f:  # a failed write keeps the previous file whole
                 f.write(json.dumps(results))
         if not self._do_evaluation:
             self._logger.info("Annotations are not available for evaluation.")

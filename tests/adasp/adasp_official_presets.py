@@ -583,3 +583,19 @@ SPLIT_SEED_WHY = ("ours: fastreid draws VehicleID's query/gallery split with an 
 OURS_PER_PRESET = {
     name: {"TEST.SPLIT_SEED": (0, SPLIT_SEED_WHY)} for name in PRESETS if name.startswith("VehicleID/")
 }
+
+D = "fastreid/config/defaults.py"  # of the official fork
+#: every key add_adasp_config adds to FastReID's defaults -> (value, source); ``test_adasp_presets.py`` builds
+#: the expected config from FastReID's defaults and this table (not from the adder), so a changed adder
+#: default fails there
+ADDER_DEFAULTS = {
+    "MODEL.LOSSES.ADASP.SCALE": (1.0, f"{D}:135"),
+    "MODEL.LOSSES.ADASP.TEMP": (0.05, f"{D}:136"),
+    "MODEL.LOSSES.ADASP.TYPE": ("adasp", f"{D}:137"),
+    "MODEL.HEADS.CLS_ENABLE": (True, f"{D}:85"),
+    "MODEL.LOSSES.GLOBAL_BATCH": (False, "ours: per process, as FastReID's DDP (the official runs use one "
+                                  "GPU, where both are the same)"),
+    "SEED": (-1, "ours: FastReID seeds nothing; -1 draws a fresh seed (logged)"),
+    "TEST.NUM_WORKERS": (2, "ours: test loader processes only (fastreid hard-codes 4)"),
+    "TEST.SPLIT_SEED": (-1, "ours: -1 keeps fastreid's unseeded VehicleID split"),
+}

@@ -220,3 +220,15 @@ def test_module_matches_function():
     feats, labels = _clustered_batch(4, [3] * 4, seed=10)
     module = SparsePairLoss(temperature=0.05, loss_type="SP-LH")
     assert module(feats, labels).item() == sparse_pair_loss(feats, labels, 0.05, "sp-lh").item()
+
+
+def test_a_batch_without_any_positive_pair_is_an_error_not_a_loss_of_1e_8():
+    """Every identity once (NUM_INSTANCE 1, or a random sampler): before, the loss was ~1e-8 and the model
+    learned nothing, with one warning line."""
+    feats = torch.randn(16, 32, generator=torch.Generator().manual_seed(4), requires_grad=True)
+    with pytest.raises(ValueError, match=r"each of the 16 identities of the batch has a single image.*"
+                                         r"DATALOADER\.NUM_INSTANCE >= 2"):
+        sparse_pair_loss(feats, torch.arange(16), 0.04, "adasp")
+    # one identity with two images is enough for a real positive pair
+    labels = torch.cat([torch.arange(15), torch.tensor([0])])
+    assert sparse_pair_loss(feats, labels, 0.04, "adasp").item() > 1e-3

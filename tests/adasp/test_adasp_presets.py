@@ -16,13 +16,14 @@ import adasp  # noqa: F401
 from adasp.config import add_adasp_config
 from shared.engine import build_cfg
 from shared.engine.checkpoint import add_checkpoint_config
-from shared.engine.provenance import flatten, load_module_beside, same
+from shared.engine.provenance import flatten, load_module_beside, same, undetected_mutations
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "projects" / "AdaSP" / "configs"
 
 
 _TABLE = load_module_beside(__file__, "adasp_official_presets.py")
 NOT_IN_FASTREID, OFFICIAL_FILES, OURS = _TABLE.NOT_IN_FASTREID, _TABLE.OFFICIAL_FILES, _TABLE.OURS
+ADDER_DEFAULTS = _TABLE.ADDER_DEFAULTS
 OURS_PER_PRESET, PRESETS = _TABLE.OURS_PER_PRESET, _TABLE.PRESETS
 
 
@@ -42,8 +43,8 @@ def expected_config(preset):
     """{key: (value, source)} of the official run, with our documented deviations applied."""
     defaults = get_cfg()
     add_checkpoint_config(defaults)  # shared keys build_cfg adds for every framework (MODEL.WEIGHTS_REINIT)
-    add_adasp_config(defaults)
     expected = {key: (value, "default") for key, value in flatten(defaults).items()}
+    expected.update(ADDER_DEFAULTS)  # the adder's keys from the table, not from add_adasp_config
     for path, keys in _official_chain(PRESETS[preset]):
         for key, (value, line) in keys.items():
             if key == "_BASE_" or key in NOT_IN_FASTREID:
@@ -65,24 +66,51 @@ def test_every_preset_is_covered():
     assert adasp_presets == set(PRESETS.values())  # every official AdaSP / SP-H / SP-LH run has a preset
 
 
-@pytest.mark.parametrize("preset", sorted(PRESETS))
-def test_preset_equals_the_official_run_key_by_key(preset):
+def _resolved(preset):
+    """build_cfg's config; MODEL.DEVICE / AMP (resolved for this machine by build_cfg) as the file sets
+    them."""
     resolved = build_cfg(add_adasp_config, str(CONFIG_DIR / preset), ["MODEL.DEVICE", "auto"],
                          framework="fastreid")
-    # MODEL.DEVICE / AMP are resolved for this machine by build_cfg; their file values are checked raw.
     raw = get_cfg()
     add_adasp_config(raw)
     raw.merge_from_file(str(CONFIG_DIR / preset))
-    actual = flatten(resolved)
-    actual["MODEL.DEVICE"] = raw.MODEL.DEVICE
-    actual["SOLVER.AMP.ENABLED"] = raw.SOLVER.AMP.ENABLED
+    resolved.defrost()
+    resolved.MODEL.DEVICE, resolved.SOLVER.AMP.ENABLED = raw.MODEL.DEVICE, raw.SOLVER.AMP.ENABLED
+    return resolved
 
-    expected = expected_config(preset)
-    assert set(actual) == set(expected)
-    wrong = {key: f"ours {actual[key]!r} != {value!r} ({source})"
-             for key, (value, source) in expected.items()
-             if not same(actual[key], value, rel=0.0, strict_types=False)}
-    assert not wrong, "\n".join(f"{key}: {msg}" for key, msg in sorted(wrong.items()))
+
+def _wrong(cfg, preset):
+    """One message per key whose value differs from the official run (or that either side lacks)."""
+    actual, expected = flatten(cfg), expected_config(preset)
+    missing = [f"{key}: only in one of ours / official" for key in sorted(set(actual) ^ set(expected))]
+    return missing + [f"{key}: ours {actual[key]!r} != {value!r} ({source})"
+                      for key, (value, source) in sorted(expected.items())
+                      if key in actual and not same(actual[key], value, rel=0.0, strict_types=False)]
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_preset_equals_the_official_run_key_by_key(preset):
+    wrong = _wrong(_resolved(preset), preset)
+    assert not wrong, "\n".join(wrong)
+
+
+def test_adder_defaults_are_the_table():
+    """A changed default of add_adasp_config fails here (the expected configs take the table's values)."""
+    cfg = get_cfg()
+    add_adasp_config(cfg)
+    actual = flatten(cfg)
+    assert {key: actual[key] for key in ADDER_DEFAULTS} == {k: v for k, (v, _) in ADDER_DEFAULTS.items()}
+
+
+@pytest.mark.parametrize("preset", ["Market1501/mgn_R50-ibn_adasp.yml",
+                                    "VehicleID/bagtricks_R50-ibn_adasp.yml"])
+def test_changing_any_official_or_default_value_fails_the_check(preset):
+    """Every key of the official chain, every "ours" key and every adder default is guarded."""
+    keys = [k for path, _ in _official_chain(PRESETS[preset]) for k in OFFICIAL_FILES[path]
+            if k != "_BASE_" and k not in NOT_IN_FASTREID]
+    keys += list(OURS) + list(ADDER_DEFAULTS)
+    assert not undetected_mutations(lambda c: _wrong(c, preset), _resolved(preset), sorted(set(keys)))
+
 
 
 def test_issue_values_are_pinned():

@@ -65,6 +65,7 @@ def test_registered_split_first_half_of_classes(das_dataset_root, monkeypatch):
 @pytest.mark.parametrize("layout, folder, prefix, splits", [
     ("cub", "CUB_200_2011", "cub200", ("train", "test")),
     ("cars", "cars196", "cars196", ("train", "test")),
+    ("cars_devkit", "stanford_cars", "cars196", ("train", "test")),
     ("sop", "Stanford_Online_Products", "sop", ("train", "test")),
     ("inshop", "In-shop Clothes Retrieval Benchmark", "inshop", ("train", "query", "gallery")),
 ])
@@ -77,19 +78,27 @@ def test_release_forms_load_through_the_registered_names(
     monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path))
     records = {split: load_metric_dataset(f"{prefix}_{split}") for split in splits}
     assert all(os.path.isfile(r["file_name"]) for rs in records.values() for r in rs)
-    assert [r["label"] for r in records["train"]] == [0] * 4 + [1] * 4  # classes 1-2 train, contiguous labels
+    train_labels = [r["label"] for r in records["train"]]
+    if layout == "cars_devkit":  # the order of the devkit's two annotation files
+        train_labels = sorted(train_labels)
+    assert train_labels == [0] * 4 + [1] * 4  # classes 1-2 train, contiguous labels
     if layout == "inshop":
         assert (
             [r["label"] for r in records["query"]] == [3, 3, 4, 4] == [r["label"] for r in records["gallery"]]
         )
         assert records["query"][0]["file_name"].startswith(str(tmp_path / folder / "Img" / "img"))
     else:
-        assert [r["label"] for r in records["test"]] == [0] * 4 + [1] * 4
+        assert sorted(r["label"] for r in records["test"]) == [0] * 4 + [1] * 4
         assert not {r["file_name"] for r in records["train"]} & {r["file_name"] for r in records["test"]}
     if layout == "cub":
         assert records["test"][0]["class_id"] == "003.synthetic_bird_003"
     if layout == "cars":
         assert records["train"][0]["file_name"] == str(tmp_path / folder / "car_ims" / "000001.jpg")
+    if layout == "cars_devkit":  # both halves pooled: class 1's images 0, 2 in cars_train, 1, 3 in cars_test
+        class_1 = [r for r in records["train"] if r["label"] == 0]
+        assert sorted(r["file_name"][len(str(tmp_path / folder)) + 1:] for r in class_1) == [
+            "cars_test/00001.jpg", "cars_test/00002.jpg", "cars_train/00001.jpg", "cars_train/00002.jpg"]
+        assert class_1[0]["class_id"] == "Synthetic Car 001"
 
 
 def test_cub_lists_are_read_by_class_id_not_by_file_order(tmp_path):
@@ -210,3 +219,13 @@ def test_class_balanced_sampler():
         ClassBalancedBatchSampler(labels, 11, 2, seed=0)
     with pytest.raises(ValueError, match="empty"):
         ClassBalancedBatchSampler([], 1, 2, seed=0)
+
+
+def test_cars_without_any_known_form_names_every_form_tried(tmp_path, monkeypatch):
+    (tmp_path / "stanford_cars").mkdir()
+    monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"cars_annos.mat .*devkit/cars_train_annos.mat .*images"):
+        load_metric_dataset("cars196_train")
+    (tmp_path / "stanford_cars").rmdir()
+    with pytest.raises(FileNotFoundError, match=r"cars196.*stanford_cars"):
+        load_metric_dataset("cars196_train")

@@ -10,9 +10,10 @@ from detectron2.data import DatasetCatalog
 import das  # noqa: F401
 from das.config import add_das_config
 from das.evaluation import EmbeddedSet, retrieval_metrics
-from das.visualization import CORRECT_BGR, QUERY_BGR, WRONG_BGR, save_retrieval_grid
+from das.visualization import save_retrieval_grid
 
 from shared.engine import build_cfg
+from shared.retrieval.export import CORRECT_COLOR, QUERY_COLOR, WRONG_COLOR
 
 BASE_CONFIG = os.path.join(
     os.path.dirname(__file__), "..", "..", "projects", "DAS", "configs", "Base-DAS.yaml"
@@ -53,7 +54,7 @@ def test_query_gallery_protocol():
     assert m["R@1"] == pytest.approx(50.0) and m["R@2"] == pytest.approx(100.0)
 
 
-def test_retrieval_grid_frames(das_dataset_root, monkeypatch, tmp_path):
+def test_retrieval_sheet_neighbours_frames_and_legend(das_dataset_root, monkeypatch, tmp_path):
     monkeypatch.setenv("DETECTRON2_DATASETS", str(das_dataset_root))
     records = DatasetCatalog.get("synthetic_birds_test")[:6]
     files = [r["file_name"] for r in records]
@@ -61,27 +62,18 @@ def test_retrieval_grid_frames(das_dataset_root, monkeypatch, tmp_path):
     labels = np.array([r["label"] for r in records])
     emb = [[0.0], [1.0], [2.0], [3.0], [0.5], [10.0]]
     path = str(tmp_path / "grid.png")
-    nn = save_retrieval_grid(_set(emb, labels, files), None, path, top_k=2, query_indices=[0, 5])
+    nn = save_retrieval_grid(_set(emb, labels, files), None, path, top_k=2, query_indices=[0, 5],
+                             title="synthetic_birds_test")
     assert nn.tolist() == [[4, 1], [3, 2]]
-    grid = cv2.imread(path)
-    thumb, border, gap = 96, 5, 4
-    cell = thumb + 2 * border
-    assert grid.shape[0] == 2 * cell + gap
-    first_result_x = cell + 4 * gap
+    sheet = cv2.imread(path)[:, :, ::-1].reshape(-1, 3).astype(int)
 
-    def frame_colour(row, x0):
-        return tuple(int(v) for v in grid[row * (cell + gap) + 1, x0 + cell // 2])
+    def pixels_of(rgb):
+        return int((np.abs(sheet - np.array(rgb) * 255).max(axis=1) <= 3).sum())
 
-    def close(a, b):
-        return max(abs(x - y) for x, y in zip(a, b)) <= 3
-
-    assert close(frame_colour(0, 0), QUERY_BGR)
-    # query 0 (class 0): neighbour 4 is class 1 → red, neighbour 1 is class 0 → green
-    assert close(frame_colour(0, first_result_x), WRONG_BGR)
-    assert close(frame_colour(0, first_result_x + cell + gap), CORRECT_BGR)
-    # query 5 (class 1): neighbours 3 and 2 are class 0 → red
-    assert close(frame_colour(1, first_result_x), WRONG_BGR)
-    assert os.path.getsize(path) > 0
+    # query 0 (class 0): neighbour 4 is class 1 -> red, neighbour 1 is class 0 -> green; query 5: two red
+    # frames; the legend adds one swatch of each colour
+    assert pixels_of(QUERY_COLOR) > 0 and pixels_of(CORRECT_COLOR) > 0
+    assert pixels_of(WRONG_COLOR) > 2 * pixels_of(CORRECT_COLOR)
 
 
 class _NaNModel(torch.nn.Module):

@@ -10,10 +10,13 @@ import pytest
 
 import das  # noqa: F401
 from das.config import add_das_config
-from das.official_runs import OURS, RUNS, markdown_table, official_config, parse_flags
+from das.official_runs import (ADDER_DEFAULTS, OURS, RUNS, WEIGHTS_KEYS, markdown_table, official_config,
+                               parse_flags)
+from detectron2.config import get_cfg
 
 from shared.engine import build_cfg
-from shared.engine.provenance import assert_rows, keys_set_by_yaml
+from shared.engine.provenance import (ProjectTables, assert_rows, diff, keys_set_by_yaml, ours_without_reason,
+                                      undetected_mutations)
 
 CONFIG_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "projects", "DAS", "configs")
 PRESETS = sorted(os.path.relpath(p, CONFIG_DIR) for p in glob.glob(os.path.join(CONFIG_DIR, "*", "*.yaml"))
@@ -35,6 +38,17 @@ def test_preset_equals_the_official_run(preset):
     cfg = build_cfg(add_das_config, os.path.join(CONFIG_DIR, preset))
     rows = [(key, value, where) for key, (value, where) in official_config(flags).items()]
     assert_rows(cfg, rows, f"{preset} ({source})", strict_types=False)
+
+
+@pytest.mark.parametrize("preset", ["CUB200/triplet_distance.yaml", "SOP/margin_distance.yaml",
+                                    "CARS196/multi_similarity_bninception512_table1.yaml"])
+def test_changing_any_listed_value_fails_the_check(preset):
+    """Each official value (MODEL.DAS.MTS.ENABLED, a config-adder default, included) is guarded."""
+    cfg = build_cfg(add_das_config, os.path.join(CONFIG_DIR, preset))
+    rows = [(key, value, where) for key, (value, where) in official_config(RUNS[preset][1]).items()]
+    assert "MODEL.DAS.MTS.ENABLED" in [key for key, _, _ in rows]
+    assert not undetected_mutations(lambda c: diff(c, rows, strict_types=False), cfg,
+                                    [key for key, _, _ in rows])
 
 
 @pytest.mark.parametrize("preset", sorted(RUNS))
@@ -77,3 +91,14 @@ def test_readme_shows_the_current_table():
     with open(README) as f:
         text = f.read()
     assert markdown_table() in text, "README preset table is stale: run python -m das.official_runs"
+
+
+def test_adder_defaults_match_their_table():
+    """Every key add_das_config adds, with its source (MODEL.DAS.MTS.ENABLED among them); changing any default
+    fails the check."""
+    rows = [(key, value, source) for key, (value, source) in ADDER_DEFAULTS.items()]
+    tables = ProjectTables(get_cfg, add_das_config, {}, rows, WEIGHTS_KEYS)
+    assert not tables.adder_problems(tables.defaults())
+    assert not ours_without_reason(rows)
+    assert not undetected_mutations(tables.adder_problems, tables.defaults(), list(ADDER_DEFAULTS))
+

@@ -23,6 +23,8 @@ LOG_RFS = "experiments/fasa_iof_base10_r50_rfs_cos_norm_4x4_2x/20220825_184525.l
 FASA = "configs/fasa/fasa_iof_base10_r50_rfs_cos_norm_4x4_2x.py"
 NORMED = "mmdet/models/utils/normed_predictor.py"
 IIF_LOSS = "mmdet/models/losses/iif_loss.py"
+CBD = "mmdet/datasets/dataset_wrappers.py"
+L2 = "configs/lvis/mask_rcnn_r50_fpn_sample1e-3_mstrain_2x_lvis_v1.py"
 
 FPN_LEVELS = ["p2", "p3", "p4", "p5"]
 
@@ -54,6 +56,11 @@ COMMON: List[Row] = [
     ("MODEL.ROI_HEADS.IN_FEATURES", FPN_LEVELS, f"{M}:41 (strides 4-32)"),
     ("MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", 512, f"{M}:103"),
     ("MODEL.ROI_HEADS.POSITIVE_FRACTION", 0.25, f"{M}:104"),
+    ("MODEL.ROI_HEADS.IOU_THRESHOLDS", [0.5], f"{M}:96-98"),
+    ("MODEL.ROI_HEADS.PROPOSAL_APPEND_GT", True, f"{M}:106 (add_gt_as_proposals). The official "
+     f"match_low_quality=True ({M}:99, min_pos_iou 0.5) has no detectron2 key: with the GT boxes among the "
+     "proposals every GT's best proposal is itself (IoU 1, already positive), so it changes an assignment "
+     "only between identical GT boxes"),
     ("MODEL.ROI_HEADS.NUM_CLASSES", 1203, f"{L1}:8"),
     ("MODEL.ROI_HEADS.SCORE_THRESH_TEST", 0.0001, f"{L1}:11"),
     ("TEST.DETECTIONS_PER_IMAGE", 300, f"{L1}:13"),
@@ -128,8 +135,9 @@ def _schedule(epochs: int, rfs: bool, official: str, sampler_line: str,
         ("SOLVER.CHECKPOINT_PERIOD", per_epoch, "configs/_base_/default_runtime.py:1 (every epoch)"),
     ]
     if rfs:
-        rows.append(("DATALOADER.SAMPLER_TRAIN", "RepeatFactorTrainingSampler",
-                     f"{DS}:10-11 (ClassBalancedDataset, oversample_thr 1e-3; {official} {sampler_line})"))
+        rows.append(("DATALOADER.SAMPLER_TRAIN", "ClassBalancedRepeatSampler",
+                     f"{DS}:10-11 (ClassBalancedDataset, oversample_thr 1e-3; {official} {sampler_line}): "
+                     f"each image ceil(r) times per epoch ({CBD}:220)"))
     else:
         rows.append(("DATALOADER.SAMPLER_TRAIN", "TrainingSampler",
                      f"{official}:{sampler_line} (oversample_thr=0.0: every repeat factor 1)"))
@@ -217,13 +225,20 @@ LVIS_PRESETS: Dict[str, Tuple[str, List[Row]]] = {
         ("MODEL.ROI_BOX_HEAD.IIF.ENABLED", True, f"{FASA}:53 (FasaIIFLoss)"),
         ("MODEL.ROI_BOX_HEAD.IIF.VARIANT", "base10_obj", f"{FASA}:56; {LOG_RFS}:87"),
         ("MODEL.ROI_HEADS.NMS_THRESH_TEST", 0.3, f"{FASA}:128; {LOG_RFS}:159"),
-    ] + _cosine(FASA, 57, 8.0, 77) + _schedule(24, True, FASA, "line 178", (f"{FASA}:279", f"{FASA}:278"))),
+    ] + _cosine(FASA, 57, 8.0, 77) + _schedule(24, True, FASA, "line 178", (f"{FASA}:280", f"{FASA}:279"))),
 }
+
+
+def _common(preset: str) -> List[Row]:
+    """COMMON, citing the 2x LVIS file (same lines as the 1x one) for the 24-epoch runs that inherit it."""
+    if "_2x" not in preset or "base10_obj_rfs_cos_norm" in preset:  # the FASA run is one flat file
+        return COMMON
+    return [(key, value, source.replace(L1, L2)) for key, value, source in COMMON]
 
 
 def lvis_rows(preset: str, msra: bool = False) -> List[Row]:
     """Every row of ``preset``: common, backbone (torchvision or MSRA), then the preset's own."""
-    return COMMON + (MSRA if msra else TORCHVISION) + LVIS_PRESETS[preset][1]
+    return _common(preset) + (MSRA if msra else TORCHVISION) + LVIS_PRESETS[preset][1]
 
 
 RD = "README.md"  # classification/README.md
@@ -332,8 +347,8 @@ PLACES: List[Row] = IMAGENET_STYLE + [
     ("MODEL.CLS.HEAD", "lr_cosine", f"{RD}:89"),
     ("MODEL.CLS.PRETRAINED", "", OURS + "the local ImageNet SE-ResNet-152 state dict is passed on the "
      f"command line (official --pretrained, {RD}:83-89)"),
-    ("MODEL.CLS.TRAINABLE", "last_block", f"{RD}:86 and {TR}:148-165 (finetune_places; its call is "
-     f"commented out at {TR}:218)"),
+    ("MODEL.CLS.TRAINABLE", "all", f"{TR}:217-218 (the finetune_places call is commented out: every "
+     f"parameter trains; {RD}:86 says to freeze all but the last block = TRAINABLE last_block)"),
     ("SOLVER.EPOCHS", 30, f"{RD}:89"),
     ("OUTPUT_DIR", "output/iif_cls/places_lt_se_r152", OURS + "output folder"),
 ]
@@ -370,6 +385,59 @@ CLS_PRESETS: Dict[str, Tuple[str, List[Row]]] = {
 #: presets with no official counterpart at all (CPU demo scale): every value is ours
 SYNTHETIC_PRESETS = ("classification/synthetic_lt.yaml", "classification/synthetic_lt_decoupled.yaml",
                      "synthetic/baseline_softmax.yaml", "synthetic/iif_raw.yaml")
+
+
+SYNTHETIC_DEFAULT = OURS + "the synthetic CPU preset's value; the official presets set their own"
+
+#: every key add_iif_config adds to detectron2's defaults (detection paths as above)
+ADDER_DEFAULTS: List[Row] = [
+    ("MODEL.ROI_BOX_HEAD.IIF.ENABLED", False, OURS + "the softmax baseline until a preset turns IIF on"),
+    ("MODEL.ROI_BOX_HEAD.IIF.VARIANT", "raw", OURS + "the variant of the official iif_r50_* configs"),
+    ("MODEL.ROI_BOX_HEAD.IIF.BG_WEIGHT", 1.0, f"{IIF_LOSS}:49"),
+    ("MODEL.ROI_BOX_HEAD.IIF.NORM_P", 0.0, f"{IIF_LOSS}:47-50 (no normalisation)"),
+    ("MODEL.ROI_BOX_HEAD.IIF.COUNT_SOURCE", "json", OURS + "the official CSV's numbers, counted from the "
+     "json"),
+    ("MODEL.ROI_BOX_HEAD.IIF.CSV_PATH", "", OURS + "only for COUNT_SOURCE csv"),
+    ("MODEL.ROI_BOX_HEAD.IIF.DATASETS", (), OURS + "empty = count on DATASETS.TRAIN"),
+    ("MODEL.ROI_BOX_HEAD.CLS_PREDICTOR", "linear", "mmdet/models/roi_heads/bbox_heads/bbox_head.py:34"),
+    ("MODEL.ROI_BOX_HEAD.CLS_INIT", "auto", OURS + "auto = the official init of the predictor in use"),
+    ("MODEL.ROI_BOX_HEAD.COSINE_SCALE", 8.0, f"{RAW_COS}:8"),
+    ("MODEL.ROI_MASK_HEAD.COSINE_SCALE", 20.0, f"{SOFTMAX_COS_1X}:12"),
+    ("TEST.EVAL_BACKEND", "faster_coco_eval", OURS + "shared.evaluation's faster back end (tested equal to "
+     "the reference tools)"),
+]
+
+#: every key add_iif_cls_config adds (classification paths as above)
+CLS_ADDER_DEFAULTS: List[Row] = [
+    ("DATA.SOURCE", "synthetic", SYNTHETIC_DEFAULT),
+    ("DATA.ROOT", "", SYNTHETIC_DEFAULT),
+    ("DATA.TRAIN_LIST", "SyntheticLT_train.txt", SYNTHETIC_DEFAULT),
+    ("DATA.TEST_LIST", "SyntheticLT_test.txt", SYNTHETIC_DEFAULT),
+    ("DATA.NUM_CLASSES", 10, SYNTHETIC_DEFAULT),
+    ("DATA.IMBALANCE_FACTOR", 0.01, f"{RD}:25"),
+    ("DATA.MANY_SHOT", 100, "per_shot_acc.py:62"),
+    ("DATA.FEW_SHOT", 20, "per_shot_acc.py:62"),
+    ("DATA.NUM_WORKERS", 0, OURS + "loader processes only"),
+    ("INPUT.CLS.TRAIN_CROP", "pad", f"{INIT}:122"),
+    ("INPUT.CLS.SIZE", 32, f"{INIT}:122"),
+    ("INPUT.CLS.PAD", 4, f"{INIT}:122"),
+    ("INPUT.CLS.AUGMENT", "none", SYNTHETIC_DEFAULT),
+    ("INPUT.CLS.COLOR_JITTER", 0.0, SYNTHETIC_DEFAULT),
+    ("INPUT.CLS.CUTOUT", 0, SYNTHETIC_DEFAULT),
+    ("INPUT.CLS.MEAN", [0.485, 0.456, 0.406], f"{IMB}:212-216 (ImageNet normalisation)"),
+    ("INPUT.CLS.STD", [0.229, 0.224, 0.225], f"{IMB}:212-216"),
+    ("INPUT.CLS.TEST_RESIZE", 0, f"{INIT}:136-139 (no resize: CIFAR)"),
+    ("MODEL.CLS.BACKBONE", "resnet10t", SYNTHETIC_DEFAULT),
+    ("MODEL.CLS.HEAD", "linear", f"{TR} (--classif_norm default: a plain linear classifier)"),
+    ("MODEL.CLS.PRETRAINED", "", OURS + "a local state dict on the command line"),
+    ("MODEL.CLS.TRAINABLE", "all", f"{TR}:217-218 (every parameter trains)"),
+    ("SOLVER.EPOCHS", 30, SYNTHETIC_DEFAULT),
+    ("SOLVER.MILESTONES", [], SYNTHETIC_DEFAULT),
+    ("SOLVER.MIXUP_ALPHA", 0.0, f"{TR} (no --mixup)"),
+    ("IIF.MODE", "posthoc", f"{RD} (the post-hoc IIF commands, --test-only)"),
+    ("IIF.VARIANT", "smooth", f"{RD} (every IIF command: --iif smooth)"),
+    ("IIF.NORM_P", 0.0, f"{TR}:331 (--iif_norm default 0)"),
+]
 
 
 def _value(value: Any) -> str:
@@ -417,6 +485,11 @@ def presets_markdown() -> str:
               "throughout: CPU demo scale, no official counterpart."]
     for name, (official, rows) in CLS_PRESETS.items():
         parts += ["", f"### `{name}`", "", f"Official command: `{official}`.", "", markdown_table(rows)]
+    parts += ["", "## Defaults of the config adders", "",
+              "Every key `add_iif_config` / `add_iif_cls_config` add to detectron2's defaults, with its "
+              "source (a preset that sets a key overrides it; the rows above hold the presets).", "",
+              "### `add_iif_config` (detection)", "", markdown_table(ADDER_DEFAULTS), "",
+              "### `add_iif_cls_config` (classification)", "", markdown_table(CLS_ADDER_DEFAULTS)]
     return "\n".join(parts) + "\n"
 
 

@@ -257,3 +257,21 @@ def test_train_cls_front_door_trains_then_evaluates_only(tiny_lt, tmp_path):
     assert set(evaluated) == set(trained) == {"softmax", "posthoc_iif_smooth"}
     for name in trained:
         assert evaluated[name] == pytest.approx(trained[name])
+
+
+@pytest.mark.parametrize("trainable", ["all", "last_block", "classifier"])
+def test_trainable_switch_freezes_what_it_says(trainable):
+    """Places-LT: "all" (the official code, its finetune_places call commented out) vs "last_block" (the
+    official README's reading: only the final residual block and the classifier)."""
+    from iif.classification.trainer import set_trainable
+    from iif.modeling.classifiers import classifier_layer, last_block
+
+    net = build_network("se_resnet32", 10, "cosine")
+    set_trainable(net, trainable)
+    trained = {id(p) for p in net.parameters() if p.requires_grad}
+    every = {id(p) for p in net.parameters()}
+    head = {id(getattr(classifier_layer(net), n)) for n in ("weight", "bias")
+            if isinstance(getattr(classifier_layer(net), n, None), torch.nn.Parameter)}
+    block = {id(p) for p in last_block(net).parameters()}
+    expected = {"all": every, "last_block": head | block, "classifier": head}[trainable]
+    assert trained == expected and (trainable == "all" or trained < every)

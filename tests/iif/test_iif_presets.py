@@ -10,7 +10,8 @@ from detectron2.layers import ShapeSpec
 
 from iif.config import add_iif_config
 from iif.modeling import IIFOutputLayers, NormedConv2d, NormedLinear
-from shared.engine.provenance import assert_rows, load_module_beside, ours_without_reason, unlisted_changes
+from shared.engine.provenance import (ProjectTables, assert_rows, load_module_beside, ours_without_reason,
+                                      problems, undetected_mutations, unlisted_changes)
 
 PROVENANCE = load_module_beside(__file__, "iif_provenance.py")
 CLS_PRESETS, LVIS_PRESETS = PROVENANCE.CLS_PRESETS, PROVENANCE.LVIS_PRESETS
@@ -132,3 +133,42 @@ def test_decoupled_presets_start_from_their_first_stage_output():
 def test_presets_md_is_the_table():
     """projects/IIF/PRESETS.md is generated from the provenance table; a stale copy fails."""
     assert (CONFIGS.parent / "PRESETS.md").read_text() == PROVENANCE.presets_markdown()
+
+
+def _cls_config(cfg):
+    from iif.classification import add_iif_cls_config
+
+    add_iif_cls_config(cfg)
+
+
+#: the adders' default tables (presets are checked above, preset by preset)
+DETECTION = ProjectTables(get_cfg, add_iif_config, {}, PROVENANCE.ADDER_DEFAULTS)
+CLASSIFICATION = ProjectTables(get_cfg, _cls_config, {}, PROVENANCE.CLS_ADDER_DEFAULTS)
+
+
+@pytest.mark.parametrize("tables", [DETECTION, CLASSIFICATION], ids=["add_iif_config", "add_iif_cls_config"])
+def test_adder_defaults_match_their_table(tables):
+    assert not tables.adder_problems(tables.defaults())
+    assert not ours_without_reason(tables.adder_defaults)
+    # ... and a changed default is caught, for each of them
+    keys = [key for key, _, _ in tables.adder_defaults]
+    assert not undetected_mutations(tables.adder_problems, tables.defaults(), keys)
+
+
+@pytest.mark.parametrize("preset", ["mask_rcnn_R_50_FPN_iif_raw_rfs_2x.yaml",
+                                    "mask_rcnn_R_50_FPN_iif_base10_obj_rfs_cos_norm_2x.yaml"])
+def test_changing_any_listed_lvis_value_fails_the_check(preset):
+    cfg, rows = _resolved(LVIS_DIR / preset), lvis_rows(preset)
+    keys = [key for key, _, _ in rows]
+    assert not undetected_mutations(lambda c: problems(c, rows, _resolved()), cfg, keys)
+
+
+@pytest.mark.parametrize("preset", ["places_lt_se_resnet152.yaml", "cifar100_lt_se_resnet32_decoupled.yaml"])
+def test_changing_any_listed_classification_value_fails_the_check(preset):
+    rows = [(key, _is_stage1_checkpoint if value is None else value, source)
+            for key, value, source in CLS_PRESETS[preset][1]]
+    keys = [key for key, _, _ in rows]
+    assert "MODEL.CLS.TRAINABLE" in keys
+    assert not undetected_mutations(lambda c: problems(c, rows, _cls_resolved()),
+                                    _cls_resolved(CONFIGS / "classification" / preset), keys)
+

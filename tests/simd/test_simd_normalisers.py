@@ -107,3 +107,40 @@ def test_cache_and_resolution_at_training_start(small_cfg):
 def test_without_estimation_config_is_unchanged():
     cfg = build_cfg(add_simd_config, BASE, ["MODEL.SIMD.M", "6.13", "MODEL.SIMD.N", "4.59"])
     assert resolve_normalisers(cfg) is cfg
+
+
+def _train_two_iterations(small_cfg, output_dir):
+    """What ``train_net.py`` does, shrunk: seed (``default_setup``), resolve m / n (estimate or cache),
+    build the trainer (model initialisation), two iterations; the final weights."""
+    from detectron2.utils.env import seed_all_rng
+
+    from simd.trainer import SimDTrainer, prepare_cfg
+
+    cfg = small_cfg.clone()
+    cfg.OUTPUT_DIR = str(output_dir)
+    cfg.MODEL.RPN.SIMILARITY = "simd"
+    cfg.MODEL.SIMD.ESTIMATE_NORMALISERS = True
+    cfg.SOLVER.MAX_ITER = 2
+    cfg.DATASETS.TEST = ()
+    seed_all_rng(cfg.SEED)
+    cfg = prepare_cfg(cfg)
+    trainer = SimDTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    trainer.train()
+    return cfg, {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+
+
+def test_estimating_m_n_leaves_the_training_random_stream_untouched(small_cfg, tmp_path):
+    """The same run with and without a cached m / n in OUTPUT_DIR ends with the same weights (before, the
+    estimator built a backbone, which drew from the global torch generator: 2 iterations later the weights
+    differed)."""
+    cfg, estimated = _train_two_iterations(small_cfg, tmp_path / "estimates")
+    cached = tmp_path / "cached"
+    cached.mkdir()
+    with open(tmp_path / "estimates" / CACHE_FILE) as f:
+        (cached / CACHE_FILE).write_text(f.read())
+    cfg_cached, from_cache = _train_two_iterations(small_cfg, cached)
+    assert (cfg_cached.MODEL.SIMD.M, cfg_cached.MODEL.SIMD.N) == (cfg.MODEL.SIMD.M, cfg.MODEL.SIMD.N)
+    assert estimated.keys() == from_cache.keys()
+    differ = [k for k in estimated if not torch.equal(estimated[k], from_cache[k])]
+    assert differ == []

@@ -65,7 +65,7 @@ def test_split_form_with_ignore_loads(sodad_root):
     assert len(records) == len(split["images"]) and all(os.path.exists(r["file_name"]) for r in records)
 
 
-def test_perfect_patch_detections_score_100_on_full_images_and_not_on_patches(sodad_root, tmp_path):
+def test_perfect_patch_detections_score_100_on_full_images_and_not_on_patches(sodad_root, tmp_path, caplog):
     split = json.loads((sodad_root / "divData" / "Annotations" / "val.json").read_text())
     full = str(sodad_root / "rawData" / "Annotations" / "val_wo_ignore.json")
     # every object lies wholly inside some patch (objects <= 32 px, overlap 40 px); predict those
@@ -113,8 +113,12 @@ def test_perfect_patch_detections_score_100_on_full_images_and_not_on_patches(so
                 "instances": [dict(d, category_id=contiguous[d["category_id"]]) for d in mine],
             }
         )
-    results = ev.evaluate()
+    with caplog.at_level("INFO", logger="simd.sodad"):
+        results = ev.evaluate()
     assert results["bbox"]["AP"] == pytest.approx(100.0)
+    # the log names the full-image ground truth the numbers are scored against
+    assert f"SODA-D evaluation of simdtest_sodad_eval: {len(dets)} patch detections" in caplog.text
+    assert f"scored against {os.path.abspath(full)}" in caplog.text
     assert "AP" in results["bbox_patches"]
     assert os.path.exists(tmp_path / "coco_instances_results_full_images.json")
 

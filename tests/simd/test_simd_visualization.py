@@ -6,7 +6,8 @@ from detectron2.data import DatasetCatalog
 from detectron2.modeling import build_model
 
 from shared.engine import AtomicDetectionCheckpointer
-from simd.visualization import draw_assignment, positive_anchors, load_training_view, save_png
+from simd.visualization import (DETECTION_COLOUR, GT_COLOUR, LEGEND_HEIGHT, PANEL_COLOURS, draw_assignment,
+                                load_training_view, positive_anchors, save_png)
 
 
 def test_assignment_picture_has_one_panel_per_similarity_and_detections(small_cfg, tmp_path):
@@ -18,6 +19,13 @@ def test_assignment_picture_has_one_panel_per_similarity_and_detections(small_cf
     picture = draw_assignment(cfg, record, "simdtest_tiny_train", ("iou", "simd"), weights=weights)
     assert picture.dtype == np.uint8 and picture.ndim == 3
     assert picture.shape[1] >= 3 * 512  # three panels, each upscaled to >= 512 px
+    # the legend strip below the panels holds a box in every colour the panels use
+    legend = picture[-LEGEND_HEIGHT:].reshape(-1, 3).astype(int)
+    for colour in (GT_COLOUR, PANEL_COLOURS["iou"], PANEL_COLOURS["simd"], DETECTION_COLOUR):
+        rgb = np.round(255 * np.asarray(colour)).astype(int)
+        assert (np.abs(legend - rgb).max(axis=1) <= 2).sum() >= 20, colour
+    assert (picture[-LEGEND_HEIGHT:] < 60).all(axis=2).sum() > 100  # the labels' black text
+    assert (legend == 255).all(axis=1).mean() > 0.8  # on a white strip
     path = str(tmp_path / "a.png")
     save_png(picture, path)
     assert cv2.imread(path).shape == picture.shape

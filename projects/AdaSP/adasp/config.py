@@ -7,6 +7,8 @@ Build a config the one way every project does::
     cfg = build_cfg(add_adasp_config, "projects/AdaSP/configs/Market1501/mgn_R50-ibn_adasp.yml", opts,
                     framework="fastreid")
 """
+import math
+
 from fastreid.config import CfgNode as CN
 
 from shared.engine.validation import ConfigValueError, check_positive, check_range, config_check
@@ -32,6 +34,10 @@ def add_adasp_config(cfg: CN) -> CN:
     # Build the identity classifier of the head (key and default of the official AdaSP fork); False (its
     # VeRi / VehicleID metric-only presets): no classifier, AdaSPBaseline with AdaSPLoss alone.
     _C.MODEL.HEADS.CLS_ENABLE = True
+    # Compute every loss (CE, AdaSP, ...) over the global batch gathered from all processes, gradient to each
+    # process's own rows (shared.engine.gather); False: per process, as FastReID's DDP and the official code
+    # (which ran on 1 GPU, where both are the same). With N GPUs the per-process batch is IMS_PER_BATCH / N.
+    _C.MODEL.LOSSES.GLOBAL_BATCH = False
 
     # Seed of Python, numpy and torch (+ the process rank); < 0 draws a fresh one. FastReID has no such key
     # and seeds nothing; detectron2's SEED has the same meaning.
@@ -41,13 +47,22 @@ def add_adasp_config(cfg: CN) -> CN:
     # Seed of the random query/gallery split that fastreid draws when it loads a test set (VehicleID: one
     # image per id goes to the gallery); -1 keeps fastreid's unseeded behaviour (a new split each time).
     _C.TEST.SPLIT_SEED = -1
+    # Gallery images per query in OUTPUT_DIR/inference/<dataset>/ranking.csv, written at every evaluation.
+    _C.TEST.RANKING_TOPK = 10
     return cfg
 
 
 @config_check(add_adasp_config)
 def _check_adasp_loss(cfg: CN) -> None:
-    """TEMP > 0, SCALE >= 0, TYPE one of the positive rules of :mod:`adasp.modeling.loss`."""
+    """TEMP > 0, SCALE >= 0, TYPE one of the positive rules of :mod:`adasp.modeling.loss`; with the sparse
+    pairwise loss, DATALOADER.NUM_INSTANCE >= 2 (with one image per identity a batch has no positive pair:
+    the loss falls to ~1e-8 and nothing is learned)."""
     from adasp.modeling.loss import POSITIVE_RULES
+
+    if "AdaSPLoss" in tuple(cfg.MODEL.LOSSES.NAME) and cfg.DATALOADER.NUM_INSTANCE < 2:
+        raise ConfigValueError("DATALOADER.NUM_INSTANCE", cfg.DATALOADER.NUM_INSTANCE,
+                               "must be >= 2 with AdaSPLoss: the sparse pairwise loss needs at least two "
+                               "images of each identity in a batch")
 
     check_positive(cfg, "MODEL.LOSSES.ADASP.TEMP")
     check_range(cfg, "MODEL.LOSSES.ADASP.SCALE", low=0.0)
@@ -55,6 +70,43 @@ def _check_adasp_loss(cfg: CN) -> None:
     if not isinstance(loss_type, str) or loss_type.lower() not in POSITIVE_RULES:
         raise ConfigValueError("MODEL.LOSSES.ADASP.TYPE", loss_type,
                                f"must be one of {sorted(POSITIVE_RULES)}")
+
+
+@config_check(add_adasp_config)
+def _check_test(cfg: CN) -> None:
+    """At least one ranked gallery image per query."""
+    check_range(cfg, "TEST.RANKING_TOPK", low=1)
+
+
+#: MGN's meta-architectures: their part branches cut the stride-16 feature map into 2 and 3 horizontal stripes
+MGN_ARCHITECTURES = ("MGN", "AdaSPMGN")
+#: the stride of MGN's part-branch feature maps (conv1, max-pool, res3, res4 halve; res5 keeps stride 1)
+MGN_PART_STRIDE = 16
+
+
+def mgn_stripes(height: int, parts: int) -> int:
+    """Stripes ``torch.chunk(feature, parts, dim=2)`` yields for an input ``height``: the feature map is
+    ``H = ceil(height / 16)`` rows and chunk cuts pieces of ``ceil(H / parts)`` rows, so
+    ``ceil(H / ceil(H / parts))`` stripes (64 px: H = 4, two stripes of 2 where MGN needs three)."""
+    rows = math.ceil(height / MGN_PART_STRIDE)
+    return math.ceil(rows / math.ceil(rows / parts))
+
+
+@config_check(add_adasp_config)
+def _check_mgn_input_size(cfg: CN) -> None:
+    """MGN needs its feature map to split into 2 and into 3 stripes (fastreid fails inside the model with
+    "expected 3, got 2" otherwise): refuse such ``INPUT.SIZE_TRAIN`` / ``SIZE_TEST`` heights."""
+    if cfg.MODEL.META_ARCHITECTURE not in MGN_ARCHITECTURES:
+        return
+    for key in ("INPUT.SIZE_TRAIN", "INPUT.SIZE_TEST"):
+        size = tuple(cfg.INPUT.SIZE_TRAIN if key.endswith("TRAIN") else cfg.INPUT.SIZE_TEST)
+        height = int(size[0])
+        if mgn_stripes(height, 2) != 2 or mgn_stripes(height, 3) != 3:
+            fits = [h for h in range(max(16, height - 64), height + 65, 16)
+                    if mgn_stripes(h, 2) == 2 and mgn_stripes(h, 3) == 3]
+            raise ConfigValueError(key, size, f"{cfg.MODEL.META_ARCHITECTURE} cuts the feature map of height "
+                                   f"ceil({height} / {MGN_PART_STRIDE}) into 2 and 3 stripes, which this "
+                                   f"height does not allow; heights that do nearby: {fits}")
 
 
 @config_check(add_adasp_config)

@@ -9,6 +9,8 @@ checked Market-1501-style file names, and the embedded synthetic set.
   its person id / camera is out of range (fastreid fails with ``'NoneType' object has no attribute 'groups'``
   or a bare ``AssertionError``), reads ``.JPG`` like ``.jpg`` (fastreid skips it without a word) and lists
   files in sorted order (fastreid's ``glob`` order depends on the file system).
+* VeRi-776 and VehicleID are read from the folder they are released as (``VeRi/``, ``VehicleID_V1.0/``) or
+  from fastreid's rename (``veri/``, ``vehicleid/``): :func:`with_release_folder`.
 * :func:`check_test_set` -- a test set needs queries and a gallery; :class:`~adasp.trainer.AdaSPTrainer`
   checks every ``DATASETS.TESTS`` entry before training starts.
 * ``SyntheticMarket1501`` *is* the Market-1501 loader; it reads the sub-folder ``synthetic_reid/`` of
@@ -125,6 +127,25 @@ class SyntheticMarket1501(StrictMarket1501):
 #: fastreid dataset name -> the loader used for it instead of fastreid's own
 CHECKED_LOADERS = {"Market1501": StrictMarket1501, "DukeMTMC": StrictDukeMTMC}
 
+#: fastreid's folder name (a loader's ``dataset_dir``) -> the folders tried under the root, in order: the
+#: name the set is released under first, then fastreid's rename
+RELEASE_FOLDERS = {"veri": ("VeRi", "veri"), "vehicleid": ("VehicleID_V1.0", "vehicleid")}
+
+
+def with_release_folder(loader: type, name: str, root: str) -> type:
+    """``loader`` reading the first folder of :data:`RELEASE_FOLDERS` that exists under ``root`` (a subclass
+    with that ``dataset_dir``); loaders of other sets are returned unchanged. None existing is a
+    ``FileNotFoundError`` naming every folder tried."""
+    tried = RELEASE_FOLDERS.get(getattr(loader, "dataset_dir", None))
+    if tried is None:
+        return loader
+    for folder in tried:
+        if os.path.isdir(os.path.join(root, folder)):
+            return type(loader.__name__, (loader,), {"dataset_dir": folder})
+    raise FileNotFoundError(
+        f"dataset {name!r}: none of the folders {[os.path.join(root, f) for f in tried]} exists (root "
+        f"${FASTREID_ENV}={root!r}); see projects/AdaSP/README.md for the expected folder layout")
+
 
 def registered_datasets() -> Dict[str, type]:
     """Every dataset name fastreid knows (its ``Registry`` has no public listing, hence ``_obj_map``)."""
@@ -143,6 +164,7 @@ def load_reid_dataset(name: str, split_seed: int = -1, **kwargs):
     loader = get_or_raise(registered_datasets(), name, "DATASETS.NAMES/TESTS entry")
     loader = CHECKED_LOADERS.get(name, loader)
     root = dataset_root(FASTREID_ENV)
+    loader = with_release_folder(loader, name, root)
     saved_state = random.getstate()
     if split_seed >= 0:
         random.seed(split_seed)

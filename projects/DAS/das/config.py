@@ -145,6 +145,8 @@ def add_das_config(cfg: CN) -> CN:
     # Save a top-k retrieval grid PNG at each evaluation (number of query rows; 0 = off).
     cfg.TEST.RETRIEVAL.VIS_QUERIES = 0
     cfg.TEST.RETRIEVAL.VIS_TOPK = 5
+    # Nearest images per query in OUTPUT_DIR/inference/<test set>/ranking.csv, written at each evaluation.
+    cfg.TEST.RETRIEVAL.RANKING_TOPK = 10
     return cfg
 
 
@@ -165,6 +167,7 @@ def _check_das_config(cfg: CN) -> None:
         "DATALOADER.SAMPLES_PER_CLASS",
         "SOLVER.IMS_PER_BATCH",
         "MODEL.INPUT_SCALE",
+        "TEST.RETRIEVAL.RANKING_TOPK",
     ):
         check_positive(cfg, key)
     check_range(cfg, "MODEL.DAS.NUM_CLASSES", low=0)

@@ -8,9 +8,13 @@ Registered names and the on-disk forms read under the root (first the release, t
   (``<image id> <path>``), ``image_class_labels.txt`` (``<image id> <class id>``), ``classes.txt`` and
   ``images/<path>``; classes 1-100 train, 101-200 test. Fallback: ``CUB_200_2011/`` or ``cub200/`` with only
   ``images/<class folder>/`` (the Revisiting-DML layout; folders sorted by their numeric prefix).
-* ``cars196_{train,test}``: ``cars196/cars_annos.mat`` + ``cars196/car_ims/*.jpg`` (the Stanford Cars
-  release: ``annotations`` with ``relative_im_path`` and ``class``); classes 1-98 train, 99-196 test (the DML
-  split; the release's ``test`` flag is not used). Fallback: ``cars196/images/<class folder>/``.
+* ``cars196_{train,test}``: ``cars196/`` (or ``stanford_cars/``) holding ``cars_annos.mat`` +
+  ``car_ims/*.jpg`` (the Stanford Cars release: ``annotations`` with ``relative_im_path`` and ``class``),
+  or the devkit form torchvision's ``StanfordCars`` reads: ``cars_train/``, ``cars_test/``,
+  ``devkit/cars_train_annos.mat``, ``cars_test_annos_withlabels.mat`` (``fname``, ``class``) and
+  ``devkit/cars_meta.mat``; classes 1-98 train, 99-196 test over all images (the DML split; the release's
+  train/test division is not used). Fallback: ``images/<class folder>/``. Nothing found: an error naming
+  every form tried.
 * ``sop_{train,test}``: ``Stanford_Online_Products/Ebay_{train,test}.txt`` with paths relative to that folder
   (the release). Fallback: ``online_products/Info_Files/Ebay_*.txt`` + ``online_products/images/<path>``
   (Revisiting-DML). 11,318 / 11,316 classes.
@@ -36,12 +40,12 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.utils import comm
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
 from das.sampler import ClassBalancedBatchSampler
 from shared.datasets import dataset_root, require_path
+from shared.datasets.readers import open_rgb
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 Record = Dict[str, object]
@@ -153,29 +157,71 @@ def load_cub(root: str, split: str, dataset: str) -> List[Record]:
     return _records([os.path.join(root, "images", images[i]) for i in ids], class_ids, labels)
 
 
-def load_cars(root: str, split: str, dataset: str) -> List[Record]:
-    """Stanford Cars as released: ``cars_annos.mat`` (``annotations.relative_im_path``, ``annotations.class``)
-    with images relative to ``root``; classes 1..98 train, 99..196 test. Without the ``.mat`` file:
-    :func:`load_class_folders`."""
-    mat_file = os.path.join(root, "cars_annos.mat")
-    if not os.path.exists(mat_file):
-        return load_class_folders(root, split, dataset)
+#: Stanford Cars' devkit form: (annotation file, image folder) of its two halves, and the class-name file
+CARS_DEVKIT = ((os.path.join("devkit", "cars_train_annos.mat"), "cars_train"),
+               ("cars_test_annos_withlabels.mat", "cars_test"))
+CARS_DEVKIT_META = os.path.join("devkit", "cars_meta.mat")
+
+
+def _mat_annotations(mat_file: str, fields: Sequence[str], dataset: str):
+    """The ``annotations`` struct array of a Stanford Cars ``.mat`` file and its ``fields`` as lists."""
     from scipy.io import loadmat
 
     try:
-        mat = loadmat(mat_file, squeeze_me=True)
-        annotations = mat["annotations"]
-        paths = [str(p) for p in annotations["relative_im_path"].ravel()]
-        classes = [int(c) for c in annotations["class"].ravel()]
-    except (KeyError, ValueError, TypeError) as e:
+        annotations = loadmat(mat_file, squeeze_me=True)["annotations"]
+        return [list(annotations[f].ravel()) for f in fields]
+    except (KeyError, ValueError, TypeError, IndexError) as e:
         raise ValueError(f"dataset {dataset!r}: {mat_file} is not a Stanford Cars annotation file "
-                         f"(needs annotations.relative_im_path and annotations.class): {e}") from e
-    names = [str(n) for n in mat["class_names"].ravel()] if "class_names" in mat else []
+                         f"(needs annotations.{' and annotations.'.join(fields)}): {e}") from e
+
+
+def load_cars_devkit(root: str, split: str, dataset: str) -> List[Record]:
+    """Stanford Cars in its devkit form (:data:`CARS_DEVKIT`): both halves pooled, classes 1..98 train,
+    99..196 test; class names from ``devkit/cars_meta.mat`` when present."""
+    from scipy.io import loadmat
+
+    paths, classes = [], []
+    for mat, folder in CARS_DEVKIT:
+        mat_file = require_path(os.path.join(root, mat), dataset)
+        names, labels = _mat_annotations(mat_file, ("fname", "class"), dataset)
+        paths += [os.path.join(root, folder, str(n)) for n in names]
+        classes += [int(c) for c in labels]
+    meta = os.path.join(root, CARS_DEVKIT_META)
+    names = loadmat(meta, squeeze_me=True)["class_names"].ravel() if os.path.exists(meta) else []
+    return _cars_records(paths, classes, [str(n) for n in names], split)
+
+
+def _cars_records(paths: Sequence[str], classes: Sequence[int], names: Sequence[str],
+                  split: str) -> List[Record]:
+    """Records of the ``split`` half of the classes (1-based ``classes``; ``names[c - 1]`` when known)."""
     chosen = _half_of(set(classes), split)
     keep = [i for i, c in enumerate(classes) if c in chosen]
     class_ids = [names[classes[i] - 1] if len(names) >= classes[i] else str(classes[i]) for i in keep]
     labels = contiguous_labels([f"{classes[i]:04d}" for i in keep])
-    return _records([os.path.join(root, paths[i]) for i in keep], class_ids, labels)
+    return _records([paths[i] for i in keep], class_ids, labels)
+
+
+def load_cars(root: str, split: str, dataset: str) -> List[Record]:
+    """Stanford Cars as released: ``cars_annos.mat`` (``annotations.relative_im_path``, ``annotations.class``)
+    with images relative to ``root``; classes 1..98 train, 99..196 test. Otherwise the devkit form
+    (:func:`load_cars_devkit`), then :func:`load_class_folders`; none of them: ``FileNotFoundError`` naming
+    every form tried."""
+    mat_file = os.path.join(root, "cars_annos.mat")
+    if not os.path.exists(mat_file):
+        if os.path.exists(os.path.join(root, CARS_DEVKIT[0][0])):
+            return load_cars_devkit(root, split, dataset)
+        if os.path.isdir(os.path.join(root, "images")):
+            return load_class_folders(root, split, dataset)
+        tried = [mat_file + " (+ car_ims/)", os.path.join(root, CARS_DEVKIT[0][0]) + " (devkit form)",
+                 os.path.join(root, "images") + "/<class folder>/"]
+        raise FileNotFoundError(f"dataset {dataset!r}: {root} holds none of the Stanford Cars forms: "
+                                + "; ".join(tried))
+    from scipy.io import loadmat
+
+    paths, classes = _mat_annotations(mat_file, ("relative_im_path", "class"), dataset)
+    mat = loadmat(mat_file, squeeze_me=True)
+    names = [str(n) for n in mat["class_names"].ravel()] if "class_names" in mat else []
+    return _cars_records([os.path.join(root, str(p)) for p in paths], [int(c) for c in classes], names, split)
 
 
 def load_sop(root: str, split: str, dataset: str) -> List[Record]:
@@ -220,7 +266,7 @@ def load_inshop(root: str, split: str, dataset: str) -> List[Record]:
 METRIC_DATASETS: Dict[str, Tuple[Tuple[str, ...], Callable[[str, str, str], List[Record]], str]] = {}
 for _prefix, _folders, _loader, _splits in (
     ("cub200", ("CUB_200_2011", "cub200"), load_cub, ("train", "test")),
-    ("cars196", ("cars196",), load_cars, ("train", "test")),
+    ("cars196", ("cars196", "stanford_cars"), load_cars, ("train", "test")),
     ("synthetic_birds", ("synthetic_birds",), load_cub, ("train", "test")),
     ("sop", ("Stanford_Online_Products", "online_products"), load_sop, ("train", "test")),
     (
@@ -298,11 +344,7 @@ class ImageRecords(Dataset):
 
     def __getitem__(self, index: int):
         record = self.records[index]
-        try:
-            with Image.open(record["file_name"]) as img:
-                image = img.convert("RGB")
-        except (OSError, ValueError) as e:
-            raise OSError(f"cannot read image {record['file_name']!r}: {e}") from e
+        image = open_rgb(record["file_name"])  # a bad file is an ImageReadError (an OSError) naming it
         return self.transform(image), int(record["label"]), record["file_name"]
 
 

@@ -168,6 +168,85 @@ OURS: Dict[str, str] = {
 }
 
 
+_P = "scripts/parameters.py"
+_PRODUCER = "modules/embedding_producer.py"
+_DEMO = "ours: the synthetic CPU set's size (demo only)"
+
+#: pretrained-weights keys: tabled with the weights catalog, not here
+WEIGHTS_KEYS = ("MODEL.WEIGHTS", "MODEL.EMBEDDING.BACKBONE_WEIGHTS")
+
+#: every key add_das_config adds to detectron2's defaults (but WEIGHTS_KEYS) -> (value, source); the presets'
+#: rows above override them per run, ``tests/das/test_das_presets.py`` holds the adder against this table
+ADDER_DEFAULTS: Dict[str, Tuple[Any, str]] = {
+    "MODEL.EMBEDDING.BACKBONE": ("resnet50", "ours: the backbone of most official runs "
+                                 "(--arch resnet50_...)"),
+    "MODEL.EMBEDDING.DIM": (DEFAULTS["embed_dim"][0], f"{_P}:{DEFAULTS['embed_dim'][1]}"),
+    "MODEL.EMBEDDING.FREEZE_BN": (True, "ours: most official runs pass --arch ..._frozen"),
+    "MODEL.EMBEDDING.NORMALIZE": (True, "ours: most official runs pass --arch ..._normalize"),
+    "MODEL.EMBEDDING.POOLING": ("avg", "ours: the Table-2 runs' --arch has no _double"),
+    "MODEL.INPUT_SCALE": (1.0, "dataset/basic_dataset_scaffold.py:58 (ToTensor, [0, 1])"),
+    "MODEL.DAS.ENABLED": (True, "ours: DAS on unless a baseline preset turns it off"),
+    "MODEL.DAS.NUM_CLASSES": (0, "ours: 0 = the training set's class count, read at build time"),
+    "MODEL.DAS.NUM_PRODUCE": (DEFAULTS["das_num_produce"][0], f"{_P}:{DEFAULTS['das_num_produce'][1]}"),
+    "MODEL.DAS.DETACH": (True, "ours: the CUB / CARS runs pass --detach (table2.sh)"),
+    "MODEL.DAS.NORMALIZE": (True, f"{_P} (--das_not_normalize is a store_true flag: off unless passed)"),
+    "MODEL.DAS.AUX_LOSS_WEIGHT": (0.0, f"{_P} (--aux_loss is a store_true flag: off unless passed)"),
+    "MODEL.DAS.DFS.ENABLED": (True, f"{_PRODUCER}:83-84,116 (always applied)"),
+    "MODEL.DAS.DFS.NUM_SCALE": (DEFAULTS["das_dfs_num_scale"][0], f"{_P}:{DEFAULTS['das_dfs_num_scale'][1]}"),
+    "MODEL.DAS.DFS.RANGE": ((0.99, 1.01), "ours: the CUB / CARS runs' --das_dfs_scale_left/right (the "
+                            f"parser's defaults 0.5, 2.0 at {_P}:283,285)"),
+    "MODEL.DAS.MTS.ENABLED": (True, f"{_PRODUCER}:89,103 (always applied)"),
+    "MODEL.DAS.MTS.BANK_SIZE": (DEFAULTS["das_mts_num_transformation_bank"][0],
+                                f"{_P}:{DEFAULTS['das_mts_num_transformation_bank'][1]}"),
+    "MODEL.DAS.MTS.SCALE": (DEFAULTS["das_mts_scale"][0], f"{_P}:{DEFAULTS['das_mts_scale'][1]}"),
+    "MODEL.LOSS.NAME": ("triplet", "ours: a loss must be named; every preset names its run's"),
+    "MODEL.LOSS.MARGIN": (DEFAULTS["loss_triplet_margin"][0], f"{_P}:{DEFAULTS['loss_triplet_margin'][1]}"),
+    "MODEL.LOSS.POS_MARGIN": (DEFAULTS["loss_contrastive_pos_margin"][0],
+                              f"{_P}:{DEFAULTS['loss_contrastive_pos_margin'][1]}"),
+    "MODEL.LOSS.NEG_MARGIN": (DEFAULTS["loss_contrastive_neg_margin"][0],
+                              f"{_P}:{DEFAULTS['loss_contrastive_neg_margin'][1]}"),
+    "MODEL.LOSS.BETA_LR": (DEFAULTS["loss_margin_beta_lr"][0], f"{_P}:{DEFAULTS['loss_margin_beta_lr'][1]}"),
+    "MODEL.LOSS.MARGIN_BETA": (DEFAULTS["loss_margin_beta"][0], f"{_P}:{DEFAULTS['loss_margin_beta'][1]}"),
+    "MODEL.LOSS.MARGIN_NU": (DEFAULTS["loss_margin_nu"][0], f"{_P}:{DEFAULTS['loss_margin_nu'][1]}"),
+    "MODEL.LOSS.LEARN_BETA": (True, f"{_P}:137 (beta constant only with --loss_margin_beta_constant)"),
+    "MODEL.LOSS.MS_ALPHA": (DEFAULTS["loss_multisimilarity_pos_weight"][0],
+                            f"{_P}:{DEFAULTS['loss_multisimilarity_pos_weight'][1]}"),
+    "MODEL.LOSS.MS_BETA": (DEFAULTS["loss_multisimilarity_neg_weight"][0],
+                           f"{_P}:{DEFAULTS['loss_multisimilarity_neg_weight'][1]}"),
+    "MODEL.LOSS.MS_BASE": (DEFAULTS["loss_multisimilarity_thresh"][0],
+                           f"{_P}:{DEFAULTS['loss_multisimilarity_thresh'][1]}"),
+    "MODEL.LOSS.L2_REG_WEIGHT": (DEFAULTS["loss_npair_l2"][0], f"{_P}:{DEFAULTS['loss_npair_l2'][1]}"),
+    "MODEL.MINER.NAME": ("distance_weighted",
+                         f"{_P}:{DEFAULTS['batch_mining'][1]} (--batch_mining distance)"),
+    "MODEL.MINER.MARGIN": (0.2, "sampling/semihard.py:10 (the triplet margin)"),
+    "MODEL.MINER.CUTOFF": (DEFAULTS["miner_distance_lower_cutoff"][0],
+                           f"{_P}:{DEFAULTS['miner_distance_lower_cutoff'][1]}"),
+    "MODEL.MINER.NONZERO_LOSS_CUTOFF": (DEFAULTS["miner_distance_upper_cutoff"][0],
+                                        f"{_P}:{DEFAULTS['miner_distance_upper_cutoff'][1]}"),
+    "MODEL.MINER.MS_EPSILON": (DEFAULTS["loss_multisimilarity_margin"][0],
+                               f"{_P}:{DEFAULTS['loss_multisimilarity_margin'][1]}"),
+    "SOLVER.OPTIMIZER": ("Adam", f"{_P}:{DEFAULTS['optim'][1]}"),
+    "DATALOADER.SAMPLES_PER_CLASS": (DEFAULTS["samples_per_class"][0],
+                                     f"{_P}:{DEFAULTS['samples_per_class'][1]}"),
+    "DATASETS.TEST_GALLERY": ((), "ours: empty = each test set is its own query and gallery (CUB, CARS, "
+                              "SOP)"),
+    "INPUT.TRAIN_SIZE": (224, "dataset/basic_dataset_scaffold.py:33,41"),
+    "INPUT.TEST_RESIZE": (256, "dataset/basic_dataset_scaffold.py:57"),
+    "INPUT.TEST_SIZE": (224, "dataset/basic_dataset_scaffold.py:57"),
+    "INPUT.CROP_SCALE": ((0.08, 1.0), "dataset/basic_dataset_scaffold.py:41 (RandomResizedCrop default)"),
+    "TEST.RETRIEVAL.RECALL_KS": ((1, 2, 4, 8), f"{_P}:80"),
+    "TEST.RETRIEVAL.NUM_CLUSTERS": (0, "ours: 0 = the number of test labels (presets give the training "
+                                    "count)"),
+    "TEST.RETRIEVAL.KMEANS_SEED": (0, "ours: fixed k-means seed for repeatable NMI / F1"),
+    "TEST.RETRIEVAL.VIS_QUERIES": (0, "ours: no retrieval pictures unless asked"),
+    "TEST.RETRIEVAL.VIS_TOPK": (5, "ours: neighbours per retrieval picture"),
+    "DATASETS.SYNTHETIC_FINE_GRAINED.NUM_CLASSES": (40, _DEMO),
+    "DATASETS.SYNTHETIC_FINE_GRAINED.IMAGES_PER_CLASS": (20, _DEMO),
+    "DATASETS.SYNTHETIC_FINE_GRAINED.IMAGE_SIZE": (64, _DEMO),
+    "DATASETS.SYNTHETIC_FINE_GRAINED.SEED": (0, _DEMO),
+}
+
+
 def parse_flags(flags: str) -> Dict[str, Any]:
     """The official argparse result for ``flags`` over :data:`DEFAULTS` (later flags win, as argparse)."""
     opt: Dict[str, Any] = {k: v for k, (v, _) in DEFAULTS.items()}
@@ -270,6 +349,10 @@ def official_config(flags: str) -> Dict[str, Tuple[Any, str]]:
             (o["das_dfs_scale_left"], o["das_dfs_scale_right"]),
             f"--das_dfs_scale_left/right / {p}:283,285",
         ),
+        "MODEL.DAS.DFS.ENABLED": (True, "modules/embedding_producer.py:83-84,116 (DFS scaling always "
+                                  "applied: the official producer has no switch)"),
+        "MODEL.DAS.MTS.ENABLED": (True, "modules/embedding_producer.py:89,103 (MTS shift always applied: the "
+                                  "official producer has no switch)"),
         "MODEL.DAS.MTS.BANK_SIZE": (o["das_mts_num_transformation_bank"], f"{p}:289"),
         "MODEL.DAS.MTS.SCALE": (o["das_mts_scale"], f"--das_mts_scale / {p}:291"),
         "MODEL.DAS.DETACH": (o["detach"], "--detach"),

@@ -14,7 +14,9 @@ from detectron2.modeling import build_model
 from detectron2.utils import comm
 
 from das.datasets import build_train_loader, num_train_classes
-from das.evaluation import evaluate_retrieval
+from das.evaluation import check_test_sets, evaluate_retrieval
+from das.predictor import write_das_run_info
+from shared.atomic_io import atomic_open
 from shared.engine import GenericTrainer
 from shared.registry import get_or_raise
 
@@ -54,7 +56,7 @@ class EvalHistory(hooks.HookBase):
         self.history.append((iteration, results))
         if comm.is_main_process() and self.output_dir:
             os.makedirs(self.output_dir, exist_ok=True)
-            with open(os.path.join(self.output_dir, "eval_history.json"), "w") as f:
+            with atomic_open(os.path.join(self.output_dir, "eval_history.json"), "w") as f:
                 json.dump({"metric": self.key, "best": self.best(), "last": self.last(),
                            "history": [{"iter": i, "results": r} for i, r in self.history]}, f, indent=1)
 
@@ -78,13 +80,32 @@ class EvalHistory(hooks.HookBase):
         return {"iter": self.history[-1][0], "results": self.history[-1][1]} if self.history else None
 
 
+def log_split_counts(cfg) -> None:
+    """One log line per dataset of ``DATASETS.TRAIN`` / ``TEST`` / ``TEST_GALLERY``: images and classes."""
+    from detectron2.data import DatasetCatalog
+
+    for role, names in (("train", cfg.DATASETS.TRAIN), ("test", cfg.DATASETS.TEST),
+                        ("gallery", cfg.DATASETS.TEST_GALLERY)):
+        for name in names:
+            records = DatasetCatalog.get(name)
+            classes = len({r["label"] for r in records})
+            logger.info("%s set %s: %d images of %d classes", role, name, len(records), classes)
+
+
 class DASTrainer(GenericTrainer):
     """Trainer of the DAS project (``MODEL.META_ARCHITECTURE: DASEmbeddingModel``)."""
 
     def __init__(self, cfg):
         if comm.is_main_process() and cfg.OUTPUT_DIR:
             os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)  # the json / tensorboard writers need it
+        log_split_counts(cfg)
+        check_test_sets(cfg)  # TEST.RETRIEVAL.RECALL_KS against each test set, before training
         super().__init__(cfg)
+        if comm.is_main_process():
+            num_classes = cfg.MODEL.DAS.NUM_CLASSES
+            if cfg.MODEL.DAS.ENABLED and num_classes <= 0:
+                num_classes = num_train_classes(cfg)
+            write_das_run_info(cfg, num_classes if cfg.MODEL.DAS.ENABLED else 0)
 
     @classmethod
     def build_model(cls, cfg) -> torch.nn.Module:

@@ -17,7 +17,8 @@ def add_iif_config(cfg: CN) -> None:
     box_head.IIF.VARIANT = "raw"
     # Where the per-class counts come from: "json" (LVIS `image_count`/`instance_count` of the training
     # datasets' json files), "dicts" (counted from the registered dataset dicts; any COCO-style dataset),
-    # or "csv" (precomputed weights read by column name from CSV_PATH).
+    # "csv" (precomputed weights read by column name from CSV_PATH), or "checkpoint" (the weights saved in
+    # MODEL.WEIGHTS, a trained IIF model; used to load a run for prediction without its dataset).
     box_head.IIF.COUNT_SOURCE = "json"
     # CSV with one column per variant (official idf_1204.csv layout); only for COUNT_SOURCE "csv".
     box_head.IIF.CSV_PATH = ""
@@ -48,7 +49,7 @@ def add_iif_config(cfg: CN) -> None:
 @config_check(add_iif_config)
 def _check_iif_config(cfg: CN) -> None:
     """Value checks run by ``shared.engine.build_cfg`` once the yaml and overrides are merged."""
-    check_choice(cfg, "MODEL.ROI_BOX_HEAD.IIF.COUNT_SOURCE", ("json", "dicts", "csv"))
+    check_choice(cfg, "MODEL.ROI_BOX_HEAD.IIF.COUNT_SOURCE", ("json", "dicts", "csv", "checkpoint"))
     check_choice(cfg, "MODEL.ROI_BOX_HEAD.CLS_PREDICTOR", ("linear", "cosine"))
     check_choice(cfg, "MODEL.ROI_BOX_HEAD.CLS_INIT", ("auto", "default", "iif", "softmax_baseline"))
     check_range(cfg, "MODEL.ROI_BOX_HEAD.IIF.NORM_P", low=0.0)

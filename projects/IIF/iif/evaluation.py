@@ -2,9 +2,10 @@
 
 :class:`IIFEvaluator` wraps the metric evaluator. While the model runs it counts, from the outputs, the
 detections each image keeps after the score threshold, NMS and the per-image cap; at the end it returns the
-metrics and writes ``OUTPUT_DIR/iif_evaluation.json``: variant, classifier, thresholds, detection cap, the
-mean number of detections per image and the metrics. IIF scales the logits, which changes the score
-distribution; the count shows how many detections survive the LVIS protocol's 1e-4 / 300 settings.
+metrics and writes ``OUTPUT_DIR/iif_evaluation.json`` (and the same file in
+``OUTPUT_DIR/inference/<dataset>/``): variant, classifier, thresholds, detection cap, the mean number of
+detections per image and the metrics. IIF scales the logits, which changes the score distribution; the count
+shows how many detections survive the LVIS protocol's 1e-4 / 300 settings.
 """
 from __future__ import annotations
 
@@ -54,12 +55,15 @@ class IIFEvaluator(DatasetEvaluator):
     """``evaluator`` (e.g. ``LVISEvaluator``) plus the detection count and the evaluation record.
 
     ``evaluate()`` returns the wrapped evaluator's results unchanged; the main process also writes
-    ``<output_dir>/iif_evaluation.json`` (``output_dir`` empty: no file), naming ``dataset_name``.
+    ``<output_dir>/iif_evaluation.json`` (``output_dir`` empty: no file), naming ``dataset_name``, and the
+    same record into ``results_dir`` (the dataset's ``OUTPUT_DIR/inference/<dataset>/``, beside its
+    predictions, where one test set's record is not overwritten by the next).
     """
 
     def __init__(self, cfg, evaluator: DatasetEvaluator, output_dir: Optional[str] = None,
-                 distributed: bool = True, dataset_name: str = ""):
+                 distributed: bool = True, dataset_name: str = "", results_dir: str = ""):
         self._cfg = cfg
+        self._results_dir = results_dir
         self._dataset_name = dataset_name
         self._evaluator = evaluator
         self._output_dir = cfg.OUTPUT_DIR if output_dir is None else output_dir
@@ -92,7 +96,8 @@ class IIFEvaluator(DatasetEvaluator):
                         "mask threshold %.2f", record["mean_detections_per_image"],
                         record["score_thresh_test"], record["detections_per_image_cap"],
                         record["iif_variant"] or "off (softmax baseline)", record["mask_threshold"])
-        if self._output_dir:
-            atomic_write_bytes(os.path.join(self._output_dir, RECORD_FILE),
-                               json.dumps(record, indent=2, default=float).encode())
+        payload = json.dumps(record, indent=2, default=float).encode()
+        for folder in dict.fromkeys(d for d in (self._output_dir, self._results_dir) if d):
+            os.makedirs(folder, exist_ok=True)
+            atomic_write_bytes(os.path.join(folder, RECORD_FILE), payload)
         return results if results is not None else OrderedDict()

@@ -4,19 +4,36 @@ from __future__ import annotations
 
 import os
 
-from detectron2.data import MetadataCatalog
+from detectron2.data import MetadataCatalog, build_detection_train_loader, get_detection_dataset_dicts
 from detectron2.engine import DefaultTrainer
 from detectron2.evaluation import DatasetEvaluator
 
 from iif.evaluation import IIFEvaluator
-from shared.engine import AtomicCheckpointing
+from iif.predictor import RUN_PROJECT, iif_run_metadata
+from iif.sampler import CLASS_BALANCED_REPEAT, ClassBalancedRepeatSampler, repeat_counts
+from shared.engine import AtomicCheckpointing, write_run_info
 from shared.evaluation import LVISEvaluator, build_coco_evaluator
 
 __all__ = ["IIFTrainer"]
 
 
 class IIFTrainer(AtomicCheckpointing, DefaultTrainer):
-    """DefaultTrainer + ``LVISEvaluator`` (COCO for coco-type sets) wrapped in :class:`IIFEvaluator`."""
+    """DefaultTrainer + ``LVISEvaluator`` (COCO for coco-type sets) wrapped in :class:`IIFEvaluator`, and
+    mmdetection's class-balanced repeat (``DATALOADER.SAMPLER_TRAIN "ClassBalancedRepeatSampler"``)."""
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        if cfg.DATALOADER.SAMPLER_TRAIN != CLASS_BALANCED_REPEAT:
+            return super().build_train_loader(cfg)
+        dataset = get_detection_dataset_dicts(cfg.DATASETS.TRAIN,
+                                              filter_empty=cfg.DATALOADER.FILTER_EMPTY_ANNOTATIONS)
+        sampler = ClassBalancedRepeatSampler(repeat_counts(dataset, cfg.DATALOADER.REPEAT_THRESHOLD))
+        return build_detection_train_loader(cfg, dataset=dataset, sampler=sampler)
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        # run.json: what shared.engine.load_run needs to turn OUTPUT_DIR into a predictor
+        write_run_info(cfg, RUN_PROJECT, "iif.predictor", **iif_run_metadata(cfg))
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name: str, output_folder: str | None = None) -> DatasetEvaluator:
@@ -29,4 +46,4 @@ class IIFTrainer(AtomicCheckpointing, DefaultTrainer):
         else:
             metrics = LVISEvaluator(dataset_name, output_dir=output_folder, max_dets_per_image=max_dets,
                                     backend=backend)
-        return IIFEvaluator(cfg, metrics, dataset_name=dataset_name)
+        return IIFEvaluator(cfg, metrics, dataset_name=dataset_name, results_dir=output_folder)

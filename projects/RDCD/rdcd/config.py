@@ -12,7 +12,13 @@ import os
 
 from detectron2.config import CfgNode as CN
 
-from shared.engine.validation import check_choice, check_positive, check_range, config_check
+from shared.engine.validation import (
+    ConfigValueError,
+    check_choice,
+    check_positive,
+    check_range,
+    config_check,
+)
 
 #: the base yaml every RDCD config inherits (the official DISC21 recipe)
 BASE_CONFIG = os.path.join(
@@ -152,6 +158,39 @@ def add_rdcd_config(cfg: CN) -> None:
     cfg.DATASETS.SYNTHETIC_COPY_DETECTION.IMAGE_SIZE = 96
     # generator seed
     cfg.DATASETS.SYNTHETIC_COPY_DETECTION.SEED = 0
+
+
+#: the official SGD recipe (RDCD train.sh): learning rate 1.0 for a global batch of 256, scaled linearly
+SGD_LR_PER_256 = 1.0
+#: how far above the linearly scaled official rate an SGD learning rate may go (ours: a margin for batches
+#: that are not a power of two, not a measured stability limit)
+SGD_LR_TOLERANCE = 2.0
+
+
+def max_sgd_learning_rate(batch_size: int) -> float:
+    """Largest accepted SGD ``SOLVER.BASE_LR`` for a global batch ``B``:
+    ``SGD_LR_TOLERANCE * SGD_LR_PER_256 * B / 256`` (the linear scaling rule of the official recipe)."""
+    return SGD_LR_TOLERANCE * SGD_LR_PER_256 * batch_size / 256.0
+
+
+@config_check(add_rdcd_config)
+def check_learning_rate_for_batch(cfg: CN) -> None:
+    """Plain SGD with the recipe's learning rate and a small batch diverges (the run then fails only at
+    evaluation, on NaN descriptors): refuse ``SOLVER.BASE_LR`` above :func:`max_sgd_learning_rate`.
+    LARS and AdamW adapt their step sizes and are not checked."""
+    check_positive(cfg, "SOLVER.IMS_PER_BATCH")
+    check_positive(cfg, "SOLVER.BASE_LR")
+    if cfg.SOLVER.OPTIMIZER != "SGD":
+        return
+    batch, lr = cfg.SOLVER.IMS_PER_BATCH, cfg.SOLVER.BASE_LR
+    limit = max_sgd_learning_rate(batch)
+    if lr > limit:
+        raise ConfigValueError(
+            "SOLVER.BASE_LR", lr,
+            f"is too large for SOLVER.IMS_PER_BATCH={batch} with SOLVER.OPTIMIZER SGD: the official recipe "
+            f"scales {SGD_LR_PER_256} x batch / 256 = {SGD_LR_PER_256 * batch / 256:g} (accepted up to "
+            f"{limit:g}); larger rates diverge to NaN descriptors",
+        )
 
 
 @config_check(add_rdcd_config)

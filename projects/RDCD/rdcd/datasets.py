@@ -6,6 +6,8 @@ Registry ``COPY_DETECTION_DATASETS`` (name -> builder ``cfg -> CopyDetectionSpli
 ====================  ========================================================================================
 ``disc21``            ``DISC21/images/{references,dev_queries,train}`` + ``DISC21/dev_ground_truth.csv``
 (RDCD)
+``disc21_final_queries``  the same, trained on ``DISC21/images/final_queries`` (the 50,000 final queries:
+                      the training folder of RDCD's train.sh)
 ``disc21_sscd``       ``DISC21/{val_ref,val_query,training}``, ``DISC21/val_groundtruth_matches.csv`` (SSCD)
 ``ndec``              NDEC's official layout (RDCD ``rdcd/datasets/ndec.py``): ``NDEC/NDEC_test_query``,
                       ``NDEC/DISC/images/references``, ``NDEC/DISC/images/train``,
@@ -23,6 +25,7 @@ Copydays original it was made from. CD10K also reports SSCD's ``strong_mAP`` and
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Tuple
@@ -31,10 +34,10 @@ from detectron2.data.samplers import InferenceSampler, TrainingSampler
 from detectron2.utils import comm
 from fvcore.common.registry import Registry
 import numpy as np
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from shared.datasets import dataset_root, require_path
+from shared.datasets.readers import open_rgb
 from shared.datasets.synthetic_copy_detection import (
     LAYOUTS,
     CopyDetectionLayout,
@@ -132,6 +135,12 @@ def disc21(cfg) -> CopyDetectionSplit:
 
 
 @COPY_DETECTION_DATASETS.register()
+def disc21_final_queries(cfg) -> CopyDetectionSplit:
+    layout = dataclasses.replace(LAYOUTS["rdcd"], train="images/final_queries")
+    return _split_from_layout("disc21_final_queries", os.path.join(dataset_root(), "DISC21"), layout)
+
+
+@COPY_DETECTION_DATASETS.register()
 def disc21_sscd(cfg) -> CopyDetectionSplit:
     return _split_from_layout("disc21_sscd", os.path.join(dataset_root(), "DISC21"), LAYOUTS["sscd"])
 
@@ -178,17 +187,15 @@ class ImageListDataset(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int):
-        with Image.open(self.paths[index]) as image:
-            return self.transform(image.convert("RGB"))
+        return self.transform(open_rgb(self.paths[index]))
 
 
 class TwoViewDataset(ImageListDataset):
     """Two independent augmentations of the same image: ``{"view1": x1, "view2": x2}``."""
 
     def __getitem__(self, index: int):
-        with Image.open(self.paths[index]) as image:
-            image = image.convert("RGB")
-            return {"view1": self.transform(image), "view2": self.transform(image)}
+        image = open_rgb(self.paths[index])
+        return {"view1": self.transform(image), "view2": self.transform(image)}
 
 
 def build_train_loader(cfg, transform: Callable) -> DataLoader:

@@ -32,6 +32,7 @@ from detectron2.utils.logger import log_every_n_seconds
 
 from rdcd.datasets import build_inference_loader, get_copy_detection_dataset
 from rdcd.transforms import build_test_transform
+from shared.atomic_io import atomic_open
 from shared.retrieval.copy_detection import Predictions, evaluate_copy_detection
 
 logger = logging.getLogger(__name__)
@@ -60,7 +61,8 @@ def extract_descriptors(
         return None
     descriptors = torch.cat([p for p in parts if p.numel()]).numpy().astype(np.float32)
     if not np.isfinite(descriptors).all():
-        raise FloatingPointError("the model produced NaN/inf descriptors")
+        raise FloatingPointError("the model produced NaN/inf descriptors (diverged training? check "
+                                 "SOLVER.BASE_LR against SOLVER.IMS_PER_BATCH)")
     logger.info(
         "extracted %d descriptors of dim %d in %.1fs", *descriptors.shape, time.perf_counter() - start
     )
@@ -93,7 +95,7 @@ def write_descriptors(
             np.save(
                 os.path.join(folder, f"{part}_descriptors.npy"), np.ascontiguousarray(x, dtype=np.float32)
             )
-            with open(os.path.join(folder, f"{part}_ids.txt"), "w") as f:
+            with atomic_open(os.path.join(folder, f"{part}_ids.txt"), "w") as f:
                 f.writelines(f"{i}\n" for i in ids)
             files += [f"{part}_descriptors.npy", f"{part}_ids.txt"]
         return [os.path.join(folder, f) for f in files]
@@ -107,14 +109,25 @@ def write_descriptors(
     return [path]
 
 
+def format_score(score: float) -> str:
+    """The shortest decimal that reads back as exactly ``score`` (Python's ``repr`` of a float64).
+
+    isc2021 writes 6 decimals, which makes distinct scores equal (ties count as negatives first in µAP), so a
+    re-scored CSV would not reproduce the run's µAP; full precision does, and isc2021's reader
+    (``float(score)``) reads it unchanged."""
+    return repr(float(score))
+
+
 def write_predictions(path: str, predictions: Predictions) -> None:
-    """``query_id,reference_id,score`` CSV, best score first (isc2021's format, 6 decimals)."""
+    """``query_id,reference_id,score`` CSV, best score first (isc2021's format, scores at full precision:
+    :func:`format_score`)."""
     order = np.argsort(-predictions.score, kind="stable")
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
+    with atomic_open(path, "w") as f:
+        writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["query_id", "reference_id", "score"])
         for i in order:
-            writer.writerow([predictions.query[i], predictions.reference[i], f"{predictions.score[i]:.6f}"])
+            score = format_score(predictions.score[i])
+            writer.writerow([predictions.query[i], predictions.reference[i], score])
 
 
 def evaluate_copy_detection_model(cfg, model: torch.nn.Module, dataset_name: str) -> Dict[str, float]:
@@ -176,13 +189,22 @@ def evaluate_copy_detection_model(cfg, model: torch.nn.Module, dataset_name: str
     return metrics
 
 
+#: metrics that are counts, not percentages
+COUNT_METRICS = ("descriptor_dim", "num_background")
+
+
+def _formatted(key: str, value: float) -> str:
+    """``uAP=62.90 %`` (metrics are percentages; isc2021 prints the same numbers as fractions, 0.6290) or
+    ``descriptor_dim=64`` for counts."""
+    return f"{key}={value:g}" if key in COUNT_METRICS else f"{key}={value:.2f} %"
+
+
 def evaluate_on_test_sets(cfg, model: torch.nn.Module) -> Dict[str, Dict[str, float]]:
     """``{dataset: metrics}`` for every ``DATASETS.TEST`` entry, logged as a table."""
     results = OrderedDict()
     for name in cfg.DATASETS.TEST:
         results[name] = evaluate_copy_detection_model(cfg, model, name)
         if results[name]:
-            logger.info(
-                "copy detection on %s: %s", name, ", ".join(f"{k}={v:.2f}" for k, v in results[name].items())
-            )
+            logger.info("copy detection on %s: %s", name,
+                        ", ".join(_formatted(k, v) for k, v in results[name].items()))
     return results

@@ -12,6 +12,7 @@ from rdcd.evaluation import evaluate_on_test_sets
 from rdcd.modeling import build_model
 from rdcd.modeling.networks import load_weights_file
 from rdcd.modeling.student import is_official_rdcd_state, official_rdcd_to_ours
+from rdcd.predictor import write_rdcd_run_info
 from rdcd.solver import build_optimizer
 from rdcd.transforms import build_train_transform
 from shared.engine import AtomicDetectionCheckpointer, GenericTrainer
@@ -21,6 +22,9 @@ logger = logging.getLogger(__name__)
 
 #: model tensors an official RDCD ``.ckpt`` does not hold
 OFFICIAL_CKPT_REINIT = r"^relational_kd\."
+#: training-only state: the MoCo key queue and the relational-distillation queues, whose sizes
+#: (``MODEL.RDCD.MOCO.QUEUE``, ``MODEL.RDCD.LOSS.KD_QUEUE``, ``KD_MODE``) do not change a descriptor
+TRAINING_ONLY_STATE = (r"^key_queue\.", r"^relational_kd\.")
 
 
 class RDCDCheckpointer(AtomicDetectionCheckpointer):
@@ -50,6 +54,19 @@ class RDCDTrainer(GenericTrainer):
     """Trains ``MODEL.META_ARCHITECTURE`` (RDCD distillation or SSCD), evaluates on ``DATASETS.TEST``."""
 
     checkpointer_cls = RDCDCheckpointer
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        write_rdcd_run_info(cfg)  # main process only
+
+    @classmethod
+    def build_checkpointer(cls, model: torch.nn.Module, cfg, *, strict=True, **checkpointables):
+        """``strict=True`` is loading for evaluation (``--eval-only``, a run folder): the queues are then
+        not required, so the config need not repeat the training-time queue sizes."""
+        checkpointer = super().build_checkpointer(model, cfg, strict=strict, **checkpointables)
+        if strict is True:
+            checkpointer.reinit_patterns = tuple(checkpointer.reinit_patterns) + TRAINING_ONLY_STATE
+        return checkpointer
 
     @classmethod
     def build_model(cls, cfg) -> torch.nn.Module:

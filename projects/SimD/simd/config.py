@@ -86,12 +86,22 @@ def add_simd_config(cfg: CN) -> None:
     # and training read the same records, so they see the same boxes)
     cfg.DATASETS.DROP_INVALID_BOXES = False
 
+    # --- schedule in epochs (simd.trainer.resolve_epoch_schedule) -----------------------------------------
+    # > 0: train this many epochs of the training set as loaded (after DATALOADER.FILTER_EMPTY_ANNOTATIONS),
+    # as mmdet's epoch-based runs: with N training images and E = ceil(N / SOLVER.IMS_PER_BATCH) iterations
+    # per epoch, MAX_ITER = EPOCHS * E, STEPS = STEP_EPOCHS * E and CHECKPOINT_PERIOD = E are set when
+    # training starts (logged). 0: MAX_ITER / STEPS / CHECKPOINT_PERIOD as the config gives them.
+    cfg.SOLVER.EPOCHS = 0
+    # epochs after which the learning rate is multiplied by SOLVER.GAMMA (mmdet schedule_1x: 8 and 11)
+    cfg.SOLVER.STEP_EPOCHS = (8, 11)
+
     # --- evaluation (simd.evaluation) ----------------------------------------------------------------------
     cfg.TEST.SIMD_EVAL = CN()
     # "aitod" (AI-TOD / AI-TOD-v2 area ranges, AP at 1500), "sodad" (SODA-D, AP at 100) or "coco"
     cfg.TEST.SIMD_EVAL.PROTOCOL = "aitod"
     # maxDets of the protocol; empty = the protocol's default ([100, 300, 1500] / [100, 300, 1000] /
-    # [1, 10, 1000] for VisDrone's COCO protocol)
+    # detectron2's [1, 10, 100] for "coco"; the VisDrone presets set
+    # [100, 300, 1000], mmdet CocoMetric's proposal_nums)
     cfg.TEST.SIMD_EVAL.MAX_DETS = []
     # TEST.EVAL_BACKEND: "faster_coco_eval" (default) or "pycocotools" (shared.evaluation)
     add_evaluation_config(cfg)
@@ -147,3 +157,13 @@ def _check_evaluation(cfg: CN) -> None:
 
 
 config_check(add_simd_config)(check_eval_backend)
+
+
+@config_check(add_simd_config)
+def _check_epoch_schedule(cfg: CN) -> None:
+    """SOLVER.EPOCHS >= 0; with EPOCHS > 0 the STEP_EPOCHS ascend and lie in 1 .. EPOCHS - 1."""
+    check_range(cfg, "SOLVER.EPOCHS", low=0)
+    epochs, steps = cfg.SOLVER.EPOCHS, list(cfg.SOLVER.STEP_EPOCHS)
+    if epochs > 0 and (steps != sorted(steps) or any(not 0 < s < epochs for s in steps)):
+        raise ConfigValueError("SOLVER.STEP_EPOCHS", tuple(steps),
+                               f"must ascend within 1 .. SOLVER.EPOCHS - 1 = {epochs - 1}")

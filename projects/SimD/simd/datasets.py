@@ -19,9 +19,15 @@ Loading (:func:`load_simd_coco`) reads the json itself rather than through detec
   "others" is dropped as mmdet's ``CocoDataset`` does for categories outside its class list (the official
   SimD VisDrone setup); ignored regions and objects with ``"ignore": true`` (SODA-D's split tool marks
   objects cut by a patch border so) or ``iscrowd`` become crowd regions, which training leaves out;
-* a box with a non-finite number or a non-positive width/height is an error naming the file, annotation id,
-  image and field (``shared.datasets.coco_checks``); ``DATASETS.DROP_INVALID_BOXES True`` drops them and logs
-  the count instead -- the m/n estimator and training read the same records, so they see the same boxes.
+* ids and sizes are checked first (``shared.datasets.coco_checks.check_coco_records``), always an error
+  naming the file, record and field: an annotation of an unknown image, a ``category_id`` that is not the
+  integer id of an entry of ``categories`` (a string ``"3"``; 0-based ids get a hint), duplicate annotation,
+  image or category ids, an image without a positive ``width`` / ``height``. Only categories that *are* in
+  ``categories`` but not in the class list (VisDrone "others") are left out, with a count in the log;
+* a box with a non-finite number, a non-positive width/height or less than half inside its image is an error
+  naming the file, annotation id, image and field (``shared.datasets.coco_checks``);
+  ``DATASETS.DROP_INVALID_BOXES True`` drops them and logs the count instead -- the m/n estimator and
+  training read the same records, so they see the same boxes.
 
 Registration is lazy and never touches the disk; loading a split whose json or image directory is
 missing raises ``FileNotFoundError`` naming the paths and ``$DETECTRON2_DATASETS``. VisDrone "test" means
@@ -39,7 +45,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
 
 from shared.datasets import dataset_root, require_path
-from shared.datasets.coco_checks import check_coco_json_boxes, read_coco_json
+from shared.datasets.coco_checks import check_coco_json_boxes, check_coco_records, read_coco_json
 from shared.datasets.synthetic_tiny import AITOD_CLASSES, generate_synthetic_tiny, synthetic_tiny_split_files
 from shared.datasets.synthetic_tiny import SODAD_NAMES as SODAD_CLASSES  # the official SODA-D class list
 
@@ -78,9 +84,13 @@ class DatasetLayout:
             if os.path.isfile(json_path) and os.path.isdir(image_path):
                 return json_path, image_path
         tried = "; ".join(f"{j} + {i}" for j, i in self.candidates)
+        # name the layout whose json is there (its image folder is what is wrong), else the first one
+        json_file, image_dir = next(
+            (c for c in self.candidates if os.path.isfile(os.path.join(root, c[0]))), self.candidates[0]
+        )
         return (
-            require_path(os.path.join(root, self.candidates[0][0]), name, hint=f"Layouts tried: {tried}"),
-            require_path(os.path.join(root, self.candidates[0][1]), name, hint=f"Layouts tried: {tried}"),
+            require_path(os.path.join(root, json_file), name, hint=f"Layouts tried: {tried}"),
+            require_path(os.path.join(root, image_dir), name, hint=f"Layouts tried: {tried}"),
         )
 
 
@@ -138,6 +148,7 @@ def load_simd_coco(
     """detectron2 dataset dicts of a COCO json (see the module docstring for classes, ignore regions and
     invalid boxes). Annotations keep their ``id``; ``bbox_mode`` is ``XYWH_ABS``."""
     data = read_coco_json(json_file)
+    check_coco_records(data, json_file)  # ids and image sizes: an error naming file, record and field
     data, dropped = check_coco_json_boxes(data, json_file, drop=drop_invalid_boxes, hint=DROP_HINT)
     if dropped:
         logger.warning(
@@ -159,6 +170,7 @@ def load_simd_coco(
         c.get("id") for c in data["categories"] if str(c.get("name", "")).lower() in IGNORED_REGION_NAMES
     }
     per_image: Dict[object, List[dict]] = {}
+    outside: Dict[object, int] = {}
     for ann in data["annotations"]:
         category = ann.get("category_id")
         if category in id_map:
@@ -166,8 +178,9 @@ def load_simd_coco(
             label = id_map[category]
         elif category in ignore_ids:
             crowd, label = 1, 0
-        else:
-            continue  # e.g. VisDrone "others": outside the class list, dropped as mmdet's CocoDataset does
+        else:  # in 'categories' (checked above) but not a class, e.g. VisDrone "others": dropped as mmdet's
+            outside[category] = outside.get(category, 0) + 1  # CocoDataset does, with a count in the log
+            continue
         per_image.setdefault(ann.get("image_id"), []).append(
             {
                 "id": ann.get("id"),
@@ -191,6 +204,14 @@ def load_simd_coco(
             )
         except KeyError as e:
             raise ValueError(f"{json_file}: image record {image!r} has no {e.args[0]!r}") from e
+    if outside:
+        names = {c.get("id"): c.get("name") for c in data["categories"]}
+        logger.info(
+            "dataset %r: left out %d annotation(s) of categories outside the class list: %s",
+            name,
+            sum(outside.values()),
+            ", ".join(f"{names.get(c)!r} (id {c}): {k}" for c, k in sorted(outside.items())),
+        )
     MetadataCatalog.get(name).set(thing_dataset_id_to_contiguous_id=id_map)
     logger.info(
         "dataset %r: %d images, %d annotations from %s",

@@ -34,6 +34,7 @@ from detectron2.data import MetadataCatalog
 from detectron2.evaluation import COCOEvaluator
 from pycocotools.coco import COCO
 
+from shared.atomic_io import atomic_open
 from shared.evaluation import DEFAULT_BACKEND, BackendCOCOeval, load_results
 from shared.evaluation.backend import is_fast
 from shared.registry import get_or_raise
@@ -195,7 +196,7 @@ class TinyObjectEvaluator(COCOEvaluator):
                                      f"{len(reverse)} classes")
                 result["category_id"] = reverse[result["category_id"]]
         if self._output_dir:  # detectron2's file name, for external tools (LRP, VisDrone/SODA-D toolkits)
-            with open(os.path.join(self._output_dir, "coco_instances_results.json"), "w") as f:
+            with atomic_open(os.path.join(self._output_dir, "coco_instances_results.json"), "w") as f:
                 json.dump(coco_results, f)
         if not self._do_evaluation:
             return

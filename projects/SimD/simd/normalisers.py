@@ -32,6 +32,7 @@ from detectron2.layers import ShapeSpec
 from detectron2.modeling import build_anchor_generator, build_backbone
 from detectron2.structures import BoxMode
 
+from shared.engine.resume import preserve_rng
 from simd.similarity import simd_normalisers_are_set
 
 logger = logging.getLogger(__name__)
@@ -211,17 +212,22 @@ def _fingerprint(cfg: CfgNode) -> Dict[str, object]:
 
 
 def estimate_normalisers(cfg: CfgNode) -> NormaliserEstimate:
-    """m, n for ``cfg``'s training datasets, input size and anchor layout (no caching)."""
-    levels, size_divisibility = anchor_levels_from_cfg(cfg)
-    records = (r for name in cfg.DATASETS.TRAIN for r in DatasetCatalog.get(name))
-    return estimate_from_records(
-        records,
-        levels,
-        max(cfg.INPUT.MIN_SIZE_TRAIN),
-        cfg.INPUT.MAX_SIZE_TRAIN,
-        size_divisibility=size_divisibility,
-        max_images=int(cfg.MODEL.SIMD.ESTIMATE_MAX_IMAGES),
-    )
+    """m, n for ``cfg``'s training datasets, input size and anchor layout (no caching).
+
+    The global Python / numpy / torch random states are restored afterwards: building the backbone for its
+    strides initialises weights, and a run that estimates must continue with the same random stream as one
+    that reads m, n from the cache (same seed, same weights)."""
+    with preserve_rng():
+        levels, size_divisibility = anchor_levels_from_cfg(cfg)
+        records = (r for name in cfg.DATASETS.TRAIN for r in DatasetCatalog.get(name))
+        return estimate_from_records(
+            records,
+            levels,
+            max(cfg.INPUT.MIN_SIZE_TRAIN),
+            cfg.INPUT.MAX_SIZE_TRAIN,
+            size_divisibility=size_divisibility,
+            max_images=int(cfg.MODEL.SIMD.ESTIMATE_MAX_IMAGES),
+        )
 
 
 def cached_estimate(cfg: CfgNode, output_dir: str) -> NormaliserEstimate:

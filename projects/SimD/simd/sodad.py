@@ -19,6 +19,7 @@ import contextlib
 import copy
 import io
 import json
+import logging
 import os
 from collections import defaultdict
 from typing import Dict, List, Sequence, Tuple
@@ -27,9 +28,12 @@ import torch
 from pycocotools.coco import COCO
 from torchvision.ops import batched_nms
 
+from shared.atomic_io import atomic_open
 from simd.evaluation import ProtocolCOCOeval, TinyObjectEvaluator, get_protocol
 
 MERGE_NMS_THRESH = 0.5  # SODA-mmdetection evaluate(): merge_dets(nms_iou_thr=0.5)
+
+logger = logging.getLogger(__name__)
 
 
 def merge_patch_detections(
@@ -126,8 +130,11 @@ class SodaDEvaluator(TinyObjectEvaluator):
             )
         results = [r for x in predictions for r in x["instances"]]  # the base class mapped them to json ids
         merged = merge_patch_detections(results, self._coco_api.imgs)
+        logger.info("SODA-D evaluation of %s: %d patch detections merged into %d on the full images, scored "
+                    "against %s", self._metadata.name, len(results), len(merged), os.path.abspath(full_json))
         if self._output_dir:
-            with open(os.path.join(self._output_dir, "coco_instances_results_full_images.json"), "w") as f:
+            with atomic_open(os.path.join(self._output_dir, "coco_instances_results_full_images.json"),
+                             "w") as f:
                 json.dump(merged, f)
         names = [m.name for m in self.protocol.metrics]
         if not merged:

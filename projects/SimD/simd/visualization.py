@@ -2,7 +2,8 @@
 positive in the RPN, and (optionally) a model's detections, drawn with detectron2's ``Visualizer``.
 
 Panels, side by side: one per similarity (GT in green, positive anchors in that panel's colour, with the
-number of GTs that got no positive anchor in the title strip), then the detections if weights are given.
+number of GTs that got no positive anchor in the title strip), then the detections if weights are given;
+below them a legend strip names every box colour (:func:`legend_strip`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ PANEL_COLOURS = {
     "ciou": (0.3, 0.3, 0.3),
 }
 GT_COLOUR = (0.1, 0.9, 0.1)
+DETECTION_COLOUR = (1.0, 0.85, 0.0)
+LEGEND_HEIGHT = 28
 
 
 def load_training_view(cfg: CfgNode, record: dict):
@@ -83,6 +86,19 @@ def _panel(image: np.ndarray, title: str, metadata, boxes_and_colours) -> np.nda
     return np.concatenate([strip, out], axis=0)
 
 
+def legend_strip(width: int, entries: Sequence[tuple]) -> np.ndarray:
+    """A white strip ``LEGEND_HEIGHT`` px high and ``width`` wide (RGB uint8): per ``(label, colour)`` entry
+    (colour as RGB fractions, as the panels draw it) a box outline in that colour followed by the label."""
+    strip = np.full((LEGEND_HEIGHT, width, 3), 255, np.uint8)
+    x = 8
+    for label, colour in entries:
+        rgb = tuple(int(round(255 * c)) for c in colour)
+        cv2.rectangle(strip, (x, 7), (x + 16, LEGEND_HEIGHT - 8), rgb, 2)
+        cv2.putText(strip, label, (x + 22, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        x += 22 + cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)[0][0] + 18
+    return strip
+
+
 def draw_assignment(
     cfg: CfgNode,
     record: dict,
@@ -128,13 +144,18 @@ def draw_assignment(
                 metadata,
                 [
                     (gt_boxes.tensor.tolist(), GT_COLOUR, 1),
-                    (det.pred_boxes.tensor.tolist(), (1.0, 0.85, 0.0), 1),
+                    (det.pred_boxes.tensor.tolist(), DETECTION_COLOUR, 1),
                 ],
             )
         )
     height = max(p.shape[0] for p in panels)
     panels = [np.pad(p, ((0, height - p.shape[0]), (0, 4), (0, 0)), constant_values=255) for p in panels]
-    return np.concatenate(panels, axis=1)
+    picture = np.concatenate(panels, axis=1)
+    entries = [("ground truth", GT_COLOUR)]
+    entries += [(f"positive anchor ({kind})", PANEL_COLOURS.get(kind, (1, 0, 0))) for kind in similarities]
+    if weights:
+        entries.append((f"detection (score >= {score_thresh})", DETECTION_COLOUR))
+    return np.concatenate([picture, legend_strip(picture.shape[1], entries)], axis=0)
 
 
 def save_png(image_rgb: np.ndarray, path: str) -> None:

@@ -24,6 +24,9 @@ of images per identity work, on any device. Every log-sum-exp is shifted by its 
 Degenerate batches (documented behaviour, each covered by a test):
 
 * a class with a single image: its only pair is the self-pair, so ``s_H = s_LH = 1`` (logged once);
+* a batch in which *every* identity has a single image (``DATALOADER.NUM_INSTANCE 1``, or a sampler that does
+  not draw P identities x K images): ``ValueError`` -- there is no positive pair at all, every positive is the
+  self-pair (= 1) and the loss falls to ~1e-8 without learning anything;
 * a batch with a single identity: there are no negatives, the loss is exactly 0 with zero gradients
   (logged once) -- the batch carries no pairwise information;
 * an empty batch, mismatched shapes or non-finite features raise ``ValueError`` / ``FloatingPointError``.
@@ -181,6 +184,12 @@ def sparse_pair_loss(features: Tensor, labels: Tensor, temperature: float = 0.04
                                           "no negative pairs; the loss is 0 for this batch")
             return (s_h * 0.0).sum()
         counts = torch.bincount(torch.unique(labels, return_inverse=True)[1])
+        if bool((counts == 1).all()):
+            raise ValueError(
+                f"sparse pair loss: each of the {num_classes} identities of the batch has a single image, so "
+                "there is no positive pair (every positive would be the self-pair and the loss ~0 without "
+                "learning anything); sample P identities x K >= 2 images (DATALOADER.SAMPLER_TRAIN an "
+                "identity sampler, DATALOADER.NUM_INSTANCE >= 2)")
         if bool((counts == 1).any()):
             _warn_once("singleton_class", "sparse pair loss: some identities have one image in the batch; "
                                           "their positive similarity is the self-pair (= 1)")

@@ -20,6 +20,7 @@ from fastreid.modeling.heads import EmbeddingHead
 from fastreid.modeling.meta_arch import META_ARCH_REGISTRY, MGN, Baseline
 
 from adasp.modeling.loss import SparsePairLoss
+from shared.engine.gather import gather_no_grad, gather_rows
 
 __all__ = ["ADASP_LOSS_NAME", "FASTREID_LOSS_NAMES", "AdaSPBaseline", "AdaSPMGN", "FeatureOnlyEmbeddingHead",
            "check_loss_names"]
@@ -43,6 +44,12 @@ def check_loss_names(loss_names: Iterable[str], supported: Iterable[str]) -> Non
         raise ValueError("MODEL.LOSSES.NAME is empty: the model would train without any loss")
 
 
+def gather_outputs(outputs: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """Every tensor of a head's training outputs gathered over the processes (rows in rank order, gradient
+    to the own rows); the identity in a single process."""
+    return {key: gather_rows(value) if torch.is_tensor(value) else value for key, value in outputs.items()}
+
+
 def _adasp_loss_kwargs(cfg) -> Dict[str, object]:
     adasp_cfg = cfg.MODEL.LOSSES.ADASP
     return {"scale": float(adasp_cfg.SCALE), "temp": float(adasp_cfg.TEMP), "type": str(adasp_cfg.TYPE)}
@@ -63,6 +70,7 @@ class _SparsePairLossMixin:
         if self.uses_adasp and adasp_kwargs is None:
             raise KeyError("loss_kwargs lacks 'adasp' (build the model from a config that went through "
                            "add_adasp_config)")
+        self.global_batch = bool(self.loss_kwargs.get("global_batch", False))
         if adasp_kwargs is not None:
             self.adasp_scale = adasp_kwargs["scale"]
             self.sparse_pair_loss = SparsePairLoss(temperature=adasp_kwargs["temp"],
@@ -72,6 +80,7 @@ class _SparsePairLossMixin:
     def from_config(cls, cfg):
         kwargs = super().from_config(cfg)
         kwargs["loss_kwargs"]["adasp"] = _adasp_loss_kwargs(cfg)
+        kwargs["loss_kwargs"]["global_batch"] = bool(cfg.MODEL.LOSSES.GLOBAL_BATCH)
         return kwargs
 
 
@@ -117,6 +126,8 @@ class AdaSPBaseline(_SparsePairLossMixin, Baseline):
         return kwargs
 
     def losses(self, outputs, gt_labels):
+        if self.global_batch:  # MODEL.LOSSES.GLOBAL_BATCH: every loss on the batch of all processes
+            outputs, gt_labels = gather_outputs(outputs), gather_no_grad(gt_labels)
         if isinstance(self.heads, FeatureOnlyEmbeddingHead):
             loss_dict = {}  # no logits: fastreid's losses (and its accuracy log) need the classifier
         else:
@@ -133,6 +144,11 @@ class AdaSPMGN(_SparsePairLossMixin, MGN):
 
     def losses(self, b1_outputs, b2_outputs, b21_outputs, b22_outputs,
                b3_outputs, b31_outputs, b32_outputs, b33_outputs, gt_labels):
+        if self.global_batch:  # MODEL.LOSSES.GLOBAL_BATCH: every loss on the batch of all processes
+            b1_outputs, b2_outputs, b21_outputs, b22_outputs, b3_outputs, b31_outputs, b32_outputs, \
+                b33_outputs = (gather_outputs(o) for o in (b1_outputs, b2_outputs, b21_outputs, b22_outputs,
+                                                           b3_outputs, b31_outputs, b32_outputs, b33_outputs))
+            gt_labels = gather_no_grad(gt_labels)
         loss_dict = super().losses(b1_outputs, b2_outputs, b21_outputs, b22_outputs,
                                    b3_outputs, b31_outputs, b32_outputs, b33_outputs, gt_labels)
         if self.uses_adasp:

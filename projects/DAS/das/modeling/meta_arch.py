@@ -17,7 +17,6 @@ from typing import Dict, Optional
 
 import timm
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.utils import comm
@@ -27,6 +26,7 @@ from torch import nn
 from das.modeling.bninception import build_bninception
 from das.modeling.losses import build_loss, build_miner
 from das.modeling.producer import DASEmbeddingProducer, build_das_producer
+from shared.engine.gather import gather_no_grad, gather_rows
 from shared.registry import get_or_raise
 
 
@@ -160,34 +160,14 @@ class DASEmbeddingModel(nn.Module):
         return self.losses(embeddings, labels)
 
 
-class _GatherRows(torch.autograd.Function):
-    """all_gather of equally sized row blocks; backward: all_reduce (sum) of the gradient, own rows kept."""
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        world = dist.get_world_size()
-        ctx.rank, ctx.rows = dist.get_rank(), x.shape[0]
-        parts = [torch.empty_like(x) for _ in range(world)]
-        dist.all_gather(parts, x.contiguous())
-        return torch.cat(parts)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.contiguous().clone()  # reduced in place; the incoming gradient is left untouched
-        dist.all_reduce(grad)
-        return grad[ctx.rank * ctx.rows:(ctx.rank + 1) * ctx.rows]
-
-
 def gather_batch(embeddings: torch.Tensor, labels: torch.Tensor):
     """The global batch, in rank order, from every process's share (equal shares, see ``das.sampler``).
 
     The gradient reaching a process's own rows is the sum over processes of the gradient of their losses,
     i.e. N × the single-process gradient when all processes compute the same loss; DDP's averaging over the
-    N processes then gives exactly the single-process gradient.
+    N processes then gives exactly the single-process gradient (``shared.engine.gather``).
     """
-    gathered_labels = [torch.empty_like(labels) for _ in range(dist.get_world_size())]
-    dist.all_gather(gathered_labels, labels.contiguous())
-    return _GatherRows.apply(embeddings), torch.cat(gathered_labels)
+    return gather_rows(embeddings, check_sizes=False), gather_no_grad(labels)
 
 
 def _put_scalar(name: str, value: float) -> None:

@@ -9,11 +9,11 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset, Subset
 from torchvision import transforms
 
 from shared.datasets import dataset_root, require_path
+from shared.datasets.readers import open_rgb
 from shared.datasets.synthetic_longtail_cls import generate_synthetic_longtail, longtail_class_sizes
 
 __all__ = ["Cutout", "TextListDataset", "build_cls_datasets", "build_transforms", "class_counts",
@@ -57,8 +57,7 @@ class TextListDataset(Dataset):
 
     def __getitem__(self, index: int):
         path, label = self.samples[index]
-        with Image.open(os.path.join(self.root, path)) as img:
-            img = img.convert("RGB")
+        img = open_rgb(os.path.join(self.root, path))
         return (self.transform(img) if self.transform else img), label
 
 

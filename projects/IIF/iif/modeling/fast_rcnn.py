@@ -8,6 +8,7 @@ and at inference, as in the official code.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Callable, Dict, Optional
 
 import torch
@@ -148,11 +149,32 @@ def _weights_from_csv_file(cfg, dataset_names: list[str]) -> torch.Tensor:
                             iif_cfg.BG_WEIGHT)
 
 
+#: name of the weight buffer in a trained model's state dict (``roi_heads.box_predictor.iif_weights``)
+CHECKPOINT_WEIGHTS_SUFFIX = "box_predictor.iif_weights"
+
+
+def _weights_from_checkpoint(cfg, dataset_names: list[str]) -> torch.Tensor:
+    """The ``iif_weights`` buffer saved in ``MODEL.WEIGHTS`` (a trained IIF model): no dataset needed, which
+    is how a trained run is loaded for prediction (``shared.engine.load_run``)."""
+    path = cfg.MODEL.WEIGHTS
+    if not path or not os.path.isfile(path):
+        raise ValueError(f"IIF COUNT_SOURCE 'checkpoint' needs MODEL.WEIGHTS to be a trained model file, got "
+                         f"{path!r}")
+    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    state = state.get("model", state) if isinstance(state, dict) else {}
+    found = [k for k in state if k.endswith(CHECKPOINT_WEIGHTS_SUFFIX)]
+    if not found:
+        raise ValueError(f"IIF COUNT_SOURCE 'checkpoint': {path} holds no '*.{CHECKPOINT_WEIGHTS_SUFFIX}' "
+                         "tensor (a model trained without IIF?)")
+    return state[found[0]].detach().to(torch.float32).clone()
+
+
 #: MODEL.ROI_BOX_HEAD.IIF.COUNT_SOURCE -> fn(cfg, dataset_names) -> (K+1,) IIF weight tensor
 COUNT_SOURCES: Dict[str, Callable] = {
     "json": _weights_from_lvis_json,
     "dicts": _weights_from_dataset_dicts,
     "csv": _weights_from_csv_file,
+    "checkpoint": _weights_from_checkpoint,
 }
 
 
@@ -160,7 +182,8 @@ def iif_weights_from_cfg(cfg) -> torch.Tensor:
     """The (K+1,) CPU weight vector for ``cfg`` (IIF.COUNT_SOURCE selects how it is obtained)."""
     source = get_or_raise(COUNT_SOURCES, cfg.MODEL.ROI_BOX_HEAD.IIF.COUNT_SOURCE,
                           "MODEL.ROI_BOX_HEAD.IIF.COUNT_SOURCE")
-    return source(cfg, _training_dataset_names(cfg))
+    names = [] if cfg.MODEL.ROI_BOX_HEAD.IIF.COUNT_SOURCE == "checkpoint" else _training_dataset_names(cfg)
+    return source(cfg, names)
 
 
 def _check_softmax_only(cfg) -> None:
