@@ -79,6 +79,7 @@ class SyntheticTinyConfig:
     num_val: int = 30
     objects_per_image: Tuple[int, int] = (12, 30)
     clutter_per_image: Tuple[int, int] = (15, 40)
+    size_scale: float = 1.0
     format_version: int = _FORMAT_VERSION
 
 
@@ -215,7 +216,7 @@ def _sample_objects(rng: np.random.Generator, cfg: SyntheticTinyConfig) -> List[
         cls = int(rng.choice(len(names), p=freq))
         style = CLASS_STYLES[names[cls]]
         # log-uniform side length: many more tiny objects than medium ones, like AI-TOD
-        lo, hi = style.size_range
+        lo, hi = (v * cfg.size_scale for v in style.size_range)
         side = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
         aspect = float(rng.uniform(*style.aspect_range))
         w, h = side * math.sqrt(aspect), side / math.sqrt(aspect)
@@ -306,11 +307,13 @@ def generate_synthetic_tiny(
     num_val: int = 30,
     objects_per_image: Sequence[int] = (12, 30),
     clutter_per_image: Sequence[int] = (15, 40),
+    size_scale: float = 1.0,
 ) -> str:
     """Write the synthetic set under ``root`` (see the module docstring) and return ``root``.
 
     The data is a pure function of the arguments. When ``root/_meta.json`` records the same arguments
-    the call returns immediately (cached); otherwise both splits are (re)written.
+    the call returns immediately (cached); otherwise both splits are (re)written. ``size_scale``
+    multiplies every class's side-length range (``CLASS_STYLES``; 1 = 2.5-32 px, mean about 10.9 px).
     """
     cfg = SyntheticTinyConfig(
         seed=seed,
@@ -319,7 +322,10 @@ def generate_synthetic_tiny(
         num_val=num_val,
         objects_per_image=tuple(objects_per_image),
         clutter_per_image=tuple(clutter_per_image),
+        size_scale=float(size_scale),
     )
+    if not (math.isfinite(size_scale) and 0.25 <= size_scale <= 2.0):
+        raise ValueError(f"size_scale={size_scale} must be in [0.25, 2] (objects of 0.6-64 px)")
     if image_size < 64:
         raise ValueError(f"image_size={image_size} is too small for 2-32 px objects (need >= 64)")
     meta_path = os.path.join(root, "_meta.json")
