@@ -602,4 +602,6 @@ ADDER_DEFAULTS = {
     "SEED": (-1, "ours: FastReID seeds nothing; -1 draws a fresh seed (logged)"),
     "TEST.NUM_WORKERS": (2, "ours: test loader processes only (fastreid hard-codes 4)"),
     "TEST.SPLIT_SEED": (-1, "ours: -1 keeps fastreid's unseeded VehicleID split"),
+    "TEST.RANKING_TOPK": (10, "ours: gallery ids per query in inference/<dataset>/ranking.csv (the official "
+                              "code writes no ranking)"),
 }

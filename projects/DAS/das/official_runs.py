@@ -240,6 +240,8 @@ ADDER_DEFAULTS: Dict[str, Tuple[Any, str]] = {
     "TEST.RETRIEVAL.KMEANS_SEED": (0, "ours: fixed k-means seed for repeatable NMI / F1"),
     "TEST.RETRIEVAL.VIS_QUERIES": (0, "ours: no retrieval pictures unless asked"),
     "TEST.RETRIEVAL.VIS_TOPK": (5, "ours: neighbours per retrieval picture"),
+    "TEST.RETRIEVAL.RANKING_TOPK": (10, "ours: neighbours per query in inference/<set>/ranking.csv (the "
+                                        "official code writes no ranking)"),
     "DATASETS.SYNTHETIC_FINE_GRAINED.NUM_CLASSES": (40, _DEMO),
     "DATASETS.SYNTHETIC_FINE_GRAINED.IMAGES_PER_CLASS": (20, _DEMO),
     "DATASETS.SYNTHETIC_FINE_GRAINED.IMAGE_SIZE": (64, _DEMO),
