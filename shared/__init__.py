@@ -8,4 +8,4 @@ from shared import compat as _compat
 
 _compat.apply()
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"
