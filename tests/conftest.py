@@ -1,4 +1,5 @@
 """Test-suite wide setup: the compatibility layer, deterministic seeds, CUDA-only test skipping."""
+import os
 import random
 
 import numpy as np
@@ -6,6 +7,10 @@ import pytest
 import torch
 
 import shared  # noqa: F401  (applies shared.compat before detectron2 / fastreid / lvis are imported)
+
+# No test reaches the internet: a published weights file is served by the loopback `weights_server` fixture
+# (which lifts this for its test) or the test fails with the offline error naming the file.
+os.environ["TINYVISION_OFFLINE"] = "1"
 
 
 def pytest_collection_modifyitems(config, items):

@@ -153,7 +153,8 @@ def test_mgn_input_height_that_cannot_be_cut_into_stripes_is_refused_and_one_tha
         build_cfg(add_adasp_config, config, ["INPUT.SIZE_TRAIN", "[64, 32]", "INPUT.SIZE_TEST", "[64, 32]",
                                              "MODEL.DEVICE", "cpu"], framework="fastreid")
     cfg = build_cfg(add_adasp_config, config, ["INPUT.SIZE_TRAIN", "[48, 16]", "INPUT.SIZE_TEST", "[48, 16]",
-                                               "MODEL.DEVICE", "cpu"], framework="fastreid")
+                                               "MODEL.DEVICE", "cpu", "MODEL.BACKBONE.PRETRAIN", "False"],
+                    framework="fastreid")  # the shapes only: no ImageNet file to download
     model = AdaSPTrainer.build_model(cfg).eval()
     with torch.no_grad():
         assert model({"images": torch.zeros(2, 3, 48, 16)}).shape[0] == 2  # 3 feature rows: 3 stripes

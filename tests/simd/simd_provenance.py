@@ -268,4 +268,5 @@ PRESETS: Dict[str, List[Row]] = {
 
 #: configs with no official counterpart at all (experimental detectors, the CPU demo): every value is ours
 OURS_PRESETS = ("aitod/retinanet_R_50_FPN_1x_simd.yaml", "aitod/cascade_rcnn_R_50_FPN_1x_simd.yaml",
-                "synthetic/faster_rcnn_R18_FPN_iou.yaml", "synthetic/faster_rcnn_R18_FPN_simd.yaml")
+                "synthetic/faster_rcnn_R18_FPN_iou.yaml", "synthetic/faster_rcnn_R18_FPN_simd.yaml",
+                "synthetic/demo_faster_rcnn_iou.yaml", "synthetic/demo_faster_rcnn_simd.yaml")
