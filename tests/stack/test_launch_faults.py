@@ -15,7 +15,9 @@ import torch.multiprocessing as mp
 from shared.engine import default_argument_parser, launch_from_args
 from shared.engine.launch import DEFAULT_TIMEOUT
 
-pytestmark = pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU path: gloo processes")
+# slow: each waits for a timeout or a killed process tree (~15 s each on 2 cores); make test-slow runs them
+pytestmark = [pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU path: gloo processes"),
+              pytest.mark.slow]
 
 
 def _rank1_freezes(args: Namespace) -> None:
