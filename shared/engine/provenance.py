@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Sequence, Set, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple, Union
 
 import yaml
 
@@ -108,15 +108,21 @@ def ours_without_reason(rows: Iterable[Row], min_reason: int = 10) -> List[str]:
             if str(source).startswith(OURS) and len(source) <= len(OURS) + min_reason]
 
 
-def load_module_beside(test_file: str, filename: str) -> ModuleType:
-    """Import ``filename`` from the folder of ``test_file`` (pytest's importlib mode adds no sys.path)."""
-    path = Path(test_file).with_name(filename)
-    spec = importlib.util.spec_from_file_location(path.stem, path)
+def load_module_file(path: Union[str, Path], name: Optional[str] = None) -> ModuleType:
+    """Import the Python file ``path`` as module ``name`` (default: its stem) without touching sys.path,
+    e.g. a project's ``train_net.py`` / ``predict.py`` script or a table beside a test."""
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(name or path.stem, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_module_beside(test_file: str, filename: str) -> ModuleType:
+    """Import ``filename`` from the folder of ``test_file`` (pytest's importlib mode adds no sys.path)."""
+    return load_module_file(Path(test_file).with_name(filename))
 
 
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:

@@ -3,7 +3,6 @@ evaluation into metrics.json and TensorBoard and writes inference/<dataset>/ and
 trainer's evaluation features; predict.py writes the documented files; the README's command runs as shown."""
 import csv
 import glob
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -15,6 +14,7 @@ import adasp  # noqa: F401
 from adasp.datasets import SYNTHETIC_SUBDIR
 from shared.datasets.synthetic_reid import SyntheticReIDSpec, generate_synthetic_market1501
 from shared.engine import load_run
+from shared.engine.provenance import load_module_file
 
 PROJECT = Path(__file__).resolve().parents[2] / "projects" / "AdaSP"
 TINY = SyntheticReIDSpec(num_train_ids=6, num_test_ids=4, num_distractors=2, num_junk=1, seed=5)
@@ -25,13 +25,6 @@ OPTS = ["INPUT.SIZE_TRAIN", "[32, 16]", "INPUT.SIZE_TEST", "[32, 16]", "SOLVER.I
 MARKET = f"{SYNTHETIC_SUBDIR}/Market-1501-v15.09.15"
 
 
-def _module(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     root = tmp_path_factory.mktemp("adasp_run")
@@ -39,7 +32,7 @@ def run(tmp_path_factory):
     old = os.environ.get("FASTREID_DATASETS")
     os.environ["FASTREID_DATASETS"] = str(root / "datasets")
     try:
-        train_net = _module(PROJECT / "train_net.py", "adasp_train_net")
+        train_net = load_module_file(PROJECT / "train_net.py", "adasp_train_net")
         out = root / "run"
         config = str(PROJECT / "configs/Synthetic/adasp_R18.yml")
         args = train_net.default_argument_parser().parse_args(
@@ -88,7 +81,7 @@ def test_inference_folder_and_load_run_give_the_evaluation_features(run, monkeyp
 
 def test_predict_writes_embeddings_ranking_and_sheet(run, tmp_path):
     out, datasets, _ = run
-    predict = _module(PROJECT / "predict.py", "adasp_predict")
+    predict = load_module_file(PROJECT / "predict.py", "adasp_predict")
     assert predict.main(["--run", str(out), "--input", str(datasets / MARKET / "query"), "--gallery",
                          str(datasets / MARKET / "bounding_box_test"), "--output", str(tmp_path / "p"),
                          "--top-k", "3", "--sheet-queries", "2"]) == 0

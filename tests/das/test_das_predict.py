@@ -3,7 +3,6 @@ run.json, inference/<set>/ and a labelled retrieval sheet; load_run gives the ev
 reading a dataset; predict.py writes the documented files; RECALL_KS larger than the test set is refused
 before training; the README's command runs as shown."""
 import csv
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -14,19 +13,13 @@ import pytest
 import das  # noqa: F401
 from das.trainer import DASTrainer
 from shared.engine import load_run
+from shared.engine.provenance import load_module_file
 from shared.engine.validation import ConfigValueError
 
 PROJECT = Path(__file__).resolve().parents[2] / "projects" / "DAS"
 
 
-def _module(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-FIXTURES = _module(Path(__file__).with_name("conftest.py"), "das_test_fixtures")
+FIXTURES = load_module_file(Path(__file__).with_name("conftest.py"), "das_test_fixtures")
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +28,7 @@ def run(tmp_path_factory):
     old = os.environ.get("DETECTRON2_DATASETS")
     os.environ["DETECTRON2_DATASETS"] = str(root / "datasets")
     try:
-        train_net = _module(PROJECT / "train_net.py", "das_train_net")
+        train_net = load_module_file(PROJECT / "train_net.py", "das_train_net")
         out = root / "run"
         opts = list(FIXTURES.TINY_OPTS) + ["OUTPUT_DIR", str(out), "SOLVER.MAX_ITER", "2",
                                            "TEST.EVAL_PERIOD", "0", "MODEL.DAS.NUM_CLASSES", "0",
@@ -83,7 +76,7 @@ def test_load_run_gives_the_evaluation_embeddings_without_a_dataset(run, monkeyp
 def test_predict_writes_embeddings_ranking_and_sheet(run, tmp_path):
     out, datasets, _ = run
     images = datasets / "synthetic_birds" / "images"
-    predict = _module(PROJECT / "predict.py", "das_predict")
+    predict = load_module_file(PROJECT / "predict.py", "das_predict")
     assert predict.main(["--run", str(out), "--input", str(images / "*" / "*_0000.jpg"), "--gallery",
                          str(images / "*" / "*_000[1-9].jpg"), "--output", str(tmp_path / "p")]) == 0
     ids = (tmp_path / "p" / "ids.txt").read_text().split()

@@ -3,7 +3,6 @@ run.json; load_run reproduces the run's exported descriptors; predict.py writes 
 folder; the run's own predictions.csv, scored by tools/evaluate_predictions.py, gives the run's µAP; the
 README's command runs as shown."""
 import csv
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 from rdcd.config import add_rdcd_config
 from rdcd.datasets import get_copy_detection_dataset
 from shared.engine import build_cfg, load_run
+from shared.engine.provenance import load_module_file
 from shared.engine.validation import ConfigValueError
 
 PROJECT = Path(__file__).resolve().parents[2] / "projects" / "RDCD"
@@ -30,13 +30,6 @@ TINY = ["MODEL.META_ARCHITECTURE", "SSCD", "MODEL.SSCD.NETWORK", "sscd_r18", "MO
         "MODEL.RDCD.MOCO.QUEUE", "8", "MODEL.RDCD.LOSS.KD_QUEUE", "8", "TEST.COPY_DETECTION.K", "3"]
 
 
-def _module(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A finished 2-iteration run: (run folder, datasets root, the run's final metrics)."""
@@ -44,7 +37,7 @@ def run(tmp_path_factory):
     old = os.environ.get("DETECTRON2_DATASETS")
     os.environ["DETECTRON2_DATASETS"] = str(root / "datasets")
     try:
-        train_net = _module(PROJECT / "train_net.py", "rdcd_train_net")
+        train_net = load_module_file(PROJECT / "train_net.py", "rdcd_train_net")
         out = root / "output" / "sscd_tiny"
         args = train_net.default_argument_parser().parse_args(
             ["--config-file", str(PROJECT / "configs/synthetic/Base-synthetic.yaml"), "OUTPUT_DIR", str(out)]
@@ -84,7 +77,7 @@ def test_load_run_gives_the_descriptors_of_the_runs_evaluation(run, monkeypatch)
 
 def test_the_runs_predictions_csv_scores_to_the_runs_uap(run, capsys):
     out, datasets, metrics = run
-    tool = _module(PROJECT / "tools" / "evaluate_predictions.py", "evaluate_predictions")
+    tool = load_module_file(PROJECT / "tools" / "evaluate_predictions.py", "evaluate_predictions")
     gt = datasets / "synthetic_disc21" / "dev_ground_truth.csv"
     for csv_name, key in (("predictions.csv", "uAP"), ("predictions_sn.csv", "uAP_sn")):
         assert tool.main([str(gt), str(out / "inference" / "synthetic_disc21" / csv_name), "--json"]) == 0
@@ -94,7 +87,7 @@ def test_the_runs_predictions_csv_scores_to_the_runs_uap(run, capsys):
 
 def test_queries_without_a_ground_truth_row_are_false_positives_in_tool_and_run(run, tmp_path, capsys):
     out, datasets, _ = run
-    tool = _module(PROJECT / "tools" / "evaluate_predictions.py", "evaluate_predictions")
+    tool = load_module_file(PROJECT / "tools" / "evaluate_predictions.py", "evaluate_predictions")
     gt_rows = (datasets / "synthetic_disc21" / "dev_ground_truth.csv").read_text().splitlines()
     matched = [r for r in gt_rows[1:] if not r.endswith(",")]
     query, reference = matched[0].split(",")
@@ -111,7 +104,7 @@ def test_queries_without_a_ground_truth_row_are_false_positives_in_tool_and_run(
 
 def test_predict_on_any_folder_writes_isc2021_files(run, tmp_path):
     out, datasets, _ = run
-    predict = _module(PROJECT / "predict.py", "rdcd_predict")
+    predict = load_module_file(PROJECT / "predict.py", "rdcd_predict")
     base = datasets / "synthetic_disc21" / "images"
     assert predict.main(["--run", str(out), "--input", str(base / "dev_queries"), "--references",
                          str(base / "references"), "--output", str(tmp_path / "p"), "--k", "2"]) == 0
@@ -147,7 +140,7 @@ def test_sgd_rate_too_large_for_the_batch_is_refused_at_config_build():
 
 def test_augmentation_sheet_labels_every_view(tmp_path, monkeypatch):
     monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path / "datasets"))
-    tool = _module(PROJECT / "tools" / "show_augmentations.py", "show_augmentations")
+    tool = load_module_file(PROJECT / "tools" / "show_augmentations.py", "show_augmentations")
     out = tmp_path / "aug.png"
     tool.main(["--synthetic", "--num", "1", "--views", "2", "--cell", "96", "--overlays", "--out", str(out),
                "INPUT.COPY_DETECTION.TRAIN_SIZE", "64", "INPUT.COPY_DETECTION.FONT", ""])
