@@ -53,8 +53,9 @@ detectron2-tests: setup
 	@test -n "$(D2)" || { echo "usage: make detectron2-tests D2=/path/to/detectron2-v0.6-checkout"; exit 2; }
 	$(PY) .ci/run_detectron2_tests.py "$(D2)" $(if $(PYTEST_ARGS),-- $(PYTEST_ARGS))
 
+## Every speed benchmark of docs/results.md with its arguments there, then a PASS/FAIL summary per target.
 bench: setup
-	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	$(PY) benchmarks/run_all.py
 
 clean-venv:
 	rm -rf .venv

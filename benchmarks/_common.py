@@ -20,6 +20,15 @@ def pin_threads(threads: int) -> int:
     return threads
 
 
+def verdict(value: float, op: str, target: float) -> str:
+    """"target <= 0.5: PASS" — one form for every benchmark's target, so that ``benchmarks/run_all.py`` can
+    collect them; ``op`` is "<=" or ">=" (value must be at most / at least ``target``)."""
+    if op not in ("<=", ">="):
+        raise ValueError(f"verdict op must be '<=' or '>=', got {op!r}")
+    ok = value <= target if op == "<=" else value >= target
+    return f"target {op} {target:g}: {'PASS' if ok else 'FAIL'}"
+
+
 def load_line() -> str:
     """"load average 1/5/15 min: a / b / c on N CPUs" (the machine's load when the ratios were measured)."""
     one, five, fifteen = os.getloadavg()

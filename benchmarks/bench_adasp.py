@@ -17,7 +17,7 @@ import torch
 import adasp  # noqa: F401  (compat layer before fastreid)
 from adasp.modeling.loss import sparse_pair_loss
 from fastreid.modeling.losses import triplet_loss
-from _common import load_line, pin_threads
+from _common import load_line, pin_threads, verdict
 
 
 def parse_args():
@@ -82,6 +82,8 @@ def main():
     for name, values in times.items():
         median = statistics.median(values)
         print(f"{name:34s} {median * 1e3:11.2f} {median / baseline:17.2f}")
+    ratio = statistics.median(times["AdaSP"]) / baseline
+    print(f"AdaSP / batch-hard triplet = {ratio:.2f} ({verdict(ratio, '<=', 2.0)})")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ import torch
 import shared.boxes as sb
 import shared.ops as sops
 from shared import kernels
-from _common import interleaved_medians, load_line, median_time, pin_threads, random_boxes
+from _common import interleaved_medians, load_line, median_time, pin_threads, random_boxes, verdict
 import torchvision  # after shared (compat layer)
 from detectron2.structures import Boxes, pairwise_iou
 
@@ -29,10 +29,6 @@ SIMD = {"m": 6.13, "n": 4.59}
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
 
 
 def main() -> None:
@@ -77,7 +73,7 @@ def main() -> None:
     print(f"  shared kernel, SimD                  {t_simd_nms * 1000:9.1f} ms   "
           f"ratio {t_simd_nms / t_tv:6.2f}")
     print(f"RATIO SimD-NMS kernel / torchvision batched_nms = {t_simd_nms / t_tv:.2f} "
-          f"(target <= 2.0: {verdict(t_simd_nms / t_tv <= 2.0)})")
+          f"({verdict(t_simd_nms / t_tv, '<=', 2.0)})")
 
     # 2. fused pairwise kernels vs detectron2 pairwise_iou and fill_
     gt = Boxes(random_boxes(args.gt, generator))
@@ -95,7 +91,7 @@ def main() -> None:
               f"{seconds / t_d2:6.3f}   ratio to fill_ {seconds / t_fill:6.1f}")
     for name, seconds in (("SimD", t_pw_simd), ("IoU", t_pw_iou)):
         print(f"RATIO pairwise {name} kernel / detectron2 pairwise_iou = {seconds / t_d2:.3f} "
-              f"(target <= 0.25: {verdict(seconds / t_d2 <= 0.25)}); ratio to fill_ = {seconds / t_fill:.1f}")
+              f"({verdict(seconds / t_d2, '<=', 0.25)}); ratio to fill_ = {seconds / t_fill:.1f}")
 
     # 3. kernel vs pure-PyTorch reference
     t_ref = median_time(
@@ -105,7 +101,7 @@ def main() -> None:
     print(f"\n[3] SimD-NMS at {n} boxes: pure-PyTorch reference {t_ref * 1000:.0f} ms, "
           f"kernel {t_simd_nms * 1000:.1f} ms")
     print(f"RATIO SimD-NMS reference / kernel = {speedup:.1f}x faster "
-          f"(target >= 20: {verdict(speedup >= 20)})")
+          f"({verdict(speedup, '>=', 20)})")
     print(f"MEMORY SimD-NMS kernel peak RSS growth = {growth:.1f} MB "
           f"(dense N x N float32 matrix: {dense_mb:.0f} MB)")
 

@@ -14,7 +14,7 @@ import argparse
 import shared.boxes as sb
 import shared.ops as sops
 import torch
-from _common import interleaved_medians, load_line, pin_threads, random_boxes
+from _common import interleaved_medians, load_line, pin_threads, random_boxes, verdict
 from detectron2.structures import Boxes, pairwise_iou  # after shared (compat layer)
 
 TARGETS = {"auto": 1.5, "torch": 0.5}
@@ -44,7 +44,7 @@ def main() -> None:
             ratio = times[backend] / times["detectron2"]
             print(f"  shared pairwise_simd (backend={backend:<5s})     {times[backend] * 1000:9.1f} ms")
             print(f"RATIO pairwise_simd(backend={backend}) / detectron2 pairwise_iou at {threads} "
-                  f"thread(s) = {ratio:.3f} (target <= {target}: {'PASS' if ratio <= target else 'FAIL'})")
+                  f"thread(s) = {ratio:.3f} ({verdict(ratio, '<=', target)})")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import time
 
 import shared  # noqa: F401  (compat layer before detectron2 / lvis)
 from shared.evaluation.synthetic import random_detection_set
-from _common import load_line, pin_threads
+from _common import load_line, pin_threads, verdict
 
 
 def _status_kb(field: str) -> int:
@@ -158,7 +158,8 @@ def main() -> None:
         print(f"{row['part']}: ours {row['ours_s']:.2f} s wall / {row['ours_cpu_s']:.2f} s CPU "
               f"(peak +{row['ours_peak_rss_growth_mb']:.0f} MB), reference {row['reference_s']:.2f} s wall / "
               f"{row['reference_cpu_s']:.2f} s CPU (peak +{row['reference_peak_rss_growth_mb']:.0f} MB), "
-              f"ratio {row['ratio']:.3f} wall / {row['cpu_ratio']:.3f} CPU (target <= 0.1), "
+              f"ratio {row['ratio']:.3f} wall / {row['cpu_ratio']:.3f} CPU "
+              f"({verdict(row['ratio'], '<=', 0.1)}), "
               f"max |metric diff| {row['max_abs_metric_diff']:.2e}")
 
 

@@ -23,7 +23,7 @@ from detectron2.structures import Boxes, Instances, PolygonMasks
 from detectron2.utils.events import EventStorage
 
 from iif.config import add_iif_config
-from _common import load_line, pin_threads
+from _common import load_line, pin_threads, verdict
 
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "projects", "IIF", "configs")
 PRESETS = {
@@ -124,7 +124,7 @@ def main() -> None:
         print(f"  {name:17s} median {med * 1000:8.1f} ms/iter  (min {min(times[name]) * 1000:.1f}, "
               f"max {max(times[name]) * 1000:.1f})")
     ratio = medians["IIF raw"] / medians["softmax baseline"]
-    print(f"  ratio IIF / baseline = {ratio:.4f}  ({(ratio - 1) * 100:+.2f}%)")
+    print(f"  ratio IIF / baseline = {ratio:.4f}  ({(ratio - 1) * 100:+.2f}%; {verdict(ratio, '<=', 1.02)})")
 
     # The only op IIF adds is the (R, K+1) logit multiply in the box predictor (+ its backward). Time the
     # predictor alone (forward, CE loss, backward) on the RoI count of one iteration, many repeats, and

@@ -15,7 +15,6 @@ copy-detection evaluation time at DISC21 scale on synthetic descriptors.
 """
 
 import argparse
-import statistics
 import time
 
 import rdcd  # noqa: F401  (imports shared: compat layer)
@@ -25,42 +24,36 @@ import torch
 from rdcd.modeling import build_network
 from rdcd.modeling.student import Student
 from shared.retrieval.copy_detection import evaluate_copy_detection
-from _common import load_line, pin_threads
-
-
-def _images_per_second(model: torch.nn.Module, batch: int, size: int, repeat: int) -> float:
-    x = torch.randn(batch, 3, size, size)
-    model.eval()
-    times = []
-    with torch.no_grad():
-        model(x)  # warm-up
-        for _ in range(repeat):
-            start = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - start)
-    return batch / statistics.median(times)
+from _common import interleaved_medians, load_line, pin_threads
 
 
 def bench_extraction(size: int, batch: int, repeat: int) -> None:
+    """Images/s of each model, the models timed in interleaved rounds (student, student, student, teacher,
+    student, ...) so that a change of machine load hits all of them alike and the "x teacher" column
+    reproduces."""
     print(
         f"\n== descriptor extraction, {size}x{size}, batch {batch}, {torch.get_num_threads()} threads "
-        f"(median of {repeat})"
+        f"(median of {repeat} interleaved rounds)"
     )
-    models = [
-        (f"RDCD student EfficientNet-B0, {d}-d", Student("efficientnet_b0", 512, d)) for d in (64, 128, 256)
-    ]
-    models.append(("SSCD teacher ResNet-50, 512-d", build_network("sscd_r50", out_dim=512)))
-    results = [
-        (
-            name,
-            _images_per_second(model, batch, size, repeat),
-            sum(p.numel() for p in model.parameters()) / 1e6,
-        )
-        for name, model in models
-    ]
-    teacher = results[-1][1]
+    models = {
+        f"RDCD student EfficientNet-B0, {d}-d": Student("efficientnet_b0", 512, d) for d in (64, 128, 256)
+    }
+    models["SSCD teacher ResNet-50, 512-d"] = build_network("sscd_r50", out_dim=512)
+    x = torch.randn(batch, 3, size, size)
+    for model in models.values():
+        model.eval()
+
+    def forward(model):
+        with torch.no_grad():
+            model(x)
+
+    fns = {name: (lambda m=model: forward(m)) for name, model in models.items()}
+    times = interleaved_medians(fns, repeat)
+    teacher = batch / times["SSCD teacher ResNet-50, 512-d"]
     print(f"{'model':<36} {'params (M)':>10} {'images/s':>9} {'x teacher':>9}")
-    for name, ips, params in results:
+    for name, model in models.items():
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        ips = batch / times[name]
         print(f"{name:<36} {params:>10.2f} {ips:>9.1f} {ips / teacher:>9.2f}")
 
 

@@ -31,7 +31,7 @@ import time
 import numpy as np
 
 import shared  # noqa: F401  (compat layer before fastreid / pml)
-from _common import load_line, pin_threads
+from _common import load_line, pin_threads, verdict
 
 
 def _peak_rss_mb() -> float:
@@ -228,17 +228,19 @@ def _report(r: dict) -> None:
         print(f"ReID (Market-1501 size, feature noise {r['noise']}): {r['result']}")
         print(f"  identical to FastReID: {r['identical']}")
         print(f"  ranking+metrics on the same distmat: ours {m['ours_rank']:.2f} s vs FastReID Cython "
-              f"evaluate_rank {m['fr_rank']:.2f} s -> ratio {r['ratio_rank']:.2f} (target <= 0.5)")
+              f"evaluate_rank {m['fr_rank']:.2f} s -> ratio {r['ratio_rank']:.2f} "
+              f"({verdict(r['ratio_rank'], '<=', 0.5)})")
         print(f"  end to end incl. distances: ours {m['ours_e2e']:.2f} s vs build_dist "
               f"{m['fr_dist']:.2f} s + evaluate_rank = {m['fr_e2e']:.2f} s -> ratio {r['ratio_e2e']:.2f} "
-              "(target <= 0.75)")
+              f"({verdict(r['ratio_e2e'], '<=', 0.75)})")
         print(f"  peak RSS {r['peak_rss_mb']:.0f} MB, median of {r['repeat']}")
     elif r["part"] == "ml":
         m = r["median_s"]
         print(f"Metric learning (SOP size 60,502 x 128, 11,316 classes): {r['result']}")
         print(f"  |ours - PML| in percent points: {r['abs_diff_percent_points']}")
         print(f"  ours {m['ours']:.2f} s vs PML AccuracyCalculator (FaissKNN, FaissKMeans) {m['pml']:.2f} s "
-              f"-> ratio {r['ratio']:.2f} (target <= 1.0); peak RSS {r['peak_rss_mb']:.0f} MB, "
+              f"-> ratio {r['ratio']:.2f} ({verdict(r['ratio'], '<=', 1.0)}); "
+              f"peak RSS {r['peak_rss_mb']:.0f} MB, "
               f"median of {r['repeat']}")
     else:
         print(f"Copy detection ({r['part']}) {r['sizes']}: {r['result']}")

@@ -25,7 +25,7 @@ from shared.datasets.synthetic_tiny import generate_synthetic_tiny
 from simd.datasets import register_synthetic, synthetic_tiny_root
 from shared.engine import build_cfg
 from simd.config import add_simd_config
-from _common import load_line, pin_threads
+from _common import load_line, pin_threads, verdict
 
 CONFIG = os.path.join(
     os.path.dirname(__file__),
@@ -131,7 +131,8 @@ def main() -> None:
         f"  SimD assignment: {med['simd'] * 1000:9.1f} ms/iter   "
         f"(RPN labelling {rpn_med['simd'] * 1000:7.2f} ms)"
     )
-    print(f"  ratio SimD / IoU, training iteration: {med['simd'] / med['iou']:.3f}   (target <= 1.05)")
+    print(f"  ratio SimD / IoU, training iteration: {med['simd'] / med['iou']:.3f}   "
+          f"({verdict(med['simd'] / med['iou'], '<=', 1.05)})")
     print(f"  ratio SimD / IoU, RPN labelling only: {rpn_med['simd'] / rpn_med['iou']:.3f}")
 
 

@@ -9,24 +9,21 @@ Conventions (same as detectron2's ``pairwise_iou``):
 * empty inputs give an empty ``[0, M]`` / ``[N, 0]`` matrix; degenerate (zero-size) boxes give finite values.
 * memory: the PyTorch path fills the preallocated output tile by tile, with tiles sized so the temporaries
   stay below half the output (``_tile_shape``); the compiled kernel needs no temporaries at all.
-* threads (PyTorch path): with more than one torch thread, a tile holds fewer elements than ATen's
-  parallel grain (32,768; with one thread up to 65,536), so each of its
-  ~50 element-wise ops runs in the calling thread without an intra-op parallel region; the tiles themselves
-  are shared out to ``torch.get_num_threads()`` threads (the caller plus a small thread pool) that take
-  the next free tile as they finish. No thread ever waits at a per-op barrier for a thread the OS has
-  descheduled, which on busy cores made one-row tiles with parallel ops slower at 2 threads than at 1.
-  Inputs that require grad are computed tile by tile in the calling thread (autograd records every tile).
+* threads (PyTorch path): with one torch thread, tiles of up to 2^16 elements (the fastest size measured);
+  with more, tiles of up to 2^20 elements, so that each element-wise op is large enough for ATen's own
+  intra-op parallel region to pay off and a 200 × 200k matrix costs ~40 tiles, i.e. ~900 parallel regions
+  rather than the ~9,000 of one-row tiles (each region is a barrier that a descheduled thread stalls on a busy
+  machine). Measured on 2 cores (benchmarks/bench_box_similarity.py): 0.35-0.37 of detectron2's
+  ``pairwise_iou`` at 2 threads idle and 0.22 with two busy processes beside it; a pool of Python threads over
+  tiles below ATen's grain was GIL-bound (0.53 idle). Inputs that require grad are computed tile by tile as
+  well (autograd records every tile); without grad, SimD's formula runs in place (``similarity.simd``).
 * backend: ``"auto"`` uses the compiled ``shared._box_ops`` kernel when it is built, the device is
   supported, the dtype is not float64 and no input requires grad; otherwise PyTorch. ``"torch"`` forces
   PyTorch, ``"kernel"`` requires the kernel (``RuntimeError`` if it cannot be used).
 """
 from __future__ import annotations
 
-import itertools
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -50,15 +47,11 @@ __all__ = [
 BACKENDS = ("auto", "torch", "kernel")
 #: upper bound of the number of [k, M] temporaries a formula holds at once (SimD/CIoU need the most).
 FORMULA_TEMPORARIES = 8
-#: ATen's parallel grain (at::internal::GRAIN_SIZE): element-wise ops on fewer elements run single-threaded.
-ATEN_GRAIN_SIZE = 32768
-#: tile size limits in elements: tiles are ≤ output/(2·FORMULA_TEMPORARIES), clipped to this range; the
-#: upper limit stays below ATEN_GRAIN_SIZE (see "threads" in the module docstring) and keeps a tile's
-#: temporaries in the L2 cache.
+#: tile size limits in elements: tiles are ≤ output/(2·FORMULA_TEMPORARIES), clipped to this range (see
+#: "threads" in the module docstring for the two upper limits).
 MIN_TILE_ELEMENTS = 1 << 12
-MAX_TILE_ELEMENTS = ATEN_GRAIN_SIZE - 1
-#: the upper limit with one torch thread (no parallel region either way): fewer, larger tiles halve the
-#: Python-level op calls; 2^16 was the fastest single-threaded size on a loaded 2-core machine.
+MAX_TILE_ELEMENTS = 1 << 20
+#: the upper limit with one torch thread (no parallel region either way): 2^16 was the fastest size there.
 MAX_TILE_ELEMENTS_ONE_THREAD = 1 << 16
 #: rows per tile (when there are that many): multi-row tiles keep the number of tiles, hence of Python-level
 #: op calls, proportional to the output size however long the rows are.
@@ -75,46 +68,6 @@ def _tile_shape(rows: int, cols: int, max_elements: Optional[int] = None) -> Tup
     tile_rows = max(1, min(rows, TILE_ROWS, budget))
     tile_cols = max(1, min(cols, budget // tile_rows))
     return tile_rows, tile_cols
-
-
-_POOL: Optional[ThreadPoolExecutor] = None
-_POOL_LOCK = threading.Lock()
-
-
-def _reset_pool_after_fork() -> None:
-    global _POOL
-    _POOL = None  # a forked child (e.g. a data-loader worker) has none of the parent's threads
-
-
-os.register_at_fork(after_in_child=_reset_pool_after_fork)
-
-
-def _tile_pool(workers: int) -> ThreadPoolExecutor:
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None or _POOL._max_workers < workers:
-            _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="shared-boxes-tiles")
-        return _POOL
-
-
-def _run_tiles(tasks: List[Callable[[], None]], threads: int) -> None:
-    """Run every task once, on the calling thread plus up to ``threads - 1`` pool threads, each taking the
-    next task from a shared counter. Helpers that have not started when the caller has run out of tasks are
-    cancelled, so the call never waits for a thread that was not scheduled."""
-    counter = itertools.count()  # next() on a count is atomic under the GIL
-
-    def drain() -> None:
-        for i in counter:
-            if i >= len(tasks):
-                return
-            tasks[i]()
-
-    helpers = max(0, min(threads, len(tasks)) - 1)
-    futures = [_tile_pool(helpers).submit(drain) for _ in range(helpers)] if helpers else []
-    drain()
-    for future in futures:
-        if not future.cancel():
-            future.result()
 
 
 def _prepare(kind: str, boxes1: Any, boxes2: Any, params: dict):
@@ -162,23 +115,16 @@ def pairwise_similarity(
         return out
     geo_a = BoxGeometry.from_xyxy(a.to(dtype))
     geo_b = BoxGeometry.from_xyxy(b.to(dtype))
-    records_grad = torch.is_grad_enabled() and (a.requires_grad or b.requires_grad)
-    threads = torch.get_num_threads() if a.device.type == "cpu" and not records_grad else 1
     one_thread = a.device.type == "cpu" and torch.get_num_threads() == 1
     tile_rows, tile_cols = _tile_shape(rows, cols, MAX_TILE_ELEMENTS_ONE_THREAD if one_thread else None)
     if tile_rows == rows and tile_cols == cols:  # one tile: no copy into a preallocated output
         return spec.formula(geo_a.rows(0, rows), geo_b.cols(), **resolved)
     out = torch.empty((rows, cols), dtype=dtype, device=a.device)
-
-    def tile(r0: int, c0: int) -> None:
-        with torch.set_grad_enabled(records_grad):  # grad mode is per thread: the caller's, in pool threads
+    for c0 in range(0, cols, tile_cols):
+        for r0 in range(0, rows, tile_rows):
             out[r0:r0 + tile_rows, c0:c0 + tile_cols] = spec.formula(
                 geo_a.rows(r0, r0 + tile_rows), geo_b.cols(c0, c0 + tile_cols), **resolved
             )
-
-    tasks = [lambda r0=r0, c0=c0: tile(r0, c0)
-             for c0 in range(0, cols, tile_cols) for r0 in range(0, rows, tile_rows)]
-    _run_tiles(tasks, threads)
     return out
 
 
