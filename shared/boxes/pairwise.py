@@ -50,7 +50,7 @@ FORMULA_TEMPORARIES = 8
 #: tile size limits in elements: tiles are ≤ output/(2·FORMULA_TEMPORARIES), clipped to this range (see
 #: "threads" in the module docstring for the two upper limits).
 MIN_TILE_ELEMENTS = 1 << 12
-MAX_TILE_ELEMENTS = 1 << 20
+MAX_TILE_ELEMENTS = 1 << 22
 #: the upper limit with one torch thread (no parallel region either way): 2^16 was the fastest size there.
 MAX_TILE_ELEMENTS_ONE_THREAD = 1 << 16
 #: rows per tile (when there are that many): multi-row tiles keep the number of tiles, hence of Python-level
