@@ -23,6 +23,8 @@ import time
 from typing import List, Sequence, Tuple
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+#: benchmarks run from the repository root, so generated sets land in ./datasets as for every other command
+ROOT = os.path.dirname(HERE)
 
 # (script, arguments): the commands of docs/results.md's speed table, in its order
 COMMANDS: Tuple[Tuple[str, Tuple[str, ...]], ...] = (
@@ -60,7 +62,7 @@ def run(commands: Sequence[Tuple[str, Tuple[str, ...]]], log) -> int:
         shown = " ".join(["benchmarks/" + script, *arguments])
         print(f"== {shown}   (load 1/5 min before: {load()})", flush=True)
         start = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, os.path.join(HERE, script), *arguments], cwd=HERE,
+        proc = subprocess.Popen([sys.executable, os.path.join(HERE, script), *arguments], cwd=ROOT,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         output = []
         for line in proc.stdout:  # live, and kept for the summary
