@@ -13,8 +13,12 @@ a rare class has frequent look-alikes (the confusion the long-tail methods act o
 TRAINING images per class decays geometrically from ``head_images`` to ``tail_images`` (a steep tail).
 Category records carry ``image_count``/``instance_count`` (counted from the generated training split) and
 ``frequency`` r/c/f with LVIS's rule, scaled to the small set: rare <= ``rare_max_images`` training
-images, common <= ``common_max_images``, frequent above. The validation split is class-balanced (every
-class appears in about the same number of images) so that APr/APc/APf are all measurable. Labels are
+images, common <= ``common_max_images``, frequent above. Instead of the geometric decay, ``image_counts``
+gives every class its number of training images explicitly; then every training image gets at least one
+class (no image is filled with a head class), so the counts are exactly the ones asked for and the share
+of images holding the most frequent class is ``max(image_counts) / num_train_images``. The validation split
+is class-balanced (every class appears in about the same number of images) so that APr/APc/APf are all
+measurable. Labels are
 exhaustive, so every image lists all absent categories in ``neg_category_ids`` and has an empty
 ``not_exhaustive_category_ids`` (the fields exist, as in LVIS, and detectron2/lvis read them).
 
@@ -26,7 +30,7 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -62,6 +66,8 @@ class SyntheticLVISSpec:
     rare_max_images: int = 8  # LVIS: rare = 1..10 training images (scaled down here)
     common_max_images: int = 40  # LVIS: common = 11..100
     seed: int = 0
+    # explicit training-image count per class (class 0 first; overrides head/tail_images when given)
+    image_counts: Optional[Tuple[int, ...]] = None
 
 
 def class_names(num_classes: int) -> list[str]:
@@ -105,7 +111,10 @@ def _polygon_area(poly: np.ndarray) -> float:
 
 
 def _train_image_counts(spec: SyntheticLVISSpec) -> np.ndarray:
-    """Target number of training images per class: geometric decay head -> tail."""
+    """Target number of training images per class: ``spec.image_counts``, else geometric decay head ->
+    tail."""
+    if spec.image_counts is not None:
+        return np.asarray(spec.image_counts, dtype=int)
     k = np.arange(spec.num_classes)
     ratio = (spec.tail_images / spec.head_images) ** (1.0 / max(spec.num_classes - 1, 1))
     return np.maximum(np.round(spec.head_images * ratio**k), 1).astype(int)
@@ -115,6 +124,40 @@ def _frequency(image_count: int, spec: SyntheticLVISSpec) -> str:
     if image_count <= spec.rare_max_images:
         return "r"
     return "c" if image_count <= spec.common_max_images else "f"
+
+
+def _check_image_counts(spec: SyntheticLVISSpec) -> None:
+    counts = spec.image_counts
+    if len(counts) != spec.num_classes:
+        raise ValueError(f"image_counts has {len(counts)} entries for num_classes={spec.num_classes}")
+    if min(counts) < 1 or max(counts) > spec.num_train_images:
+        raise ValueError(f"image_counts must lie in 1..num_train_images={spec.num_train_images}, got "
+                         f"{min(counts)}..{max(counts)}")
+    if sum(counts) < spec.num_train_images:
+        raise ValueError(f"image_counts sum to {sum(counts)} < num_train_images={spec.num_train_images}: "
+                         "some training image would hold no object")
+
+
+def _covering_train_classes(rng, spec: SyntheticLVISSpec) -> List[List[int]]:
+    """Objects per training image when ``spec.image_counts`` is given: class c lies in exactly
+    ``image_counts[c]`` distinct images and every image holds at least one class. The first
+    ``num_train_images`` of the shuffled (class, occurrence) list go to distinct images, the rest to random
+    images that do not hold that class yet. Each class placed in an image gets 1 or 2 instances; an image
+    keeps at most 5 objects, its second instances dropped first (every class keeps one)."""
+    _check_image_counts(spec)
+    occurrences = np.concatenate([np.full(n, c) for c, n in enumerate(spec.image_counts)])
+    rng.shuffle(occurrences)
+    n_images = spec.num_train_images
+    present: List[List[int]] = [[int(c)] for c in occurrences[:n_images]]
+    for c in occurrences[n_images:]:
+        free = [i for i in range(n_images) if c not in present[i]]
+        present[int(rng.choice(free))].append(int(c))
+    train_classes = []
+    for classes in present:
+        rng.shuffle(classes)
+        seconds = [c for c in classes if rng.integers(1, 3) == 2]
+        train_classes.append(classes + seconds[:max(0, 5 - len(classes))])
+    return train_classes
 
 
 def _render_split(rng, image_classes: list[list[int]], names: list[str], spec, split_dir, split,
@@ -197,17 +240,20 @@ def generate_synthetic_lvis(root: str, spec: Optional[SyntheticLVISSpec] = None,
     rng = np.random.default_rng(spec.seed)
     names = class_names(spec.num_classes)
 
-    # Training split: class c appears in `target[c]` distinct random images (steep tail).
-    target = np.minimum(_train_image_counts(spec), spec.num_train_images)
-    train_classes: list[list[int]] = [[] for _ in range(spec.num_train_images)]
-    for c, n_c in enumerate(target):
-        for i in rng.choice(spec.num_train_images, size=int(n_c), replace=False):
-            train_classes[i].extend([c] * int(rng.integers(1, 3)))
-    for i, classes in enumerate(train_classes):  # no empty training image: add a head class
-        if not classes:
-            classes.append(int(rng.integers(0, min(3, spec.num_classes))))
-        rng.shuffle(classes)
-        train_classes[i] = classes[:5]
+    if spec.image_counts is not None:
+        train_classes = _covering_train_classes(rng, spec)
+    else:
+        # Training split: class c appears in `target[c]` distinct random images (steep tail).
+        target = np.minimum(_train_image_counts(spec), spec.num_train_images)
+        train_classes = [[] for _ in range(spec.num_train_images)]
+        for c, n_c in enumerate(target):
+            for i in rng.choice(spec.num_train_images, size=int(n_c), replace=False):
+                train_classes[i].extend([c] * int(rng.integers(1, 3)))
+        for i, classes in enumerate(train_classes):  # no empty training image: add a head class
+            if not classes:
+                classes.append(int(rng.integers(0, min(3, spec.num_classes))))
+            rng.shuffle(classes)
+            train_classes[i] = classes[:5]
     # Validation split: balanced, every class in about `val_images_per_class` images.
     val_classes: list[list[int]] = [[] for _ in range(spec.num_val_images)]
     for c in range(spec.num_classes):
