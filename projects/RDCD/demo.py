@@ -263,10 +263,14 @@ def main(argv=None) -> int:
         teacher_weights=teacher_weights)) for seed in seeds for method in CONFIGS]
     results = run_study(jobs, run_one, processes=args.processes)
 
+    cfg = build_demo_cfg(CONFIGS[METHOD], seeds[0], args.output_dir, args.iters, 0, args.quick, args.opts)
+    data = cfg.DATASETS.SYNTHETIC_COPY_DETECTION
     lines = [
-        f"Copy detection on the synthetic DISC21-style set ({DATASET}_demo): 64-d ResNet-18 students, "
-        f"{args.iters} iterations, batch 32, 64 px, SSCD's advanced augmentations; µAP / µAPsn in percent "
-        "(score normalisation against the training/background images)"]
+        f"Copy detection on the synthetic DISC21-style set {data.ROOT} ({data.NUM_REFERENCES} references, "
+        f"{data.NUM_MATCHING_QUERIES} copies + {data.NUM_DISTRACTOR_QUERIES} distractor queries, "
+        f"{data.NUM_TRAIN} training/background images): 64-d ResNet-18 students, {args.iters} iterations, "
+        f"batch {cfg.SOLVER.IMS_PER_BATCH}, {cfg.INPUT.COPY_DETECTION.TRAIN_SIZE} px, SSCD's advanced "
+        "augmentations; µAP / µAPsn in percent (score normalisation against the background images)"]
     if teacher is not None:
         t = teacher.metrics
         lines.append(f"Teacher ({args.teacher_iters} it., seed 0): µAP {t['uAP']:.2f}, µAPsn "
