@@ -108,3 +108,18 @@ def test_make_demo_pipeline_end_to_end_at_reduced_size(tmp_path):
     for name in ("learning_curve.png", "learning_curve_sn.png"):
         with open(out / name, "rb") as f:
             assert f.read(4) == b"\x89PNG"
+
+
+def test_first_augly_import_leaves_the_global_random_stream_alone():
+    """AugLy's import draws from `random`; rdcd restores the state, so a seeded run is the same whether or not
+    AugLy was already imported in the process (fresh interpreters: the import happens once per process)."""
+    import subprocess
+    import sys
+
+    code = ("import random; random.seed(3); {}; print(random.random())")
+    plain = subprocess.run([sys.executable, "-c", code.format("pass")], capture_output=True, text=True,
+                           check=True).stdout
+    first_call = "from rdcd.transforms import augly_asset_dirs; augly_asset_dirs()"
+    with_import = subprocess.run([sys.executable, "-c", code.format(first_call)], capture_output=True,
+                                 text=True, check=True).stdout
+    assert plain.strip() and with_import.strip() == plain.strip()

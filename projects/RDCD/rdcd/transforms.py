@@ -41,7 +41,10 @@ _DEBIAN_DEJAVU = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
 @functools.lru_cache(maxsize=1)
 def augly_asset_dirs() -> Optional[Tuple[str, str]]:
-    """``(fonts folder, emoji folder)`` of the installed AugLy, or ``None`` (logged once) without it."""
+    """``(fonts folder, emoji folder)`` of the installed AugLy, or ``None`` (logged once) without it.
+    Importing AugLy draws from Python's global random generator; its state is restored, so a seeded run does
+    not depend on whether this is the first call in the process."""
+    state = random.getstate()
     try:
         from augly.utils import EMOJI_DIR, FONTS_DIR
     except ImportError as exc:
@@ -51,6 +54,8 @@ def augly_asset_dirs() -> Optional[Tuple[str, str]]:
             exc,
         )
         return None
+    finally:
+        random.setstate(state)
     return FONTS_DIR, EMOJI_DIR
 
 
