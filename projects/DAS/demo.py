@@ -66,8 +66,9 @@ def build_demo_cfg(method: str, seed: int, output_dir: str, iters: int, eval_per
 
     from shared.engine import build_cfg
 
+    steps = sorted({s for s in (iters * 2 // 3, iters * 5 // 6) if 0 < s < iters})  # distinct (short runs)
     opts = ["MODEL.DAS.ENABLED", str(METHODS[method]), "SEED", str(seed), "OUTPUT_DIR", output_dir,
-            "SOLVER.MAX_ITER", str(iters), "SOLVER.STEPS", f"({iters * 2 // 3}, {iters * 5 // 6})",
+            "SOLVER.MAX_ITER", str(iters), "SOLVER.STEPS", str(tuple(steps)),
             "SOLVER.CHECKPOINT_PERIOD", str(iters), "TEST.EVAL_PERIOD", str(eval_period),
             "TEST.RETRIEVAL.VIS_QUERIES", "0"]
     cfg = build_cfg(add_das_config, CONFIG, opts + (list(QUICK_OPTS) if quick else []) + list(extra_opts))
