@@ -149,23 +149,17 @@ def run_one(job, report: Callable[[int], None]):
     import torch
 
     torch.set_num_threads(int(job.kwargs.get("threads", 1)))
-    import logging
 
     import iif  # noqa: F401  (compat layer and registrations before detectron2)
     from detectron2.engine import HookBase
     from detectron2.utils.env import seed_all_rng
-    from detectron2.utils.logger import setup_logger
 
     from iif.trainer import IIFTrainer
-    from shared.engine.demo_stats import RunResult
+    from shared.engine.demo_stats import RunResult, log_to_file_only
 
     output_dir = job.kwargs["output_dir"]
     # the log goes to a file, the console keeps the progress
-    for name in ("detectron2", "iif", "fvcore", "shared"):
-        setup_logger(output=os.path.join(output_dir, "log.txt"), name=name, abbrev_name="d2")
-        for handler in logging.getLogger(name).handlers:
-            if type(handler).__name__ == "StreamHandler":
-                handler.setLevel("WARNING")
+    log_to_file_only(output_dir, ("detectron2", "iif", "fvcore", "shared"))
     demo_data(bool(job.kwargs["quick"]))
     cfg = build_demo_cfg(job.method, job.seed, output_dir, job.steps, int(job.kwargs["eval_period"]),
                          job.kwargs.get("opts", ()))
@@ -236,22 +230,12 @@ def apr_curves(results):
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--output-dir", default="./output/iif_demo")
-    parser.add_argument("--seeds", type=int, default=5, help="number of seeds (both methods run on each)")
-    parser.add_argument("--base-seed", type=int, default=0, help="the seeds: base-seed, base-seed + 1, ...")
-    parser.add_argument("--iters", type=int, default=500, help="training iterations of every run")
-    parser.add_argument("--eval-period", type=int, default=100, help="evaluate every N iterations (curve)")
-    parser.add_argument("--processes", type=int, default=2, help="runs in parallel, one thread each")
-    parser.add_argument("--quick", action="store_true", default=os.environ.get("DEMO_QUICK", "") == "1",
-                        help="reduced size (2 seeds, 20 iterations, 60 + 24 images): the pipeline only")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="trailing KEY VALUE config overrides")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.seeds, args.iters, args.eval_period = min(args.seeds, 2), 20, 10
-    return args
+    from shared.engine.demo_stats import parse_study_args, study_argument_parser
+
+    parser = study_argument_parser(
+        __doc__, output_dir="./output/iif_demo", seeds=5, base_seed=0, iters=500, eval_period=100,
+        quick_help="reduced size (2 seeds, 20 iterations, 60 + 24 images): the pipeline only")
+    return parse_study_args(parser, argv)
 
 
 def main(argv=None) -> int:

@@ -119,23 +119,17 @@ def run_one(job, report: Callable[[int], None]):
     import torch
 
     torch.set_num_threads(int(job.kwargs.get("threads", 1)))
-    import logging
 
     import rdcd  # noqa: F401  (compat layer and registrations before detectron2)
     from detectron2.engine import HookBase
     from detectron2.utils.env import seed_all_rng
-    from detectron2.utils.logger import setup_logger
 
     from rdcd.trainer import RDCDTrainer
     from rdcd.transforms import build_train_transform
-    from shared.engine.demo_stats import RunResult
+    from shared.engine.demo_stats import RunResult, log_to_file_only
 
     output_dir = job.kwargs["output_dir"]
-    for name in ("detectron2", "rdcd", "fvcore"):  # the log goes to a file, the console keeps the progress
-        setup_logger(output=os.path.join(output_dir, "log.txt"), name=name, abbrev_name="d2")
-        for handler in logging.getLogger(name).handlers:
-            if type(handler).__name__ == "StreamHandler":
-                handler.setLevel("WARNING")
+    log_to_file_only(output_dir, ("detectron2", "rdcd", "fvcore"))
     config = TEACHER_CONFIG if job.method == "teacher" else CONFIGS[job.method]
     extra = list(job.kwargs.get("opts", ()))
     if job.method == METHOD:
@@ -222,26 +216,18 @@ def spread_lines(results) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--output-dir", default="./output/rdcd_demo")
-    parser.add_argument("--seeds", type=int, default=3, help="number of seeds (both students run on each)")
-    parser.add_argument("--base-seed", type=int, default=1, help="the seeds: base-seed, base-seed + 1, ...")
-    parser.add_argument("--iters", type=int, default=300, help="training iterations of every student")
+    from shared.engine.demo_stats import parse_study_args, study_argument_parser
+
+    parser = study_argument_parser(
+        __doc__, output_dir="./output/rdcd_demo", seeds=3, base_seed=1, iters=300, eval_period=50,
+        runs="both students",
+        quick_help="reduced size (2 seeds, 10 iterations, 40 references, 64 training images): pipeline only")
     parser.add_argument("--teacher-iters", type=int, default=300, help="training iterations of the teacher")
     parser.add_argument("--teacher-weights", default="",
                         help="a trained demo teacher (model_final.pth of an earlier run): skips its training")
-    parser.add_argument("--eval-period", type=int, default=50, help="evaluate every N iterations (curve)")
-    parser.add_argument("--processes", type=int, default=2, help="runs in parallel, one thread each")
-    parser.add_argument("--quick", action="store_true", default=os.environ.get("DEMO_QUICK", "") == "1",
-                        help="reduced size (2 seeds, 10 iterations, 40 references, 64 training images): "
-                             "the pipeline only")
-    parser.add_argument("opts", nargs=argparse.REMAINDER,
-                        help="trailing KEY VALUE config overrides (teacher and students)")
-    args = parser.parse_args(argv)
+    args = parse_study_args(parser, argv, quick=(2, 10, 5))
     if args.quick:
-        args.seeds, args.iters, args.teacher_iters, args.eval_period = min(args.seeds, 2), 10, 10, 5
+        args.teacher_iters = 10
     return args
 
 

@@ -114,22 +114,16 @@ def run_one(job, report: Callable[[int], None]):
     import torch
 
     torch.set_num_threads(int(job.kwargs.get("threads", 1)))
-    import logging
 
     import simd  # noqa: F401  (compat layer and registrations before detectron2)
     from detectron2.engine import HookBase
     from detectron2.utils.env import seed_all_rng
-    from detectron2.utils.logger import setup_logger
 
-    from shared.engine.demo_stats import RunResult
+    from shared.engine.demo_stats import RunResult, log_to_file_only
     from simd.trainer import SimDTrainer
 
     output_dir = job.kwargs["output_dir"]
-    for name in ("detectron2", "simd", "fvcore"):  # the log goes to a file, the console keeps the progress
-        setup_logger(output=os.path.join(output_dir, "log.txt"), name=name, abbrev_name="d2")
-        for handler in logging.getLogger(name).handlers:
-            if type(handler).__name__ == "StreamHandler":
-                handler.setLevel("WARNING")
+    log_to_file_only(output_dir, ("detectron2", "simd", "fvcore"))
     demo_data(bool(job.kwargs["quick"]))
     cfg = build_demo_cfg(job.method, job.seed, output_dir, job.steps, int(job.kwargs["eval_period"]),
                          job.kwargs.get("opts", ()))
@@ -195,22 +189,12 @@ def per_seed_and_curve(results, seeds: Sequence[int]) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--output-dir", default="./output/simd_demo")
-    parser.add_argument("--seeds", type=int, default=3, help="number of seeds (both methods run on each)")
-    parser.add_argument("--base-seed", type=int, default=1, help="the seeds: base-seed, base-seed + 1, ...")
-    parser.add_argument("--iters", type=int, default=600, help="training iterations of every run")
-    parser.add_argument("--eval-period", type=int, default=100, help="evaluate every N iterations (curve)")
-    parser.add_argument("--processes", type=int, default=2, help="runs in parallel, one thread each")
-    parser.add_argument("--quick", action="store_true", default=os.environ.get("DEMO_QUICK", "") == "1",
-                        help="reduced size (2 seeds, 20 iterations, 24 + 8 images): the pipeline only")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="trailing KEY VALUE config overrides")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.seeds, args.iters, args.eval_period = min(args.seeds, 2), 20, 10
-    return args
+    from shared.engine.demo_stats import parse_study_args, study_argument_parser
+
+    parser = study_argument_parser(
+        __doc__, output_dir="./output/simd_demo", seeds=3, base_seed=1, iters=600, eval_period=100,
+        quick_help="reduced size (2 seeds, 20 iterations, 24 + 8 images): the pipeline only")
+    return parse_study_args(parser, argv)
 
 
 def main(argv=None) -> int:

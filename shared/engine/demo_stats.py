@@ -16,8 +16,11 @@ Every demo (``projects/<X>/demo.py``) describes its runs as :class:`StudyJob` s,
 
 from __future__ import annotations
 
+import argparse
+import logging
 import math
 import multiprocessing as mp
+import os
 import queue
 import sys
 import time
@@ -316,3 +319,49 @@ def run_study(
         while not messages.empty():
             progress.update(*messages.get())
         return pending.get()
+
+
+def study_argument_parser(description: str, *, output_dir: str, seeds: int, base_seed: int, iters: int,
+                          eval_period: int, quick_help: str, runs: str = "both methods"
+                          ) -> argparse.ArgumentParser:
+    """The arguments every demo's seed study takes (its own defaults): ``--output-dir``, ``--seeds``,
+    ``--base-seed``, ``--iters``, ``--eval-period``, ``--processes``, ``--quick`` (default from
+    ``DEMO_QUICK=1``) and trailing ``KEY VALUE`` config overrides. A demo may add its own before
+    :func:`parse_study_args`."""
+    parser = argparse.ArgumentParser(description=description,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output-dir", default=output_dir)
+    parser.add_argument("--seeds", type=int, default=seeds, help=f"number of seeds ({runs} run on each)")
+    parser.add_argument("--base-seed", type=int, default=base_seed,
+                        help="the seeds: base-seed, base-seed + 1, ...")
+    parser.add_argument("--iters", type=int, default=iters, help="training iterations of every run")
+    parser.add_argument("--eval-period", type=int, default=eval_period,
+                        help="evaluate every N iterations (the learning curve)")
+    parser.add_argument("--processes", type=int, default=2, help="runs in parallel, one thread each")
+    parser.add_argument("--quick", action="store_true", default=os.environ.get("DEMO_QUICK", "") == "1",
+                        help=quick_help)
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="trailing KEY VALUE config overrides")
+    return parser
+
+
+def parse_study_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None,
+                     quick: Tuple[int, int, int] = (2, 20, 10)) -> argparse.Namespace:
+    """Parse; with ``--quick`` the study shrinks to ``quick`` = (at most this many seeds, iterations,
+    evaluation period): the pipeline end to end, numbers that mean nothing."""
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.seeds, args.iters, args.eval_period = min(args.seeds, quick[0]), quick[1], quick[2]
+    return args
+
+
+def log_to_file_only(output_dir: str, names: Sequence[str]) -> None:
+    """Send the loggers ``names`` (detectron2-style, through ``detectron2.utils.logger.setup_logger``) to
+    ``output_dir/log.txt`` and keep only warnings on the console, which shows the study's progress line."""
+    from detectron2.utils.logger import setup_logger
+
+    for name in names:
+        setup_logger(output=os.path.join(output_dir, "log.txt"), name=name, abbrev_name="d2")
+        for handler in logging.getLogger(name).handlers:
+            if type(handler).__name__ == "StreamHandler":
+                handler.setLevel("WARNING")
+

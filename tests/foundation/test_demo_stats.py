@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from shared.engine import demo_stats
 from shared.engine.demo_stats import (
     RunResult,
     StudyJob,
@@ -128,3 +129,22 @@ def test_run_study_in_two_processes(capsys):
     results = run_study(jobs, _toy_worker, processes=2, interval=0.0)
     assert [r.metrics["AP"] for r in results] == [0.0, 10.0, 1.0, 11.0]
     assert "12/12 steps, 4/4 runs" in capsys.readouterr().out
+
+
+def test_study_arguments_defaults_quick_and_overrides(monkeypatch):
+    monkeypatch.delenv("DEMO_QUICK", raising=False)
+    parser = demo_stats.study_argument_parser("doc", output_dir="./out", seeds=5, base_seed=1, iters=600,
+                                              eval_period=50, quick_help="pipeline only")
+    args = demo_stats.parse_study_args(parser, ["--seeds", "3", "SOLVER.BASE_LR", "0.1"])
+    assert (args.output_dir, args.seeds, args.base_seed, args.iters, args.eval_period, args.processes,
+            args.quick, args.opts) == ("./out", 3, 1, 600, 50, 2, False, ["SOLVER.BASE_LR", "0.1"])
+    # --quick shrinks seeds (never grows them), iterations and the evaluation period
+    quick = demo_stats.parse_study_args(parser, ["--quick"], quick=(2, 10, 5))
+    assert (quick.seeds, quick.iters, quick.eval_period) == (2, 10, 5)
+    one_seed = demo_stats.parse_study_args(parser, ["--quick", "--seeds", "1"])
+    assert (one_seed.seeds, one_seed.iters, one_seed.eval_period) == (1, 20, 10)
+    # DEMO_QUICK=1 is read when the parser is built (make demo DEMO_QUICK=1)
+    monkeypatch.setenv("DEMO_QUICK", "1")
+    parser = demo_stats.study_argument_parser("doc", output_dir="./out", seeds=5, base_seed=1, iters=600,
+                                              eval_period=50, quick_help="pipeline only")
+    assert demo_stats.parse_study_args(parser, []).iters == 20
