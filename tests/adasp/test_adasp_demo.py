@@ -56,13 +56,13 @@ def test_demo_worker_is_deterministic(demo_datasets, tmp_path, monkeypatch):
     for i, method in enumerate(("AdaSP", "AdaSP", "SP-H")):
         out = str(tmp_path / f"run{i}")
         reported = []
-        job = StudyJob(method, 3, 4, {"output_dir": out, "data_root": demo.data_root(True), "epochs": 1,
-                                      "eval_epochs": 1})
+        job = StudyJob(method, 3, 8, {"output_dir": out, "data_root": demo.data_root(True), "epochs": 2,
+                                      "eval_epochs": 2, "opts": ["SOLVER.WARMUP_ITERS", "4"]})
         result = demo.run_one(job, reported.append)
         runs.append((_losses(out), result.metrics, result.curve))
     assert runs[0][0] and runs[0][0] == runs[1][0]  # identical training losses, bit for bit
     assert json.dumps(runs[0][1]) == json.dumps(runs[1][1]) and list(runs[0][1]) == ["mAP", "R1", "mINP"]
-    assert [it for it, _ in runs[0][2]] == [4]  # the final evaluation closes the learning curve
+    assert [it for it, _ in runs[0][2]] == [8]  # the final evaluation closes the learning curve
     assert runs[2][0] != runs[0][0]  # the loss type reaches the run (SP-H vs AdaSP, same seed)
     assert os.environ["FASTREID_DATASETS"] == demo_datasets  # the demo's root was set only inside the run
 
@@ -99,9 +99,11 @@ def test_varied_identities_vary_and_the_others_are_unchanged(tmp_path):
 
 
 def test_varied_identities_have_a_much_larger_intra_class_spread(demo_datasets, monkeypatch):
-    """The regime: on the demo's (quick) set the images of a varied identity lie much farther from their
-    class mean than those of the other identities (pixels at 32x16, grey-level normalised), while their
-    classes stay apart (a varied class's spread is still below the distance between class means)."""
+    """The regime: on the demo's (quick) training split, the torso region (where the shirt pattern, the
+    backpack of the back view and the large occluders act) of a varied identity's images lies much farther
+    from its class mean than that of a regular identity: every varied identity spreads more than every regular
+    one (8x8 colour thumbnails of the crop, brightness removed, unit norm; measured: varied >= 0.75, regular
+    <= 0.61, means 0.82 vs 0.46)."""
     import cv2
 
     monkeypatch.setenv("FASTREID_DATASETS", demo_datasets)
@@ -110,16 +112,18 @@ def test_varied_identities_have_a_much_larger_intra_class_spread(demo_datasets, 
     train_dir = summary["bounding_box_train_dir"]
     images = {}
     for name in sorted(os.listdir(train_dir)):
-        small = cv2.resize(cv2.imread(os.path.join(train_dir, name)), (16, 32), interpolation=cv2.INTER_AREA)
-        vector = small.astype(np.float32).ravel()
+        torso = cv2.imread(os.path.join(train_dir, name)).astype(np.float32)[30:70, 16:48]
+        vector = cv2.resize(torso, (8, 8), interpolation=cv2.INTER_AREA).ravel()
+        vector -= vector.mean()
         images.setdefault(int(name.split("_")[0]), []).append(vector / np.linalg.norm(vector))
     spread = {pid: np.mean(np.linalg.norm(np.array(v) - np.mean(v, axis=0), axis=1))
               for pid, v in images.items()}
     varied = set(summary["varied_pids"])
     assert len(varied & set(images)) == len(images) // 2 == 8
-    varied_spread = np.mean([s for p, s in spread.items() if p in varied])
-    other_spread = np.mean([s for p, s in spread.items() if p not in varied])
-    assert varied_spread > 1.5 * other_spread
+    varied_spread = [s for p, s in spread.items() if p in varied]
+    other_spread = [s for p, s in spread.items() if p not in varied]
+    assert min(varied_spread) > max(other_spread)
+    assert np.mean(varied_spread) > 1.5 * np.mean(other_spread)
 
 
 def test_the_three_demo_configs_differ_only_in_the_loss(tmp_path):
