@@ -284,29 +284,16 @@ def per_seed_and_curve(results, seeds: Sequence[int]) -> str:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--output-dir", default="./output/adasp_demo")
-    parser.add_argument("--seeds", type=int, default=3, help="number of seeds (every loss runs on each)")
-    parser.add_argument("--base-seed", type=int, default=1, help="the seeds: base-seed, base-seed + 1, ...")
-    parser.add_argument("--iters", type=int, default=272,
-                        help="training iterations of every run (rounded to whole epochs)")
-    parser.add_argument("--eval-period", type=int, default=68,
-                        help="evaluate every N iterations (rounded to whole epochs; the learning curve)")
+    from shared.engine.demo_stats import parse_study_args, study_argument_parser
+
+    parser = study_argument_parser(
+        __doc__, output_dir="./output/adasp_demo", seeds=3, base_seed=1, iters=272, eval_period=68,
+        runs="every loss",
+        quick_help=f"reduced size (2 seeds, {QUICK_EPOCHS} epochs, 16 + 8 identities): the pipeline only")
     parser.add_argument("--baselines", nargs="+", choices=BASELINES, default=list(DEFAULT_BASELINES),
                         help="the losses AdaSP is compared with (each gets its own summary table)")
-    parser.add_argument("--processes", type=int, default=2, help="runs in parallel, one thread each")
-    parser.add_argument("--quick", action="store_true", default=os.environ.get("DEMO_QUICK", "") == "1",
-                        help=f"reduced size (2 seeds, {QUICK_EPOCHS} epochs, 16 + 8 identities): the "
-                             "pipeline only")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="trailing KEY VALUE config overrides")
-    args = parser.parse_args(argv)
-    if args.seeds < 1:
-        parser.error(f"--seeds must be >= 1, got {args.seeds}")
-    if args.quick:
-        args.seeds = min(args.seeds, 2)
-    return args
+    # iterations are rounded to whole epochs (FastReID counts epochs); --quick sets the epochs itself
+    return parse_study_args(parser, argv, quick=(2, None, None))
 
 
 def main(argv=None) -> int:

@@ -345,12 +345,17 @@ def study_argument_parser(description: str, *, output_dir: str, seeds: int, base
 
 
 def parse_study_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None,
-                     quick: Tuple[int, int, int] = (2, 20, 10)) -> argparse.Namespace:
-    """Parse; with ``--quick`` the study shrinks to ``quick`` = (at most this many seeds, iterations,
-    evaluation period): the pipeline end to end, numbers that mean nothing."""
+                     quick: Tuple[int, Optional[int], Optional[int]] = (2, 20, 10)) -> argparse.Namespace:
+    """Parse (``--seeds`` below 1 is refused); with ``--quick`` the study shrinks to ``quick`` = (at most
+    this many seeds, iterations, evaluation period; None keeps the value): the pipeline end to end, numbers
+    that mean nothing."""
     args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error(f"--seeds must be >= 1, got {args.seeds}")
     if args.quick:
-        args.seeds, args.iters, args.eval_period = min(args.seeds, quick[0]), quick[1], quick[2]
+        args.seeds = min(args.seeds, quick[0])
+        args.iters = args.iters if quick[1] is None else quick[1]
+        args.eval_period = args.eval_period if quick[2] is None else quick[2]
     return args
 
 

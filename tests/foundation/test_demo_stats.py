@@ -148,3 +148,14 @@ def test_study_arguments_defaults_quick_and_overrides(monkeypatch):
     parser = demo_stats.study_argument_parser("doc", output_dir="./out", seeds=5, base_seed=1, iters=600,
                                               eval_period=50, quick_help="pipeline only")
     assert demo_stats.parse_study_args(parser, []).iters == 20
+
+
+def test_study_arguments_refuse_no_seeds_and_keep_unset_quick_values(monkeypatch, capsys):
+    monkeypatch.delenv("DEMO_QUICK", raising=False)
+    parser = demo_stats.study_argument_parser("doc", output_dir="./out", seeds=3, base_seed=1, iters=272,
+                                              eval_period=68, quick_help="pipeline only")
+    with pytest.raises(SystemExit):
+        demo_stats.parse_study_args(parser, ["--seeds", "0"])
+    assert "--seeds must be >= 1, got 0" in capsys.readouterr().err
+    kept = demo_stats.parse_study_args(parser, ["--quick"], quick=(2, None, None))
+    assert (kept.seeds, kept.iters, kept.eval_period) == (2, 272, 68)
