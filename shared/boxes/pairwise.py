@@ -9,21 +9,24 @@ Conventions (same as detectron2's ``pairwise_iou``):
 * empty inputs give an empty ``[0, M]`` / ``[N, 0]`` matrix; degenerate (zero-size) boxes give finite values.
 * memory: the PyTorch path fills the preallocated output tile by tile, with tiles sized so the temporaries
   stay below half the output (``_tile_shape``); the compiled kernel needs no temporaries at all.
-* threads (PyTorch path): with one torch thread, tiles of up to 2^16 elements (the fastest size measured);
-  with more, tiles of up to 2^20 elements, so that each element-wise op is large enough for ATen's own
-  intra-op parallel region to pay off and a 200 × 200k matrix costs ~40 tiles, i.e. ~900 parallel regions
-  rather than the ~9,000 of one-row tiles (each region is a barrier that a descheduled thread stalls on a busy
-  machine). Measured on 2 cores (benchmarks/bench_box_similarity.py): 0.35-0.37 of detectron2's
-  ``pairwise_iou`` at 2 threads idle and 0.22 with two busy processes beside it; a pool of Python threads over
-  tiles below ATen's grain was GIL-bound (0.53 idle). Inputs that require grad are computed tile by tile as
-  well (autograd records every tile); without grad, SimD's formula runs in place (``similarity.simd``).
+* threads (PyTorch path): on the CPU the path is single-threaded by design: it sets torch's intra-op threads
+  to 1 for the call (restored afterwards) and computes tiles of up to 2^16 elements, whose temporaries stay in
+  the L2 cache. The ~30 element-wise ops per tile are too small for ATen's parallel regions to pay: each
+  region is a barrier, and on a busy machine a barrier waits for a descheduled thread, while the spinning
+  OpenMP worker takes CPU from the caller. Measured on 2 cores (benchmarks/bench_box_similarity.py, idle):
+  a pool of Python threads over tiles was GIL-bound (0.67 of detectron2's ``pairwise_iou`` at 2 threads),
+  ATen-parallel tiles of 2^20-2^22 elements gave 0.35-0.51 idle and 0.53-0.57 beside two busy torch
+  processes. On other devices tiles of up to 2^22 elements. Inputs that require grad are computed tile by
+  tile as well (autograd records every tile); without grad, SimD's formula runs in place
+  (``similarity.simd``).
 * backend: ``"auto"`` uses the compiled ``shared._box_ops`` kernel when it is built, the device is
   supported, the dtype is not float64 and no input requires grad; otherwise PyTorch. ``"torch"`` forces
   PyTorch, ``"kernel"`` requires the kernel (``RuntimeError`` if it cannot be used).
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+import contextlib
+from typing import Any, Iterator, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -51,8 +54,8 @@ FORMULA_TEMPORARIES = 8
 #: "threads" in the module docstring for the two upper limits).
 MIN_TILE_ELEMENTS = 1 << 12
 MAX_TILE_ELEMENTS = 1 << 22
-#: the upper limit with one torch thread (no parallel region either way): 2^16 was the fastest size there.
-MAX_TILE_ELEMENTS_ONE_THREAD = 1 << 16
+#: the upper limit on the CPU (one thread, no parallel region): 2^16 was the fastest size there.
+MAX_TILE_ELEMENTS_CPU = 1 << 16
 #: rows per tile (when there are that many): multi-row tiles keep the number of tiles, hence of Python-level
 #: op calls, proportional to the output size however long the rows are.
 TILE_ROWS = 16
@@ -113,19 +116,36 @@ def pairwise_similarity(
     out = _try_kernel(spec, resolved, a, b, backend)
     if out is not None:
         return out
-    geo_a = BoxGeometry.from_xyxy(a.to(dtype))
-    geo_b = BoxGeometry.from_xyxy(b.to(dtype))
-    one_thread = a.device.type == "cpu" and torch.get_num_threads() == 1
-    tile_rows, tile_cols = _tile_shape(rows, cols, MAX_TILE_ELEMENTS_ONE_THREAD if one_thread else None)
-    if tile_rows == rows and tile_cols == cols:  # one tile: no copy into a preallocated output
-        return spec.formula(geo_a.rows(0, rows), geo_b.cols(), **resolved)
-    out = torch.empty((rows, cols), dtype=dtype, device=a.device)
-    for c0 in range(0, cols, tile_cols):
-        for r0 in range(0, rows, tile_rows):
-            out[r0:r0 + tile_rows, c0:c0 + tile_cols] = spec.formula(
-                geo_a.rows(r0, r0 + tile_rows), geo_b.cols(c0, c0 + tile_cols), **resolved
-            )
-    return out
+    on_cpu = a.device.type == "cpu"
+    with _one_cpu_thread(on_cpu):
+        geo_a = BoxGeometry.from_xyxy(a.to(dtype))
+        geo_b = BoxGeometry.from_xyxy(b.to(dtype))
+        tile_rows, tile_cols = _tile_shape(rows, cols, MAX_TILE_ELEMENTS_CPU if on_cpu else None)
+        if tile_rows == rows and tile_cols == cols:  # one tile: no copy into a preallocated output
+            return spec.formula(geo_a.rows(0, rows), geo_b.cols(), **resolved)
+        out = torch.empty((rows, cols), dtype=dtype, device=a.device)
+        for c0 in range(0, cols, tile_cols):
+            for r0 in range(0, rows, tile_rows):
+                out[r0:r0 + tile_rows, c0:c0 + tile_cols] = spec.formula(
+                    geo_a.rows(r0, r0 + tile_rows), geo_b.cols(c0, c0 + tile_cols), **resolved
+                )
+        return out
+
+
+@contextlib.contextmanager
+def _one_cpu_thread(enabled: bool) -> Iterator[None]:
+    """Run the block with one torch intra-op thread (restored afterwards): the PyTorch path's CPU fast path
+    (see "threads" in the module docstring). ``torch.set_num_threads`` is process-wide: another Python thread
+    computing at the same moment also runs single-threaded until the block ends."""
+    threads = torch.get_num_threads()
+    if not enabled or threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def aligned_similarity(kind: str, boxes1: Any, boxes2: Any, **params: Any) -> Tensor:

@@ -117,6 +117,34 @@ def test_tiled_path_equals_single_tile(monkeypatch):
         torch.testing.assert_close(tiled, whole[kind], rtol=1e-6, atol=1e-7)  # SIMD vs scalar tails: 1 ulp
 
 
+def test_cpu_path_runs_on_one_thread_and_restores_the_count(monkeypatch):
+    """The PyTorch path's CPU fast path: one intra-op thread for the call, the caller's count afterwards (also
+    when the call raises), same values as at one thread."""
+    a, b = random_boxes(40, 8), random_boxes(3000, 9)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = sb.pairwise_similarity("simd", a, b, backend="torch", **PARAMS["simd"])
+        torch.set_num_threads(2)
+        calls = []
+        real_set = torch.set_num_threads
+        monkeypatch.setattr(torch, "set_num_threads", lambda n: (calls.append(n), real_set(n))[1])
+        two = sb.pairwise_similarity("simd", a, b, backend="torch", **PARAMS["simd"])
+        assert calls == [1, 2] and torch.get_num_threads() == 2
+        assert torch.equal(two, single)
+
+        def failing(*args, **kwargs):
+            raise RuntimeError("geometry failed")
+
+        monkeypatch.setattr(pairwise_module.BoxGeometry, "from_xyxy", failing)
+        with pytest.raises(RuntimeError, match="geometry failed"):
+            sb.pairwise_similarity("iou", a, b, backend="torch")
+        assert torch.get_num_threads() == 2
+    finally:
+        monkeypatch.undo()
+        torch.set_num_threads(before)
+
+
 # ---------------------------------------------------------------------------------------------- edge cases
 @pytest.mark.parametrize("kind", KINDS)
 def test_empty_inputs(kind):
