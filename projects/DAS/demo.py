@@ -222,7 +222,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     wall, cpu = time.time(), time.process_time()
     import das  # noqa: F401
-    from shared.engine.demo_stats import StudyJob, plot_curves, run_study, summary_table
+    from shared.engine.demo_stats import StudyJob, finish_study, plot_curves, run_study, summary_table
 
     seeds = list(range(args.base_seed, args.base_seed + args.seeds))
     cfg = build_demo_cfg("DAS", seeds[0], args.output_dir, args.iters, args.eval_period, args.quick,
@@ -256,21 +256,7 @@ def main(argv=None) -> int:
     png = plot_curves(results, list(METHODS), os.path.join(args.output_dir, "learning_curve.png"),
                       f"DAS demo: triplet [D] with and without DAS, {len(seeds)} seeds",
                       f"{CURVE_METRIC} on the unseen classes")
-    run_cpu = sum(r.extra["cpu_seconds"] for r in results)
-    # with --processes 1 the runs' CPU time is already this process's
-    total_cpu = time.process_time() - cpu + (run_cpu if args.processes > 1 else 0.0)
-    lines += [
-        f"learning curve: {png}",
-        f"total wall time {time.time() - wall:.0f}s; CPU time {total_cpu:.0f}s ({run_cpu:.0f}s in the "
-        f"{len(results)} training runs, one thread each)",
-    ]
-    text = "\n".join(lines)
-    print()
-    print(text)
-    with open(os.path.join(args.output_dir, "demo_table.txt"), "w") as f:
-        f.write(text + "\n")
-    with open(os.path.join(args.output_dir, "demo_results.json"), "w") as f:
-        json.dump([r.__dict__ for r in results], f, indent=2)
+    finish_study(lines, results, args.output_dir, [png], wall, cpu, args.processes)
     return 0
 
 

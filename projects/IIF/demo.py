@@ -243,7 +243,7 @@ def main(argv=None) -> int:
     wall, cpu = time.time(), time.process_time()
     import iif  # noqa: F401  (compat layer first)
     from shared.datasets.synthetic_lvis import synthetic_lvis_paths
-    from shared.engine.demo_stats import StudyJob, plot_curves, run_study, summary_table
+    from shared.engine.demo_stats import StudyJob, finish_study, plot_curves, run_study, summary_table
 
     os.makedirs(args.output_dir, exist_ok=True)
     root = demo_data(args.quick)
@@ -270,21 +270,7 @@ def main(argv=None) -> int:
                         f"box {metric} (LVIS protocol, val)")
             for metric, name, curve_results in (("AP", "learning_curve.png", results),
                                                  ("APr", "learning_curve_apr.png", apr_curves(results)))]
-    run_cpu = sum(r.extra["cpu_seconds"] for r in results)
-    # with one process the runs' CPU time is already in this process's
-    main_cpu = time.process_time() - cpu - (run_cpu if args.processes <= 1 else 0.0)
-    lines += [
-        f"learning curves: {', '.join(pngs)}",
-        f"total wall time {time.time() - wall:.0f}s; CPU time {run_cpu + main_cpu:.0f}s "
-        f"({run_cpu:.0f}s in the {len(results)} training runs, one thread each)",
-    ]
-    text = "\n".join(lines)
-    print()
-    print(text)
-    with open(os.path.join(args.output_dir, "demo_table.txt"), "w") as f:
-        f.write(text + "\n")
-    with open(os.path.join(args.output_dir, "demo_results.json"), "w") as f:
-        json.dump([r.__dict__ for r in results], f, indent=2)
+    finish_study(lines, results, args.output_dir, pngs, wall, cpu, args.processes)
     return 0
 
 

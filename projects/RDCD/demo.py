@@ -234,7 +234,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     wall, cpu = time.time(), time.process_time()
-    from shared.engine.demo_stats import RunResult, StudyJob, plot_curves, run_study, summary_table
+    from shared.engine.demo_stats import (RunResult, StudyJob, finish_study, plot_curves, run_study,
+                                          summary_table)
 
     common = {"quick": args.quick, "eval_period": args.eval_period, "opts": list(args.opts)}
     teacher: RunResult = None
@@ -276,19 +277,8 @@ def main(argv=None) -> int:
     sn_runs = [RunResult(r.method, r.seed, r.metrics, curve=r.extra["curve_uAP_sn"]) for r in results]
     pngs.append(plot_curves(sn_runs, list(CONFIGS), os.path.join(args.output_dir, "learning_curve_sn.png"),
                             title, "µAPsn (%)"))
-    run_cpu = sum(r.extra["cpu_seconds"] for r in results) + (teacher.extra["cpu_seconds"] if teacher else 0)
-    lines += [
-        f"learning curves: {', '.join(pngs)}",
-        f"total wall time {time.time() - wall:.0f}s; CPU time {run_cpu + time.process_time() - cpu:.0f}s "
-        f"({run_cpu:.0f}s in the {len(results) + (teacher is not None)} training runs)",
-    ]
-    text = "\n".join(lines)
-    print()
-    print(text)
-    with open(os.path.join(args.output_dir, "demo_table.txt"), "w") as f:
-        f.write(text + "\n")
-    with open(os.path.join(args.output_dir, "demo_results.json"), "w") as f:
-        json.dump([r.__dict__ for r in results + ([teacher] if teacher else [])], f, indent=2)
+    runs = results + ([teacher] if teacher else [])
+    finish_study(lines, runs, args.output_dir, pngs, wall, cpu, args.processes)
     return 0
 
 

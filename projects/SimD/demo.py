@@ -201,7 +201,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     wall, cpu = time.time(), time.process_time()
     import shared  # noqa: F401
-    from shared.engine.demo_stats import StudyJob, plot_curves, run_study, summary_table
+    from shared.engine.demo_stats import StudyJob, finish_study, plot_curves, run_study, summary_table
     from shared.datasets.synthetic_tiny import synthetic_tiny_split_files
 
     import simd  # noqa: F401
@@ -231,19 +231,7 @@ def main(argv=None) -> int:
     title = f"SimD demo: IoU vs SimD RPN assignment, {len(seeds)} seeds"
     png = plot_curves(results, list(CONFIGS), os.path.join(args.output_dir, "learning_curve.png"), title,
                       "AP (AI-TOD protocol, val)")
-    run_cpu = sum(r.extra["cpu_seconds"] for r in results)
-    lines += [
-        f"learning curve: {png}",
-        f"total wall time {time.time() - wall:.0f}s; CPU time {run_cpu + time.process_time() - cpu:.0f}s "
-        f"({run_cpu:.0f}s in the {len(results)} training runs, one thread each)",
-    ]
-    text = "\n".join(lines)
-    print()
-    print(text)
-    with open(os.path.join(args.output_dir, "demo_table.txt"), "w") as f:
-        f.write(text + "\n")
-    with open(os.path.join(args.output_dir, "demo_results.json"), "w") as f:
-        json.dump([r.__dict__ for r in results], f, indent=2)
+    finish_study(lines, results, args.output_dir, [png], wall, cpu, args.processes)
     return 0
 
 

@@ -370,3 +370,31 @@ def log_to_file_only(output_dir: str, names: Sequence[str]) -> None:
             if type(handler).__name__ == "StreamHandler":
                 handler.setLevel("WARNING")
 
+
+
+def finish_study(lines: List[str], results: Sequence[RunResult], output_dir: str, pngs: Sequence[str],
+                 wall0: float, cpu0: float, processes: int) -> str:
+    """Close a demo's printout: the learning-curve path(s) and the time line (wall time since ``wall0``; CPU
+    time = the runs' ``extra["cpu_seconds"]`` + this process's own since ``cpu0``, which with
+    ``processes <= 1`` already holds the runs'), then print it and write ``demo_table.txt`` and
+    ``demo_results.json`` (every run) to ``output_dir``. Returns the text."""
+    import json
+    import time as _time
+
+    run_cpu = sum(float(r.extra.get("cpu_seconds", 0.0)) for r in results)
+    own_cpu = _time.process_time() - cpu0 - (run_cpu if processes <= 1 else 0.0)
+    label = "learning curve" if len(pngs) == 1 else "learning curves"
+    lines = list(lines) + [
+        f"{label}: {', '.join(pngs)}",
+        f"total wall time {_time.time() - wall0:.0f}s; CPU time {run_cpu + own_cpu:.0f}s "
+        f"({run_cpu:.0f}s in the {len(results)} training runs, one thread each)",
+    ]
+    text = "\n".join(lines)
+    print()
+    print(text, flush=True)
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, "demo_table.txt"), "w") as f:
+        f.write(text + "\n")
+    with open(os.path.join(output_dir, "demo_results.json"), "w") as f:
+        json.dump([r.__dict__ for r in results], f, indent=2)
+    return text

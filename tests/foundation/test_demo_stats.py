@@ -159,3 +159,26 @@ def test_study_arguments_refuse_no_seeds_and_keep_unset_quick_values(monkeypatch
     assert "--seeds must be >= 1, got 0" in capsys.readouterr().err
     kept = demo_stats.parse_study_args(parser, ["--quick"], quick=(2, None, None))
     assert (kept.seeds, kept.iters, kept.eval_period) == (2, 272, 68)
+
+
+def test_finish_study_prints_writes_and_counts_cpu_once(tmp_path, capsys):
+    import json
+    import time
+
+    runs = [RunResult("IoU", 1, {"AP": 1.0}, extra={"cpu_seconds": 100.0}),
+            RunResult("SimD", 1, {"AP": 2.0}, extra={"cpu_seconds": 50.0})]
+    wall0, cpu0 = time.time() - 30.0, time.process_time()
+    text = demo_stats.finish_study(["table"], runs, str(tmp_path / "out"), ["a.png"], wall0, cpu0,
+                                   processes=2)
+    lines = text.splitlines()
+    assert lines[:2] == ["table", "learning curve: a.png"]
+    # spawned runs: their 150 s are added to this process's (~0 s) own CPU time
+    assert lines[2].startswith("total wall time 30s; CPU time 150s (150s in the 2 training runs")
+    assert capsys.readouterr().out.strip().endswith(lines[2])
+    assert (tmp_path / "out" / "demo_table.txt").read_text() == text + "\n"
+    written = json.loads((tmp_path / "out" / "demo_results.json").read_text())
+    assert [r["method"] for r in written] == ["IoU", "SimD"]
+    # in-process runs (processes 1): the 150 s this process spent include the runs' 150 s, counted once
+    text = demo_stats.finish_study([], runs, str(tmp_path / "one"), ["a.png", "b.png"], wall0,
+                                   time.process_time() - 150.0, processes=1)
+    assert text.splitlines()[0] == "learning curves: a.png, b.png" and "CPU time 150s (150s" in text
