@@ -8,7 +8,6 @@ in the loss); and (slow) the whole pipeline runs end to end at the reduced size 
 it."""
 
 import hashlib
-import importlib.util
 import json
 import os
 import subprocess
@@ -20,16 +19,14 @@ import pytest
 from shared.datasets.synthetic_reid import (MARKET_DIR_NAME, SyntheticReIDSpec, generate_synthetic_market1501,
                                             varied_identities)
 from shared.engine.demo_stats import RunResult, StudyJob
+from shared.engine.provenance import load_module_file
 
 DEMO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "projects", "AdaSP", "demo.py"))
 SPLITS = ("bounding_box_train", "query", "bounding_box_test")
 
 
 def _load_demo():
-    spec = importlib.util.spec_from_file_location("adasp_demo", DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module_file(DEMO, "adasp_demo")
 
 
 def _files(dataset_dir: str):

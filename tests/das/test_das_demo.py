@@ -3,7 +3,6 @@ worker seeds the RNGs right before the model and the loader are built), the regi
 batch composition scaled down, the text tables say what the results hold, and (slow) the whole pipeline runs
 end to end at the reduced size."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,16 +11,14 @@ import sys
 import pytest
 
 from shared.engine.demo_stats import RunResult, StudyJob
+from shared.engine.provenance import load_module_file
 
 DEMO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "projects", "DAS", "demo.py"))
 CONFIG_DIR = os.path.join(os.path.dirname(DEMO), "configs")
 
 
 def _load_demo():
-    spec = importlib.util.spec_from_file_location("das_demo", DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module_file(DEMO, "das_demo")
 
 
 @pytest.fixture(scope="module")

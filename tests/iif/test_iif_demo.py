@@ -2,7 +2,6 @@
 before the model and the loader are built), the demo's set has the long tail the docstring promises, and
 (slow) the whole pipeline runs end to end at the reduced size as `make demo-iif` starts it."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,15 +11,13 @@ import pytest
 
 from shared.datasets.synthetic_lvis import SyntheticLVISSpec, generate_synthetic_lvis
 from shared.engine.demo_stats import RunResult, StudyJob
+from shared.engine.provenance import load_module_file
 
 DEMO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "projects", "IIF", "demo.py"))
 
 
 def _load_demo():
-    spec = importlib.util.spec_from_file_location("iif_demo", DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module_file(DEMO, "iif_demo")
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@ reproducible (the worker seeds the RNGs right before the model and the loader ar
 docstring promises is the one the configs set, and (slow) the whole pipeline runs end to end at the reduced
 size as `make demo-rdcd` starts it."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -12,15 +11,13 @@ import sys
 import pytest
 
 from shared.engine.demo_stats import RunResult, StudyJob
+from shared.engine.provenance import load_module_file
 
 DEMO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "projects", "RDCD", "demo.py"))
 
 
 def _load_demo():
-    spec = importlib.util.spec_from_file_location("rdcd_demo", DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module_file(DEMO, "rdcd_demo")
 
 
 @pytest.fixture(scope="module")

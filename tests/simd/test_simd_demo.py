@@ -2,7 +2,6 @@
 the model and the loader are built), the coverage table is printed, and (slow) the whole pipeline runs end to
 end at the reduced size as `make demo` starts it."""
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -11,15 +10,13 @@ import sys
 import pytest
 
 from shared.engine.demo_stats import StudyJob
+from shared.engine.provenance import load_module_file
 
 DEMO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "projects", "SimD", "demo.py"))
 
 
 def _load_demo():
-    spec = importlib.util.spec_from_file_location("simd_demo", DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module_file(DEMO, "simd_demo")
 
 
 @pytest.fixture(scope="module")
