@@ -1,4 +1,5 @@
 """Test-suite wide setup: the compatibility layer, deterministic seeds, CUDA-only test skipping."""
+import logging
 import os
 import random
 
@@ -28,6 +29,30 @@ def _seed_everything():
     np.random.seed(0)
     torch.manual_seed(0)
     yield
+
+
+#: loggers that training code configures (detectron2's setup_logger stops their propagation and adds handlers)
+_CONFIGURED_LOGGERS = ("shared", "detectron2", "fvcore", "fastreid", "simd", "iif", "adasp", "rdcd", "das",
+                       "d2")
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """A test that runs a training worker in this process (the demos' determinism tests) sets up the project
+    loggers as a worker does; restore them afterwards so that later tests' log capture (caplog, which listens
+    at the root) still sees e.g. ``shared.kernels``."""
+    saved = {}
+    for name in _CONFIGURED_LOGGERS:
+        logger = logging.getLogger(name)
+        saved[name] = (list(logger.handlers), logger.propagate, logger.level)
+    yield
+    for name, (handlers, propagate, level) in saved.items():
+        logger = logging.getLogger(name)
+        for handler in logger.handlers:
+            if handler not in handlers:
+                handler.close()
+        logger.handlers[:] = handlers
+        logger.propagate, logger.level = propagate, level
 
 
 def readme_section_blocks(readme: str, heading: str) -> list:

@@ -49,7 +49,10 @@ LOCAL_PART = {
 
 def _is_official(rel: str) -> bool:
     name = os.path.basename(rel)
-    return not (name.startswith("Base-") or "/synthetic/" in rel.lower() or name.startswith("synthetic_"))
+    folders = [part.lower() for part in rel.split("/")[:-1]]
+    # synthetic/, synthetic_demo/: the CPU demos' presets, trained from scratch on purpose
+    return not (name.startswith("Base-") or any(f.startswith("synthetic") for f in folders)
+                or name.startswith("synthetic_"))
 
 
 _ALL = glob.glob(os.path.join(REPO, "projects", "*", "configs", "**", "*.y*ml"), recursive=True)
