@@ -6,6 +6,13 @@ lr 0) and the same in-memory batch; iterations (forward + backward + SGD step) a
 models to share
 machine-load drift; after warm-up the median of the repeats is reported with the ratio IIF / baseline.
 
+Each iteration is timed twice: wall clock, and the CPU time of the calling thread (``time.thread_time``).
+At one torch thread (the default) every op, the backward included, runs on the calling thread, so the
+CPU time is the iteration's work without the time the scheduler gave to other processes; the target is
+checked on that ratio (ours: on a loaded 2-core machine a whole-iteration wall-clock ratio swings by a few
+per cent from run to run, far more than the one (R, K+1) multiply IIF adds). At more threads only the wall
+ratio is meaningful and the target is checked on it.
+
     python benchmarks/bench_iif.py                       # synthetic preset: R18-FPN, 12 classes, 128 px
     python benchmarks/bench_iif.py --preset lvis         # R50-FPN, 1203 classes, 512 px (slow on CPU)
 """
@@ -102,29 +109,38 @@ def main() -> None:
 
     batch = make_batch(preset, torch.Generator().manual_seed(0))
     times = {name: [] for name in models}
+    cpu_times = {name: [] for name in models}
     with EventStorage():
         for step in range(args.warmup + args.repeats):
             order = list(models) if step % 2 == 0 else list(reversed(models))
             for name in order:
                 torch.manual_seed(step)  # same proposal sampling for both models
-                start = time.perf_counter()
+                start, cpu_start = time.perf_counter(), time.thread_time()
                 losses = models[name](batch)
                 loss = sum(losses.values())
                 optims[name].zero_grad(set_to_none=True)
                 loss.backward()
                 optims[name].step()
-                elapsed = time.perf_counter() - start
+                elapsed, cpu = time.perf_counter() - start, time.thread_time() - cpu_start
                 if step >= args.warmup:
                     times[name].append(elapsed)
+                    cpu_times[name].append(cpu)
     medians = {name: statistics.median(v) for name, v in times.items()}
+    cpu_medians = {name: statistics.median(v) for name, v in cpu_times.items()}
     print(f"preset {args.preset}: {k} classes, batch {preset['batch']} x {preset['size']} px, "
           f"torch threads {torch.get_num_threads()}, {args.repeats} repeats after {args.warmup} warm-up "
           "(alternating)")
     for name, med in medians.items():
-        print(f"  {name:17s} median {med * 1000:8.1f} ms/iter  (min {min(times[name]) * 1000:.1f}, "
-              f"max {max(times[name]) * 1000:.1f})")
+        print(f"  {name:17s} median {med * 1000:8.1f} ms/iter wall (min {min(times[name]) * 1000:.1f}, "
+              f"max {max(times[name]) * 1000:.1f}); {cpu_medians[name] * 1000:8.1f} ms/iter thread CPU")
     ratio = medians["IIF raw"] / medians["softmax baseline"]
-    print(f"  ratio IIF / baseline = {ratio:.4f}  ({(ratio - 1) * 100:+.2f}%; {verdict(ratio, '<=', 1.02)})")
+    cpu_ratio = cpu_medians["IIF raw"] / cpu_medians["softmax baseline"]
+    single = torch.get_num_threads() == 1
+    print(f"  ratio IIF / baseline, wall = {ratio:.4f}  ({(ratio - 1) * 100:+.2f}%"
+          f"{'' if single else '; ' + verdict(ratio, '<=', 1.02)})")
+    if single:
+        print(f"  ratio IIF / baseline, thread CPU = {cpu_ratio:.4f}  ({(cpu_ratio - 1) * 100:+.2f}%; "
+              f"{verdict(cpu_ratio, '<=', 1.02)})")
 
     # The only op IIF adds is the (R, K+1) logit multiply in the box predictor (+ its backward). Time the
     # predictor alone (forward, CE loss, backward) on the RoI count of one iteration, many repeats, and

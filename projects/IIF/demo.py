@@ -151,11 +151,10 @@ def run_one(job, report: Callable[[int], None]):
     torch.set_num_threads(int(job.kwargs.get("threads", 1)))
 
     import iif  # noqa: F401  (compat layer and registrations before detectron2)
-    from detectron2.engine import HookBase
     from detectron2.utils.env import seed_all_rng
 
     from iif.trainer import IIFTrainer
-    from shared.engine.demo_stats import RunResult, log_to_file_only
+    from shared.engine.demo_stats import RunResult, evaluation_recorder, log_to_file_only
 
     output_dir = job.kwargs["output_dir"]
     # the log goes to a file, the console keeps the progress
@@ -172,23 +171,10 @@ def run_one(job, report: Callable[[int], None]):
         for k in CURVE_METRICS:
             curves[k].append((step, float(results["bbox"][k])))
 
-    class Record(HookBase):
-        """Runs after detectron2's EvalHook: reports progress and keeps every evaluation's AP and APr."""
-
-        seen = None
-
-        def after_step(self):
-            step = self.trainer.iter + 1
-            results = getattr(self.trainer, "_last_eval_results", None)
-            if results is not None and results is not self.seen:
-                self.seen = results
-                record(step, results)
-            if step % 10 == 0:
-                report(step)
-
     cpu0, wall0 = time.process_time(), time.time()
     trainer = IIFTrainer(cfg)
-    trainer.register_hooks([Record()])
+    # after detectron2's EvalHook: progress every 10 iterations and every evaluation's AP and APr
+    trainer.register_hooks([evaluation_recorder(record, report)])
     trainer.resume_or_load(resume=False)
     trainer.train()  # ends with the evaluation on DATASETS.TEST (in EvalHook.after_train, after Record ran)
     final = trainer._last_eval_results

@@ -121,12 +121,11 @@ def run_one(job, report: Callable[[int], None]):
     torch.set_num_threads(int(job.kwargs.get("threads", 1)))
 
     import rdcd  # noqa: F401  (compat layer and registrations before detectron2)
-    from detectron2.engine import HookBase
     from detectron2.utils.env import seed_all_rng
 
     from rdcd.trainer import RDCDTrainer
     from rdcd.transforms import build_train_transform
-    from shared.engine.demo_stats import RunResult, log_to_file_only
+    from shared.engine.demo_stats import RunResult, evaluation_recorder, log_to_file_only
 
     output_dir = job.kwargs["output_dir"]
     log_to_file_only(output_dir, ("detectron2", "rdcd", "fvcore"))
@@ -144,24 +143,14 @@ def run_one(job, report: Callable[[int], None]):
     seed_all_rng(cfg.SEED)
     curves: Dict[str, List[tuple]] = {"uAP": [], "uAP_sn": []}
 
-    class Record(HookBase):
-        """Runs after the EvalHook: reports progress and keeps every evaluation's µAP and µAPsn."""
-
-        seen = None
-
-        def after_step(self):
-            step = self.trainer.iter + 1
-            results = getattr(self.trainer, "_last_eval_results", None)
-            if results is not None and results is not self.seen:
-                self.seen = results
-                for key in curves:
-                    curves[key].append((step, float(results[DATASET][key])))
-            if step % 5 == 0:
-                report(step)
+    def record(step: int, results: dict) -> None:
+        for key in curves:
+            curves[key].append((step, float(results[DATASET][key])))
 
     cpu0, wall0 = time.process_time(), time.time()
     trainer = RDCDTrainer(cfg)
-    trainer.register_hooks([Record()])
+    # after the EvalHook: progress every 5 iterations and every evaluation's µAP and µAPsn
+    trainer.register_hooks([evaluation_recorder(record, report, every=5)])
     trainer.resume_or_load(resume=False)
     trainer.train()  # ends with the evaluation on DATASETS.TEST (EvalHook.after_train, after Record ran)
     metrics = dict(trainer._last_eval_results[DATASET])

@@ -116,10 +116,9 @@ def run_one(job, report: Callable[[int], None]):
     torch.set_num_threads(int(job.kwargs.get("threads", 1)))
 
     import simd  # noqa: F401  (compat layer and registrations before detectron2)
-    from detectron2.engine import HookBase
     from detectron2.utils.env import seed_all_rng
 
-    from shared.engine.demo_stats import RunResult, log_to_file_only
+    from shared.engine.demo_stats import RunResult, evaluation_recorder, log_to_file_only
     from simd.trainer import SimDTrainer
 
     output_dir = job.kwargs["output_dir"]
@@ -132,23 +131,11 @@ def run_one(job, report: Callable[[int], None]):
     seed_all_rng(cfg.SEED)
     curve: List[tuple] = []
 
-    class Record(HookBase):
-        """Runs after detectron2's EvalHook: reports progress and keeps every evaluation's AP."""
-
-        seen = None
-
-        def after_step(self):
-            step = self.trainer.iter + 1
-            results = getattr(self.trainer, "_last_eval_results", None)
-            if results is not None and results is not self.seen:
-                self.seen = results
-                curve.append((step, float(_bbox(results, cfg)["AP"])))
-            if step % 10 == 0:
-                report(step)
-
     cpu0, wall0 = time.process_time(), time.time()
     trainer = SimDTrainer(cfg)
-    trainer.register_hooks([Record()])
+    # after detectron2's EvalHook: progress every 10 iterations and every evaluation's AP
+    trainer.register_hooks([evaluation_recorder(
+        lambda step, results: curve.append((step, float(_bbox(results, cfg)["AP"]))), report)])
     trainer.resume_or_load(resume=False)
     trainer.train()  # ends with the evaluation on DATASETS.TEST (in EvalHook.after_train, after Record ran)
     bbox = _bbox(trainer._last_eval_results, cfg)

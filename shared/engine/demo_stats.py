@@ -372,6 +372,28 @@ def log_to_file_only(output_dir: str, names: Sequence[str]) -> None:
 
 
 
+def evaluation_recorder(on_eval: Callable[[int, dict], None], report: Callable[[int], None], every: int = 10):
+    """A detectron2 hook for a demo's training run, registered after the trainer's ``EvalHook``: after each
+    step, ``on_eval(iteration, results)`` once for every new evaluation (the trainer's
+    ``_last_eval_results``, set by the evaluation of that step), and ``report(iteration)`` every ``every``
+    iterations (the study's progress line). ``iteration`` counts from 1."""
+    from detectron2.engine import HookBase
+
+    class EvaluationRecorder(HookBase):
+        seen = None
+
+        def after_step(self):
+            step = self.trainer.iter + 1
+            results = getattr(self.trainer, "_last_eval_results", None)
+            if results is not None and results is not self.seen:
+                self.seen = results
+                on_eval(step, results)
+            if step % every == 0:
+                report(step)
+
+    return EvaluationRecorder()
+
+
 def finish_study(lines: List[str], results: Sequence[RunResult], output_dir: str, pngs: Sequence[str],
                  wall0: float, cpu0: float, processes: int) -> str:
     """Close a demo's printout: the learning-curve path(s) and the time line (wall time since ``wall0``; CPU

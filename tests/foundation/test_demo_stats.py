@@ -182,3 +182,24 @@ def test_finish_study_prints_writes_and_counts_cpu_once(tmp_path, capsys):
     text = demo_stats.finish_study([], runs, str(tmp_path / "one"), ["a.png", "b.png"], wall0,
                                    time.process_time() - 150.0, processes=1)
     assert text.splitlines()[0] == "learning curves: a.png, b.png" and "CPU time 150s (150s" in text
+
+
+def test_evaluation_recorder_records_each_evaluation_once_and_reports_every_n():
+    from types import SimpleNamespace
+
+    from shared.engine.demo_stats import evaluation_recorder
+
+    seen, reported = [], []
+    hook = evaluation_recorder(lambda step, results: seen.append((step, results["AP"])), reported.append,
+                               every=3)
+    hook.trainer = SimpleNamespace(iter=0)  # no evaluation yet: no attribute at all
+    first, second = {"AP": 1.0}, {"AP": 2.0}
+    evaluations = {1: first, 4: second}  # trainer.iter (0-based) -> the evaluation that step ran
+    for it in range(7):
+        hook.trainer.iter = it
+        if it in evaluations:
+            hook.trainer._last_eval_results = evaluations[it]
+        hook.after_step()
+    # iterations count from 1; the same results object is kept between evaluations and recorded once
+    assert seen == [(2, 1.0), (5, 2.0)]
+    assert reported == [3, 6]
