@@ -10,7 +10,11 @@ holding ``!!python/object/apply:os.system [...]`` runs the command -- directly o
 :func:`shared.compat.apply`, so every entry point that imports ``shared`` gets it):
 
 * every file of the chain is parsed with ``yaml.safe_load`` only; ``allow_unsafe`` is ignored, and a Python
-  tag is a :class:`ConfigFileError` naming the file and the line;
+  tag is a :class:`ConfigFileError` naming the file and the line -- with one exception that runs no code:
+  ``!!python/object/apply:eval ["<expression>"]`` whose expression is arithmetic on number literals, lists,
+  tuples and list comprehensions over them, as detectron2's model-zoo ``Base-RetinaNet.yaml`` writes its
+  anchor sizes (``[[x, x * 2**(1.0/3), x * 2**(2.0/3)] for x in [32, 64, 128, 256, 512]]``); it is computed
+  by :func:`arithmetic_value` (an ``ast`` walk, never ``eval``), anything else in it is refused;
 * ``_BASE_`` (a string or a list of strings) names local files only, relative to the file that names them
   (``~`` expanded); a URL is refused -- download the file and name the copy;
 * a ``_BASE_`` cycle or self-reference, an empty file, a file whose top level is not a mapping, a Python
@@ -25,15 +29,18 @@ atomically (an ``--eval-only`` that fails while writing keeps the previous files
 """
 from __future__ import annotations
 
+import ast
 import logging
+import operator
 import os
 import re
 from typing import Any, Dict, List, Sequence
 
 import yaml
 
-__all__ = ["BASE_KEY", "ConfigFileError", "load_proposals_into_dataset", "load_yaml_with_base",
-           "patch_evaluator_writes", "patch_fastreid_config", "patch_fvcore_config", "patch_proposal_loader"]
+__all__ = ["BASE_KEY", "ConfigFileError", "arithmetic_value", "load_proposals_into_dataset",
+           "load_yaml_with_base", "patch_evaluator_writes", "patch_fastreid_config", "patch_fvcore_config",
+           "patch_proposal_loader"]
 
 BASE_KEY = "_BASE_"
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -42,6 +49,97 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 class ConfigFileError(ValueError):
     """A config file that cannot be used (missing, empty, not a yaml mapping, unsafe tag, ``_BASE_``
     cycle)."""
+
+
+_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
+_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
+#: bounds that keep an arithmetic expression cheap: |exponent|, |any value|, elements of a list
+_MAX_EXPONENT, _MAX_MAGNITUDE, _MAX_ITEMS = 64, 1e12, 10_000
+
+
+def arithmetic_value(expression: str) -> Any:
+    """The value of ``expression`` if it is arithmetic on numbers: int / float literals, ``+ - * / // % **``,
+    unary ``-`` / ``+``, lists and tuples, and list comprehensions ``[e for x in <list> ...]`` (no ``if``)
+    whose names are the comprehension's own variables. Computed by walking its ``ast`` (nothing is passed to
+    ``eval``); anything else -- a call, an attribute, a free name, a string -- raises ``ValueError``."""
+    try:
+        tree = ast.parse(expression, mode="eval")
+    except SyntaxError as err:
+        raise ValueError(f"not a Python expression: {err.msg}") from None
+    return _arithmetic(tree.body, {})
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > _MAX_MAGNITUDE:
+        raise ValueError(f"value {value!r} beyond ±{_MAX_MAGNITUDE:g}")
+    return value
+
+
+def _arithmetic(node: ast.AST, names: Dict[str, Any]) -> Any:
+    if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+        return _number(node.value)
+    if isinstance(node, (ast.List, ast.Tuple)):
+        if len(node.elts) > _MAX_ITEMS:
+            raise ValueError(f"more than {_MAX_ITEMS} elements")
+        items = [_arithmetic(e, names) for e in node.elts]
+        return items if isinstance(node, ast.List) else tuple(items)
+    if isinstance(node, ast.Name) and node.id in names:
+        return names[node.id]
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
+        return _UNARY[type(node.op)](_arithmetic(node.operand, names))
+    if isinstance(node, ast.BinOp) and type(node.op) in _BINARY:
+        left, right = _arithmetic(node.left, names), _arithmetic(node.right, names)
+        if not all(isinstance(v, (int, float)) for v in (left, right)):
+            raise ValueError("arithmetic on a list or tuple")
+        if isinstance(node.op, ast.Pow) and abs(right) > _MAX_EXPONENT:
+            raise ValueError(f"exponent {right!r} beyond ±{_MAX_EXPONENT}")
+        try:
+            return _number(_BINARY[type(node.op)](left, right))
+        except ZeroDivisionError:
+            raise ValueError("division by zero") from None
+    if isinstance(node, ast.ListComp):
+        results: List[Any] = []
+
+        def expand(generators: Sequence[ast.comprehension], bound: Dict[str, Any]) -> None:
+            if not generators:
+                if len(results) >= _MAX_ITEMS:
+                    raise ValueError(f"more than {_MAX_ITEMS} elements")
+                results.append(_arithmetic(node.elt, bound))
+                return
+            first = generators[0]
+            if first.ifs or first.is_async or not isinstance(first.target, ast.Name):
+                raise ValueError("only 'for <name> in <list>' comprehensions")
+            iterable = _arithmetic(first.iter, bound)
+            if not isinstance(iterable, (list, tuple)):
+                raise ValueError("a comprehension must run over a list or tuple")
+            for value in iterable:
+                expand(generators[1:], {**bound, first.target.id: value})
+
+        expand(node.generators, names)
+        return results
+    raise ValueError(f"{type(node).__name__} is not allowed (numbers, arithmetic, lists and list "
+                     "comprehensions only)")
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` plus the arithmetic-only ``!!python/object/apply:eval`` of detectron2's configs."""
+
+
+def _construct_arithmetic(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    args = loader.construct_sequence(node) if isinstance(node, yaml.SequenceNode) else None
+    if not args or len(args) != 1 or not isinstance(args[0], str):
+        raise yaml.constructor.ConstructorError(
+            None, None, "!!python/object/apply:eval takes one expression string here", node.start_mark)
+    try:
+        return arithmetic_value(args[0])
+    except ValueError as err:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"!!python/object/apply:eval {args[0]!r} is not plain arithmetic ({err})",
+            node.start_mark) from None
+
+
+_ConfigLoader.add_constructor("tag:yaml.org,2002:python/object/apply:eval", _construct_arithmetic)
 
 
 def _describe_chain(chain: Sequence[str], path: str) -> str:
@@ -74,7 +172,7 @@ def _read_one(path: str) -> Dict[str, Any]:
         raise ConfigFileError(f"config file {path} does not exist (or is not a file)")
     try:
         with open(path, encoding="utf-8") as f:
-            data = yaml.safe_load(f)
+            data = yaml.load(f, Loader=_ConfigLoader)  # noqa: S506 (a SafeLoader; see _ConfigLoader)
     except yaml.constructor.ConstructorError as err:
         mark = err.problem_mark
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""

@@ -179,3 +179,56 @@ def test_plain_proposal_file_still_loads_sorted_by_objectness(tmp_path):
     assert dicts[0]["proposal_objectness_logits"].tolist() == pytest.approx([0.9, 0.4, 0.1])
     assert dicts[1]["proposal_boxes"].tolist() == [[0, 0, 2, 2]]
     assert dicts[1]["proposal_bbox_mode"] == BoxMode.XYXY_ABS
+
+
+def test_model_zoo_retinanet_config_loads_its_arithmetic_anchor_sizes():
+    # detectron2's Base-RetinaNet.yaml writes its anchor sizes as !!python/object/apply:eval of a list
+    # comprehension; the safe loader computes it without eval, to the values yaml.unsafe_load gives
+    from detectron2 import model_zoo
+    from detectron2.config import get_cfg
+
+    path = model_zoo.get_config_file("COCO-Detection/retinanet_R_50_FPN_1x.yaml")
+    cfg = get_cfg()
+    cfg.merge_from_file(path)
+    expected = [[x, x * 2 ** (1.0 / 3), x * 2 ** (2.0 / 3)] for x in [32, 64, 128, 256, 512]]
+    assert cfg.MODEL.ANCHOR_GENERATOR.SIZES == expected
+    assert cfg.MODEL.META_ARCHITECTURE == "RetinaNet"
+
+
+@pytest.mark.parametrize("expression, value", [
+    ("[2 ** 3, -1.5 * 2, 7 // 2, 7 % 4, 1 / 4]", [8, -3.0, 3, 3, 0.25]),
+    ("[[x, y * 10] for x in [1, 2] for y in (3,)]", [[1, 30], [2, 30]]),
+    ("(1, [2])", (1, [2])),
+])
+def test_arithmetic_value_hand_values(expression, value):
+    from shared.compat.safe_config import arithmetic_value
+
+    assert arithmetic_value(expression) == value
+
+
+@pytest.mark.parametrize("expression, reason", [
+    ("__import__('os').system('touch x')", "Call"),
+    ("[x for x in [1] if x]", "comprehensions"),
+    ("os.sep", "Attribute"),
+    ("y + 1", "Name"),
+    ("'a' * 3", "Constant"),
+    ("10 ** 10 ** 10", "exponent"),
+    ("[1] * 3", "list or tuple"),
+    ("1 / 0", "division by zero"),
+])
+def test_arithmetic_value_refuses_everything_else(expression, reason):
+    from shared.compat.safe_config import arithmetic_value
+
+    with pytest.raises(ValueError, match=reason):
+        arithmetic_value(expression)
+
+
+def test_eval_tag_with_code_is_refused_naming_the_file_and_line(tmp_path):
+    marker = tmp_path / "ran"
+    config = tmp_path / "evil_eval.yaml"
+    config.write_text(f"SEED: 1\nOUTPUT_DIR: !!python/object/apply:eval [\"open('{marker}', 'w')\"]\n")
+    from simd.config import add_simd_config
+
+    with pytest.raises(ConfigFileError, match=f"{config}.*line 2.*not plain arithmetic.*Call"):
+        build_cfg(add_simd_config, str(config), framework="detectron2")
+    assert not marker.exists()
