@@ -2,7 +2,7 @@
 import os
 import statistics
 import time
-from typing import Callable, Dict
+from typing import Callable, Dict, Sequence, Tuple
 
 import torch
 
@@ -62,6 +62,23 @@ def interleaved_medians(fns: Dict[str, Callable[[], object]], rounds: int,
             fn()
             times[name].append(time.perf_counter() - start)
     return {name: statistics.median(values) for name, values in times.items()}
+
+
+def paired_ratio_interval(numerator: Sequence[float], denominator: Sequence[float], rounds: int = 2000,
+                          seed: int = 0) -> Tuple[float, float]:
+    """95 % bootstrap interval of ``median(numerator) / median(denominator)`` for paired timings (entry i of
+    both measured in the same round): ``rounds`` resamples of the rounds with replacement, each pair kept
+    together, and the 2.5th / 97.5th percentiles of the resampled ratio (the spread of the ratio a run
+    prints, from that run's own repeats)."""
+    import numpy as np
+
+    a, b = np.asarray(numerator, dtype=float), np.asarray(denominator, dtype=float)
+    if a.shape != b.shape or a.ndim != 1 or a.size < 2:
+        raise ValueError(f"need two equal-length series of >= 2 paired timings, got {a.shape} / {b.shape}")
+    idx = np.random.default_rng(seed).integers(0, a.size, size=(rounds, a.size))
+    ratios = np.median(a[idx], axis=1) / np.median(b[idx], axis=1)
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def random_boxes(n: int, generator: torch.Generator, width: float = 1333.0,

@@ -32,6 +32,19 @@ def test_verdict_form(common):
         common.verdict(1.0, "<", 2.0)
 
 
+def test_paired_ratio_interval(common):
+    # constant pairs: every resample gives the same ratio of medians
+    assert common.paired_ratio_interval([2.0, 2.0, 2.0], [1.0, 1.0, 1.0]) == (2.0, 2.0)
+    # two rounds: a resample is round 1 twice (3/1), round 2 twice (4/2) or one of each (3.5/1.5 = 7/3)
+    low, high = common.paired_ratio_interval([3.0, 4.0], [1.0, 2.0], rounds=4000)
+    assert low == pytest.approx(2.0) and high == pytest.approx(3.0)
+    # the pairs stay together: a ratio that is 1 in every round has a zero-width interval however the
+    # timings themselves vary (load hitting both sides of a round alike)
+    assert common.paired_ratio_interval([1.0, 5.0, 9.0], [1.0, 5.0, 9.0]) == (1.0, 1.0)
+    with pytest.raises(ValueError, match="paired timings"):
+        common.paired_ratio_interval([1.0, 2.0], [1.0])
+
+
 def test_runner_counts_misses_and_crashes(runner, tmp_path, monkeypatch, capsys):
     scripts = {
         "ok.py": "print('ratio 0.3 (target <= 0.5: PASS), more text')",
