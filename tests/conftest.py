@@ -2,6 +2,7 @@
 import logging
 import os
 import random
+import sys
 
 import numpy as np
 import pytest
@@ -240,3 +241,31 @@ def weights_server(tmp_path, monkeypatch):
 
     yield server, serve
     server.close()
+
+
+@pytest.fixture
+def run_demo_quick(tmp_path):
+    """Run a project's ``demo.py`` in a fresh process as ``make demo-*`` starts it, at its reduced size
+    (``DEMO_QUICK=1``, or the ``--quick`` flag with ``quick_flag=True``), its datasets under
+    ``tmp_path/datasets`` (``datasets_var``: DETECTRON2_DATASETS or FASTREID_DATASETS) and its output under
+    ``tmp_path/out``; fails on a non-zero exit with the end of stderr. Returns (stdout, the runs of
+    ``demo_results.json``, the output folder)."""
+    import json
+    import subprocess
+
+    def run(demo: str, datasets_var: str, *args: str, quick_flag: bool = False):
+        env = dict(os.environ, **{datasets_var: str(tmp_path / "datasets")})
+        if quick_flag:
+            env.pop("DEMO_QUICK", None)
+        else:
+            env["DEMO_QUICK"] = "1"
+        out = tmp_path / "out"
+        quick = ["--quick"] if quick_flag else []
+        command = [sys.executable, demo, *quick, "--output-dir", str(out), *args]
+        proc = subprocess.run(command, env=env, cwd=str(tmp_path), capture_output=True, text=True,
+                              timeout=1800)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        with open(out / "demo_results.json") as f:
+            return proc.stdout, json.load(f), out
+
+    return run

@@ -10,8 +10,6 @@ it."""
 import hashlib
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -180,21 +178,14 @@ def test_positive_table_means_over_seeds():
 
 
 @pytest.mark.slow
-def test_make_demo_pipeline_end_to_end_at_reduced_size(tmp_path):
+def test_make_demo_pipeline_end_to_end_at_reduced_size(run_demo_quick, tmp_path):
     """`make demo-adasp` runs `.venv/bin/python projects/AdaSP/demo.py`; DEMO_QUICK=1 is its reduced size;
     with both baselines, as the README's second command."""
-    env = dict(os.environ, DEMO_QUICK="1", FASTREID_DATASETS=str(tmp_path / "datasets"))
-    out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, DEMO, "--output-dir", str(out), "--baselines", "SP-H", "Triplet"],
-                          env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=1800)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    text = proc.stdout
+    text, results, out = run_demo_quick(DEMO, "FASTREID_DATASETS", "--baselines", "SP-H", "Triplet")
     assert "6 runs, 48 training steps in all, 2 at a time" in text and "ETA" in text
     assert "of the training and 4 of the test identities" in text
     assert "AdaSP vs SP-H:" in text and "AdaSP vs Triplet:" in text
     assert text.count("Rule: a difference is larger than the seed noise") == 2
-    with open(out / "demo_results.json") as f:
-        results = json.load(f)
     runs = sorted((r["method"], r["seed"]) for r in results)
     assert runs == [(m, s) for m in ("AdaSP", "SP-H", "Triplet") for s in (1, 2)]
     assert all([it for it, _ in r["curve"]] == [4, 8] for r in results)

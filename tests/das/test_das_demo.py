@@ -5,8 +5,6 @@ end to end at the reduced size."""
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -126,23 +124,15 @@ def test_text_tables():
 
 
 @pytest.mark.slow
-def test_make_demo_das_pipeline_end_to_end_at_reduced_size(tmp_path):
+def test_make_demo_das_pipeline_end_to_end_at_reduced_size(run_demo_quick):
     """`make demo-das` runs `.venv/bin/python projects/DAS/demo.py`; ``--quick`` is its reduced size."""
-    env = dict(os.environ, DETECTRON2_DATASETS=str(tmp_path / "datasets"))
-    env.pop("DEMO_QUICK", None)
-    out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, DEMO, "--quick", "--output-dir", str(out)], env=env,
-                          cwd=str(tmp_path), capture_output=True, text=True, timeout=1800)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    text = proc.stdout
+    text, results, out = run_demo_quick(DEMO, "DETECTRON2_DATASETS", quick_flag=True)
     assert "4 runs, 80 training steps in all, 2 at a time" in text and "ETA" in text
     assert "official CUB run: 100 training classes" in text and "demo: 8 training classes × 6.0" in text
     assert "paired diff" in text and "Rule: a difference is larger than the seed noise" in text
     for metric in ("R@1", "R@2", "NMI", "F1"):
         assert f"\n{metric} " in text and f"{metric}: " in text
     assert "Mean R@1 change over the last quarter of the run" in text
-    with open(out / "demo_results.json") as f:
-        results = json.load(f)
     runs = sorted((r["method"], r["seed"]) for r in results)
     assert runs == [("DAS", 1), ("DAS", 2), ("baseline", 1), ("baseline", 2)]
     assert all([it for it, _ in r["curve"]] == [10, 20] for r in results)

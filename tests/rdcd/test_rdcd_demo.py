@@ -85,20 +85,13 @@ def test_per_seed_and_curve_lines():
 
 
 @pytest.mark.slow
-def test_make_demo_pipeline_end_to_end_at_reduced_size(tmp_path):
+def test_make_demo_pipeline_end_to_end_at_reduced_size(run_demo_quick):
     """`make demo-rdcd` runs `.venv/bin/python projects/RDCD/demo.py`; DEMO_QUICK=1 is its reduced size."""
-    env = dict(os.environ, DEMO_QUICK="1", DETECTRON2_DATASETS=str(tmp_path / "datasets"))
-    out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, DEMO, "--output-dir", str(out)], env=env, cwd=str(tmp_path),
-                          capture_output=True, text=True, timeout=1800)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    text = proc.stdout
+    text, results, out = run_demo_quick(DEMO, "DETECTRON2_DATASETS")
     assert "1 runs, 10 training steps in all, 1 at a time" in text  # the teacher
     assert "4 runs, 40 training steps in all, 2 at a time" in text and "ETA" in text
     assert "paired diff" in text and "Rule: a difference is larger than the seed noise" in text
     assert "Teacher (10 it., seed 0): µAP" in text and "Descriptor spread" in text
-    with open(out / "demo_results.json") as f:
-        results = json.load(f)
     runs = sorted((r["method"], r["seed"]) for r in results)
     assert runs == [("RDCD", 1), ("RDCD", 2), ("SSCD", 1), ("SSCD", 2), ("teacher", 0)]
     assert all([it for it, _ in r["curve"]] == [5, 10] for r in results if r["method"] != "teacher")
@@ -110,8 +103,6 @@ def test_make_demo_pipeline_end_to_end_at_reduced_size(tmp_path):
 def test_first_augly_import_leaves_the_global_random_stream_alone():
     """AugLy's import draws from `random`; rdcd restores the state, so a seeded run is the same whether or not
     AugLy was already imported in the process (fresh interpreters: the import happens once per process)."""
-    import subprocess
-    import sys
 
     code = ("import random; random.seed(3); {}; print(random.random())")
     plain = subprocess.run([sys.executable, "-c", code.format("pass")], capture_output=True, text=True,

@@ -4,8 +4,6 @@ end at the reduced size as `make demo` starts it."""
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -62,19 +60,12 @@ def test_demo_set_has_ai_tod_object_sizes(demo_datasets, monkeypatch):
 
 
 @pytest.mark.slow
-def test_make_demo_pipeline_end_to_end_at_reduced_size(tmp_path):
+def test_make_demo_pipeline_end_to_end_at_reduced_size(run_demo_quick):
     """`make demo` runs `.venv/bin/python projects/SimD/demo.py`; DEMO_QUICK=1 is its reduced size."""
-    env = dict(os.environ, DEMO_QUICK="1", DETECTRON2_DATASETS=str(tmp_path / "datasets"))
-    out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, DEMO, "--output-dir", str(out)], env=env, cwd=str(tmp_path),
-                          capture_output=True, text=True, timeout=1800)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    text = proc.stdout
+    text, results, out = run_demo_quick(DEMO, "DETECTRON2_DATASETS")
     assert "4 runs, 80 training steps in all, 2 at a time" in text and "ETA" in text
     assert "paired diff" in text and "Rule: a difference is larger than the seed noise" in text
     assert "SimD with m = " in text and "RPN similarity" in text
-    with open(out / "demo_results.json") as f:
-        results = json.load(f)
     runs = sorted((r["method"], r["seed"]) for r in results)
     assert runs == [("IoU", 1), ("IoU", 2), ("SimD", 1), ("SimD", 2)]
     assert all([it for it, _ in r["curve"]] == [10, 20] for r in results)
