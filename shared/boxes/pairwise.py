@@ -9,16 +9,20 @@ Conventions (same as detectron2's ``pairwise_iou``):
 * empty inputs give an empty ``[0, M]`` / ``[N, 0]`` matrix; degenerate (zero-size) boxes give finite values.
 * memory: the PyTorch path fills the preallocated output tile by tile, with tiles sized so the temporaries
   stay below half the output (``_tile_shape``); the compiled kernel needs no temporaries at all.
-* threads (PyTorch path): on the CPU the path is single-threaded by design: it sets torch's intra-op threads
-  to 1 for the call (restored afterwards) and computes tiles of up to 2^16 elements, whose temporaries stay in
-  the L2 cache. The ~30 element-wise ops per tile are too small for ATen's parallel regions to pay: each
-  region is a barrier, and on a busy machine a barrier waits for a descheduled thread, while the spinning
-  OpenMP worker takes CPU from the caller. Measured on 2 cores (benchmarks/bench_box_similarity.py, idle):
-  a pool of Python threads over tiles was GIL-bound (0.67 of detectron2's ``pairwise_iou`` at 2 threads),
-  ATen-parallel tiles of 2^20-2^22 elements gave 0.35-0.51 idle and 0.53-0.57 beside two busy torch
-  processes. On other devices tiles of up to 2^22 elements. Inputs that require grad are computed tile by
-  tile as well (autograd records every tile); without grad, SimD's formula runs in place
-  (``similarity.simd``).
+* threads (PyTorch path): on the CPU, torch's intra-op threads are set to 1 for the call (restored afterwards)
+  and every op runs on one thread: the ~30 element-wise ops per tile are too small for ATen's parallel regions
+  to pay, each region is a barrier, and on a busy machine a barrier waits for a descheduled thread while the
+  spinning OpenMP worker takes CPU from the caller. Parallelism comes instead from splitting the columns into
+  one contiguous range per thread (as many threads as the caller's intra-op count, at least
+  ``MIN_ELEMENTS_PER_WORKER`` output elements each; the caller computes the first range), with no barrier
+  until the final join. With one thread, tiles are of up to 2^16 elements (their temporaries stay in the L2
+  cache); with several, of up to 2^18, so that the GIL each thread holds while dispatching an op is a small
+  share of the op's time. Measured on 2 cores (benchmarks/bench_box_similarity.py, SimD 200 x 200,000, ratio
+  to detectron2's ``pairwise_iou`` at the same thread count): one thread 0.29 idle and 0.27 beside two busy
+  processes; two threads 0.31 idle and 0.30 beside two busy processes (ATen-parallel tiles had given
+  0.35-0.51 idle and 0.53-0.57 loaded). On other devices one loop over tiles of up to 2^22 elements. Inputs
+  that require grad are computed tile by tile on the calling thread (autograd records every tile); without
+  grad, SimD's formula runs in place (``similarity.simd``).
 * backend: ``"auto"`` uses the compiled ``shared._box_ops`` kernel when it is built, the device is
   supported, the dtype is not float64 and no input requires grad; otherwise PyTorch. ``"torch"`` forces
   PyTorch, ``"kernel"`` requires the kernel (``RuntimeError`` if it cannot be used).
@@ -26,7 +30,8 @@ Conventions (same as detectron2's ``pairwise_iou``):
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Optional, Tuple
+import threading
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -54,8 +59,14 @@ FORMULA_TEMPORARIES = 8
 #: "threads" in the module docstring for the two upper limits).
 MIN_TILE_ELEMENTS = 1 << 12
 MAX_TILE_ELEMENTS = 1 << 22
-#: the upper limit on the CPU (one thread, no parallel region): 2^16 was the fastest size there.
+#: the upper limit on the CPU with one thread (no parallel region): 2^16 was the fastest size there.
 MAX_TILE_ELEMENTS_CPU = 1 << 16
+#: the upper limit on the CPU when worker threads share the columns: 2^16-element tiles left two threads
+#: GIL-bound on idle cores (0.42 of ``pairwise_iou`` vs 0.31 with 2^18, bench_box_similarity.py).
+MAX_TILE_ELEMENTS_CPU_THREADS = 1 << 18
+#: the least number of output elements per CPU worker thread: smaller outputs (e.g. one image's 24 GT x
+#: 65,472 anchors) are computed by the calling thread alone, where a thread start would not pay.
+MIN_ELEMENTS_PER_WORKER = 1 << 20
 #: rows per tile (when there are that many): multi-row tiles keep the number of tiles, hence of Python-level
 #: op calls, proportional to the output size however long the rows are.
 TILE_ROWS = 16
@@ -117,19 +128,63 @@ def pairwise_similarity(
     if out is not None:
         return out
     on_cpu = a.device.type == "cpu"
+    workers = _cpu_workers(rows, cols, a, b) if on_cpu else 1
     with _one_cpu_thread(on_cpu):
         geo_a = BoxGeometry.from_xyxy(a.to(dtype))
         geo_b = BoxGeometry.from_xyxy(b.to(dtype))
-        tile_rows, tile_cols = _tile_shape(rows, cols, MAX_TILE_ELEMENTS_CPU if on_cpu else None)
+        limit = MAX_TILE_ELEMENTS_CPU if workers == 1 else MAX_TILE_ELEMENTS_CPU_THREADS
+        tile_rows, tile_cols = _tile_shape(rows, cols, limit if on_cpu else None)
         if tile_rows == rows and tile_cols == cols:  # one tile: no copy into a preallocated output
             return spec.formula(geo_a.rows(0, rows), geo_b.cols(), **resolved)
         out = torch.empty((rows, cols), dtype=dtype, device=a.device)
-        for c0 in range(0, cols, tile_cols):
-            for r0 in range(0, rows, tile_rows):
-                out[r0:r0 + tile_rows, c0:c0 + tile_cols] = spec.formula(
-                    geo_a.rows(r0, r0 + tile_rows), geo_b.cols(c0, c0 + tile_cols), **resolved
-                )
+        row_blocks = [(r0, geo_a.rows(r0, r0 + tile_rows)) for r0 in range(0, rows, tile_rows)]
+
+        def fill(col_starts: Sequence[int]) -> None:
+            for c0 in col_starts:
+                block_b = geo_b.cols(c0, c0 + tile_cols)
+                for r0, block_a in row_blocks:
+                    out[r0:r0 + tile_rows, c0:c0 + tile_cols] = spec.formula(block_a, block_b, **resolved)
+
+        col_starts = list(range(0, cols, tile_cols))
+        workers = min(workers, len(col_starts))
+        shares = [col_starts[k * len(col_starts) // workers:(k + 1) * len(col_starts) // workers]
+                  for k in range(workers)]
+        _run_on_threads([lambda share=share: fill(share) for share in shares])
         return out
+
+
+def _cpu_workers(rows: int, cols: int, a: Tensor, b: Tensor) -> int:
+    """Threads that share the columns of a CPU PyTorch-path call: the caller's intra-op thread count, limited
+    to one per ``MIN_ELEMENTS_PER_WORKER`` output elements; 1 when an input requires grad (autograd records
+    the tiles on the calling thread)."""
+    if a.requires_grad or b.requires_grad:
+        return 1
+    return max(1, min(torch.get_num_threads(), (rows * cols) // MIN_ELEMENTS_PER_WORKER))
+
+
+def _run_on_threads(jobs: List[Callable[[], None]]) -> None:
+    """Run ``jobs[0]`` on the calling thread and each other job on a thread of its own, with the caller's
+    grad and inference modes (both are thread-local in PyTorch); re-raise the first error after all ended.
+    Threads are started per call (no pool survives a ``fork``, e.g. of a DataLoader worker)."""
+    grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
+    errors: List[BaseException] = []
+
+    def run(job: Callable[[], None]) -> None:
+        try:
+            with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+                job()
+        except BaseException as error:  # handed to the caller, which re-raises it
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(job,), name="pairwise-similarity", daemon=True)
+               for job in jobs[1:]]
+    for thread in threads:
+        thread.start()
+    run(jobs[0])
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
 
 
 @contextlib.contextmanager

@@ -145,6 +145,82 @@ def test_cpu_path_runs_on_one_thread_and_restores_the_count(monkeypatch):
         torch.set_num_threads(before)
 
 
+def _recording_spec(monkeypatch, kind, fail_off_main_thread=False):
+    """Make the PyTorch path's formula for ``kind`` record the thread of every tile (optionally raising on a
+    thread other than the caller's); returns the list of thread idents."""
+    import dataclasses
+    import threading
+
+    seen = []
+    spec = sb.get_similarity(kind)
+
+    def formula(a, b, **params):
+        seen.append(threading.get_ident())
+        if fail_off_main_thread and threading.get_ident() != threading.main_thread().ident:
+            raise RuntimeError("tile failed on a worker thread")
+        return spec.formula(a, b, **params)
+
+    monkeypatch.setattr(pairwise_module, "get_similarity", lambda name: dataclasses.replace(spec, formula=formula))
+    return seen
+
+
+def test_cpu_worker_count():
+    """Threads that share the columns: the caller's intra-op count, one per 2^20 output elements, one when an
+    input requires grad."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        gt, anchors = torch.zeros(1, 4), torch.zeros(1, 4)
+        assert pairwise_module._cpu_workers(200, 200_000, gt, anchors) == 2
+        assert pairwise_module._cpu_workers(24, 65_472, gt, anchors) == 1  # 1.57M elements: one worker's share
+        assert pairwise_module._cpu_workers(32, 65_536, gt, anchors) == 2  # exactly 2 x 2^20
+        assert pairwise_module._cpu_workers(200, 200_000, gt, anchors.requires_grad_()) == 1
+        torch.set_num_threads(1)
+        assert pairwise_module._cpu_workers(200, 200_000, gt, torch.zeros(1, 4)) == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("mode", ["no_grad", "inference_mode", "grad"])
+def test_threaded_cpu_path_equals_one_thread(monkeypatch, mode):
+    """Two threads share the columns (both compute tiles) and give exactly the values of one thread, in every
+    grad mode of the caller (grad and inference modes are thread-local in PyTorch)."""
+    a, b = random_boxes(50, 10), random_boxes(3000, 11)
+    before = torch.get_num_threads()
+    contexts = {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode, "grad": torch.enable_grad}
+    monkeypatch.setattr(pairwise_module, "MIN_ELEMENTS_PER_WORKER", 1024)
+    monkeypatch.setattr(pairwise_module, "MAX_TILE_ELEMENTS_CPU_THREADS", pairwise_module.MAX_TILE_ELEMENTS_CPU)
+    try:
+        for kind in KINDS:
+            with contexts[mode]():
+                torch.set_num_threads(1)
+                single = sb.pairwise_similarity(kind, a, b, backend="torch", **PARAMS.get(kind, {}))
+                torch.set_num_threads(2)
+                with monkeypatch.context() as patch:
+                    seen = _recording_spec(patch, kind)
+                    two = sb.pairwise_similarity(kind, a, b, backend="torch", **PARAMS.get(kind, {}))
+            assert len(set(seen)) == 2 and torch.get_num_threads() == 2
+            assert torch.equal(two, single), kind
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_threaded_cpu_path_reraises_a_worker_error(monkeypatch):
+    """An error on a worker thread reaches the caller (after every thread ended), and the caller's intra-op
+    thread count is restored."""
+    a, b = random_boxes(50, 12), random_boxes(3000, 13)
+    before = torch.get_num_threads()
+    monkeypatch.setattr(pairwise_module, "MIN_ELEMENTS_PER_WORKER", 1024)
+    try:
+        torch.set_num_threads(2)
+        _recording_spec(monkeypatch, "simd", fail_off_main_thread=True)
+        with pytest.raises(RuntimeError, match="tile failed on a worker thread"):
+            sb.pairwise_similarity("simd", a, b, backend="torch", **PARAMS["simd"])
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 # ---------------------------------------------------------------------------------------------- edge cases
 @pytest.mark.parametrize("kind", KINDS)
 def test_empty_inputs(kind):
