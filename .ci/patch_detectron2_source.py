@@ -1,4 +1,4 @@
-"""Fix detectron2 0.6's own source for Pillow >= 10, numpy >= 1.24 and setuptools >= 81, in place.
+"""Fix detectron2 0.6's own source for Pillow >= 10, numpy >= 1.24, setuptools >= 81 and torch 2, in place.
 
 ``shared.compat`` restores the removed names at run time, but only in a process that imports ``shared``
 first; a plain ``from detectron2.engine import DefaultPredictor`` dies on ``Image.LINEAR`` (evaluated when
@@ -13,6 +13,10 @@ detectron2 source                               becomes
 ``np.bool`` ``np.int`` ``np.float`` ``np.str``   ``bool`` ``int`` ``float`` ``str`` ``object``
 ``np.object`` (removed in numpy 1.24)            (what the aliases always were)
 ``import pkg_resources`` (model_zoo)             the same import, else ``importlib.resources``
+``torch.meshgrid(shifts_y, shifts_x)``           the same call with ``indexing="ij"`` (its
+(anchor generator; torch warns on every          default, so the same grids; without it torch
+training start that the argument will be         prints a UserWarning in every training run)
+required)
 ==============================================  ===========================================
 
 Idempotent: a second run changes nothing. Used by ``.ci/prepare_detectron2_sdist.py`` on the sdist before
@@ -34,6 +38,7 @@ SUBSTITUTIONS: List[Tuple[str, str]] = [
     (r"\bImage\.CUBIC\b", "Image.BICUBIC"),
     (r"\bImage\.ANTIALIAS\b", "Image.LANCZOS"),
     (r"\bnp\.(bool|int|float|str|object)\b", r"\1"),
+    (r"\btorch\.meshgrid\(shifts_y, shifts_x\)", 'torch.meshgrid(shifts_y, shifts_x, indexing="ij")'),
 ]
 
 #: the model zoo's import, and what it becomes (only the one function model_zoo.py calls is needed)
@@ -97,7 +102,7 @@ def main(argv: List[str]) -> int:
         return 0
     changed = patch_tree(package_dir)
     total = sum(changed.values())
-    print(f"[setup] detectron2 source fixes for Pillow/numpy/setuptools: {total} replacements in "
+    print(f"[setup] detectron2 source fixes for Pillow/numpy/setuptools/torch: {total} replacements in "
           f"{len(changed)} files of {package_dir}" if changed else
           f"[setup] detectron2 source at {package_dir} already fixed")
     return 0

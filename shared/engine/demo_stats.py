@@ -371,7 +371,6 @@ def log_to_file_only(output_dir: str, names: Sequence[str]) -> None:
                 handler.setLevel("WARNING")
 
 
-
 def evaluation_recorder(on_eval: Callable[[int, dict], None], report: Callable[[int], None], every: int = 10):
     """A detectron2 hook for a demo's training run, registered after the trainer's ``EvalHook``: after each
     step, ``on_eval(iteration, results)`` once for every new evaluation (the trainer's
@@ -401,14 +400,13 @@ def finish_study(lines: List[str], results: Sequence[RunResult], output_dir: str
     ``processes <= 1`` already holds the runs'), then print it and write ``demo_table.txt`` and
     ``demo_results.json`` (every run) to ``output_dir``. Returns the text."""
     import json
-    import time as _time
 
     run_cpu = sum(float(r.extra.get("cpu_seconds", 0.0)) for r in results)
-    own_cpu = _time.process_time() - cpu0 - (run_cpu if processes <= 1 else 0.0)
+    own_cpu = time.process_time() - cpu0 - (run_cpu if processes <= 1 else 0.0)
     label = "learning curve" if len(pngs) == 1 else "learning curves"
     lines = list(lines) + [
         f"{label}: {', '.join(pngs)}",
-        f"total wall time {_time.time() - wall0:.0f}s; CPU time {run_cpu + own_cpu:.0f}s "
+        f"total wall time {time.time() - wall0:.0f}s; CPU time {run_cpu + own_cpu:.0f}s "
         f"({run_cpu:.0f}s in the {len(results)} training runs, one thread each)",
     ]
     text = "\n".join(lines)

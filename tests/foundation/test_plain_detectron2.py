@@ -29,13 +29,15 @@ def test_source_fixes_rewrite_the_removed_names_once(tmp_path):
     (package / "__init__.py").write_text("")
     (package / "t.py").write_text(
         "def f(interp=Image.LINEAR, b=Image.CUBIC, c=Image.ANTIALIAS, d=Image.BILINEAR):\n"
-        "    return np.zeros(3).astype(np.bool), np.int8, np.float32, np.float_, dtype=np.float, np.str\n")
+        "    return np.zeros(3).astype(np.bool), np.int8, np.float32, np.float_, dtype=np.float, np.str\n"
+        "shift_y, shift_x = torch.meshgrid(shifts_y, shifts_x)\n")
     (package / "model_zoo" / "model_zoo.py").write_text("import os\nimport pkg_resources\nimport torch\n")
     changed = patcher.patch_tree(package)
-    assert changed == {"t.py": 6, "model_zoo/model_zoo.py": 1}
+    assert changed == {"t.py": 7, "model_zoo/model_zoo.py": 1}
     assert (package / "t.py").read_text() == (
         "def f(interp=Image.BILINEAR, b=Image.BICUBIC, c=Image.LANCZOS, d=Image.BILINEAR):\n"
-        "    return np.zeros(3).astype(bool), np.int8, np.float32, np.float_, dtype=float, str\n")
+        "    return np.zeros(3).astype(bool), np.int8, np.float32, np.float_, dtype=float, str\n"
+        'shift_y, shift_x = torch.meshgrid(shifts_y, shifts_x, indexing="ij")\n')
     zoo = (package / "model_zoo" / "model_zoo.py").read_text()
     assert patcher.patch_tree(package) == {}  # idempotent
     # the rewritten import works without pkg_resources and gives the package's file path
