@@ -165,12 +165,16 @@ def map_c(knn_labels: np.ndarray, query_labels: np.ndarray, class_sizes: np.ndar
 
 
 def kmeans_cluster(embeddings: np.ndarray, n_clusters: int, niter: int = 20, seed: int = 1234) -> np.ndarray:
-    """faiss k-means (``faiss.Kmeans(d, n_clusters, niter, seed)``), then each point's nearest centroid."""
+    """faiss k-means (``faiss.Kmeans(d, n_clusters, niter, seed)``), then each point's nearest centroid.
+
+    ``min_points_per_centroid=1``: faiss reads it only to print "WARNING clustering N points to K centroids"
+    (always the case for NMI, where K = the class count), so the clusters are those of faiss' default (and of
+    PML's ``FaissKMeans``) without one console line per evaluation."""
     x = as_float32_matrix(embeddings, "embeddings")
     n_clusters = int(n_clusters)
     if not 1 <= n_clusters <= x.shape[0]:
         raise ValueError(f"n_clusters={n_clusters} must be in [1, number of points = {x.shape[0]}]")
-    kmeans = faiss.Kmeans(x.shape[1], n_clusters, niter=int(niter), seed=int(seed))
+    kmeans = faiss.Kmeans(x.shape[1], n_clusters, niter=int(niter), seed=int(seed), min_points_per_centroid=1)
     kmeans.train(x)
     _, assign = kmeans.index.search(x, 1)
     return assign[:, 0].astype(np.int64)

@@ -91,6 +91,21 @@ def test_nmi_uses_seeded_faiss_kmeans_and_n_clusters():
     np.testing.assert_array_equal(kmeans_cluster(x, 25, seed=5), kmeans_cluster(x, 25, seed=5))
 
 
+def test_kmeans_equals_faiss_default_without_its_console_warning(capfd):
+    """The clusters of faiss' default parameters (PML's FaissKMeans), without faiss' stderr line about too few
+    points per centroid (NMI always clusters into as many centroids as classes)."""
+    import faiss
+
+    x, _ = _embeddings(4)
+    capfd.readouterr()
+    ours = kmeans_cluster(x, 25, seed=5)
+    assert "WARNING clustering" not in capfd.readouterr().err
+    default = faiss.Kmeans(x.shape[1], 25, niter=20, seed=5)
+    default.train(x)
+    assert "WARNING clustering" in capfd.readouterr().err  # the line this avoids
+    np.testing.assert_array_equal(ours, default.index.search(x, 1)[1][:, 0])
+
+
 def test_perfect_embeddings_give_perfect_scores():
     y = np.repeat(np.arange(6), 5)
     x = np.eye(6, dtype=np.float32)[y] * 10
