@@ -33,7 +33,7 @@ def prepare(src: Path) -> None:
     n = sum(1 for p in top.rglob("*") if p.is_file())
     fixed = patch_tree(src / "detectron2")
     print(f"[setup] detectron2 sdist prepared: extension disabled, {n} model-zoo config files, "
-          f"{sum(fixed.values())} Pillow/numpy/setuptools fixes in {len(fixed)} files")
+          f"{sum(fixed.values())} Pillow/numpy/setuptools/torch fixes in {len(fixed)} files")
 
 
 if __name__ == "__main__":
