@@ -160,7 +160,8 @@ def _recording_spec(monkeypatch, kind, fail_off_main_thread=False):
             raise RuntimeError("tile failed on a worker thread")
         return spec.formula(a, b, **params)
 
-    monkeypatch.setattr(pairwise_module, "get_similarity", lambda name: dataclasses.replace(spec, formula=formula))
+    recording = dataclasses.replace(spec, formula=formula)
+    monkeypatch.setattr(pairwise_module, "get_similarity", lambda name: recording)
     return seen
 
 
@@ -172,7 +173,7 @@ def test_cpu_worker_count():
         torch.set_num_threads(2)
         gt, anchors = torch.zeros(1, 4), torch.zeros(1, 4)
         assert pairwise_module._cpu_workers(200, 200_000, gt, anchors) == 2
-        assert pairwise_module._cpu_workers(24, 65_472, gt, anchors) == 1  # 1.57M elements: one worker's share
+        assert pairwise_module._cpu_workers(24, 65_472, gt, anchors) == 1  # 1.57M elements: one share
         assert pairwise_module._cpu_workers(32, 65_536, gt, anchors) == 2  # exactly 2 x 2^20
         assert pairwise_module._cpu_workers(200, 200_000, gt, anchors.requires_grad_()) == 1
         torch.set_num_threads(1)
@@ -189,7 +190,8 @@ def test_threaded_cpu_path_equals_one_thread(monkeypatch, mode):
     before = torch.get_num_threads()
     contexts = {"no_grad": torch.no_grad, "inference_mode": torch.inference_mode, "grad": torch.enable_grad}
     monkeypatch.setattr(pairwise_module, "MIN_ELEMENTS_PER_WORKER", 1024)
-    monkeypatch.setattr(pairwise_module, "MAX_TILE_ELEMENTS_CPU_THREADS", pairwise_module.MAX_TILE_ELEMENTS_CPU)
+    same_tiles = pairwise_module.MAX_TILE_ELEMENTS_CPU  # so that both runs compute the same tiles
+    monkeypatch.setattr(pairwise_module, "MAX_TILE_ELEMENTS_CPU_THREADS", same_tiles)
     try:
         for kind in KINDS:
             with contexts[mode]():
