@@ -128,7 +128,7 @@ def test_mgn_refuses_unknown_loss_name():
 def test_mgn_builds_from_config_and_trains_one_step():
     cfg = build_cfg(add_adasp_config, str(CONFIG_DIR / "Market1501" / "mgn_R50-ibn_adasp.yml"),
                     ["MODEL.DEVICE", "cpu", "MODEL.HEADS.NUM_CLASSES", "4",
-                     # the architecture only: the preset's ImageNet file (weights://) is fetched by the trainer
+                     # the architecture only: the trainer fetches the preset's ImageNet file (weights://)
                      "MODEL.BACKBONE.PRETRAIN", "False"], framework="fastreid")
     model = build_model(cfg).train()
     with EventStorage(0):
