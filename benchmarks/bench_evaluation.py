@@ -81,15 +81,17 @@ def alternate(ours, reference, repeat: int) -> tuple:
     return runs
 
 
+def _summary(runs: list) -> tuple:
+    """``(wall times, median wall, median CPU, max peak RSS growth, first run's metrics)`` of one side's
+    :func:`run_in_child` tuples."""
+    times = [t for t, _, _, _ in runs]
+    return (times, statistics.median(times), statistics.median(c for _, c, _, _ in runs),
+            max(m for _, _, m, _ in runs), runs[0][3])
+
+
 def compare(name: str, ours: list, refs: list) -> dict:
-    times = [t for t, _, _, _ in ours]
-    ref_times = [t for t, _, _, _ in refs]
-    t_ours, t_ref = statistics.median(times), statistics.median(ref_times)
-    cpu_ours = statistics.median(c for _, c, _, _ in ours)
-    cpu_ref = statistics.median(c for _, c, _, _ in refs)
-    mem_ours = max(m for _, _, m, _ in ours)
-    mem_ref = max(m for _, _, m, _ in refs)
-    m_ours, m_ref = ours[0][3], refs[0][3]
+    times, t_ours, cpu_ours, mem_ours, m_ours = _summary(ours)
+    ref_times, t_ref, cpu_ref, mem_ref, m_ref = _summary(refs)
     diff = max(abs(m_ours[k] - m_ref[k]) for k in m_ref)
     row = {"part": name, "ours_s": round(t_ours, 3), "ours_runs_s": [round(t, 3) for t in times],
            "reference_s": round(t_ref, 3), "reference_runs_s": [round(t, 3) for t in ref_times],

@@ -168,8 +168,8 @@ def kmeans_cluster(embeddings: np.ndarray, n_clusters: int, niter: int = 20, see
     """faiss k-means (``faiss.Kmeans(d, n_clusters, niter, seed)``), then each point's nearest centroid.
 
     ``min_points_per_centroid=1``: faiss reads it only to print "WARNING clustering N points to K centroids"
-    (always the case for NMI, where K = the class count), so the clusters are those of faiss' default (and of
-    PML's ``FaissKMeans``) without one console line per evaluation."""
+    (with fewer than 39 points per centroid, usual for NMI where K = the class count), so the clusters are
+    those of faiss' default (and of PML's ``FaissKMeans``) without one console line per evaluation."""
     x = as_float32_matrix(embeddings, "embeddings")
     n_clusters = int(n_clusters)
     if not 1 <= n_clusters <= x.shape[0]:
